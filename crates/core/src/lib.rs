@@ -1,0 +1,11 @@
+//! Coracle's shared vocabulary. Everything here is pure: no I/O, no processes.
+
+pub mod digest;
+pub mod error;
+pub mod platform;
+pub mod reference;
+
+pub use digest::{chain_id, Digest, DigestError};
+pub use error::ErrorKind;
+pub use platform::{Platform, PlatformError};
+pub use reference::{ImageReference, ReferenceError};
