@@ -1,3 +1,133 @@
+//! The `coracle` command line. Flags, output and exit codes follow the docker CLI.
+
+mod commands;
+mod format;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use coracle_core::ErrorKind;
+use std::path::PathBuf;
+
+/// Exit code for failures of coracle itself (bad flags and the like), as docker.
+pub const EXIT_ENGINE_ERROR: i32 = 125;
+
+#[derive(Parser)]
+#[command(
+    name = "coracle",
+    version,
+    about = "A daemonless, Docker-compatible container engine",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Store root (default /var/lib/coracle, or $XDG_DATA_HOME/coracle rootless)
+    #[arg(long, global = true, env = "CORACLE_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download an image from a registry
+    Pull(commands::pull::PullArgs),
+    /// Upload an image to a registry
+    Push(commands::push::PushArgs),
+    /// List images
+    Images(commands::images::ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(commands::tag::TagArgs),
+    /// Remove one or more images
+    Rmi(commands::rmi::RmiArgs),
+    /// Save one or more images to a tar archive (docker-archive format)
+    Save(commands::save::SaveArgs),
+    /// Load images from a tar archive (docker save output, OCI layout or archive)
+    Load(commands::load::LoadArgs),
+    /// Log in to a registry
+    Login(commands::login::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::logout::LogoutArgs),
+    /// Return low-level information on images
+    Inspect(commands::inspect::InspectArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
+}
+
+pub struct Context {
+    root: PathBuf,
+}
+
+impl Context {
+    pub fn engine(&self) -> anyhow::Result<coracle_engine::Engine> {
+        Ok(coracle_engine::Engine::open(&self.root)?)
+    }
+}
+
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ENGINE_ERROR } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let ctx = Context {
+        root: cli.root.unwrap_or_else(coracle_engine::default_root),
+    };
+    let result = match cli.command {
+        Command::Pull(a) => commands::pull::exec(&ctx, a),
+        Command::Push(a) => commands::push::exec(&ctx, a),
+        Command::Images(a) => commands::images::exec(&ctx, a),
+        Command::Tag(a) => commands::tag::exec(&ctx, a),
+        Command::Rmi(a) => commands::rmi::exec(&ctx, a),
+        Command::Save(a) => commands::save::exec(&ctx, a),
+        Command::Load(a) => commands::load::exec(&ctx, a),
+        Command::Login(a) => commands::login::exec(&ctx, a),
+        Command::Logout(a) => commands::logout::exec(&ctx, a),
+        Command::Inspect(a) => commands::inspect::exec(&ctx, a),
+        Command::Image(c) => commands::image::exec(&ctx, c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", error_chain(&e));
+            exit_code(&e)
+        }
+    }
+}
+
+/// The message and its causes on one line, skipping causes whose text the message
+/// already includes (our errors embed their sources).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let s = cause.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+    }
+    out
+}
+
+/// Docker's CLI exits 1 for a failed command; usage errors are 125.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    match kind_of(e) {
+        Some(ErrorKind::InvalidArgument) if e.downcast_ref::<commands::UsageError>().is_some() => {
+            EXIT_ENGINE_ERROR
+        }
+        _ => 1,
+    }
+}
+
+fn kind_of(e: &anyhow::Error) -> Option<ErrorKind> {
+    if let Some(e) = e.downcast_ref::<coracle_engine::EngineError>() {
+        return Some(e.kind());
+    }
+    if e.downcast_ref::<commands::UsageError>().is_some() {
+        return Some(ErrorKind::InvalidArgument);
+    }
+    None
 }

@@ -1,1 +1,71 @@
+//! The engine: the one place that joins the state database, the content store, the
+//! registry client and the layer store. Every front end (CLI, later the API server and
+//! compose) goes through it; all writes to the store happen here.
 
+mod archive;
+mod auth;
+mod error;
+mod images;
+mod inspect;
+mod lookup;
+mod pull;
+mod push;
+mod store;
+mod unpack;
+
+pub use auth::{login, logout};
+pub use error::EngineError;
+pub use images::{ImageSummary, PruneReport, RemoveEvent};
+pub use lookup::{familiar, familiar_key};
+pub use pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
+pub use push::{PushEvent, PushOptions};
+pub use store::{default_root, StorePaths, DEFAULT_ROOT};
+
+use coracle_image::{ContentStore, RegistryConfig};
+use coracle_rootfs::LayerStore;
+use coracle_state::Db;
+use std::path::PathBuf;
+
+pub struct Engine {
+    paths: StorePaths,
+    db: Db,
+    content: ContentStore,
+    layers: LayerStore,
+    registry_config: RegistryConfig,
+}
+
+impl Engine {
+    /// Open (creating if needed) the store at `root`, and remove what interrupted
+    /// pulls left behind.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Engine, EngineError> {
+        let paths = StorePaths::new(root);
+        for dir in [&paths.root, &paths.blobs(), &paths.layers(), &paths.tmp()] {
+            std::fs::create_dir_all(dir).map_err(EngineError::io("create store directory", dir))?;
+        }
+        let db = Db::open(&paths.database())?;
+        let content = ContentStore::open(&paths.blobs())?;
+        let layers = LayerStore::open(&paths.layers())?;
+        let registry_config = RegistryConfig::load()?;
+        let engine = Engine {
+            paths,
+            db,
+            content,
+            layers,
+            registry_config,
+        };
+        engine.collect_incomplete();
+        Ok(engine)
+    }
+
+    pub fn paths(&self) -> &StorePaths {
+        &self.paths
+    }
+
+    /// Leftovers of processes that died mid-write are recognisable by their temp names
+    /// and dead owner pids; removing them is always safe, so failures are ignored here
+    /// and retried on the next start.
+    fn collect_incomplete(&self) {
+        let _ = self.content.gc_incomplete();
+        let _ = self.layers.gc_incomplete();
+    }
+}

@@ -1,1 +1,12 @@
+//! The state database: one SQLite file per store root, WAL mode, short transactions.
+//! Records only ever point at completed files (layers and blobs are renamed into place
+//! before they are recorded), so what the database says exists, exists.
 
+mod db;
+mod error;
+mod images;
+mod schema;
+
+pub use db::Db;
+pub use error::StateError;
+pub use images::{ImageLayer, ImageRecord, NewImage};

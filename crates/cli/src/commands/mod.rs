@@ -1,0 +1,25 @@
+//! One module per command: its clap arguments and its `exec`.
+
+pub mod image;
+pub mod images;
+pub mod inspect;
+pub mod load;
+pub mod login;
+pub mod logout;
+pub mod pull;
+pub mod push;
+pub mod rmi;
+pub mod save;
+pub mod tag;
+
+/// A flag combination the command does not accept: exit 125 like docker's usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}

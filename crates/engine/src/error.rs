@@ -1,0 +1,63 @@
+use coracle_core::ErrorKind;
+use std::path::PathBuf;
+
+/// Everything the engine's operations can fail with. Lower crates' errors pass through
+/// with their own kind; the engine adds the docker-level meaning (no such image,
+/// conflicts) on top.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] coracle_state::StateError),
+    #[error(transparent)]
+    Reference(#[from] coracle_core::ReferenceError),
+    #[error(transparent)]
+    Platform(#[from] coracle_core::PlatformError),
+    #[error(transparent)]
+    Image(#[from] coracle_image::ImageError),
+    #[error(transparent)]
+    Unpack(#[from] coracle_rootfs::UnpackError),
+    #[error(transparent)]
+    LayerStore(#[from] coracle_rootfs::StoreError),
+}
+
+impl EngineError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::NoSuchImage(_) => ErrorKind::NotFound,
+            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            EngineError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => ErrorKind::InvalidArgument,
+                _ => ErrorKind::Internal,
+            },
+            EngineError::State(e) => e.kind(),
+            EngineError::Reference(e) => e.kind(),
+            EngineError::Platform(e) => e.kind(),
+            EngineError::Image(e) => e.kind(),
+            EngineError::Unpack(e) => e.kind(),
+            EngineError::LayerStore(e) => e.kind(),
+        }
+    }
+
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> EngineError {
+        let path = path.into();
+        move |source| EngineError::Io { what, path, source }
+    }
+}

@@ -1,0 +1,180 @@
+//! Local image management: list, tag, remove, prune.
+
+use crate::lookup::{familiar, familiar_key};
+use crate::store::LockMode;
+use crate::{Engine, EngineError};
+use coracle_core::{Digest, ImageReference};
+use coracle_state::ImageRecord;
+use std::collections::BTreeSet;
+
+/// One image as `images` lists it; the CLI makes a row per tag.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageSummary {
+    pub id: Digest,
+    /// Familiar `repo:tag` names.
+    pub repo_tags: Vec<String>,
+    /// Familiar `repo@digest` names.
+    pub repo_digests: Vec<String>,
+    pub created: Option<String>,
+    pub size: u64,
+}
+
+impl From<&ImageRecord> for ImageSummary {
+    fn from(r: &ImageRecord) -> Self {
+        ImageSummary {
+            id: r.id.clone(),
+            repo_tags: r.tags.iter().map(|t| familiar_key(t)).collect(),
+            repo_digests: r.repo_digests.iter().map(|t| familiar_key(t)).collect(),
+            created: r.created.clone(),
+            size: r.size(),
+        }
+    }
+}
+
+/// What `rmi` did, in docker's order and words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveEvent {
+    Untagged(String),
+    Deleted(Digest),
+}
+
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub events: Vec<RemoveEvent>,
+    pub reclaimed: u64,
+}
+
+impl Engine {
+    pub fn images(&self) -> Result<Vec<ImageSummary>, EngineError> {
+        Ok(self.db.images()?.iter().map(ImageSummary::from).collect())
+    }
+
+    /// `tag SOURCE TARGET`: TARGET gets `latest` when it names no tag.
+    pub fn tag(&mut self, source: &str, target: &str) -> Result<(), EngineError> {
+        let id = self.find_image_id(source)?;
+        let target_ref = ImageReference::parse(target)?;
+        if target_ref.digest().is_some() {
+            return Err(EngineError::InvalidArgument(format!(
+                "refusing to create a tag with a digest reference: {target}"
+            )));
+        }
+        let name = target_ref
+            .tagged_name()
+            .expect("parse adds a tag when there is no digest");
+        self.db.set_tag(&name, &id)?;
+        Ok(())
+    }
+
+    /// `rmi [-f] IMAGE`, with docker's untag-versus-delete rules: a name removes that
+    /// tag and deletes the image only when it was the last one; an id deletes the
+    /// image, and needs `force` when it is tagged in several repositories.
+    pub fn remove_image(
+        &mut self,
+        input: &str,
+        force: bool,
+    ) -> Result<Vec<RemoveEvent>, EngineError> {
+        let _lock = self.paths.lock(LockMode::Exclusive)?;
+        let id = self.find_image_id(input)?;
+        let record = self
+            .db
+            .image(&id)?
+            .ok_or_else(|| EngineError::NoSuchImage(input.to_string()))?;
+        let mut events = Vec::new();
+        let by_name = ImageReference::parse(input).ok().and_then(|r| {
+            let key = match r.digest() {
+                Some(d) => format!("{}@{}", r.name(), d),
+                None => r.tagged_name()?,
+            };
+            (record.tags.contains(&key) || record.repo_digests.contains(&key)).then_some((r, key))
+        });
+        if let Some((reference, key)) = by_name {
+            if reference.digest().is_some() {
+                self.db.remove_repo_digest(&key)?;
+            } else {
+                self.db.remove_tag(&key)?;
+            }
+            events.push(RemoveEvent::Untagged(familiar(&reference)));
+            let remaining_tags = record.tags.iter().filter(|t| **t != key).count();
+            if remaining_tags > 0 {
+                return Ok(events);
+            }
+            // Last tag gone: docker also drops the repo's digests and deletes the image.
+            for d in record.repo_digests.iter().filter(|d| **d != key) {
+                self.db.remove_repo_digest(d)?;
+                events.push(RemoveEvent::Untagged(familiar_key(d)));
+            }
+        } else {
+            let repos: BTreeSet<&str> = record
+                .tags
+                .iter()
+                .map(|t| t.rsplit_once(':').map(|(n, _)| n).unwrap_or(t))
+                .collect();
+            if repos.len() > 1 && !force {
+                return Err(EngineError::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    record.id.short()
+                )));
+            }
+            for t in &record.tags {
+                events.push(RemoveEvent::Untagged(familiar_key(t)));
+            }
+            for d in &record.repo_digests {
+                events.push(RemoveEvent::Untagged(familiar_key(d)));
+            }
+        }
+        events.extend(self.delete_image_record(&record)?);
+        Ok(events)
+    }
+
+    /// Delete the record, then the layers and blobs nothing references any more.
+    /// The database goes first: a crash after it leaves only unreferenced files,
+    /// which prune and the next delete collect.
+    fn delete_image_record(
+        &mut self,
+        record: &ImageRecord,
+    ) -> Result<Vec<RemoveEvent>, EngineError> {
+        let freed = self.db.delete_image(&record.id)?;
+        let mut events = vec![RemoveEvent::Deleted(record.id.clone())];
+        for chain in freed {
+            self.layers.remove(&chain)?;
+            events.push(RemoveEvent::Deleted(chain));
+        }
+        self.remove_unreferenced_blobs()?;
+        Ok(events)
+    }
+
+    fn remove_unreferenced_blobs(&mut self) -> Result<(), EngineError> {
+        let keep: BTreeSet<Digest> = self.db.referenced_blobs()?.into_iter().collect();
+        for blob in self.content.list()? {
+            if !keep.contains(&blob) {
+                self.content.remove(&blob)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `image prune [-a]`: dangling (untagged) images, or with `all` every image
+    /// (no container can use one yet). Also collects layer dirs no record points at.
+    pub fn prune_images(&mut self, all: bool) -> Result<PruneReport, EngineError> {
+        let _lock = self.paths.lock(LockMode::Exclusive)?;
+        let mut report = PruneReport::default();
+        for record in self.db.images()? {
+            if !all && !record.tags.is_empty() {
+                continue;
+            }
+            for t in record.tags.iter().chain(&record.repo_digests) {
+                report.events.push(RemoveEvent::Untagged(familiar_key(t)));
+            }
+            report.reclaimed += record.size();
+            report.events.extend(self.delete_image_record(&record)?);
+        }
+        let recorded: BTreeSet<Digest> = self.db.layer_ids()?.into_iter().collect();
+        for chain in self.layers.list()? {
+            if !recorded.contains(&chain) {
+                self.layers.remove(&chain)?;
+            }
+        }
+        self.remove_unreferenced_blobs()?;
+        Ok(report)
+    }
+}

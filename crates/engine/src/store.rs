@@ -1,0 +1,82 @@
+//! The on-disk store: where things live under the root, and the store lock.
+//!
+//! Adding content (pull, load) takes the lock shared; deleting layers or blobs (rmi,
+//! prune) takes it exclusive, so a delete never removes a layer a concurrent pull has
+//! committed but not yet recorded. Everything else relies on SQLite transactions.
+
+use crate::EngineError;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_ROOT: &str = "/var/lib/coracle";
+
+#[derive(Debug, Clone)]
+pub struct StorePaths {
+    pub root: PathBuf,
+}
+
+impl StorePaths {
+    pub fn new(root: impl Into<PathBuf>) -> StorePaths {
+        StorePaths { root: root.into() }
+    }
+    pub fn database(&self) -> PathBuf {
+        self.root.join("state.db")
+    }
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+    pub fn layers(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+    fn lock_file(&self) -> PathBuf {
+        self.root.join("store.lock")
+    }
+}
+
+/// Which root to use: `--root`, then `CORACLE_ROOT`, then rootless
+/// `$XDG_DATA_HOME/coracle` for non-root users, then `/var/lib/coracle`.
+pub fn default_root() -> PathBuf {
+    if let Some(r) = std::env::var_os("CORACLE_ROOT").filter(|r| !r.is_empty()) {
+        return PathBuf::from(r);
+    }
+    if !rustix::process::geteuid().is_root() {
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")));
+        if let Some(d) = data {
+            return d.join("coracle");
+        }
+    }
+    PathBuf::from(DEFAULT_ROOT)
+}
+
+pub(crate) struct StoreLock {
+    _file: File,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+impl StorePaths {
+    pub(crate) fn lock(&self, mode: LockMode) -> Result<StoreLock, EngineError> {
+        let path = self.lock_file();
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(EngineError::io("open store lock", &path))?;
+        let op = match mode {
+            LockMode::Shared => rustix::fs::FlockOperation::LockShared,
+            LockMode::Exclusive => rustix::fs::FlockOperation::LockExclusive,
+        };
+        rustix::fs::flock(&file, op).map_err(|e| EngineError::io("lock store", &path)(e.into()))?;
+        Ok(StoreLock { _file: file })
+    }
+}

@@ -1,0 +1,732 @@
+//! `save` and `load`: image archives in the formats docker reads and writes. Writing
+//! produces a docker-archive (`manifest.json`, `repositories`, `<config hex>.json`,
+//! `<diff hex>/layer.tar` uncompressed, as `docker load` expects). Reading accepts a
+//! docker-archive (old `<id>/layer.tar` or new `blobs/sha256/<hex>` paths, compressed
+//! or not) and OCI image layouts (a directory or an oci-archive tar, nested indexes).
+//! It works on plain data (paths, digests), not the database, so the engine decides
+//! what to import. Every blob is verified against its digest and every layer against
+//! its diff ID.
+
+use crate::manifest::{self, Compression, ImageConfig, Manifest};
+use coracle_core::digest::Hasher;
+use coracle_core::{Digest, ErrorKind, ImageReference};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("archive {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("archive member {member:?} escapes the archive (absolute path or `..`)")]
+    UnsafePath { member: String },
+    #[error("archive {path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("archive: {what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+}
+
+impl ArchiveError {
+    /// A missing input file is NotFound, other local I/O Internal; a malformed,
+    /// unsafe or tampered archive is InvalidArgument (the input is at fault).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ArchiveError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
+            ArchiveError::Io { .. } => ErrorKind::Internal,
+            _ => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, crate::ImageError>;
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> crate::ImageError {
+    let path = path.to_path_buf();
+    move |source| ArchiveError::Io { path, source }.into()
+}
+
+fn format_err(path: &Path, message: impl Into<String>) -> crate::ImageError {
+    ArchiveError::Format {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+    .into()
+}
+
+/// One image to save.
+#[derive(Debug, Clone)]
+pub struct ArchiveImage {
+    pub config_digest: Digest,
+    pub config_bytes: Vec<u8>,
+    /// Familiar names: `alpine:latest`, `127.0.0.1:5000/x:v1`.
+    pub repo_tags: Vec<String>,
+    pub layers: Vec<ArchiveLayer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArchiveLayer {
+    pub diff_id: Digest,
+    /// The (possibly compressed) blob in the content store.
+    pub blob_path: PathBuf,
+}
+
+/// Hashes and counts what is written through it.
+struct HashWriter<W> {
+    inner: W,
+    hasher: Hasher,
+    count: u64,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hashes and counts what is read through it.
+struct HashReader<R> {
+    inner: R,
+    hasher: Hasher,
+    count: u64,
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+fn sniff_file(path: &Path) -> Result<Compression> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    while n < head.len() {
+        let k = f.read(&mut head[n..]).map_err(io_err(path))?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(Compression::sniff(&head[..n]))
+}
+
+/// What one pass over a layer file found.
+struct LayerDigests {
+    compression: Compression,
+    blob: Digest,
+    blob_size: u64,
+    diff: Digest,
+}
+
+/// Decompress `path` (gzip/zstd/plain by magic bytes) into `out`, hashing both the
+/// stored bytes and the uncompressed stream in the same pass.
+fn decompress_to(path: &Path, out: impl Write) -> Result<LayerDigests> {
+    let compression = sniff_file(path)?;
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut reader = HashReader {
+        inner: file,
+        hasher: Hasher::new(coracle_core::digest::Algorithm::Sha256),
+        count: 0,
+    };
+    let mut writer = HashWriter {
+        inner: out,
+        hasher: Hasher::new(coracle_core::digest::Algorithm::Sha256),
+        count: 0,
+    };
+    let err = io_err(path);
+    let result = (|| -> io::Result<()> {
+        match compression {
+            Compression::None => {
+                io::copy(&mut reader, &mut writer)?;
+            }
+            Compression::Gzip => {
+                let mut d = flate2::read::MultiGzDecoder::new(&mut reader);
+                io::copy(&mut d, &mut writer)?;
+                drop(d);
+                io::copy(&mut reader, &mut io::sink())?;
+            }
+            Compression::Zstd => {
+                let mut d = zstd::stream::read::Decoder::new(&mut reader)?;
+                io::copy(&mut d, &mut writer)?;
+                drop(d);
+                io::copy(&mut reader, &mut io::sink())?;
+            }
+        }
+        writer.flush()
+    })();
+    result.map_err(err)?;
+    Ok(LayerDigests {
+        compression,
+        blob: reader.hasher.finish(),
+        blob_size: reader.count,
+        diff: writer.hasher.finish(),
+    })
+}
+
+fn split_tag(name: &str) -> (&str, &str) {
+    let slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match name[slash..].rfind(':') {
+        Some(i) => (&name[..slash + i], &name[slash + i + 1..]),
+        None => (name, "latest"),
+    }
+}
+
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    data: &[u8],
+    out_path: &Path,
+) -> Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, name, data)
+        .map_err(io_err(out_path))
+}
+
+fn append_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str, out_path: &Path) -> Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(0o755);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Directory);
+    tar.append_data(&mut h, name, io::empty())
+        .map_err(io_err(out_path))
+}
+
+/// Write a docker-archive of `images` to `out`.
+///
+/// Layers are stored compressed in the content store but docker-archive wants them
+/// uncompressed, and a tar header needs the size up front: each layer is
+/// decompressed once into an anonymous temp file next to its blob (hashing it on the
+/// way to check the diff ID), then copied into the archive. Memory stays bounded; disk
+/// needs room for one uncompressed layer at a time. Layers shared by several images
+/// are written once.
+pub fn write_docker_archive(out: impl Write, images: &[ArchiveImage]) -> Result<()> {
+    let out_path = Path::new("<output>");
+    let mut tar = tar::Builder::new(out);
+    let mut written_layers: HashSet<Digest> = HashSet::new();
+    let mut written_configs: HashSet<Digest> = HashSet::new();
+    let mut manifest = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for image in images {
+        let actual = Digest::sha256_of(&image.config_bytes);
+        if actual != image.config_digest {
+            return Err(ArchiveError::DigestMismatch {
+                what: "image config".into(),
+                expected: image.config_digest.clone(),
+                actual,
+            }
+            .into());
+        }
+        let mut layer_names = Vec::new();
+        for layer in &image.layers {
+            let hex = layer.diff_id.hex().to_string();
+            layer_names.push(format!("{hex}/layer.tar"));
+            if !written_layers.insert(layer.diff_id.clone()) {
+                continue;
+            }
+            let dir = layer.blob_path.parent().unwrap_or(Path::new("."));
+            let mut tmp = tempfile::tempfile_in(dir)
+                .or_else(|_| tempfile::tempfile())
+                .map_err(io_err(dir))?;
+            let digests = decompress_to(&layer.blob_path, &mut tmp)?;
+            if digests.diff != layer.diff_id {
+                return Err(ArchiveError::DigestMismatch {
+                    what: format!("layer {} (uncompressed)", layer.blob_path.display()),
+                    expected: layer.diff_id.clone(),
+                    actual: digests.diff,
+                }
+                .into());
+            }
+            let size = tmp.stream_position().map_err(io_err(&layer.blob_path))?;
+            tmp.rewind().map_err(io_err(&layer.blob_path))?;
+            append_dir(&mut tar, &format!("{hex}/"), out_path)?;
+            append_bytes(&mut tar, &format!("{hex}/VERSION"), b"1.0", out_path)?;
+            let json = serde_json::to_vec(&json!({"id": hex, "created": "1970-01-01T00:00:00Z"}))
+                .expect("JSON");
+            append_bytes(&mut tar, &format!("{hex}/json"), &json, out_path)?;
+            let mut h = tar::Header::new_gnu();
+            h.set_size(size);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut h, format!("{hex}/layer.tar"), &mut tmp)
+                .map_err(io_err(&layer.blob_path))?;
+        }
+        let config_name = format!("{}.json", image.config_digest.hex());
+        if written_configs.insert(image.config_digest.clone()) {
+            append_bytes(&mut tar, &config_name, &image.config_bytes, out_path)?;
+        }
+        if let Some(top) = image.layers.last() {
+            for t in &image.repo_tags {
+                let (name, tag) = split_tag(t);
+                repositories
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(tag.to_string(), top.diff_id.hex().to_string());
+            }
+        }
+        manifest.push(json!({
+            "Config": config_name,
+            "RepoTags": image.repo_tags,
+            "Layers": layer_names,
+        }));
+    }
+    let manifest = serde_json::to_vec(&manifest).expect("JSON");
+    append_bytes(&mut tar, "manifest.json", &manifest, out_path)?;
+    if !repositories.is_empty() {
+        let repos = serde_json::to_vec(&repositories).expect("JSON");
+        append_bytes(&mut tar, "repositories", &repos, out_path)?;
+    }
+    tar.into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(io_err(out_path))?;
+    Ok(())
+}
+
+/// An archive read and verified. Layer files live in a temp dir that is removed
+/// when this is dropped.
+#[derive(Debug)]
+pub struct LoadedArchive {
+    pub images: Vec<LoadedImage>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    pub config_digest: Digest,
+    pub config_bytes: Vec<u8>,
+    /// As written in the archive (`alpine:latest`, `docker.io/library/alpine:latest`).
+    pub repo_tags: Vec<String>,
+    /// The original manifest, when the archive had one (OCI layouts).
+    pub manifest: Option<(String, Vec<u8>)>,
+    pub layers: Vec<LoadedLayer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedLayer {
+    pub diff_id: Digest,
+    /// Media type of the blob as stored (an uncompressed `layer.tar` is a plain tar).
+    pub media_type: String,
+    /// Digest and size of the blob as stored (== diff_id when uncompressed).
+    pub blob_digest: Digest,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
+impl LoadedLayer {
+    /// The blob's bytes as stored (possibly compressed).
+    pub fn open(&self) -> Result<File> {
+        File::open(&self.path).map_err(io_err(&self.path))
+    }
+}
+
+/// Read a docker-archive or OCI layout (directory, or tar possibly gzip/zstd
+/// compressed). Tar archives are extracted into a temp dir under `scratch` (in the
+/// store, so layers can later be renamed into place).
+pub fn read_archive(path: &Path, scratch: &Path) -> Result<LoadedArchive> {
+    let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    let (root, dir) = if meta.is_dir() {
+        (path.to_path_buf(), None)
+    } else {
+        std::fs::create_dir_all(scratch).map_err(io_err(scratch))?;
+        let dir = tempfile::Builder::new()
+            .prefix("load-")
+            .tempdir_in(scratch)
+            .map_err(io_err(scratch))?;
+        extract(path, dir.path())?;
+        (dir.path().to_path_buf(), Some(dir))
+    };
+    let images = if root.join("manifest.json").is_file() {
+        read_docker(&root)?
+    } else if root.join("index.json").is_file() && root.join("oci-layout").is_file() {
+        read_oci(&root)?
+    } else {
+        return Err(format_err(
+            path,
+            "neither a docker archive (manifest.json) nor an OCI layout (oci-layout, index.json)",
+        ));
+    };
+    Ok(LoadedArchive { images, _dir: dir })
+}
+
+/// Member name -> safe relative path, or an error for `..`/absolute names.
+fn safe_member(name: &Path) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in name.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => {
+                return Err(ArchiveError::UnsafePath {
+                    member: name.display().to_string(),
+                }
+                .into())
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn extract(archive: &Path, dest: &Path) -> Result<()> {
+    let compression = sniff_file(archive)?;
+    let file = File::open(archive).map_err(io_err(archive))?;
+    let reader: Box<dyn Read> = match compression {
+        Compression::None => Box::new(io::BufReader::new(file)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(file).map_err(io_err(archive))?)
+        }
+    };
+    let mut tar = tar::Archive::new(reader);
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for entry in tar.entries().map_err(io_err(archive))? {
+        let mut entry = entry.map_err(io_err(archive))?;
+        let name = entry.path().map_err(io_err(archive))?.into_owned();
+        let rel = safe_member(&name)?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let target = dest.join(&rel);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                std::fs::create_dir_all(&target).map_err(io_err(&target))?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                }
+                let mut f = File::create(&target).map_err(io_err(&target))?;
+                io::copy(&mut entry, &mut f).map_err(io_err(&target))?;
+            }
+            // Old docker saves link duplicate layers; resolved to copies below,
+            // never created as links on disk.
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let link = entry
+                    .link_name()
+                    .map_err(io_err(archive))?
+                    .ok_or_else(|| {
+                        format_err(archive, format!("{}: link without target", name.display()))
+                    })?
+                    .into_owned();
+                let resolved = if entry.header().entry_type() == tar::EntryType::Link {
+                    safe_member(&link)?
+                } else {
+                    let base = rel.parent().unwrap_or(Path::new(""));
+                    normalize_inside(&base.join(&link)).ok_or_else(|| ArchiveError::UnsafePath {
+                        member: format!("{} -> {}", name.display(), link.display()),
+                    })?
+                };
+                links.push((rel, resolved));
+            }
+            _ => {}
+        }
+    }
+    for (rel, source) in links {
+        let from = dest.join(&source);
+        let to = dest.join(&rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        if !from.is_file() {
+            return Err(format_err(
+                archive,
+                format!("{} links to missing {}", rel.display(), source.display()),
+            ));
+        }
+        std::fs::copy(&from, &to).map_err(io_err(&to))?;
+    }
+    Ok(())
+}
+
+/// Lexically resolve `..` in a relative path; `None` if it climbs out.
+fn normalize_inside(p: &Path) -> Option<PathBuf> {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(x) => parts.push(x),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(parts.iter().collect())
+}
+
+fn read_json(root: &Path, rel: &str) -> Result<(Vec<u8>, Value)> {
+    let rel_path = safe_member(Path::new(rel))?;
+    let path = root.join(rel_path);
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| format_err(&path, format!("invalid JSON: {e}")))?;
+    Ok((bytes, value))
+}
+
+/// Path of a blob in an OCI layout.
+fn blob_path(root: &Path, d: &Digest) -> PathBuf {
+    root.join("blobs").join(d.algorithm_name()).join(d.hex())
+}
+
+fn verify_bytes(what: &str, bytes: &[u8], expected: &Digest) -> Result<()> {
+    let mut h = expected.hasher();
+    h.update(bytes);
+    let actual = h.finish();
+    if &actual != expected {
+        return Err(ArchiveError::DigestMismatch {
+            what: what.to_string(),
+            expected: expected.clone(),
+            actual,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Check a layer file against its diff ID (and its blob digest when known).
+fn verify_layer(
+    path: &Path,
+    diff_id: &Digest,
+    blob: Option<&Digest>,
+    media_type: Option<&str>,
+) -> Result<LoadedLayer> {
+    let d = decompress_to(path, io::sink())?;
+    if let Some(expected) = blob {
+        if *expected != d.blob {
+            return Err(ArchiveError::DigestMismatch {
+                what: format!("layer blob {}", path.display()),
+                expected: expected.clone(),
+                actual: d.blob,
+            }
+            .into());
+        }
+    }
+    if *diff_id != d.diff {
+        return Err(ArchiveError::DigestMismatch {
+            what: format!("layer {} (uncompressed)", path.display()),
+            expected: diff_id.clone(),
+            actual: d.diff,
+        }
+        .into());
+    }
+    Ok(LoadedLayer {
+        diff_id: diff_id.clone(),
+        media_type: media_type
+            .map(str::to_string)
+            .unwrap_or_else(|| d.compression.oci_media_type().to_string()),
+        blob_digest: d.blob,
+        size: d.blob_size,
+        path: path.to_path_buf(),
+    })
+}
+
+/// `blobs/sha256/<hex>` or `<hex>.json` / `<hex>/layer.tar`: the digest the name
+/// promises, if any.
+fn digest_in_name(rel: &str) -> Option<Digest> {
+    if let Some(rest) = rel.strip_prefix("blobs/") {
+        let (alg, hex) = rest.split_once('/')?;
+        return format!("{alg}:{hex}").parse().ok();
+    }
+    None
+}
+
+fn read_docker(root: &Path) -> Result<Vec<LoadedImage>> {
+    let manifest_path = root.join("manifest.json");
+    let (_, manifest) = read_json(root, "manifest.json")?;
+    let entries = manifest
+        .as_array()
+        .ok_or_else(|| format_err(&manifest_path, "manifest.json is not a list"))?;
+    let mut images = Vec::new();
+    for entry in entries {
+        let config_rel = entry["Config"]
+            .as_str()
+            .ok_or_else(|| format_err(&manifest_path, "entry without Config"))?;
+        let config_path = root.join(safe_member(Path::new(config_rel))?);
+        let config_bytes = std::fs::read(&config_path).map_err(io_err(&config_path))?;
+        let config_digest = Digest::sha256_of(&config_bytes);
+        let named = digest_in_name(config_rel).or_else(|| {
+            config_rel
+                .strip_suffix(".json")
+                .and_then(|h| format!("sha256:{h}").parse().ok())
+        });
+        if let Some(expected) = named {
+            verify_bytes(&format!("config {config_rel}"), &config_bytes, &expected)?;
+        }
+        let config = ImageConfig::parse(&config_bytes)?;
+        let layer_rels: Vec<&str> = entry["Layers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if layer_rels.len() != config.diff_ids.len() {
+            return Err(format_err(
+                &manifest_path,
+                format!(
+                    "image {config_rel} lists {} layers but its config has {} diff IDs",
+                    layer_rels.len(),
+                    config.diff_ids.len()
+                ),
+            ));
+        }
+        let mut layers = Vec::new();
+        for (rel, diff_id) in layer_rels.iter().zip(&config.diff_ids) {
+            let path = root.join(safe_member(Path::new(rel))?);
+            let named = digest_in_name(rel);
+            layers.push(verify_layer(&path, diff_id, named.as_ref(), None)?);
+        }
+        let repo_tags = entry["RepoTags"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        images.push(LoadedImage {
+            config_digest,
+            config_bytes,
+            repo_tags,
+            manifest: None,
+            layers,
+        });
+    }
+    Ok(images)
+}
+
+fn read_oci(root: &Path) -> Result<Vec<LoadedImage>> {
+    let (_, index) = read_json(root, "index.json")?;
+    let index_path = root.join("index.json");
+    let descs: Vec<manifest::Descriptor> = serde_json::from_value(index["manifests"].clone())
+        .map_err(|e| format_err(&index_path, format!("invalid manifests: {e}")))?;
+    let mut images = Vec::new();
+    for d in &descs {
+        read_oci_descriptor(root, d, None, &mut images, 0)?;
+    }
+    Ok(images)
+}
+
+fn tag_from_annotations(d: &manifest::Descriptor) -> Option<String> {
+    let a = d.annotations.as_ref()?;
+    if let Some(n) = a.get("io.containerd.image.name") {
+        return Some(n.clone());
+    }
+    // ref.name may be a full reference or just a tag; only a full one names an image.
+    a.get("org.opencontainers.image.ref.name")
+        .filter(|n| n.contains(':') || n.contains('/'))
+        .filter(|n| ImageReference::parse(n).is_ok())
+        .cloned()
+}
+
+fn read_oci_descriptor(
+    root: &Path,
+    d: &manifest::Descriptor,
+    inherited_tag: Option<String>,
+    images: &mut Vec<LoadedImage>,
+    depth: usize,
+) -> Result<()> {
+    let path = blob_path(root, &d.digest);
+    if depth > 8 {
+        return Err(format_err(&path, "indexes nested too deeply"));
+    }
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    verify_bytes(&format!("manifest {}", d.digest), &bytes, &d.digest)?;
+    let tag = tag_from_annotations(d).or(inherited_tag);
+    match manifest::parse_manifest(
+        &bytes,
+        Some(&d.media_type),
+        &format!("manifest {}", d.digest),
+    )? {
+        Manifest::Index(index) => {
+            for child in &index.manifests {
+                if child.platform.as_ref().is_some_and(|p| p.is_unknown()) {
+                    continue; // attestations
+                }
+                read_oci_descriptor(root, child, tag.clone(), images, depth + 1)?;
+            }
+        }
+        Manifest::Image(m) => {
+            let config_path = blob_path(root, &m.config.digest);
+            let config_bytes = std::fs::read(&config_path).map_err(io_err(&config_path))?;
+            verify_bytes(
+                &format!("config {}", m.config.digest),
+                &config_bytes,
+                &m.config.digest,
+            )?;
+            let config = ImageConfig::parse(&config_bytes)?;
+            if config.diff_ids.len() != m.layers.len() {
+                return Err(format_err(
+                    &path,
+                    format!(
+                        "manifest {} lists {} layers but its config has {} diff IDs",
+                        d.digest,
+                        m.layers.len(),
+                        config.diff_ids.len()
+                    ),
+                ));
+            }
+            let mut layers = Vec::new();
+            for (l, diff_id) in m.layers.iter().zip(&config.diff_ids) {
+                let lp = blob_path(root, &l.digest);
+                let layer = verify_layer(&lp, diff_id, Some(&l.digest), Some(&l.media_type))?;
+                if layer.size != l.size {
+                    return Err(format_err(
+                        &lp,
+                        format!(
+                            "layer {} is {} bytes, manifest says {}",
+                            l.digest, layer.size, l.size
+                        ),
+                    ));
+                }
+                layers.push(layer);
+            }
+            // Several manifests may share one config (same image, other tag).
+            if let Some(existing) = images
+                .iter_mut()
+                .find(|i| i.config_digest == m.config.digest)
+            {
+                if let Some(t) = tag {
+                    if !existing.repo_tags.contains(&t) {
+                        existing.repo_tags.push(t);
+                    }
+                }
+                return Ok(());
+            }
+            images.push(LoadedImage {
+                config_digest: m.config.digest.clone(),
+                config_bytes,
+                repo_tags: tag.into_iter().collect(),
+                manifest: Some((m.media_type.clone(), bytes)),
+                layers,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,35 @@
+use coracle_core::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {path}: {op}: {source}")]
+    Sqlite {
+        path: String,
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state database {path} has schema version {found}, newer than this coracle understands ({supported}); upgrade coracle")]
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("invalid value in state database for {what}: {value:?}")]
+    Corrupt { what: &'static str, value: String },
+}
+
+impl StateError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StateError::Sqlite { source, .. } => match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                    ErrorKind::Unavailable
+                }
+                Some(rusqlite::ErrorCode::ConstraintViolation) => ErrorKind::Conflict,
+                _ => ErrorKind::Internal,
+            },
+            StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The main job end to end on a fresh machine (as root): build coracle, start a local
+# registry (Docker Hub is not needed), build a busybox image from Debian's
+# busybox-static, push it with coracle, pull it back into an empty store and unpack it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked
+coracle=$PWD/target/release/coracle
+
+work=$(mktemp -d)
+registry_pid=
+cleanup() {
+  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=${REGISTRY_PORT:-5000}
+cat >"$work/registry.yml" <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $work/registry}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$port}
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "== building a busybox image"
+scripts/make-busybox-image.sh "$work/layout" busybox:latest >/dev/null
+export CORACLE_ROOT=$work/store-a
+"$coracle" load -i "$work/layout"
+"$coracle" tag busybox:latest "127.0.0.1:$port/demo/busybox:latest"
+echo "== coracle push"
+"$coracle" push "127.0.0.1:$port/demo/busybox:latest"
+
+echo "== coracle pull into an empty store"
+export CORACLE_ROOT=$work/store-b
+"$coracle" pull "127.0.0.1:$port/demo/busybox:latest"
+"$coracle" images
+echo "== coracle image unpack"
+"$coracle" image unpack "127.0.0.1:$port/demo/busybox:latest" "$work/rootfs"
+chroot "$work/rootfs" /bin/busybox echo "hello from a coracle-pulled busybox"
