@@ -274,3 +274,45 @@ fn concurrent_pulls_of_one_image_both_succeed_and_store_it_once() {
         .iter()
         .all(|e| !e.starts_with(".tmp")));
 }
+
+#[test]
+fn docker_hub_names_resolve_through_a_configured_mirror() {
+    // Docker Hub is out of reach here: a pull of `busybox` can only succeed through
+    // the mirror, which proves short names map to docker.io/library/... and that the
+    // mirror is tried first.
+    let reg = Registry::start().unwrap();
+    let image = busybox_image();
+    push(&reg.host(), "library/busybox", "latest", &image, None).unwrap();
+    let mut c = coracle();
+    c.write_config(&format!(
+        "[mirrors]\n\"docker.io\" = [\"{}\"]\n",
+        reg.host()
+    ));
+    let out = c.run(["pull", "busybox"]);
+    out.assert_success();
+    assert!(
+        out.stdout.contains("latest: Pulling from library/busybox"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Status: Downloaded newer image for busybox:latest"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .trim_end()
+            .ends_with("docker.io/library/busybox:latest"),
+        "{}",
+        out.stdout
+    );
+    let info = inspect(&c, "busybox");
+    assert_eq!(info["Id"], image.config.digest.to_string());
+    assert_eq!(info["RepoTags"][0], "busybox:latest");
+    assert_eq!(
+        info["RepoDigests"][0],
+        format!("busybox@{}", image.digest())
+    );
+}

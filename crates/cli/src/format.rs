@@ -189,10 +189,12 @@ fn header_name(field: &str) -> String {
         "CreatedAt" => "CREATED AT".into(),
         other => {
             let mut s = String::new();
-            for (i, c) in other.chars().enumerate() {
-                if i > 0 && c.is_uppercase() && !other[..i].ends_with(|p: char| p.is_uppercase()) {
+            let mut prev_upper = true;
+            for c in other.chars() {
+                if c.is_uppercase() && !prev_upper {
                     s.push(' ');
                 }
+                prev_upper = c.is_uppercase();
                 s.extend(c.to_uppercase());
             }
             s

@@ -44,7 +44,7 @@ impl Engine {
         }
         let db = Db::open(&paths.database())?;
         let content = ContentStore::open(&paths.blobs())?;
-        let layers = LayerStore::open(&paths.layers())?;
+        let layers = LayerStore::open(paths.layers())?;
         let registry_config = RegistryConfig::load()?;
         let engine = Engine {
             paths,

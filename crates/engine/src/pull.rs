@@ -253,8 +253,7 @@ async fn fetch_layer(
                 rx,
                 current: Bytes::new(),
             };
-            let result = unpack(Box::new(reader), &dest, &unpack_opts);
-            result
+            unpack(Box::new(reader), &dest, &unpack_opts)
         });
         let report = |p: BlobProgress| report_blob(progress, &job.desc.digest, p);
         let fetched = ctx
