@@ -12,7 +12,7 @@ for t in podman skopeo umoci hyperfine docker-registry jq; do
 done
 runs=${RUNS:-5}
 cargo build --release --locked -q
-coracle=$PWD/target/release/coracle
+coracle=${CARGO_TARGET_DIR:-$PWD/target}/release/coracle
 
 bench=$(mktemp -d /tmp/coracle-bench.XXXXXX)
 mount -t tmpfs -o size=6g tmpfs "$bench"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked
-coracle=$PWD/target/release/coracle
+coracle=${CARGO_TARGET_DIR:-$PWD/target}/release/coracle
 
 work=$(mktemp -d)
 registry_pid=

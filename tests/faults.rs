@@ -98,19 +98,40 @@ fn corrupt_blobs_fail_and_leave_nothing() {
     proxy.set_fault(Fault::Corrupt);
     let (c, out) = pull_through(&proxy);
     out.assert_code(1);
-    let layer = image.layers[0].digest.to_string();
+    // The config blob is fetched (and verified) first, so it is the one named.
     assert!(
-        out.stderr.contains(&layer),
+        out.stderr
+            .contains(&format!("config blob {}", image.config.digest)),
         "error names the blob: {}",
         out.stderr
     );
-    assert!(out.stderr.contains("digest"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("does not match its digest"),
+        "{}",
+        out.stderr
+    );
     assert!(c.run(["images", "-q"]).stdout.is_empty());
     assert!(layer_dirs(&c).is_empty());
     assert!(!blobs(&c).contains(&image.layers[0].digest.hex().to_string()));
     let leftovers: Vec<String> = entries(&c.root().join("layers"));
     assert!(leftovers.is_empty(), "temp dirs removed: {leftovers:?}");
     assert!(entries(&c.root().join("blobs/ingest")).is_empty());
+
+    // A corrupt layer (config intact): named, and nothing of it kept.
+    proxy.set_fault(Fault::CorruptLarger { min_bytes: 1 << 20 });
+    let out = c.run(["pull", &format!("{}/test/payload", proxy.host())]);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("blob {}", image.layers[0].digest)),
+        "error names the layer: {}",
+        out.stderr
+    );
+    assert!(c.run(["images", "-q"]).stdout.is_empty());
+    assert!(layer_dirs(&c).is_empty());
+    assert!(entries(&c.root().join("layers")).is_empty());
+    assert!(entries(&c.root().join("blobs/ingest")).is_empty());
+    assert!(!blobs(&c).contains(&image.layers[0].digest.hex().to_string()));
 
     // Once the registry is healthy again the same store pulls fine.
     proxy.set_fault(Fault::None);

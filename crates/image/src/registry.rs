@@ -9,8 +9,14 @@
 //! - `pull_manifest_raw` does not expose the response's Content-Type, so a manifest
 //!   without `mediaType` is typed by its shape (`manifests` => index, `layers` =>
 //!   image manifest; see [`crate::manifest::parse_manifest`]).
-//! - its errors carry the HTTP status but not the headers, so a 429's `Retry-After`
-//!   cannot be read; 429 is retried with the same capped exponential backoff as 5xx.
+//! - its errors carry the HTTP status but not the headers. Blob GETs (layers and
+//!   configs) are therefore our own requests ([`blobs`]), with the token from its auth
+//!   flow, so a 429's `Retry-After` and a resumed download's 206/`Content-Range` are
+//!   seen. Manifests still go through it: a 429 there gets the exponential backoff.
+//!
+//! Manifests, configs and layers share one retry policy ([`RegistryClient::with_retries`]):
+//! connection errors, timeouts, 5xx and 429 are retried `retries` times (from the
+//! registry config) with backoff; corrupt content is refetched once from scratch.
 
 use crate::auth::{normalize_registry, Credentials, DockerConfig};
 use crate::config::RegistryConfig;
@@ -19,8 +25,7 @@ use crate::manifest::{self, Descriptor, ImageManifest, Manifest, ACCEPTED_MANIFE
 use crate::{ImageError, Result};
 use bytes::Bytes;
 use coracle_core::{Digest, ErrorKind, ImageReference, Platform};
-use futures_util::StreamExt;
-use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol, LayerDescriptor};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
@@ -30,6 +35,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+
+mod blobs;
 
 /// Longest we wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -75,6 +82,18 @@ pub enum RegistryError {
         attempts: u32,
         message: String,
     },
+    /// The registry sent bytes that are not the blob (digest or size mismatch), also
+    /// when fetched again.
+    #[error("{what} {blob} from {registry}: {detail}")]
+    CorruptBlob {
+        /// "blob" or "config blob".
+        what: &'static str,
+        blob: Digest,
+        registry: String,
+        detail: String,
+    },
+    #[error("cannot set up the HTTP client: {message}")]
+    HttpClient { message: String },
     #[error("blob {blob}: the consumer of the download stream went away")]
     TeeClosed { blob: Digest },
     #[error("blob {blob}: {path}: {source}")]
@@ -105,6 +124,8 @@ impl RegistryError {
             }
             RegistryError::Protocol { .. }
             | RegistryError::DigestMismatch { .. }
+            | RegistryError::CorruptBlob { .. }
+            | RegistryError::HttpClient { .. }
             | RegistryError::TeeClosed { .. }
             | RegistryError::BlobIo { .. } => ErrorKind::Internal,
         }
@@ -167,6 +188,8 @@ pub struct PushProgress {
 struct Source {
     /// host[:port] requests go to.
     host: String,
+    /// "http" (insecure or loopback) or "https", as oci-client's client for `host`.
+    scheme: &'static str,
     reference: Reference,
     client: oci_client::Client,
     auth: RegistryAuth,
@@ -174,12 +197,47 @@ struct Source {
 
 /// How one failed attempt should be handled.
 enum Failure {
-    /// Try again (after a pause), resuming where we were.
-    Transient(String),
+    /// Try again (after `retry_after` if the server said, else the backoff),
+    /// resuming where we were.
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// The bytes were wrong: start again from scratch (once).
     Corrupt(String),
     /// Retrying cannot help.
     Fatal(ImageError),
+}
+
+impl Failure {
+    fn transient(reason: String) -> Failure {
+        Failure::Transient {
+            reason,
+            retry_after: None,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Failure::Transient { reason, .. } | Failure::Corrupt(reason) => reason.clone(),
+            Failure::Fatal(e) => e.to_string(),
+        }
+    }
+}
+
+/// What [`RegistryClient::with_retries`] ends with when it stops trying.
+struct GaveUp {
+    /// The last attempt's failure.
+    failure: Failure,
+    attempts: u32,
+}
+
+fn not_its_digest(actual: &Digest) -> String {
+    format!("content does not match its digest (got {actual})")
+}
+
+fn too_long(size: u64, got: u64) -> String {
+    format!("content is longer than its size of {size} bytes (got {got} bytes or more)")
 }
 
 /// A registry client for one command: caches one HTTP client (and its tokens) per
@@ -190,6 +248,10 @@ pub struct RegistryClient {
     docker: DockerConfig,
     clients: Mutex<HashMap<String, oci_client::Client>>,
     auths: Mutex<HashMap<String, RegistryAuth>>,
+    /// For blob GETs (see [`blobs`]).
+    http: reqwest::Client,
+    /// Pull tokens by (host, repository): `None` when the registry wants none.
+    tokens: tokio::sync::Mutex<HashMap<(String, String), Option<String>>>,
     backoff_base: Duration,
 }
 
@@ -214,14 +276,30 @@ impl RegistryClient {
         tls_verify: Option<bool>,
         docker: DockerConfig,
     ) -> Result<RegistryClient> {
+        let http = blobs::http_client(tls_verify == Some(false)).map_err(|e| {
+            RegistryError::HttpClient {
+                message: blobs::error_chain(&e),
+            }
+        })?;
         Ok(RegistryClient {
             config: config.clone(),
             tls_verify,
             docker,
             clients: Mutex::new(HashMap::new()),
             auths: Mutex::new(HashMap::new()),
+            http,
+            tokens: tokio::sync::Mutex::new(HashMap::new()),
             backoff_base: Duration::from_millis(500),
         })
+    }
+
+    /// "http" or "https" for `host`, as [`Self::new_oci_client`] decides.
+    fn scheme(&self, host: &str) -> &'static str {
+        if self.config.is_insecure(host, self.tls_verify) {
+            "http"
+        } else {
+            "https"
+        }
     }
 
     /// The first pause between retries (doubling each time, capped at 30 s).
@@ -280,6 +358,7 @@ impl RegistryClient {
         Ok(Source {
             client: self.oci_client(&host),
             auth: self.auth_for(r.registry())?,
+            scheme: self.scheme(&host),
             host,
             reference,
         })
@@ -294,6 +373,7 @@ impl RegistryClient {
             out.push(Source {
                 client: self.oci_client(mirror),
                 auth: self.auth_for(mirror)?,
+                scheme: self.scheme(mirror),
                 host: mirror.clone(),
                 reference,
             });
@@ -303,7 +383,8 @@ impl RegistryClient {
     }
 
     /// Resolve `reference` to the manifest and config for `platform`, trying mirrors
-    /// first and falling back to the registry.
+    /// first and falling back to the registry. A mirror gets one attempt (falling back
+    /// is the retry); the registry itself gets the configured retries.
     pub async fn resolve(
         &self,
         reference: &ImageReference,
@@ -312,7 +393,11 @@ impl RegistryClient {
         let sources = self.sources(reference)?;
         let last = sources.len() - 1;
         for (i, source) in sources.into_iter().enumerate() {
-            match self.resolve_from(&source, reference, platform).await {
+            let retries = if i < last { 0 } else { self.config.retries };
+            match self
+                .resolve_from(&source, reference, platform, retries)
+                .await
+            {
                 Ok(r) => return Ok(r),
                 // A mirror that fails (down, or without the image) is skipped.
                 Err(_) if i < last => continue,
@@ -322,18 +407,106 @@ impl RegistryClient {
         unreachable!("sources always end with the origin")
     }
 
+    /// Run `attempt` until it succeeds: a transient failure is retried up to
+    /// `retries` times, after the server's `Retry-After` (capped at 60 s) or else
+    /// the exponential backoff; corrupt content is retried once from scratch when
+    /// `restart_corrupt` (the attempt itself throws away what it had); a fatal
+    /// failure ends it. `on_retry(state, attempt, reason)` is told before each new
+    /// attempt. `state` (a download's partial content) is moved through every
+    /// attempt and handed back: the futures stay `Send` without higher-ranked
+    /// closures.
+    async fn with_retries<S, T, F>(
+        &self,
+        retries: u32,
+        restart_corrupt: bool,
+        mut state: S,
+        mut attempt: impl FnMut(S) -> F,
+        mut on_retry: impl FnMut(&S, u32, &str),
+    ) -> (S, std::result::Result<T, GaveUp>)
+    where
+        F: std::future::Future<Output = (S, std::result::Result<T, Failure>)>,
+    {
+        let mut attempts = 0u32;
+        let mut retried = 0u32;
+        let mut restarted = false;
+        loop {
+            attempts += 1;
+            let (next, outcome) = attempt(state).await;
+            state = next;
+            let failure = match outcome {
+                Ok(v) => return (state, Ok(v)),
+                Err(f) => f,
+            };
+            let wait = match &failure {
+                Failure::Transient { retry_after, .. } if retried < retries => {
+                    retried += 1;
+                    Some(
+                        retry_after
+                            .map(|d| d.min(blobs::MAX_RETRY_AFTER))
+                            .unwrap_or_else(|| self.backoff(retried)),
+                    )
+                }
+                Failure::Corrupt(_) if restart_corrupt && !restarted => {
+                    restarted = true;
+                    Some(Duration::ZERO)
+                }
+                _ => None,
+            };
+            let Some(wait) = wait else {
+                return (state, Err(GaveUp { failure, attempts }));
+            };
+            on_retry(&state, attempts, &failure.reason());
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// A manifest by tag or digest, verified against `expected`, retried like blobs.
     async fn pull_manifest(
         &self,
         source: &Source,
         oref: &Reference,
         reference: &ImageReference,
         expected: Option<&Digest>,
+        retries: u32,
     ) -> Result<(Bytes, Digest)> {
+        let what = format!("manifest for {reference}");
+        let attempt = |()| async move {
+            let outcome = self
+                .manifest_attempt(source, oref, reference, expected)
+                .await;
+            ((), outcome)
+        };
+        let ((), outcome) = self
+            .with_retries(retries, true, (), attempt, |_, _, _| {})
+            .await;
+        outcome.map_err(|g| match g.failure {
+            Failure::Fatal(e) => e,
+            Failure::Corrupt(detail) => RegistryError::Protocol {
+                registry: source.host.clone(),
+                what,
+                message: detail,
+            }
+            .into(),
+            Failure::Transient { reason, .. } => RegistryError::Unavailable {
+                registry: source.host.clone(),
+                message: format!("{what}: {reason} (after {} attempts)", g.attempts),
+            }
+            .into(),
+        })
+    }
+
+    async fn manifest_attempt(
+        &self,
+        source: &Source,
+        oref: &Reference,
+        reference: &ImageReference,
+        expected: Option<&Digest>,
+    ) -> std::result::Result<(Bytes, Digest), Failure> {
         let (bytes, _header_digest) = source
             .client
             .pull_manifest_raw(oref, &source.auth, ACCEPTED_MANIFEST_TYPES)
             .await
-            .map_err(|e| map_oci_error(e, &source.host, reference, "manifest"))?;
+            .map_err(|e| classify(e, &source.host, reference, "manifest"))?;
         // oci-client checked the body against Docker-Content-Digest and the digest in
         // the reference; check our expectation again in our own terms.
         let actual = match expected {
@@ -344,17 +517,12 @@ impl RegistryClient {
             }
             None => Digest::sha256_of(&bytes),
         };
-        if let Some(d) = expected {
-            if *d != actual {
-                return Err(RegistryError::DigestMismatch {
-                    what: format!("manifest for {reference}"),
-                    expected: d.clone(),
-                    actual,
-                }
-                .into());
-            }
+        match expected {
+            Some(d) if *d != actual => Err(Failure::Corrupt(format!(
+                "content does not match its digest {d} (got {actual})"
+            ))),
+            _ => Ok((bytes, actual)),
         }
-        Ok((bytes, actual))
     }
 
     async fn resolve_from(
@@ -362,10 +530,17 @@ impl RegistryClient {
         source: &Source,
         reference: &ImageReference,
         platform: &Platform,
+        retries: u32,
     ) -> Result<Resolved> {
         let what = format!("manifest for {reference}");
         let (bytes, digest) = self
-            .pull_manifest(source, &source.reference, reference, reference.digest())
+            .pull_manifest(
+                source,
+                &source.reference,
+                reference,
+                reference.digest(),
+                retries,
+            )
             .await?;
         let parsed = manifest::parse_manifest(&bytes, None, &what)?;
         let (manifest_bytes, manifest_digest, index_digest, manifest) = match parsed {
@@ -374,7 +549,7 @@ impl RegistryClient {
                 let entry = select_platform(&index.manifests, platform)?;
                 let child_ref = source.reference.clone_with_digest(entry.digest.to_string());
                 let (child, child_digest) = self
-                    .pull_manifest(source, &child_ref, reference, Some(&entry.digest))
+                    .pull_manifest(source, &child_ref, reference, Some(&entry.digest), retries)
                     .await?;
                 let child_what = format!("{what} ({platform}, {})", entry.digest);
                 match manifest::parse_manifest(&child, Some(&entry.media_type), &child_what)? {
@@ -392,7 +567,7 @@ impl RegistryClient {
             }
         };
         let config_bytes = self
-            .fetch_small_blob(source, reference, &manifest.config)
+            .fetch_config(source, reference, &manifest.config, retries)
             .await?;
         let config = manifest::ImageConfig::parse(&config_bytes)?;
         Ok(Resolved {
@@ -405,44 +580,91 @@ impl RegistryClient {
         })
     }
 
-    /// A config blob: into memory, verified.
-    async fn fetch_small_blob(
+    /// The config blob: into memory, size and digest verified, retried (resuming
+    /// with Range) like a layer.
+    async fn fetch_config(
         &self,
         source: &Source,
         reference: &ImageReference,
         desc: &Descriptor,
+        retries: u32,
     ) -> Result<Bytes> {
-        let digest = desc.digest.to_string();
-        let layer = LayerDescriptor {
-            digest: &digest,
-            urls: &desc.urls,
+        let attempt = |mut buf: Vec<u8>| async move {
+            let outcome = self.config_attempt(source, reference, desc, &mut buf).await;
+            (buf, outcome)
         };
-        let mut out: Vec<u8> = Vec::with_capacity(desc.size as usize);
-        source
-            .client
-            .pull_blob(&source.reference, &layer, &mut out)
-            .await
-            .map_err(|e| map_oci_error(e, &source.host, reference, &format!("config {digest}")))?;
-        let mut h = desc.digest.hasher();
-        h.update(&out);
-        let actual = h.finish();
-        if actual != desc.digest || out.len() as u64 != desc.size {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("config blob of {reference} ({} bytes)", out.len()),
-                expected: desc.digest.clone(),
-                actual,
+        let buf = Vec::with_capacity(desc.size.min(1 << 20) as usize);
+        let (_, outcome) = self
+            .with_retries(retries, true, buf, attempt, |_, _, _| {})
+            .await;
+        outcome.map_err(|g| self.gave_up(g, "config blob", &desc.digest, source))
+    }
+
+    /// One GET of the rest of the config (from what `buf` has); corrupt content
+    /// leaves `buf` empty for a restart.
+    async fn config_attempt(
+        &self,
+        source: &Source,
+        reference: &ImageReference,
+        desc: &Descriptor,
+        buf: &mut Vec<u8>,
+    ) -> std::result::Result<Bytes, Failure> {
+        let mut body = self
+            .open_blob(source, reference, desc, buf.len() as u64)
+            .await?;
+        while let Some(chunk) = body.next().await? {
+            let got = (buf.len() + chunk.len()) as u64;
+            if got > desc.size {
+                buf.clear();
+                return Err(Failure::Corrupt(too_long(desc.size, got)));
             }
-            .into());
+            buf.extend_from_slice(&chunk);
         }
-        Ok(Bytes::from(out))
+        if (buf.len() as u64) < desc.size {
+            return Err(Failure::transient(format!(
+                "connection closed after {} of {} bytes",
+                buf.len(),
+                desc.size
+            )));
+        }
+        let mut h = desc.digest.hasher();
+        h.update(buf);
+        let actual = h.finish();
+        if actual != desc.digest {
+            buf.clear();
+            return Err(Failure::Corrupt(not_its_digest(&actual)));
+        }
+        Ok(Bytes::from(std::mem::take(buf)))
+    }
+
+    /// The error for a blob (`what`: "blob", "config blob") we stopped trying.
+    fn gave_up(&self, g: GaveUp, what: &'static str, blob: &Digest, source: &Source) -> ImageError {
+        match g.failure {
+            Failure::Fatal(e) => e,
+            Failure::Corrupt(detail) => RegistryError::CorruptBlob {
+                what,
+                blob: blob.clone(),
+                registry: source.host.clone(),
+                detail,
+            }
+            .into(),
+            Failure::Transient { reason, .. } => RegistryError::BlobFailed {
+                blob: blob.clone(),
+                registry: source.host.clone(),
+                attempts: g.attempts,
+                message: reason,
+            }
+            .into(),
+        }
     }
 
     /// Download one blob into the content store, verifying size and digest while
     /// streaming. Every byte is also sent to `tee` once, in order (awaiting each send,
     /// so a slow consumer slows the download). Transient failures are retried with
-    /// backoff, resuming with a Range request; a digest mismatch is retried once from
-    /// scratch when no tee is attached (bytes already handed to a consumer cannot be
-    /// taken back), then fails with nothing left in the store.
+    /// backoff (or after the server's `Retry-After`), resuming with a Range request;
+    /// a digest mismatch is retried once from scratch when no tee is attached (bytes
+    /// already handed to a consumer cannot be taken back), then fails with nothing
+    /// left in the store. Mirrors get one attempt each, then the registry itself.
     pub async fn fetch_blob(
         &self,
         reference: &ImageReference,
@@ -467,94 +689,88 @@ impl RegistryClient {
             return Ok(store.path(&desc.digest));
         }
         let sources = self.sources(reference)?;
-        let mut src = 0;
-        let mut attempts = 0u32;
-        let mut restarted = false;
-        let mut ingest = store.begin(&desc.digest, Some(desc.size))?;
+        // `None` after a failed commit consumed it: the next attempt begins anew.
+        let mut ingest = Some(store.begin(&desc.digest, Some(desc.size))?);
         report(0, BlobPhase::Downloading);
-        loop {
-            let source = &sources[src];
-            let outcome = match self
-                .download_once(source, reference, desc, &mut ingest, &report, tee.as_ref())
-                .await
-            {
-                Ok(()) => {
-                    let written = ingest.written();
-                    match ingest.commit() {
-                        Ok(path) => {
-                            report(written, BlobPhase::Done);
-                            return Ok(path);
-                        }
-                        Err(ImageError::Content(
-                            e @ (ContentError::DigestMismatch { .. }
-                            | ContentError::SizeMismatch { .. }),
-                        )) => {
-                            ingest = store.begin(&desc.digest, Some(desc.size))?;
-                            Failure::Corrupt(e.to_string())
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(f) => f,
+        let report = &report;
+        let tee = tee.as_ref();
+        for (i, source) in sources.iter().enumerate() {
+            let last = i + 1 == sources.len();
+            let retries = if last { self.config.retries } else { 0 };
+            let attempt = |mut ingest: Option<Ingest>| async move {
+                let outcome = self
+                    .layer_attempt(source, reference, desc, store, &mut ingest, report, tee)
+                    .await;
+                (ingest, outcome)
             };
-            let attempt_no = attempts + 1;
-            let fail = |message: String| -> ImageError {
-                RegistryError::BlobFailed {
-                    blob: desc.digest.clone(),
-                    registry: source.host.clone(),
-                    attempts: attempt_no,
-                    message,
-                }
-                .into()
+            let on_retry = |ingest: &Option<Ingest>, attempt: u32, reason: &str| {
+                report(
+                    ingest.as_ref().map_or(0, Ingest::written),
+                    BlobPhase::Retrying {
+                        attempt,
+                        reason: reason.to_string(),
+                    },
+                )
             };
-            match outcome {
-                Failure::Corrupt(reason) => {
-                    if restarted || tee.is_some() {
-                        return Err(fail(reason));
-                    }
-                    restarted = true;
-                    ingest.reset()?;
-                    report(
-                        0,
-                        BlobPhase::Retrying {
-                            attempt: attempt_no,
-                            reason,
-                        },
-                    );
-                }
-                Failure::Fatal(e) => {
-                    if src + 1 < sources.len() {
-                        src += 1;
-                        report(
-                            ingest.written(),
-                            BlobPhase::Retrying {
-                                attempt: attempt_no,
-                                reason: e.to_string(),
-                            },
-                        );
-                    } else {
-                        return Err(e);
-                    }
-                }
-                Failure::Transient(reason) => {
-                    if attempts < self.config.retries {
-                        attempts += 1;
-                        report(
-                            ingest.written(),
-                            BlobPhase::Retrying {
-                                attempt: attempts,
-                                reason: reason.clone(),
-                            },
-                        );
-                        tokio::time::sleep(self.backoff(attempts)).await;
-                    } else if src + 1 < sources.len() {
-                        src += 1;
-                        attempts = 0;
-                    } else {
-                        return Err(fail(reason));
-                    }
-                }
+            let (state, outcome) = self
+                .with_retries(retries, tee.is_none(), ingest, attempt, on_retry)
+                .await;
+            ingest = state;
+            let gave_up = match outcome {
+                Ok(path) => return Ok(path),
+                Err(g) => g,
+            };
+            // Corrupt content is final: bytes already teed cannot be taken back, and
+            // without a tee it has already been fetched twice.
+            if last || matches!(gave_up.failure, Failure::Corrupt(_)) {
+                return Err(self.gave_up(gave_up, "blob", &desc.digest, source));
             }
+            report(
+                ingest.as_ref().map_or(0, Ingest::written),
+                BlobPhase::Retrying {
+                    attempt: gave_up.attempts,
+                    reason: format!("{}: {}", source.host, gave_up.failure.reason()),
+                },
+            );
+        }
+        unreachable!("sources always end with the origin")
+    }
+
+    /// One attempt at a layer: download the rest of it, then commit it to the store.
+    #[allow(clippy::too_many_arguments)]
+    async fn layer_attempt(
+        &self,
+        source: &Source,
+        reference: &ImageReference,
+        desc: &Descriptor,
+        store: &ContentStore,
+        ingest: &mut Option<Ingest>,
+        report: &(dyn Fn(u64, BlobPhase) + Send + Sync),
+        tee: Option<&tokio::sync::mpsc::Sender<Bytes>>,
+    ) -> std::result::Result<PathBuf, Failure> {
+        let current = match ingest {
+            Some(current) => current,
+            None => ingest.insert(
+                store
+                    .begin(&desc.digest, Some(desc.size))
+                    .map_err(Failure::Fatal)?,
+            ),
+        };
+        self.download_once(source, reference, desc, current, report, tee)
+            .await?;
+        let written = current.written();
+        match ingest.take().expect("ingest present").commit() {
+            Ok(path) => {
+                report(written, BlobPhase::Done);
+                Ok(path)
+            }
+            Err(ImageError::Content(ContentError::DigestMismatch { actual, .. })) => {
+                Err(Failure::Corrupt(not_its_digest(&actual)))
+            }
+            Err(ImageError::Content(e @ ContentError::SizeMismatch { .. })) => {
+                Err(Failure::Corrupt(e.to_string()))
+            }
+            Err(e) => Err(Failure::Fatal(e)),
         }
     }
 
@@ -563,6 +779,8 @@ impl RegistryClient {
         (self.backoff_base * factor).min(MAX_BACKOFF)
     }
 
+    /// One GET of the rest of the blob (from what `ingest` has), streamed into
+    /// `ingest` and `tee`. Corrupt content leaves `ingest` empty for a restart.
     async fn download_once(
         &self,
         source: &Source,
@@ -572,52 +790,15 @@ impl RegistryClient {
         report: &(dyn Fn(u64, BlobPhase) + Send + Sync),
         tee: Option<&tokio::sync::mpsc::Sender<Bytes>>,
     ) -> std::result::Result<(), Failure> {
-        let digest = desc.digest.to_string();
-        let layer = LayerDescriptor {
-            digest: &digest,
-            urls: &desc.urls,
-        };
-        let what = format!("blob {digest}");
-        let classify = |e: OciDistributionError| classify(e, &source.host, reference, &what);
-        source
-            .client
-            .store_auth_if_needed(source.reference.resolve_registry(), &source.auth)
-            .await;
-        let offset = ingest.written();
-        let (stream, mut skip) = if offset == 0 {
-            let s = source
-                .client
-                .pull_blob_stream(&source.reference, &layer)
-                .await
-                .map_err(classify)?;
-            (s, 0)
-        } else {
-            match source
-                .client
-                .pull_blob_stream_partial(&source.reference, &layer, offset, None)
-                .await
-                .map_err(classify)?
-            {
-                BlobResponse::Partial(s) => (s, 0),
-                // The server ignored Range: skip what we already have.
-                BlobResponse::Full(s) => (s, offset),
-            }
-        };
-        let mut stream = stream.stream;
-        while let Some(chunk) = stream.next().await {
-            let mut chunk = chunk.map_err(|e| classify(OciDistributionError::IoError(e)))?;
-            if skip > 0 {
-                let n = skip.min(chunk.len() as u64);
-                chunk = chunk.slice(n as usize..);
-                skip -= n;
-                if chunk.is_empty() {
-                    continue;
-                }
-            }
+        let mut body = self
+            .open_blob(source, reference, desc, ingest.written())
+            .await?;
+        while let Some(chunk) = body.next().await? {
             match ingest.write(&chunk) {
                 Ok(()) => {}
-                Err(ImageError::Content(e @ ContentError::SizeMismatch { .. })) => {
-                    return Err(Failure::Corrupt(e.to_string()))
+                Err(ImageError::Content(ContentError::SizeMismatch { actual, .. })) => {
+                    ingest.reset().map_err(Failure::Fatal)?;
+                    return Err(Failure::Corrupt(too_long(desc.size, actual)));
                 }
                 Err(e) => return Err(Failure::Fatal(e)),
             }
@@ -634,7 +815,7 @@ impl RegistryClient {
             report(ingest.written(), BlobPhase::Downloading);
         }
         if ingest.written() < desc.size {
-            return Err(Failure::Transient(format!(
+            return Err(Failure::transient(format!(
                 "connection closed after {} of {} bytes",
                 ingest.written(),
                 desc.size
@@ -861,6 +1042,11 @@ fn classify(
     if is_digest_error(&e) {
         return Failure::Corrupt(e.to_string());
     }
+    if let OciDistributionError::RequestError(r) = &e {
+        if r.status().is_none() {
+            return Failure::transient(blobs::error_chain(r));
+        }
+    }
     let transient = match &e {
         OciDistributionError::RequestError(r) => match r.status() {
             Some(s) => s.as_u16() == 429 || s.is_server_error(),
@@ -875,7 +1061,7 @@ fn classify(
         _ => false,
     };
     if transient {
-        Failure::Transient(e.to_string())
+        Failure::transient(e.to_string())
     } else {
         Failure::Fatal(map_oci_error(e, host, reference, what))
     }

@@ -23,6 +23,9 @@ pub enum Fault {
     TooManyRequests { retry_after_secs: u64, times: usize },
     /// Flip one byte in the middle of every blob body, forever.
     Corrupt,
+    /// Like `Corrupt`, but only for blob bodies of at least `min_bytes` (layers, not
+    /// the small config blob).
+    CorruptLarger { min_bytes: usize },
     /// Drop the Range header: answer every blob GET with the full 200 body, forever.
     IgnoreRange,
 }
@@ -118,7 +121,8 @@ enum Action {
     Drop(usize),
     Status(u16),
     TooMany(u64),
-    Corrupt,
+    /// Corrupt bodies at least this long.
+    Corrupt(usize),
     IgnoreRange,
 }
 
@@ -126,7 +130,8 @@ fn decide(shared: &Shared) -> Action {
     let mut f = shared.fault.lock().unwrap();
     let (action, counted) = match &mut *f {
         Fault::None => (Action::Pass, false),
-        Fault::Corrupt => (Action::Corrupt, false),
+        Fault::Corrupt => (Action::Corrupt(0), false),
+        Fault::CorruptLarger { min_bytes } => (Action::Corrupt(*min_bytes), false),
         Fault::IgnoreRange => (Action::IgnoreRange, false),
         Fault::DropAfter { bytes, times } if *times > 0 => {
             *times -= 1;
@@ -145,7 +150,7 @@ fn decide(shared: &Shared) -> Action {
         }
         _ => (Action::Pass, false),
     };
-    if counted || matches!(action, Action::Corrupt) {
+    if counted || matches!(action, Action::Corrupt(_)) {
         shared.faults_injected.fetch_add(1, Ordering::SeqCst);
     }
     action
@@ -266,7 +271,7 @@ fn handle(conn: TcpStream, upstream: &str, shared: &Shared) -> io::Result<()> {
             let _ = client.shutdown(Shutdown::Both);
             Ok(())
         }
-        (Action::Corrupt, Some(len)) if len > 0 => {
+        (Action::Corrupt(min), Some(len)) if len > 0 && len >= min => {
             let mut body = vec![0u8; len];
             upr.read_exact(&mut body)?;
             body[len / 2] ^= 0xff;

@@ -48,21 +48,58 @@ enum Mode {
     Corrupt,
     /// 503 twice, then the blob.
     Unavailable,
+    /// 429 with `Retry-After: 1` once, then the blob.
+    TooManyRequests,
+    /// Bearer tokens from `/token` ("t1", "t2", ...); blob GETs are refused (401)
+    /// unless they carry "t2" or later, so the first token is refused.
+    Token,
+    /// Manifest GETs get 500 twice, then the manifest.
+    ManifestUnavailable,
 }
 
-/// A tiny HTTP/1.1 registry that serves one blob, misbehaving as `mode` says.
-async fn fake_registry(blob: Vec<u8>, mode: Mode) -> (String, Arc<AtomicUsize>) {
+/// Counts of what the fake registry served.
+#[derive(Default)]
+struct Seen {
+    blob_gets: AtomicUsize,
+    manifest_gets: AtomicUsize,
+    token_gets: AtomicUsize,
+}
+
+fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    let mut r = r.into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// A tiny HTTP/1.1 registry that serves one blob (and, when given, one manifest for
+/// every tag), misbehaving as `mode` says.
+async fn fake_registry(
+    blob: Vec<u8>,
+    manifest: Option<Vec<u8>>,
+    mode: Mode,
+) -> (String, Arc<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let blob_gets = Arc::new(AtomicUsize::new(0));
-    let counter = blob_gets.clone();
+    let seen = Arc::new(Seen::default());
+    let counters = seen.clone();
+    let realm = format!("http://{addr}/token");
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
             let blob = blob.clone();
-            let counter = counter.clone();
+            let manifest = manifest.clone();
+            let seen = counters.clone();
+            let realm = realm.clone();
             tokio::spawn(async move {
                 let mut req = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -74,67 +111,85 @@ async fn fake_registry(blob: Vec<u8>, mode: Mode) -> (String, Arc<AtomicUsize>) 
                 }
                 let text = String::from_utf8_lossy(&req).to_string();
                 let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-                let range = text
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("range: bytes=")
-                            .map(str::to_string)
+                let header = |name: &str| {
+                    text.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
                     })
-                    .and_then(|r| r.trim_end_matches('-').trim().parse::<usize>().ok());
-                if !path.contains("/blobs/") {
-                    let _ = sock
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-                        )
-                        .await;
-                    return;
-                }
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                let full = |body: &[u8]| {
-                    let mut r = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    )
-                    .into_bytes();
-                    r.extend_from_slice(body);
-                    r
                 };
-                let resp = match mode {
-                    Mode::Unavailable if n < 2 => {
-                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec()
+                let range = header("range")
+                    .and_then(|r| r.strip_prefix("bytes=").map(str::to_string))
+                    .and_then(|r| r.trim_end_matches('-').trim().parse::<usize>().ok());
+                let empty = || response("200 OK", &[], b"{}");
+                let resp = if path.starts_with("/token") {
+                    let n = seen.token_gets.fetch_add(1, Ordering::SeqCst) + 1;
+                    response("200 OK", &[], format!(r#"{{"token":"t{n}"}}"#).as_bytes())
+                } else if path.contains("/manifests/") {
+                    let n = seen.manifest_gets.fetch_add(1, Ordering::SeqCst);
+                    match &manifest {
+                        _ if mode == Mode::ManifestUnavailable && n < 2 => {
+                            response("500 Internal Server Error", &[], b"")
+                        }
+                        Some(m) => {
+                            response("200 OK", &[("Content-Type", OCI_MANIFEST.to_string())], m)
+                        }
+                        None => empty(),
                     }
-                    Mode::Unavailable => full(&blob),
-                    Mode::Corrupt => full(&vec![b'x'; blob.len()]),
-                    Mode::CutThenRange | Mode::CutThenFull if n == 0 => {
-                        let mut r = full(&blob);
-                        r.truncate(r.len() - blob.len() / 2);
-                        r
+                } else if !path.contains("/blobs/") {
+                    if mode == Mode::Token {
+                        let challenge = format!(r#"Bearer realm="{realm}",service="fake""#);
+                        response("401 Unauthorized", &[("WWW-Authenticate", challenge)], b"")
+                    } else {
+                        empty()
                     }
-                    Mode::CutThenRange => match range {
-                        Some(start) => {
-                            let mut r = format!(
-                                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {}-{}/{}\r\nConnection: close\r\n\r\n",
-                                blob.len() - start,
-                                start,
-                                blob.len() - 1,
-                                blob.len()
-                            )
-                            .into_bytes();
-                            r.extend_from_slice(&blob[start..]);
+                } else {
+                    let n = seen.blob_gets.fetch_add(1, Ordering::SeqCst);
+                    let full = |body: &[u8]| response("200 OK", &[], body);
+                    match mode {
+                        Mode::Unavailable if n < 2 => response("503 Service Unavailable", &[], b""),
+                        Mode::TooManyRequests if n == 0 => response(
+                            "429 Too Many Requests",
+                            &[("Retry-After", "1".into())],
+                            br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#,
+                        ),
+                        Mode::Token => {
+                            let token = header("authorization").unwrap_or_default();
+                            let accepted = token
+                                .strip_prefix("Bearer t")
+                                .and_then(|n| n.parse::<u32>().ok())
+                                .is_some_and(|n| n >= 2);
+                            if accepted {
+                                full(&blob)
+                            } else {
+                                response("401 Unauthorized", &[], b"")
+                            }
+                        }
+                        Mode::Corrupt => full(&vec![b'x'; blob.len()]),
+                        Mode::CutThenRange | Mode::CutThenFull if n == 0 => {
+                            let mut r = full(&blob);
+                            r.truncate(r.len() - blob.len() / 2);
                             r
                         }
-                        None => full(&blob),
-                    },
-                    Mode::CutThenFull => full(&blob),
+                        Mode::CutThenRange => match range {
+                            Some(start) => response(
+                                "206 Partial Content",
+                                &[(
+                                    "Content-Range",
+                                    format!("bytes {}-{}/{}", start, blob.len() - 1, blob.len()),
+                                )],
+                                &blob[start..],
+                            ),
+                            None => full(&blob),
+                        },
+                        _ => full(&blob),
+                    }
                 };
                 let _ = sock.write_all(&resp).await;
                 let _ = sock.shutdown().await;
             });
         }
     });
-    (addr, blob_gets)
+    (addr, seen)
 }
 
 fn test_blob() -> Vec<u8> {
@@ -155,7 +210,7 @@ async fn fetch_with(
     ContentStore,
 ) {
     let blob = test_blob();
-    let (addr, gets) = fake_registry(blob.clone(), mode).await;
+    let (addr, seen) = fake_registry(blob.clone(), None, mode).await;
     let dir = tempfile::tempdir().unwrap();
     let store = ContentStore::open(&dir.path().join("blobs")).unwrap();
     let docker = DockerConfig::at(&dir.path().join("docker"));
@@ -183,7 +238,7 @@ async fn fetch_with(
         result,
         teed,
         events,
-        gets.load(Ordering::SeqCst),
+        seen.blob_gets.load(Ordering::SeqCst),
         dir,
         store,
     )
@@ -241,6 +296,145 @@ async fn corrupt_blob_is_retried_once_then_fails_leaving_nothing() {
             .count(),
         0
     );
+}
+
+#[tokio::test]
+async fn corrupt_blob_error_is_readable() {
+    let (result, _teed, _events, _gets, _dir, _store) = fetch_with(Mode::Corrupt, true).await;
+    let err = result.unwrap_err().to_string();
+    let digest = Digest::sha256_of(&test_blob());
+    let actual = Digest::sha256_of(&vec![b'x'; test_blob().len()]);
+    assert!(
+        err.starts_with(&format!("blob {digest} from 127.0.0.1:")),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!(
+            ": content does not match its digest (got {actual})"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_for_retry_after() {
+    let started = std::time::Instant::now();
+    let (result, teed, events, gets, _dir, _store) = fetch_with(Mode::TooManyRequests, true).await;
+    result.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited {:?}, not the server's Retry-After: 1",
+        started.elapsed()
+    );
+    assert_eq!(teed, test_blob());
+    assert_eq!(gets, 2);
+    let retry = events
+        .iter()
+        .find_map(|e| match &e.phase {
+            BlobPhase::Retrying { attempt: 1, reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        retry.contains("429") && retry.contains("slow down"),
+        "{retry}"
+    );
+}
+
+#[tokio::test]
+async fn refused_token_is_renewed_once() {
+    let (result, teed, _events, gets, _dir, _store) = fetch_with(Mode::Token, true).await;
+    result.unwrap();
+    assert_eq!(teed, test_blob());
+    assert_eq!(gets, 2, "one refused GET, one with the new token");
+}
+
+/// An image manifest over `config` (no layers), served by a fake registry in `mode`.
+async fn resolve_with(mode: Mode, config: &[u8]) -> (Result<Resolved>, Arc<Seen>, Digest) {
+    let config_desc = Descriptor::new(OCI_CONFIG, Digest::sha256_of(config), config.len() as u64);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc, "layers": [],
+    }))
+    .unwrap();
+    let (addr, seen) = fake_registry(config.to_vec(), Some(manifest), mode).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = RegistryClient::with_docker_config(
+        &RegistryConfig::default(),
+        None,
+        DockerConfig::at(&dir.path().join("docker")),
+    )
+    .unwrap()
+    .with_backoff_base(Duration::from_millis(10));
+    let reference = ImageReference::parse(&format!("{addr}/test/cfg:latest")).unwrap();
+    let result = client
+        .resolve(&reference, &Platform::parse("linux/amd64").unwrap())
+        .await;
+    (result, seen, config_desc.digest)
+}
+
+const CONFIG: &[u8] =
+    br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+
+#[tokio::test]
+async fn server_errors_on_the_config_are_retried() {
+    let (result, seen, _) = resolve_with(Mode::Unavailable, CONFIG).await;
+    let r = result.unwrap();
+    assert_eq!(&r.config_bytes[..], CONFIG);
+    assert_eq!(seen.blob_gets.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn server_errors_on_the_manifest_are_retried() {
+    let (result, seen, _) = resolve_with(Mode::ManifestUnavailable, CONFIG).await;
+    result.unwrap();
+    assert_eq!(seen.manifest_gets.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn rate_limited_config_honours_retry_after() {
+    let started = std::time::Instant::now();
+    let (result, seen, _) = resolve_with(Mode::TooManyRequests, CONFIG).await;
+    result.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(seen.blob_gets.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn corrupt_config_is_reported_clearly() {
+    let (result, seen, digest) = resolve_with(Mode::Corrupt, CONFIG).await;
+    let err = result.unwrap_err();
+    let actual = Digest::sha256_of(&vec![b'x'; CONFIG.len()]);
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("config blob {digest} from 127.0.0.1:")),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with(&format!(
+            ": content does not match its digest (got {actual})"
+        )),
+        "{msg}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert_eq!(
+        seen.blob_gets.load(Ordering::SeqCst),
+        2,
+        "fetched again once"
+    );
+}
+
+/// The futures stay `Send` (callers may spawn them).
+#[allow(dead_code)]
+fn futures_are_send(
+    client: &RegistryClient,
+    reference: &ImageReference,
+    desc: &Descriptor,
+    store: &ContentStore,
+    platform: &Platform,
+) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(client.fetch_blob(reference, desc, store, &|_| {}, None));
+    is_send(client.resolve(reference, platform));
 }
 
 /// Debian's docker-registry on a free loopback port, killed (by its pid) on drop.
