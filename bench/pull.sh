@@ -41,7 +41,7 @@ bench/make-payload.sh "$bench/src/one" 50 1
 scripts/make-oci-image.sh "$bench/layout-one" bench/one:latest "$bench/src/one" >/dev/null
 five=()
 for i in 1 2 3 4 5; do
-  bench/make-payload.sh "$bench/src/five-$i" 50 "$((i + 10))"
+  bench/make-payload.sh "$bench/src/five-$i" 60 "$((i + 10))"
   five+=("$bench/src/five-$i")
 done
 scripts/make-oci-image.sh "$bench/layout-five" bench/five:latest "${five[@]}" >/dev/null
