@@ -131,3 +131,41 @@ fn kind_of(e: &anyhow::Error) -> Option<ErrorKind> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn docker_style_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "coracle",
+            "pull",
+            "-q",
+            "--platform",
+            "linux/arm64",
+            "alpine",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Pull(a) if a.quiet && a.platform.as_deref() == Some("linux/arm64"))
+        );
+        let cli = Cli::try_parse_from(["coracle", "pull", "--tls-verify=false", "x"]).unwrap();
+        assert!(matches!(cli.command, Command::Pull(a) if a.tls.tls_verify == Some(false)));
+        assert!(
+            Cli::try_parse_from(["coracle", "rmi"]).is_err(),
+            "rmi needs an image"
+        );
+        let cli = Cli::try_parse_from(["coracle", "image", "ls", "--format", "json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Image(commands::image::ImageCommand::Ls(_))
+        ));
+    }
+}

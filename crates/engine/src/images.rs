@@ -165,8 +165,15 @@ impl Engine {
             for t in record.tags.iter().chain(&record.repo_digests) {
                 report.events.push(RemoveEvent::Untagged(familiar_key(t)));
             }
-            report.reclaimed += record.size();
-            report.events.extend(self.delete_image_record(&record)?);
+            let events = self.delete_image_record(&record)?;
+            // Only layers no other image shares free space.
+            report.reclaimed += record
+                .layers
+                .iter()
+                .filter(|l| events.contains(&RemoveEvent::Deleted(l.chain_id.clone())))
+                .map(|l| l.size)
+                .sum::<u64>();
+            report.events.extend(events);
         }
         let recorded: BTreeSet<Digest> = self.db.layer_ids()?.into_iter().collect();
         for chain in self.layers.list()? {

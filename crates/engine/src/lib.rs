@@ -21,7 +21,7 @@ pub use pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
 pub use push::{PushEvent, PushOptions};
 pub use store::{default_root, StorePaths, DEFAULT_ROOT};
 
-use coracle_image::{ContentStore, RegistryConfig};
+use coracle_image::{ContentStore, RegistryClient, RegistryConfig};
 use coracle_rootfs::LayerStore;
 use coracle_state::Db;
 use std::path::PathBuf;
@@ -55,6 +55,22 @@ impl Engine {
         };
         engine.collect_incomplete();
         Ok(engine)
+    }
+
+    /// Registry I/O is async; the engine's callers are not. Each registry operation
+    /// gets a small runtime of its own (two workers: downloads overlap, and the
+    /// unpack threads are blocking threads outside it).
+    fn registry_client(
+        &self,
+        tls_verify: Option<bool>,
+    ) -> Result<(tokio::runtime::Runtime, RegistryClient), EngineError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(EngineError::io("start async runtime", &self.paths.root))?;
+        let client = RegistryClient::new(&self.registry_config, tls_verify)?;
+        Ok((runtime, client))
     }
 
     pub fn paths(&self) -> &StorePaths {

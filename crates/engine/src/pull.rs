@@ -71,12 +71,7 @@ impl Engine {
         let reference = ImageReference::parse(input)?;
         let platform = opts.platform.clone().unwrap_or_else(Platform::host);
         let _lock = self.paths.lock(LockMode::Shared)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(EngineError::io("start async runtime", &self.paths.root))?;
-        let client = RegistryClient::new(&self.registry_config, opts.tls_verify)?;
+        let (runtime, client) = self.registry_client(opts.tls_verify)?;
         let resolved = runtime.block_on(client.resolve(&reference, &platform))?;
         let config = ImageConfig::parse(&resolved.config_bytes)?;
         let layers = &resolved.manifest.layers;

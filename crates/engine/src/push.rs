@@ -3,7 +3,7 @@
 
 use crate::{Engine, EngineError};
 use coracle_core::{Digest, ImageReference};
-use coracle_image::{Descriptor, PushPhase, PushProgress, RegistryClient};
+use coracle_image::{Descriptor, PushPhase, PushProgress};
 
 #[derive(Debug, Clone, Default)]
 pub struct PushOptions {
@@ -62,12 +62,7 @@ impl Engine {
                 )));
             }
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(EngineError::io("start async runtime", &self.paths.root))?;
-        let client = RegistryClient::new(&self.registry_config, opts.tls_verify)?;
+        let (runtime, client) = self.registry_client(opts.tls_verify)?;
         let progress = |p: PushProgress| match p.phase {
             PushPhase::AlreadyExists if p.digest != record.id => {
                 report(PushEvent::LayerExists(p.digest))

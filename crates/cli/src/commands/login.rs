@@ -15,9 +15,8 @@ pub struct LoginArgs {
     /// Take the password from standard input
     #[arg(long)]
     pub password_stdin: bool,
-    /// Require HTTPS and verify certificates (false allows plain HTTP)
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub tls_verify: Option<bool>,
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 pub fn exec(_ctx: &Context, args: LoginArgs) -> anyhow::Result<i32> {
@@ -49,7 +48,7 @@ pub fn exec(_ctx: &Context, args: LoginArgs) -> anyhow::Result<i32> {
     if password.is_empty() {
         return Err(UsageError("password is required".into()).into());
     }
-    coracle_engine::login(&server, &username, &password, args.tls_verify)?;
+    coracle_engine::login(&server, &username, &password, args.tls.tls_verify)?;
     println!("Login Succeeded");
     Ok(0)
 }

@@ -23,3 +23,12 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// `--tls-verify`, shared by the commands that talk to registries (podman's flag:
+/// docker has no per-call switch, only daemon config).
+#[derive(clap::Args)]
+pub struct TlsArgs {
+    /// Require HTTPS and verify certificates (false allows plain HTTP)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+}

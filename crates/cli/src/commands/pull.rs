@@ -18,9 +18,8 @@ pub struct PullArgs {
     /// Download all tagged images in the repository (not supported yet)
     #[arg(short = 'a', long)]
     pub all_tags: bool,
-    /// Require HTTPS and verify certificates (false allows plain HTTP)
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub tls_verify: Option<bool>,
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 pub fn exec(ctx: &Context, args: PullArgs) -> anyhow::Result<i32> {
@@ -45,7 +44,7 @@ pub fn exec(ctx: &Context, args: PullArgs) -> anyhow::Result<i32> {
         &args.name,
         &PullOptions {
             platform,
-            tls_verify: args.tls_verify,
+            tls_verify: args.tls.tls_verify,
         },
         &display,
     );

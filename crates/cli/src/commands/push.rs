@@ -12,9 +12,8 @@ pub struct PushArgs {
     /// Push all tags of the repository (not supported yet)
     #[arg(short = 'a', long)]
     pub all_tags: bool,
-    /// Require HTTPS and verify certificates (false allows plain HTTP)
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub tls_verify: Option<bool>,
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 pub fn exec(ctx: &Context, args: PushArgs) -> anyhow::Result<i32> {
@@ -42,7 +41,7 @@ pub fn exec(ctx: &Context, args: PushArgs) -> anyhow::Result<i32> {
     let pushed = engine.push(
         &args.name,
         &PushOptions {
-            tls_verify: args.tls_verify,
+            tls_verify: args.tls.tls_verify,
         },
         &report,
     )?;
