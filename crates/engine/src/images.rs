@@ -88,14 +88,23 @@ impl Engine {
             (record.tags.contains(&key) || record.repo_digests.contains(&key)).then_some((r, key))
         });
         if let Some((reference, key)) = by_name {
+            let last_tag = record.tags.iter().all(|t| *t == key);
+            let user = self.db.containers_using(&record.id)?.into_iter().next();
+            if let (true, Some(user), false) = (last_tag, &user, force) {
+                return Err(EngineError::Conflict(format!(
+                    "conflict: unable to remove repository reference \"{input}\" (must force) - container {} is using its referenced image {}",
+                    &user[..12.min(user.len())],
+                    record.id.short()
+                )));
+            }
             if reference.digest().is_some() {
                 self.db.remove_repo_digest(&key)?;
             } else {
                 self.db.remove_tag(&key)?;
             }
             events.push(RemoveEvent::Untagged(familiar(&reference)));
-            let remaining_tags = record.tags.iter().filter(|t| **t != key).count();
-            if remaining_tags > 0 {
+            // Other names remain, or (forced) containers still need the image.
+            if !last_tag || user.is_some() {
                 return Ok(events);
             }
             // Last tag gone: docker also drops the repo's digests and deletes the image.
@@ -113,6 +122,14 @@ impl Engine {
                 return Err(EngineError::Conflict(format!(
                     "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                     record.id.short()
+                )));
+            }
+            let users = self.db.containers_using(&record.id)?;
+            if let Some(user) = users.first() {
+                return Err(EngineError::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is being used by container {}",
+                    record.id.short(),
+                    &user[..12.min(user.len())]
                 )));
             }
             for t in &record.tags {
@@ -160,6 +177,9 @@ impl Engine {
         let mut report = PruneReport::default();
         for record in self.db.images()? {
             if !all && !record.tags.is_empty() {
+                continue;
+            }
+            if !self.db.containers_using(&record.id)?.is_empty() {
                 continue;
             }
             for t in record.tags.iter().chain(&record.repo_digests) {

@@ -15,6 +15,8 @@ pub enum StateError {
         found: i64,
         supported: i64,
     },
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse { name: String, id: String },
     #[error("invalid value in state database for {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
 }
@@ -29,6 +31,7 @@ impl StateError {
                 Some(rusqlite::ErrorCode::ConstraintViolation) => ErrorKind::Conflict,
                 _ => ErrorKind::Internal,
             },
+            StateError::NameInUse { .. } => ErrorKind::Conflict,
             StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorKind::Internal,
         }
     }

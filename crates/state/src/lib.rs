@@ -2,11 +2,13 @@
 //! Records only ever point at completed files (layers and blobs are renamed into place
 //! before they are recorded), so what the database says exists, exists.
 
+mod containers;
 mod db;
 mod error;
 mod images;
 mod schema;
 
+pub use containers::ContainerRecord;
 pub use db::Db;
 pub use error::StateError;
 pub use images::{ImageLayer, ImageRecord, NewImage};

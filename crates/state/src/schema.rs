@@ -41,4 +41,21 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX repo_digests_image ON repo_digests(image_id);
     "#,
+    // 2: containers. An image a container uses cannot be deleted (no cascade).
+    r#"
+    CREATE TABLE containers (
+        id          TEXT PRIMARY KEY,          -- 64 hex digits
+        name        TEXT NOT NULL UNIQUE,
+        image_id    TEXT NOT NULL REFERENCES images(id),
+        image_name  TEXT NOT NULL,             -- as the user gave it
+        created_at  INTEGER NOT NULL,          -- unix seconds
+        config      TEXT NOT NULL,             -- JSON: what the container was created with
+        state       TEXT NOT NULL,             -- created | running | exited
+        pid         INTEGER,
+        exit_code   INTEGER,
+        started_at  TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX containers_image ON containers(image_id);
+    "#,
 ];
