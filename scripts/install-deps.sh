@@ -6,6 +6,6 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config libseccomp-dev ca-certificates \
   docker-registry busybox-static apache2-utils \
-  skopeo umoci jq zstd gzip tar coreutils procps curl \
+  skopeo umoci crun jq zstd gzip tar coreutils procps curl bsdutils \
   nftables iproute2 >/dev/null
 command -v cargo >/dev/null || { echo "install a Rust toolchain (rustup) first" >&2; exit 1; }

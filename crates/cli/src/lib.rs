@@ -52,6 +52,14 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Create and run a new container from an image
+    Run(Box<commands::run::RunArgs>),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volume::VolumeCommand),
+    /// The per-container monitor (started by `run`; not for direct use)
+    #[command(name = "__monitor", hide = true)]
+    Monitor { id: String },
 }
 
 pub struct Context {
@@ -88,6 +96,11 @@ pub fn main() -> i32 {
         Command::Logout(a) => commands::logout::exec(&ctx, a),
         Command::Inspect(a) => commands::inspect::exec(&ctx, a),
         Command::Image(c) => commands::image::exec(&ctx, c),
+        Command::Run(a) => commands::run::exec(&ctx, *a),
+        Command::Volume(c) => commands::volume::exec(&ctx, c),
+        Command::Monitor { id } => ctx
+            .engine()
+            .and_then(|mut e| Ok(e.monitor_foreground(&id)?)),
     };
     match result {
         Ok(code) => code,
@@ -100,7 +113,7 @@ pub fn main() -> i32 {
 
 /// The message and its causes on one line, skipping causes whose text the message
 /// already includes (our errors embed their sources).
-fn error_chain(e: &anyhow::Error) -> String {
+pub(crate) fn error_chain(e: &anyhow::Error) -> String {
     let mut out = e.to_string();
     for cause in e.chain().skip(1) {
         let s = cause.to_string();

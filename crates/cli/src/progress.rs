@@ -10,7 +10,11 @@ use std::sync::Mutex;
 
 pub enum PullDisplay {
     Quiet,
-    Plain(Mutex<HashMap<Digest, &'static str>>),
+    /// Plain lines; `to_stderr` for `run`, whose stdout belongs to the container.
+    Plain {
+        last: Mutex<HashMap<Digest, &'static str>>,
+        to_stderr: bool,
+    },
     Terminal(Terminal),
 }
 
@@ -21,15 +25,37 @@ pub struct Terminal {
 
 impl PullDisplay {
     pub fn new(quiet: bool) -> PullDisplay {
+        Self::build(quiet, false)
+    }
+
+    /// Progress on stderr, as `docker run` shows the pull of a missing image.
+    pub fn on_stderr() -> PullDisplay {
+        Self::build(false, true)
+    }
+
+    fn build(quiet: bool, to_stderr: bool) -> PullDisplay {
+        let terminal = if to_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
         if quiet {
             PullDisplay::Quiet
-        } else if std::io::stdout().is_terminal() {
+        } else if terminal {
+            let target = if to_stderr {
+                ProgressDrawTarget::stderr_with_hz(10)
+            } else {
+                ProgressDrawTarget::stdout_with_hz(10)
+            };
             PullDisplay::Terminal(Terminal {
-                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(10)),
+                multi: MultiProgress::with_draw_target(target),
                 bars: Mutex::new(HashMap::new()),
             })
         } else {
-            PullDisplay::Plain(Mutex::new(HashMap::new()))
+            PullDisplay::Plain {
+                last: Mutex::new(HashMap::new()),
+                to_stderr,
+            }
         }
     }
 
@@ -40,9 +66,13 @@ impl PullDisplay {
             PullDisplay::Terminal(t) => {
                 let _ = t.multi.println(line);
             }
-            PullDisplay::Plain(_) => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
+            PullDisplay::Plain {
+                to_stderr: true, ..
+            } => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+            PullDisplay::Plain { .. } => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
             }
         }
     }
@@ -97,7 +127,7 @@ impl PullProgress for PullDisplay {
     fn layer(&self, blob: &Digest, event: LayerEvent) {
         match self {
             PullDisplay::Quiet => {}
-            PullDisplay::Plain(last) => {
+            PullDisplay::Plain { last, .. } => {
                 // Byte counts are for terminals; plain output keeps docker's milestones.
                 let text: &'static str = match event {
                     LayerEvent::Waiting => "Pulling fs layer",

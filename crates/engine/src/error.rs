@@ -31,6 +31,16 @@ pub enum EngineError {
     Unpack(#[from] coracle_rootfs::UnpackError),
     #[error(transparent)]
     LayerStore(#[from] coracle_rootfs::StoreError),
+    #[error(transparent)]
+    Snapshot(#[from] coracle_rootfs::SnapshotError),
+    #[error(transparent)]
+    Resolve(#[from] coracle_rootfs::ResolveError),
+    #[error(transparent)]
+    Volume(#[from] coracle_rootfs::VolumeError),
+    #[error(transparent)]
+    Options(#[from] coracle_runtime::options::OptionsError),
+    #[error(transparent)]
+    Spec(#[from] coracle_runtime::spec::SpecError),
 }
 
 impl EngineError {
@@ -50,6 +60,11 @@ impl EngineError {
             EngineError::Image(e) => e.kind(),
             EngineError::Unpack(e) => e.kind(),
             EngineError::LayerStore(e) => e.kind(),
+            EngineError::Snapshot(e) => e.kind(),
+            EngineError::Resolve(e) => e.kind(),
+            EngineError::Volume(e) => e.kind(),
+            EngineError::Options(e) => e.kind(),
+            EngineError::Spec(e) => e.kind(),
         }
     }
 

@@ -4,14 +4,20 @@
 
 mod archive;
 mod auth;
+mod devices;
 mod error;
 mod images;
 mod inspect;
 mod lookup;
+mod monitor;
+mod names;
 mod pull;
 mod push;
+mod run;
 mod store;
 mod unpack;
+mod users;
+mod volumes;
 
 pub use auth::{login, logout};
 pub use error::EngineError;
@@ -19,6 +25,7 @@ pub use images::{ImageSummary, PruneReport, RemoveEvent};
 pub use lookup::{familiar, familiar_key};
 pub use pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
 pub use push::{PushEvent, PushOptions};
+pub use run::{ContainerRuntimeConfig, PreparedContainer, RunRequest};
 pub use store::{default_root, StorePaths, DEFAULT_ROOT};
 
 use coracle_image::{ContentStore, RegistryClient, RegistryConfig};

@@ -137,3 +137,126 @@ impl StoreError {
         }
     }
 }
+
+/// The `ErrorKind` of an OS error: missing things are `NotFound`, privilege and missing
+/// kernel features `Unavailable`, the rest `Internal`.
+fn io_kind(e: &io::Error) -> ErrorKind {
+    match e.kind() {
+        io::ErrorKind::NotFound => ErrorKind::NotFound,
+        io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+        io::ErrorKind::InvalidInput => ErrorKind::InvalidArgument,
+        _ => match errno_kind(e) {
+            ErrorKind::Unavailable => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        },
+    }
+}
+
+/// Why preparing, mounting or unmounting a container root filesystem failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("container rootfs: {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. `create directory` or `copy layer`.
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A mount syscall failed; `detail` carries the kernel's own message when the new
+    /// mount API gave one (e.g. `overlay: failed to resolve 'x': -2`).
+    #[error("mounting overlay on {}: {syscall}: {source}{}", target.display(),
+        if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    Mount {
+        target: PathBuf,
+        /// The syscall that failed, e.g. `fsconfig lowerdir+` or `mount`.
+        syscall: &'static str,
+        detail: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unmounting {}: {source}", target.display())]
+    Unmount {
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("container rootfs: {0}")]
+    Invalid(String),
+}
+
+impl SnapshotError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SnapshotError::Io { source, .. } => io_kind(source),
+            SnapshotError::Mount { source, .. } => match source.raw_os_error() {
+                // ENODEV: no overlay; EPERM: not allowed; EINVAL: the filesystem under
+                // the upper dir cannot host one (the copy fallback still works).
+                Some(19 | 1 | 22 | 95) => ErrorKind::Unavailable,
+                _ => io_kind(source),
+            },
+            SnapshotError::Unmount { source, .. } => io_kind(source),
+            SnapshotError::Invalid(_) => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// Why resolving or creating a path inside a container root failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{op} {path:?} in root {}: {source}", root.display())]
+    Io {
+        op: &'static str,
+        root: PathBuf,
+        /// The path inside the root, as the caller gave it.
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ResolveError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ResolveError::Io { source, .. } => match source.raw_os_error() {
+                Some(20 | 21 | 40 | 17) => ErrorKind::InvalidArgument,
+                _ => io_kind(source),
+            },
+        }
+    }
+}
+
+/// Why a volume operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("{0:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")]
+    InvalidName(String),
+    #[error("no such volume: {0}")]
+    NotFound(String),
+    #[error("volume {name}: {op} {}: {source}", path.display())]
+    Io {
+        name: String,
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("volume {name}: metadata {}: {source}", path.display())]
+    Metadata {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl VolumeError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            VolumeError::InvalidName(_) => ErrorKind::InvalidArgument,
+            VolumeError::NotFound(_) => ErrorKind::NotFound,
+            VolumeError::Io { source, .. } => io_kind(source),
+            VolumeError::Metadata { .. } => ErrorKind::Internal,
+        }
+    }
+}

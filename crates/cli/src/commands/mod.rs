@@ -9,8 +9,12 @@ pub mod logout;
 pub mod pull;
 pub mod push;
 pub mod rmi;
+pub mod run;
+mod run_impl;
+mod run_options;
 pub mod save;
 pub mod tag;
+pub mod volume;
 
 /// A flag combination the command does not accept: exit 125 like docker's usage errors.
 #[derive(Debug)]

@@ -1,0 +1,135 @@
+//! `coracle run`: docker's flags, parsed into the engine's run request.
+
+use crate::Context;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(trailing_var_arg = true, disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help (`-h` is --hostname, as docker's)
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Run in the background (not supported yet: comes with the container monitor)
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Container name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (K=V, or K to take the value from this shell)
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Overwrite the image's ENTRYPOINT
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Working directory inside the container (created if missing)
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// User: name|uid[:group|gid]
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional groups to join
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Network: none or host (bridge networks come later)
+    #[arg(long, alias = "net", default_value = "none")]
+    pub network: String,
+    /// PID namespace: host to share the host's
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC namespace: host to share the host's
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace: host to share the host's
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Add Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Mount a tmpfs: /path[:options]
+    #[arg(long, value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Memory limit (e.g. 512m)
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (e.g. 1.5)
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Tune the container's pids limit (-1 for unlimited)
+    #[arg(long)]
+    pub pids_limit: Option<String>,
+    /// Ulimit options: name=soft[:hard]
+    #[arg(long, value_name = "ULIMIT")]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm (default 64m)
+    #[arg(long)]
+    pub shm_size: Option<String>,
+    /// Add a host device: HOST[:CONTAINER[:PERMS]]
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Namespaced kernel parameters
+    #[arg(long, value_name = "K=V")]
+    pub sysctl: Vec<String>,
+    /// Bind mount a volume: SRC:DST[:ro|rw]
+    #[arg(short, long = "volume", value_name = "SRC:DST[:OPTS]")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=...,target=...
+    #[arg(long, value_name = "MOUNT")]
+    pub mount: Vec<String>,
+    /// Pull image before running: missing, always or never
+    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
+    /// Platform of the image to pull: os/arch[/variant]
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// OCI runtime: built-in (default), crun, runc, or a path to a runtime binary
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Image to run
+    pub image: String,
+    /// Command and arguments
+    pub command: Vec<String>,
+}
+
+pub fn exec(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
+    crate::commands::run_impl::exec(ctx, args)
+}

@@ -1,0 +1,127 @@
+//! `run` flags (strings, as typed) into the runtime's typed `RunOptions`, with
+//! docker's messages for bad values.
+
+use crate::commands::run::RunArgs;
+use coracle_runtime::options::{self as o, RunOptions};
+
+pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
+    let mut opts = RunOptions::new();
+    opts.name = args.name.clone();
+    opts.entrypoint = args.entrypoint.clone();
+    opts.args = args.command.clone();
+    let lookup = |k: &str| std::env::var(k).ok();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("open {}: {e}", file.display()))?;
+        opts.env.extend(o::parse_env_file(
+            &file.display().to_string(),
+            &text,
+            &lookup,
+        )?);
+    }
+    for e in &args.env {
+        opts.env.extend(o::parse_env(e, &lookup)?);
+    }
+    opts.workdir = args.workdir.clone();
+    opts.user = args.user.as_deref().map(o::parse_user).transpose()?;
+    opts.group_add = args
+        .group_add
+        .iter()
+        .map(|g| o::parse_group_add(g))
+        .collect::<Result<_, _>>()?;
+    opts.hostname = args.hostname.clone();
+    opts.rm = args.rm;
+    opts.interactive = args.interactive;
+    opts.tty = args.tty;
+    opts.pull = o::parse_pull_policy(&args.pull)?;
+    opts.runtime = args.runtime.clone();
+    opts.network = o::parse_network(&args.network)?;
+    opts.pid = ns("--pid", &args.pid)?;
+    opts.ipc = ns("--ipc", &args.ipc)?;
+    opts.uts = ns("--uts", &args.uts)?;
+    opts.cap_add = caps("--cap-add", &args.cap_add)?;
+    opts.cap_drop = caps("--cap-drop", &args.cap_drop)?;
+    opts.privileged = args.privileged;
+    for s in &args.security_opt {
+        o::parse_security_opt(s, &mut opts.security)?;
+    }
+    opts.read_only = args.read_only;
+    let r = &mut opts.resources;
+    r.memory = args.memory.as_deref().map(o::parse_memory).transpose()?;
+    r.memory_swap = args
+        .memory_swap
+        .as_deref()
+        .map(o::parse_memory_swap)
+        .transpose()?;
+    r.cpus = args
+        .cpus
+        .as_deref()
+        .map(o::parse_cpus)
+        .transpose()?
+        .flatten();
+    r.cpu_shares = args
+        .cpu_shares
+        .as_deref()
+        .map(o::parse_cpu_shares)
+        .transpose()?;
+    r.cpuset_cpus = args
+        .cpuset_cpus
+        .as_deref()
+        .map(o::parse_cpuset)
+        .transpose()?;
+    r.pids_limit = args
+        .pids_limit
+        .as_deref()
+        .map(o::parse_pids_limit)
+        .transpose()?
+        .flatten();
+    opts.ulimits = args
+        .ulimit
+        .iter()
+        .map(|u| o::parse_ulimit(u))
+        .collect::<Result<_, _>>()?;
+    opts.shm_size = args
+        .shm_size
+        .as_deref()
+        .map(o::parse_shm_size)
+        .transpose()?;
+    opts.devices = args
+        .device
+        .iter()
+        .map(|d| o::parse_device(d))
+        .collect::<Result<_, _>>()?;
+    opts.init = args.init;
+    let sysctl_ctx = o::SysctlContext {
+        host_network: opts.network == o::NetworkMode::Host,
+        host_ipc: opts.ipc == o::NamespaceMode::Host,
+    };
+    for s in &args.sysctl {
+        let (k, v) = o::parse_sysctl(s, sysctl_ctx)?;
+        opts.sysctls.insert(k, v);
+    }
+    let cwd = std::env::current_dir()?;
+    for v in &args.volume {
+        opts.mounts.push(o::parse_volume(v)?.absolutize(&cwd));
+    }
+    for m in &args.mount {
+        opts.mounts.push(o::parse_mount(m)?.absolutize(&cwd));
+    }
+    for t in &args.tmpfs {
+        opts.mounts.push(o::MountRequest::Tmpfs(o::parse_tmpfs(t)?));
+    }
+    opts.validate()?;
+    Ok(opts)
+}
+
+fn ns(flag: &'static str, v: &Option<String>) -> anyhow::Result<o::NamespaceMode> {
+    Ok(match v {
+        Some(s) => o::parse_namespace_mode(flag, s)?,
+        None => o::NamespaceMode::Private,
+    })
+}
+
+fn caps(flag: &'static str, v: &[String]) -> anyhow::Result<Vec<String>> {
+    Ok(v.iter()
+        .map(|c| o::parse_capability(flag, c))
+        .collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,551 @@
+//! Creating a container for `run`: the image (pulled per `--pull`), a record with a
+//! unique name, an overlay root filesystem, /etc files, volumes, the resolved user and
+//! working directory, and the OCI spec as the bundle's config.json. The monitor
+//! (`coracle __monitor`) then runs it and tears it down.
+//!
+//! Everything created here is undone if a later step fails: no record, mount or
+//! directory outlives a failed `run`.
+
+use crate::names::{generate_name, new_container_id, valid_name};
+use crate::pull::{PullOptions, PullProgress};
+use crate::users::resolve_user;
+use crate::{Engine, EngineError};
+use coracle_core::Platform;
+use coracle_image::ImageConfig;
+use coracle_rootfs::snapshot::{self, RootfsMount};
+use coracle_rootfs::{etc_files, VolumeStore};
+use coracle_runtime::options::{MountRequest, NamespaceMode, NetworkMode, PullPolicy, RunOptions};
+use coracle_runtime::spec::{
+    self, EnvContext, NetworkNamespace, ResolvedMount, SeccompChoice, SpecInput,
+};
+use coracle_state::ContainerRecord;
+use std::path::{Path, PathBuf};
+
+pub struct RunRequest {
+    pub image: String,
+    pub platform: Option<Platform>,
+    pub options: RunOptions,
+}
+
+/// What the monitor needs, stored beside the bundle as `container.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ContainerRuntimeConfig {
+    pub id: String,
+    pub name: String,
+    pub rm: bool,
+    pub tty: bool,
+    pub interactive: bool,
+    /// None: the built-in runtime.
+    pub runtime: Option<String>,
+    pub rootfs: RootfsMount,
+}
+
+pub struct PreparedContainer {
+    pub id: String,
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// Undoes a half-made container unless disarmed.
+struct CreationGuard<'a> {
+    engine: &'a mut Engine,
+    id: String,
+    dir: PathBuf,
+    mounted: Option<RootfsMount>,
+    armed: bool,
+}
+
+impl Drop for CreationGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(m) = &self.mounted {
+            let _ = snapshot::unmount(m);
+        }
+        let _ = coracle_rootfs::remove_tree(&self.dir);
+        let _ = self.engine.db.delete_container(&self.id);
+    }
+}
+
+impl Engine {
+    /// The static init for `--init`, written under the store once (and again when a
+    /// new coracle carries a different one).
+    fn init_binary(&self) -> Result<PathBuf, EngineError> {
+        let path = self.paths.root.join("bin/coracle-init");
+        let bytes = coracle_runtime::init::INIT_BINARY;
+        if std::fs::read(&path).ok().as_deref() == Some(bytes) {
+            return Ok(path);
+        }
+        let dir = self.paths.root.join("bin");
+        std::fs::create_dir_all(&dir).map_err(EngineError::io("create", &dir))?;
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(EngineError::io("create", &dir))?;
+        std::fs::write(tmp.path(), bytes).map_err(EngineError::io("write", tmp.path()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(EngineError::io("chmod", tmp.path()))?;
+        tmp.persist(&path)
+            .map_err(|e| EngineError::io("write", &path)(e.error))?;
+        Ok(path)
+    }
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.paths.root.join("containers")
+    }
+
+    pub fn volumes(&self) -> Result<VolumeStore, EngineError> {
+        Ok(VolumeStore::open(self.paths.root.join("volumes"))?)
+    }
+
+    fn image_for_run(
+        &mut self,
+        req: &RunRequest,
+        progress: &dyn PullProgress,
+    ) -> Result<coracle_state::ImageRecord, EngineError> {
+        let pull = |engine: &mut Engine| {
+            engine.pull(
+                &req.image,
+                &PullOptions {
+                    platform: req.platform.clone(),
+                    tls_verify: None,
+                },
+                progress,
+            )
+        };
+        match req.options.pull {
+            PullPolicy::Always => {
+                pull(self)?;
+            }
+            PullPolicy::Missing => {
+                if let Err(EngineError::NoSuchImage(_)) = self.find_image(&req.image) {
+                    pull(self)?;
+                }
+            }
+            PullPolicy::Never => {}
+        }
+        self.find_image(&req.image)
+    }
+
+    /// Everything up to a bundle ready to run.
+    pub fn create_container(
+        &mut self,
+        req: &RunRequest,
+        progress: &dyn PullProgress,
+    ) -> Result<PreparedContainer, EngineError> {
+        let opts = &req.options;
+        let network = match &opts.network {
+            NetworkMode::None => NetworkNamespace::Private,
+            NetworkMode::Host => NetworkNamespace::Host,
+            NetworkMode::DefaultBridge | NetworkMode::Named(_) => {
+                return Err(EngineError::InvalidArgument(
+                    "bridge networks are not available yet: use --network none (the default for now) or --network host".into(),
+                ))
+            }
+        };
+        if let Some(name) = &opts.name {
+            if !valid_name(name) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+        }
+        let image = self.image_for_run(req, progress)?;
+        let config = ImageConfig::parse(&image.config)?;
+        let args = spec::resolve_command(
+            config.config.entrypoint.as_deref(),
+            config.config.cmd.as_deref(),
+            opts.entrypoint.as_deref(),
+            &opts.args,
+        )?;
+
+        let id = new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?;
+        let dir = self.containers_dir().join(&id);
+        let mut name = opts.name.clone();
+        let now = chrono::Utc::now();
+        let runtime_name = opts.runtime.clone();
+        loop {
+            let candidate = match &name {
+                Some(n) => n.clone(),
+                None => generate_name().map_err(EngineError::io("read", "/dev/urandom"))?,
+            };
+            let record = ContainerRecord {
+                id: id.clone(),
+                name: candidate.clone(),
+                image_id: image.id.clone(),
+                image_name: req.image.clone(),
+                created_at: now.timestamp(),
+                config: serde_json::json!({
+                    "Image": req.image,
+                    "Cmd": args,
+                    "Tty": opts.tty,
+                    "OpenStdin": opts.interactive,
+                    "AutoRemove": opts.rm,
+                    "Runtime": runtime_name,
+                })
+                .to_string(),
+                state: "created".into(),
+                pid: None,
+                exit_code: None,
+                started_at: None,
+                finished_at: None,
+            };
+            match self.db.insert_container(&record) {
+                Ok(()) => {
+                    name = Some(candidate);
+                    break;
+                }
+                // A generated name clashed: draw another.
+                Err(coracle_state::StateError::NameInUse { .. }) if opts.name.is_none() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let name = name.expect("set when the record was inserted");
+        let mut guard = CreationGuard {
+            engine: self,
+            id: id.clone(),
+            dir: dir.clone(),
+            mounted: None,
+            armed: true,
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(EngineError::io("create container directory", &dir))?;
+
+        // Root filesystem: the image's layer dirs, top-most first, under an overlay.
+        let lowers: Vec<PathBuf> = image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| guard.engine.layers.path(&l.chain_id))
+            .collect();
+        let rootfs = snapshot::prepare(&dir, &lowers)?;
+        snapshot::mount(&rootfs)?;
+        guard.mounted = Some(rootfs.clone());
+        let root = rootfs.target.clone();
+
+        let hostname = opts
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id[..12].to_string());
+        let resolv_path = etc_files::host_resolv_conf_path();
+        let etc = etc_files::write_etc_files(
+            &dir,
+            &etc_files::EtcConfig {
+                hosts: etc_files::HostsConfig {
+                    hostname: hostname.clone(),
+                    domainname: None,
+                    ip: None,
+                    extra_hosts: Vec::new(),
+                },
+                host_resolv_conf: std::fs::read_to_string(&resolv_path).unwrap_or_default(),
+                ipv6: false,
+                dns: Default::default(),
+            },
+        )
+        .map_err(EngineError::io("write /etc files for", &dir))?;
+
+        let passwd = read_in_root(&root, "/etc/passwd");
+        let group = read_in_root(&root, "/etc/group");
+        let image_user = config
+            .config
+            .user
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .map(coracle_runtime::options::parse_user)
+            .transpose()?;
+        let user_spec = opts.user.clone().or(image_user);
+        let user = resolve_user(
+            user_spec.as_ref(),
+            &opts.group_add,
+            passwd.as_deref(),
+            group.as_deref(),
+        )?;
+
+        let cwd = opts
+            .workdir
+            .clone()
+            .or_else(|| config.config.working_dir.clone().filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into());
+        if !cwd.starts_with('/') {
+            return Err(EngineError::InvalidArgument(format!(
+                "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+            )));
+        }
+        coracle_rootfs::ensure_dir_in_root(&root, &cwd, 0o755)?;
+
+        let mounts = guard.engine.resolve_mounts(&opts.mounts, &root)?;
+        let env = spec::merge_env(
+            config.config.env.as_deref().unwrap_or(&[]),
+            &opts.env,
+            &EnvContext {
+                hostname: hostname.clone(),
+                home: user.home.clone(),
+                tty: opts.tty,
+            },
+        );
+        let seccomp = match &opts.security.seccomp {
+            coracle_runtime::options::SeccompOption::Default => SeccompChoice::Default,
+            coracle_runtime::options::SeccompOption::Unconfined => SeccompChoice::Unconfined,
+            coracle_runtime::options::SeccompOption::Profile(p) => SeccompChoice::Profile(
+                std::fs::read_to_string(p).map_err(EngineError::io("read seccomp profile", p))?,
+            ),
+        };
+        let input = SpecInput {
+            rootfs: root.clone(),
+            readonly_rootfs: opts.read_only,
+            args,
+            env,
+            cwd,
+            user: user.user,
+            terminal: opts.tty,
+            hostname: (opts.uts == NamespaceMode::Private).then(|| hostname.clone()),
+            namespaces: spec::Namespaces {
+                pid: opts.pid,
+                ipc: opts.ipc,
+                uts: opts.uts,
+                network,
+            },
+            cgroups_path: coracle_runtime::defaults::cgroups_path(&id),
+            mounts,
+            etc_files: spec::EtcFiles {
+                hostname: Some(etc.hostname.clone()),
+                hosts: Some(etc.hosts.clone()),
+                resolv_conf: Some(etc.resolv_conf.clone()),
+            },
+            resources: opts.resources(),
+            ulimits: opts.ulimits.clone(),
+            host_hard_limits: host_hard_limits(),
+            shm_size: opts.shm_size,
+            devices: crate::devices::resolve(&opts.devices, opts.privileged)?,
+            sysctls: opts.sysctls.clone(),
+            privileged: opts.privileged,
+            capabilities: held_capabilities(opts)?,
+            seccomp,
+            no_new_privileges: opts.security.no_new_privileges,
+            unconfined_system_paths: opts.security.unconfined_system_paths,
+            init: if opts.init {
+                Some(guard.engine.init_binary()?)
+            } else {
+                None
+            },
+            arch: std::env::consts::ARCH.to_string(),
+            kernel: host_kernel(),
+        };
+        let spec = spec::build_spec(&input)?;
+        let config_path = dir.join("config.json");
+        let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
+        std::fs::write(&config_path, json).map_err(EngineError::io("write", &config_path))?;
+        let monitor_config = ContainerRuntimeConfig {
+            id: id.clone(),
+            name: name.clone(),
+            rm: opts.rm,
+            tty: opts.tty,
+            interactive: opts.interactive,
+            runtime: opts.runtime.clone(),
+            rootfs,
+        };
+        let cfg_path = dir.join("container.json");
+        std::fs::write(
+            &cfg_path,
+            serde_json::to_vec_pretty(&monitor_config).expect("config serialises"),
+        )
+        .map_err(EngineError::io("write", &cfg_path))?;
+        guard.armed = false;
+        Ok(PreparedContainer { id, name, dir })
+    }
+
+    /// Binds, volumes and tmpfs mounts with host paths, targets checked inside the
+    /// rootfs (never following a symlink out of it).
+    fn resolve_mounts(
+        &mut self,
+        requests: &[MountRequest],
+        root: &Path,
+    ) -> Result<Vec<ResolvedMount>, EngineError> {
+        let volumes = self.volumes()?;
+        let mut out = Vec::new();
+        for m in requests {
+            match m {
+                MountRequest::Bind {
+                    source,
+                    target,
+                    read_only,
+                    propagation,
+                    create_source,
+                    recursive,
+                } => {
+                    if !source.exists() {
+                        if *create_source {
+                            std::fs::create_dir_all(source)
+                                .map_err(EngineError::io("create bind source", source))?;
+                        } else {
+                            return Err(EngineError::InvalidArgument(format!(
+                                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                                source.display()
+                            )));
+                        }
+                    }
+                    if source.is_dir() {
+                        coracle_rootfs::ensure_dir_in_root(root, target, 0o755)?;
+                    } else {
+                        coracle_rootfs::ensure_file_in_root(root, target, 0o644)?;
+                    }
+                    out.push(ResolvedMount::Bind {
+                        source: source.clone(),
+                        target: target.clone(),
+                        read_only: *read_only,
+                        propagation: *propagation,
+                        recursive: *recursive,
+                    });
+                }
+                MountRequest::Named {
+                    name,
+                    target,
+                    read_only,
+                    no_copy,
+                } => {
+                    out.push(
+                        self.volume_mount(&volumes, name, target, *read_only, *no_copy, root)?,
+                    );
+                }
+                MountRequest::Anonymous {
+                    target,
+                    read_only,
+                    no_copy,
+                } => {
+                    let name =
+                        new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?;
+                    out.push(
+                        self.volume_mount(&volumes, &name, target, *read_only, *no_copy, root)?,
+                    );
+                }
+                MountRequest::Tmpfs(t) => {
+                    coracle_rootfs::ensure_dir_in_root(root, &t.target, 0o755)?;
+                    out.push(ResolvedMount::Tmpfs {
+                        target: t.target.clone(),
+                        options: t.options.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A named volume, created on first use and then filled with what the image has
+    /// at the mount point (docker's copy-up), unless `nocopy`.
+    fn volume_mount(
+        &self,
+        volumes: &VolumeStore,
+        name: &str,
+        target: &str,
+        read_only: bool,
+        no_copy: bool,
+        root: &Path,
+    ) -> Result<ResolvedMount, EngineError> {
+        // Creating an existing volume returns it; copy-up fills only an empty one
+        // (docker's rule), so a reused volume keeps its data.
+        volumes.create(name, Default::default())?;
+        let data = volumes.path(name);
+        let at_target = coracle_rootfs::ensure_dir_in_root(root, target, 0o755)?;
+        if !no_copy {
+            coracle_rootfs::volume::copy_up(&at_target, &data)
+                .map_err(EngineError::io("fill volume from the image", &data))?;
+        }
+        Ok(ResolvedMount::Bind {
+            source: data,
+            target: target.to_string(),
+            read_only,
+            propagation: None,
+            recursive: true,
+        })
+    }
+}
+
+/// A file inside the rootfs, read without following symlinks out of it; None when
+/// absent.
+fn read_in_root(root: &Path, path: &str) -> Option<String> {
+    let p = coracle_rootfs::resolve_in_root(root, path).ok()?;
+    std::fs::read_to_string(p).ok()
+}
+
+fn host_hard_limits() -> std::collections::HashMap<String, u64> {
+    use rustix::process::{getrlimit, Resource};
+    let mut out = std::collections::HashMap::new();
+    for (name, res) in [
+        ("RLIMIT_NOFILE", Resource::Nofile),
+        ("RLIMIT_NPROC", Resource::Nproc),
+        ("RLIMIT_CORE", Resource::Core),
+        ("RLIMIT_MEMLOCK", Resource::Memlock),
+        ("RLIMIT_STACK", Resource::Stack),
+        ("RLIMIT_FSIZE", Resource::Fsize),
+        ("RLIMIT_CPU", Resource::Cpu),
+        ("RLIMIT_AS", Resource::As),
+        ("RLIMIT_DATA", Resource::Data),
+        ("RLIMIT_LOCKS", Resource::Locks),
+        ("RLIMIT_MSGQUEUE", Resource::Msgqueue),
+        ("RLIMIT_NICE", Resource::Nice),
+        ("RLIMIT_RTPRIO", Resource::Rtprio),
+        ("RLIMIT_SIGPENDING", Resource::Sigpending),
+    ] {
+        if let Some(max) = getrlimit(res).maximum {
+            out.insert(name.to_string(), max);
+        }
+    }
+    out
+}
+
+/// The highest capability number this kernel knows.
+fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+fn host_kernel() -> Option<coracle_runtime::seccomp::KernelVersion> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    coracle_runtime::seccomp::KernelVersion::parse(release.trim())
+}
+
+impl Engine {
+    /// Undo `create_container` for a container that never ran.
+    pub fn remove_prepared(&mut self, prepared: &PreparedContainer) -> Result<(), EngineError> {
+        let cfg_path = prepared.dir.join("container.json");
+        if let Ok(bytes) = std::fs::read(&cfg_path) {
+            if let Ok(cfg) = serde_json::from_slice::<ContainerRuntimeConfig>(&bytes) {
+                snapshot::unmount(&cfg.rootfs)?;
+            }
+        }
+        coracle_rootfs::remove_tree(&prepared.dir)
+            .map_err(EngineError::io("remove", &prepared.dir))?;
+        self.db.delete_container(&prepared.id)?;
+        Ok(())
+    }
+}
+
+/// The container's capabilities, limited to those this process may pass on: a
+/// capability outside our bounding set cannot be granted (here root lacks
+/// CAP_SYS_RESOURCE). `ALL`/`--privileged` quietly mean "all we have"; naming a missing
+/// one explicitly is an error.
+fn held_capabilities(opts: &RunOptions) -> Result<Vec<String>, EngineError> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX);
+    let held = |name: &str| {
+        coracle_runtime::defaults::ALL_CAPABILITIES
+            .iter()
+            .position(|c| *c == name)
+            .is_none_or(|bit| bounding & (1u64 << bit) != 0)
+    };
+    if let Some(missing) = opts.cap_add.iter().find(|c| *c != "ALL" && !held(c)) {
+        return Err(EngineError::InvalidArgument(format!(
+            "--cap-add {missing}: coracle does not hold this capability itself, so it cannot grant it"
+        )));
+    }
+    Ok(opts
+        .capabilities(last_cap())
+        .into_iter()
+        .filter(|c| held(c))
+        .collect())
+}

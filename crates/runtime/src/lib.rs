@@ -1,0 +1,10 @@
+//! Coracle's runtime: run options and image config -> OCI runtime spec (pure), the
+//! default seccomp profile, and (in `runtime`) the Runtime trait and its implementations.
+
+pub mod defaults;
+pub mod init;
+pub mod monitor;
+pub mod options;
+pub mod runtime;
+pub mod seccomp;
+pub mod spec;

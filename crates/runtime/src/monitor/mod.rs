@@ -1,0 +1,622 @@
+//! The per-container monitor: a small single-threaded process (the coracle binary
+//! re-executed as the hidden `__monitor` subcommand) that creates the container through
+//! a [`Runtime`], is the parent (child subreaper) of its init, holds its pty or passes
+//! its stdio, forwards signals, waits for it, records the exit code and deletes the
+//! container in the runtime (which removes its cgroups).
+//!
+//! This issue covers foreground runs: [`run_foreground`].
+
+mod tty;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use coracle_core::ErrorKind;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::runtime::{self, ExecFailure, ProcessIo, Runtime, RuntimeError};
+
+/// The hidden subcommand the engine re-executes the binary as.
+pub const SUBCOMMAND: &str = "__monitor";
+/// Default directory for runtime state (rootful).
+pub const DEFAULT_STATE_ROOT: &str = "/run/coracle/runtime";
+
+/// Signals `coracle run` forwards to the container (docker's sig-proxy).
+pub const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// What the monitor runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// OCI bundle: the container directory holding config.json.
+    pub bundle: PathBuf,
+    pub id: String,
+    /// `youki` (built-in), a runtime name on PATH (`crun`, `runc`) or an absolute path.
+    pub runtime: String,
+    /// Runtime state directory (each runtime uses a subdirectory).
+    pub state_root: PathBuf,
+    /// `-t`: the container gets a pty (config.json must say `process.terminal: true`).
+    pub terminal: bool,
+    /// `-i`: our stdin is forwarded to the container; otherwise it gets /dev/null.
+    pub interactive: bool,
+    /// Where the container's exit code is written (decimal + newline, atomically).
+    pub exit_file: PathBuf,
+}
+
+impl MonitorConfig {
+    /// The arguments after `__monitor` that [`main`] parses back into this config.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec![
+            "--bundle".into(),
+            self.bundle.clone().into(),
+            "--id".into(),
+            self.id.clone().into(),
+            "--runtime".into(),
+            self.runtime.clone().into(),
+            "--state-root".into(),
+            self.state_root.clone().into(),
+            "--exit-file".into(),
+            self.exit_file.clone().into(),
+        ];
+        if self.terminal {
+            a.push("--terminal".into());
+        }
+        if self.interactive {
+            a.push("--interactive".into());
+        }
+        a
+    }
+
+    /// Parses the arguments after `__monitor` (a leading `__monitor` is skipped).
+    pub fn from_args(args: &[OsString]) -> Result<MonitorConfig, MonitorError> {
+        let usage = |m: String| MonitorError::Usage(m);
+        let mut it = args.iter().peekable();
+        if it.peek().is_some_and(|a| *a == SUBCOMMAND) {
+            it.next();
+        }
+        let (mut bundle, mut id, mut exit_file) = (None, None, None);
+        let mut runtime = runtime::BUILTIN.to_string();
+        let mut state_root = PathBuf::from(DEFAULT_STATE_ROOT);
+        let (mut terminal, mut interactive) = (false, false);
+        while let Some(arg) = it.next() {
+            let flag = arg.to_string_lossy().into_owned();
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| usage(format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "--bundle" => bundle = Some(PathBuf::from(value()?)),
+                "--id" => id = Some(value()?.to_string_lossy().into_owned()),
+                "--runtime" => runtime = value()?.to_string_lossy().into_owned(),
+                "--state-root" => state_root = PathBuf::from(value()?),
+                "--exit-file" => exit_file = Some(PathBuf::from(value()?)),
+                "--terminal" => terminal = true,
+                "--interactive" => interactive = true,
+                other => return Err(usage(format!("unknown argument {other:?}"))),
+            }
+        }
+        Ok(MonitorConfig {
+            bundle: bundle.ok_or_else(|| usage("--bundle is required".into()))?,
+            id: id.ok_or_else(|| usage("--id is required".into()))?,
+            runtime,
+            state_root,
+            terminal,
+            interactive,
+            exit_file: exit_file.ok_or_else(|| usage("--exit-file is required".into()))?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("monitor: {0}")]
+    Usage(String),
+    /// The container's command could not be executed (docker: 127 / 126).
+    #[error("failed to create task for container: {}", .failure.docker_message(.command))]
+    Exec {
+        failure: ExecFailure,
+        command: String,
+        #[source]
+        source: RuntimeError,
+    },
+    #[error("failed to create task for container: {0}")]
+    Runtime(#[source] RuntimeError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{call}: {source}")]
+    Sys {
+        call: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+impl MonitorError {
+    /// docker's exit code for this failure: 127/126 when the command cannot be run,
+    /// 125 when coracle itself failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            MonitorError::Exec { failure, .. } => failure.exit_code(),
+            _ => 125,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MonitorError::Usage(_) => ErrorKind::InvalidArgument,
+            MonitorError::Exec { .. } => ErrorKind::InvalidArgument,
+            MonitorError::Runtime(e) => e.kind(),
+            MonitorError::Io { .. } | MonitorError::Sys { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Entry point of the hidden subcommand: parses `args` (those after `__monitor`), runs
+/// the container in the foreground and returns the process exit code. Errors are
+/// printed to stderr as `coracle: ...`.
+pub fn main(args: &[OsString]) -> i32 {
+    let cfg = match MonitorConfig::from_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("coracle: {e}");
+            return 125;
+        }
+    };
+    match run_foreground(&cfg) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("coracle: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs the container of `cfg` in the foreground with the runtime it names; returns the
+/// container's exit code (docker's: the exit status, or 128+signal).
+pub fn run_foreground(cfg: &MonitorConfig) -> Result<i32, MonitorError> {
+    let runtime = runtime::select(&cfg.runtime, &cfg.state_root).map_err(MonitorError::Runtime)?;
+    run_foreground_with(cfg, runtime.as_ref())
+}
+
+/// [`run_foreground`] with a given runtime (tests pass fakes or a specific one).
+pub fn run_foreground_with(cfg: &MonitorConfig, rt: &dyn Runtime) -> Result<i32, MonitorError> {
+    set_child_subreaper()?;
+    // Block the signals we handle so they queue on a signalfd. The runtimes start the
+    // payload with an empty mask (std::process resets it; Youki's executor too).
+    let mut mask = SigSet::empty();
+    for s in FORWARDED_SIGNALS {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGWINCH);
+    let _mask_guard = SigmaskGuard::block(&mask)?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|source| MonitorError::Sys {
+            call: "signalfd",
+            source,
+        })?;
+
+    let result = create_and_wait(cfg, rt, &sigfd);
+    let code = match &result {
+        Ok(code) => Some(*code),
+        Err(MonitorError::Exec { failure, .. }) => Some(failure.exit_code()),
+        Err(_) => None,
+    };
+    let mut exit_file_err = None;
+    if let Some(code) = code {
+        exit_file_err = write_exit_file(&cfg.exit_file, code).err();
+    }
+    // Teardown: report and keep going; the container's exit code wins.
+    if let Err(e) = rt.delete(&cfg.id, true) {
+        eprintln!("coracle: delete container {}: {e}", cfg.id);
+    }
+    reap_all();
+    match (result, exit_file_err) {
+        (Ok(_), Some(e)) => Err(e),
+        (r, _) => r,
+    }
+}
+
+fn create_and_wait(
+    cfg: &MonitorConfig,
+    rt: &dyn Runtime,
+    sigfd: &SignalFd,
+) -> Result<i32, MonitorError> {
+    let stdin = std::io::stdin();
+    let console = if cfg.terminal {
+        fs::create_dir_all(&cfg.state_root).map_err(|source| MonitorError::Io {
+            what: "create state root",
+            path: cfg.state_root.clone(),
+            source,
+        })?;
+        let path = absolute(&cfg.state_root).join(format!("console-{}.sock", std::process::id()));
+        Some(tty::ConsoleSocket::bind(&path)?)
+    } else {
+        None
+    };
+    let io = match &console {
+        Some(c) => ProcessIo::ConsoleSocket(c.path().to_path_buf()),
+        None => ProcessIo::Inherit {
+            stdin: if cfg.interactive {
+                dup(stdin.as_fd())?
+            } else {
+                fs::File::open("/dev/null")
+                    .map_err(|source| MonitorError::Io {
+                        what: "open",
+                        path: "/dev/null".into(),
+                        source,
+                    })?
+                    .into()
+            },
+            stdout: dup(std::io::stdout().as_fd())?,
+            stderr: dup(std::io::stderr().as_fd())?,
+        },
+    };
+    let init = rt
+        .create(&cfg.id, &cfg.bundle, io)
+        .map_err(|e| runtime_error(cfg, e))?;
+    let init = Pid::from_raw(init as i32);
+
+    let mut term = None;
+    if let Some(console) = &console {
+        let master = console.receive_master(Duration::from_secs(30))?;
+        tty::copy_winsize(stdin.as_fd(), master.as_fd());
+        set_nonblocking(master.as_raw_fd())?;
+        term = Some(master);
+    }
+    drop(console);
+    // Raw mode only once everything that may fail before start is done; restored when
+    // `_raw` drops, on every path out of this function.
+    let _raw = if term.is_some() {
+        tty::RawMode::enter(stdin.as_fd())
+    } else {
+        None
+    };
+    rt.start(&cfg.id).map_err(|e| runtime_error(cfg, e))?;
+    event_loop(cfg, rt, sigfd, init, term.as_ref())
+}
+
+/// Pumps the pty (if any), forwards signals and returns the init's exit code.
+fn event_loop(
+    cfg: &MonitorConfig,
+    rt: &dyn Runtime,
+    sigfd: &SignalFd,
+    init: Pid,
+    master: Option<&OwnedFd>,
+) -> Result<i32, MonitorError> {
+    const STDIN: RawFd = 0;
+    let mut stdout = std::io::stdout().lock();
+    let mut stdin_open = master.is_some() && cfg.interactive;
+    let mut master_open = master.is_some();
+    let mut to_master: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut exit: Option<i32> = None;
+    loop {
+        if let Some(code) = exit {
+            if let (Some(m), true) = (master, master_open) {
+                drain(m.as_raw_fd(), &mut buf, &mut stdout);
+            }
+            let _ = stdout.flush();
+            return Ok(code);
+        }
+        let mut fds = vec![libc::pollfd {
+            fd: sigfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let (mut i_stdin, mut i_master) = (None, None);
+        if let Some(m) = master.filter(|_| master_open) {
+            let mut ev = libc::POLLIN;
+            if !to_master.is_empty() {
+                ev |= libc::POLLOUT;
+            }
+            i_master = Some(fds.len());
+            fds.push(libc::pollfd {
+                fd: m.as_raw_fd(),
+                events: ev,
+                revents: 0,
+            });
+        }
+        if stdin_open && to_master.len() < 64 * 1024 {
+            i_stdin = Some(fds.len());
+            fds.push(libc::pollfd {
+                fd: STDIN,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: fds is a valid array of pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            let e = nix::Error::last();
+            if e == nix::Error::EINTR {
+                continue;
+            }
+            return Err(MonitorError::Sys {
+                call: "poll",
+                source: e,
+            });
+        }
+        if fds[0].revents != 0 {
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                let signo = info.ssi_signo as i32;
+                match Signal::try_from(signo) {
+                    Ok(Signal::SIGCHLD) => {
+                        if let Some(code) = reap(init) {
+                            exit = Some(code);
+                        }
+                    }
+                    Ok(Signal::SIGWINCH) => {
+                        if let Some(m) = master {
+                            tty::copy_winsize(std::io::stdin().as_fd(), m.as_fd());
+                        }
+                    }
+                    Ok(_) => {
+                        // The container may be gone already; nothing to forward then.
+                        let _ = rt.kill(&cfg.id, signo);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        if let (Some(i), Some(m)) = (i_master, master) {
+            let re = fds[i].revents;
+            if re & libc::POLLIN != 0 {
+                match nix::unistd::read(m.as_raw_fd(), &mut buf) {
+                    Ok(0) => master_open = false,
+                    Ok(k) => {
+                        // The caller's terminal went away: keep running, drop output.
+                        let _ = stdout.write_all(&buf[..k]).and_then(|_| stdout.flush());
+                    }
+                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                    // EIO: every slave fd is closed.
+                    Err(_) => master_open = false,
+                }
+            } else if re & (libc::POLLHUP | libc::POLLERR) != 0 {
+                master_open = false;
+            }
+            if master_open && re & libc::POLLOUT != 0 && !to_master.is_empty() {
+                match nix::unistd::write(m.as_fd(), &to_master) {
+                    Ok(k) => {
+                        to_master.drain(..k);
+                    }
+                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                    Err(_) => to_master.clear(),
+                }
+            }
+        }
+        if let (Some(i), Some(m)) = (i_stdin, master) {
+            if fds[i].revents != 0 {
+                match nix::unistd::read(STDIN, &mut buf) {
+                    Ok(0) | Err(_) => {
+                        stdin_open = false;
+                        // EOF on our stdin: the container's terminal sees its EOF char.
+                        to_master.push(tty::eof_char(m.as_fd()));
+                    }
+                    Ok(k) => to_master.extend_from_slice(&buf[..k]),
+                }
+            }
+        }
+    }
+}
+
+/// Reaps every exited child; returns the init's docker exit code if it was among them.
+fn reap(init: Pid) -> Option<i32> {
+    let mut code = None;
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, c)) if pid == init => code = Some(c),
+            Ok(WaitStatus::Signaled(pid, s, _)) if pid == init => code = Some(128 + s as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return code,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn reap_all() {
+    while let Ok(s) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+        if s == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+fn drain(fd: RawFd, buf: &mut [u8], out: &mut impl Write) {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(0) => return,
+            Ok(k) => {
+                let _ = out.write_all(&buf[..k]);
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn runtime_error(cfg: &MonitorConfig, e: RuntimeError) -> MonitorError {
+    match e.exec_failure() {
+        Some(failure) => MonitorError::Exec {
+            failure,
+            command: command_of(&cfg.bundle).unwrap_or_default(),
+            source: e,
+        },
+        None => MonitorError::Runtime(e),
+    }
+}
+
+/// `process.args[0]` of the bundle's config.json, for messages.
+fn command_of(bundle: &Path) -> Option<String> {
+    let text = fs::read(bundle.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    v["process"]["args"][0].as_str().map(str::to_string)
+}
+
+/// Writes `code` to `path` atomically (temp file, fsync, rename).
+pub fn write_exit_file(path: &Path, code: i32) -> Result<(), MonitorError> {
+    let io = |what: &'static str, p: &Path, source| MonitorError::Io {
+        what,
+        path: p.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = fs::File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+    f.write_all(format!("{code}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io("write", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io("rename exit file to", path, e))
+}
+
+/// Reads an exit file written by [`write_exit_file`].
+pub fn read_exit_file(path: &Path) -> Option<i32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn set_child_subreaper() -> Result<(), MonitorError> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(MonitorError::Sys {
+            call: "prctl(PR_SET_CHILD_SUBREAPER)",
+            source: nix::Error::last(),
+        });
+    }
+    Ok(())
+}
+
+fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, MonitorError> {
+    fd.try_clone_to_owned().map_err(|source| MonitorError::Io {
+        what: "dup stdio fd",
+        path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        source,
+    })
+}
+
+fn set_nonblocking(fd: RawFd) -> Result<(), MonitorError> {
+    // SAFETY: fcntl on an fd we own.
+    let r = unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)
+    };
+    if r < 0 {
+        return Err(MonitorError::Sys {
+            call: "fcntl(O_NONBLOCK)",
+            source: nix::Error::last(),
+        });
+    }
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    }
+}
+
+/// Blocks signals and restores the previous mask when dropped.
+struct SigmaskGuard {
+    old: SigSet,
+}
+
+impl SigmaskGuard {
+    fn block(set: &SigSet) -> Result<SigmaskGuard, MonitorError> {
+        let mut old = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(set), Some(&mut old)).map_err(
+            |source| MonitorError::Sys {
+                call: "sigprocmask",
+                source,
+            },
+        )?;
+        Ok(SigmaskGuard { old })
+    }
+}
+
+impl Drop for SigmaskGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_round_trip() {
+        let cfg = MonitorConfig {
+            bundle: "/var/lib/coracle/containers/abc".into(),
+            id: "abc".into(),
+            runtime: "crun".into(),
+            state_root: "/run/coracle/runtime".into(),
+            terminal: true,
+            interactive: false,
+            exit_file: "/run/coracle/abc.exit".into(),
+        };
+        let mut args = vec![OsString::from(SUBCOMMAND)];
+        args.extend(cfg.to_args());
+        assert_eq!(MonitorConfig::from_args(&args).unwrap(), cfg);
+        assert_eq!(MonitorConfig::from_args(&cfg.to_args()).unwrap(), cfg);
+    }
+
+    #[test]
+    fn bad_args_are_usage_errors() {
+        let e = MonitorConfig::from_args(&["--bogus".into()]).unwrap_err();
+        assert_eq!(e.exit_code(), 125);
+        let e = MonitorConfig::from_args(&["--id".into(), "x".into()]).unwrap_err();
+        assert!(e.to_string().contains("--bundle"), "{e}");
+    }
+
+    #[test]
+    fn exit_file_is_written_atomically() {
+        let dir = std::env::temp_dir().join(format!("coracle-exit-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("exit");
+        write_exit_file(&p, 137).unwrap();
+        assert_eq!(read_exit_file(&p), Some(137));
+        assert!(!dir.join("exit.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn exec_errors_map_to_docker_codes() {
+        let src = RuntimeError::Exec {
+            runtime: "youki".into(),
+            op: runtime::Op::Create,
+            id: "x".into(),
+            failure: ExecFailure::NotFound,
+            message: "executable 'nosuch' not found in $PATH".into(),
+        };
+        let e = MonitorError::Exec {
+            failure: ExecFailure::NotFound,
+            command: "nosuch".into(),
+            source: src,
+        };
+        assert_eq!(e.exit_code(), 127);
+        assert_eq!(
+            e.to_string(),
+            "failed to create task for container: exec: \"nosuch\": executable file not found in $PATH"
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! `coracle run` flag values parsed into typed values, with docker's rules and
+//! docker's error wording. Pure: nothing here reads files or the environment (the
+//! caller passes an env lookup and file contents).
+
+mod mounts;
+mod process;
+mod resources;
+
+use std::collections::BTreeMap;
+
+pub use mounts::{
+    clean_path, merge_tmpfs_options, parse_mount, parse_tmpfs, parse_volume, validate_volume_name,
+    MountRequest, Propagation, TmpfsMount,
+};
+pub use process::{
+    parse_capability, parse_env, parse_env_file, parse_group_add, parse_namespace_mode,
+    parse_network, parse_security_opt, parse_sysctl, parse_user, resolve_capabilities, IdRef,
+    NamespaceMode, NetworkMode, SeccompOption, SecurityOptions, SysctlContext, UserSpec,
+};
+pub use resources::{
+    parse_cpu_shares, parse_cpus, parse_cpuset, parse_device, parse_memory, parse_memory_swap,
+    parse_pids_limit, parse_ram_in_bytes, parse_shm_size, parse_ulimit, CpuQuota, DeviceMapping,
+    Ulimit,
+};
+
+use crate::defaults;
+use crate::spec::Resources;
+
+/// A bad `run` flag value. Every variant is the user's mistake (InvalidArgument).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptionsError {
+    /// docker's wording: `invalid argument "12x" for "-m, --memory" flag: ...`.
+    #[error("invalid argument \"{value}\" for \"{flag}\" flag: {reason}")]
+    InvalidArgument {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// A rule across flags, or one docker reports without the flag prefix.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{option} is not supported by coracle: {hint}")]
+    Unsupported { option: String, hint: String },
+}
+
+impl OptionsError {
+    pub fn kind(&self) -> coracle_core::ErrorKind {
+        coracle_core::ErrorKind::InvalidArgument
+    }
+}
+
+pub(crate) fn bad(flag: &'static str, value: &str, reason: impl Into<String>) -> OptionsError {
+    OptionsError::InvalidArgument {
+        flag,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// When to pull the image (`--pull`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    #[default]
+    Missing,
+    Always,
+    Never,
+}
+
+pub fn parse_pull_policy(s: &str) -> Result<PullPolicy, OptionsError> {
+    match s {
+        "missing" => Ok(PullPolicy::Missing),
+        "always" => Ok(PullPolicy::Always),
+        "never" => Ok(PullPolicy::Never),
+        _ => Err(bad(
+            "--pull",
+            s,
+            "invalid pull option: must be one of \"always\", \"missing\" or \"never\"",
+        )),
+    }
+}
+
+/// The resource limits asked for, before docker's defaulting (see [`RunOptions::resources`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceOptions {
+    /// `-m, --memory` in bytes.
+    pub memory: Option<i64>,
+    /// `--memory-swap` (memory + swap) in bytes, `-1` unlimited.
+    pub memory_swap: Option<i64>,
+    pub cpus: Option<CpuQuota>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    /// None = unlimited.
+    pub pids_limit: Option<i64>,
+}
+
+/// Every `coracle run` option the issue covers, as typed values. The CLI fills it with
+/// the parsers of this module; the engine resolves it (image config, user lookup, host
+/// paths) into a [`crate::spec::SpecInput`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    // --- Docker semantics
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--entrypoint` (`Some("")` clears the image's entrypoint).
+    pub entrypoint: Option<String>,
+    /// The command arguments after the image.
+    pub args: Vec<String>,
+    /// `--env-file` entries then `-e` entries, in order, already looked up (`K=V`).
+    pub env: Vec<String>,
+    /// `-w, --workdir` (created if missing).
+    pub workdir: Option<String>,
+    pub user: Option<UserSpec>,
+    /// `--group-add`.
+    pub group_add: Vec<IdRef>,
+    /// `-h, --hostname`.
+    pub hostname: Option<String>,
+    pub rm: bool,
+    /// `-i`.
+    pub interactive: bool,
+    /// `-t`.
+    pub tty: bool,
+    /// `--sig-proxy` (default true).
+    pub sig_proxy: bool,
+    pub pull: PullPolicy,
+    /// `--runtime`: None = built-in.
+    pub runtime: Option<String>,
+
+    // --- Isolation and limits
+    pub network: NetworkMode,
+    pub pid: NamespaceMode,
+    pub ipc: NamespaceMode,
+    pub uts: NamespaceMode,
+    /// normalised (`CAP_X` or `ALL`).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub security: SecurityOptions,
+    /// `--read-only`.
+    pub read_only: bool,
+    pub resources: ResourceOptions,
+    pub ulimits: Vec<Ulimit>,
+    pub shm_size: Option<u64>,
+    pub devices: Vec<DeviceMapping>,
+    /// `--init`.
+    pub init: bool,
+    pub sysctls: BTreeMap<String, String>,
+
+    // --- Volumes and mounts
+    /// `-v`, `--mount` and `--tmpfs`, in command-line order.
+    pub mounts: Vec<MountRequest>,
+}
+
+impl RunOptions {
+    /// Options with docker's defaults for the flags that default to true.
+    pub fn new() -> RunOptions {
+        RunOptions {
+            sig_proxy: true,
+            ..Default::default()
+        }
+    }
+
+    /// Docker's checks across flags (those the daemon makes before creating anything):
+    /// memory minimum, swap vs memory, duplicate mount points, sysctls vs host
+    /// namespaces, `--sig-proxy` needs no tty... Messages follow docker's.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        let r = &self.resources;
+        if let Some(m) = r.memory.filter(|m| *m > 0) {
+            if m < defaults::MIN_MEMORY {
+                return Err(OptionsError::Invalid(
+                    "Minimum memory limit allowed is 6MB".into(),
+                ));
+            }
+        }
+        if let Some(swap) = r.memory_swap.filter(|s| *s > 0) {
+            match r.memory.filter(|m| *m > 0) {
+                None => return Err(OptionsError::Invalid(
+                    "You should always set the Memory limit when using Memoryswap limit, see usage"
+                        .into(),
+                )),
+                Some(m) if swap < m => {
+                    return Err(OptionsError::Invalid(
+                        "Minimum memoryswap limit should be larger than memory limit, see usage"
+                            .into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let mut targets = std::collections::HashSet::new();
+        for m in &self.mounts {
+            if !targets.insert(m.target()) {
+                return Err(OptionsError::Invalid(format!(
+                    "Duplicate mount point: {}",
+                    m.target()
+                )));
+            }
+        }
+        let ctx = SysctlContext {
+            host_network: self.network == NetworkMode::Host,
+            host_ipc: self.ipc == NamespaceMode::Host,
+        };
+        for (k, v) in &self.sysctls {
+            parse_sysctl(&format!("{k}={v}"), ctx)?;
+        }
+        if let Some(h) = &self.hostname {
+            if h.len() > 64 || h.is_empty() {
+                return Err(OptionsError::Invalid(format!(
+                    "invalid hostname {h:?}: a hostname is 1 to 64 characters"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The resource limits docker would apply: `--memory` without `--memory-swap` gives
+    /// swap = 2 × memory; `--memory-swap -1` unlimited swap; `--cpus` → quota/period.
+    pub fn resources(&self) -> Resources {
+        let r = &self.resources;
+        let memory = r.memory.filter(|m| *m > 0);
+        let memory_swap = match (memory, r.memory_swap) {
+            (_, Some(-1)) => Some(-1),
+            (Some(_), Some(s)) if s > 0 => Some(s),
+            (Some(m), _) => Some(m * 2),
+            (None, _) => None,
+        };
+        Resources {
+            memory,
+            memory_swap,
+            cpu_quota: r.cpus.map(|c| c.quota),
+            cpu_period: r.cpus.map(|c| c.period),
+            cpu_shares: r.cpu_shares.filter(|s| *s > 0),
+            cpuset_cpus: r.cpuset_cpus.clone(),
+            pids_limit: r.pids_limit,
+        }
+    }
+
+    /// The capability list docker would give the container ([`resolve_capabilities`]).
+    pub fn capabilities(&self, last_cap: u8) -> Vec<String> {
+        resolve_capabilities(&self.cap_add, &self.cap_drop, self.privileged, last_cap)
+    }
+}
+
+impl TmpfsMount {
+    /// This tmpfs as a [`MountRequest`].
+    pub fn into_request(self) -> MountRequest {
+        MountRequest::Tmpfs(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_apply_docker_defaults() {
+        let mut o = RunOptions::new();
+        o.resources.memory = Some(64 << 20);
+        let r = o.resources();
+        assert_eq!(r.memory, Some(64 << 20));
+        assert_eq!(r.memory_swap, Some(128 << 20));
+        o.resources.memory_swap = Some(-1);
+        assert_eq!(o.resources().memory_swap, Some(-1));
+        o.resources.memory_swap = Some(100 << 20);
+        assert_eq!(o.resources().memory_swap, Some(100 << 20));
+        o.resources.cpus = parse_cpus("1.5").unwrap();
+        let r = o.resources();
+        assert_eq!((r.cpu_quota, r.cpu_period), (Some(150_000), Some(100_000)));
+        assert_eq!(RunOptions::new().resources(), Resources::default());
+    }
+
+    #[test]
+    fn validate_follows_docker() {
+        let mut o = RunOptions::new();
+        o.resources.memory = Some(1 << 20);
+        assert_eq!(
+            o.validate().unwrap_err().to_string(),
+            "Minimum memory limit allowed is 6MB"
+        );
+        o.resources.memory = None;
+        o.resources.memory_swap = Some(100 << 20);
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("always set the Memory limit"));
+        o.resources.memory = Some(200 << 20);
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("larger than memory limit"));
+        o.resources.memory_swap = Some(-1);
+        o.validate().unwrap();
+        o.mounts.push(parse_volume("/a:/x").unwrap());
+        o.mounts.push(parse_tmpfs("/x").unwrap().into_request());
+        assert_eq!(
+            o.validate().unwrap_err().to_string(),
+            "Duplicate mount point: /x"
+        );
+        o.mounts.pop();
+        o.network = NetworkMode::Host;
+        o.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        assert!(o.validate().is_err());
+        assert_eq!(
+            OptionsError::Invalid(String::new()).kind(),
+            coracle_core::ErrorKind::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn pull_policy() {
+        assert_eq!(parse_pull_policy("never").unwrap(), PullPolicy::Never);
+        assert!(parse_pull_policy("sometimes").is_err());
+    }
+}

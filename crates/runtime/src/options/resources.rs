@@ -1,0 +1,487 @@
+//! Parsers for the resource flags: sizes, CPUs, pids, ulimits, devices.
+
+use super::{bad, OptionsError};
+use crate::defaults;
+
+/// Docker's `RAMInBytes` (go-units): a decimal number, an optional space, then an
+/// optional unit `b`, `k`, `m`, `g`, `t`, `p` (case-insensitive, binary multiples) that
+/// may be followed by `b` or `ib` (`512m`, `1g`, `1.5g`, `10KiB`, `100 MB`).
+pub fn parse_ram_in_bytes(s: &str) -> Result<i64, String> {
+    let sep = match s.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ') {
+        Some(i) => i,
+        None => return Err(format!("invalid size: '{s}'")),
+    };
+    let (num, sfx) = if s.as_bytes()[sep] == b' ' {
+        (&s[..sep], &s[sep + 1..])
+    } else {
+        (&s[..sep + 1], &s[sep + 1..])
+    };
+    if num.starts_with('-') || num.starts_with('+') {
+        return Err(format!("invalid size: '{s}'"));
+    }
+    let size: f64 = num
+        .parse()
+        .map_err(|_| format!("cannot parse \"{num}\" as a number"))?;
+    if !size.is_finite() || size < 0.0 {
+        return Err(format!("invalid size: '{s}'"));
+    }
+    if sfx.is_empty() {
+        return Ok(size as i64);
+    }
+    let lower = sfx.to_ascii_lowercase();
+    let bad_suffix = || format!("invalid suffix: '{lower}'");
+    if lower.len() > 3 {
+        return Err(bad_suffix());
+    }
+    let first = lower.as_bytes()[0];
+    if first == b'b' {
+        return if lower.len() == 1 {
+            Ok(size as i64)
+        } else {
+            Err(bad_suffix())
+        };
+    }
+    let mul: f64 = match first {
+        b'k' => 1024f64,
+        b'm' => 1024f64.powi(2),
+        b'g' => 1024f64.powi(3),
+        b't' => 1024f64.powi(4),
+        b'p' => 1024f64.powi(5),
+        _ => return Err(bad_suffix()),
+    };
+    match lower.len() {
+        2 if &lower[1..] != "b" => return Err(bad_suffix()),
+        3 if &lower[1..] != "ib" => return Err(bad_suffix()),
+        _ => {}
+    }
+    let bytes = size * mul;
+    if bytes >= i64::MAX as f64 {
+        return Err(format!("invalid size: '{s}' is too large"));
+    }
+    Ok(bytes as i64)
+}
+
+/// `-m, --memory`: bytes (0 = no limit, as docker).
+pub fn parse_memory(s: &str) -> Result<i64, OptionsError> {
+    parse_ram_in_bytes(s).map_err(|e| bad("-m, --memory", s, e))
+}
+
+/// `--memory-swap`: memory plus swap in bytes, or `-1` for unlimited swap.
+pub fn parse_memory_swap(s: &str) -> Result<i64, OptionsError> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    parse_ram_in_bytes(s).map_err(|e| bad("--memory-swap", s, e))
+}
+
+/// `--shm-size`: bytes of the /dev/shm tmpfs.
+pub fn parse_shm_size(s: &str) -> Result<u64, OptionsError> {
+    let v = parse_ram_in_bytes(s).map_err(|e| bad("--shm-size", s, e))?;
+    Ok(v as u64)
+}
+
+/// A CFS quota over docker's fixed 100ms period, from `--cpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuQuota {
+    /// `--cpus` in billionths of a CPU (docker's NanoCPUs).
+    pub nano_cpus: i64,
+    pub quota: i64,
+    pub period: u64,
+}
+
+/// `--cpus`: a decimal number of CPUs (`1.5`), at most nine decimals (docker:
+/// "value is too precise"). `0` means no limit (None).
+pub fn parse_cpus(s: &str) -> Result<Option<CpuQuota>, OptionsError> {
+    const FLAG: &str = "--cpus";
+    let t = s.trim();
+    let rational_err = || bad(FLAG, s, format!("failed to parse {s} as a rational number"));
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (int, frac) = match t.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (t, ""),
+    };
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(rational_err());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 9 {
+        return Err(bad(FLAG, s, "value is too precise"));
+    }
+    let int_v: i64 = if int.is_empty() {
+        0
+    } else {
+        int.parse()
+            .map_err(|_| bad(FLAG, s, "value is too large"))?
+    };
+    let frac_v: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().map_err(|_| rational_err())?
+    };
+    let nano = int_v
+        .checked_mul(1_000_000_000)
+        .and_then(|v| v.checked_add(frac_v))
+        .ok_or_else(|| bad(FLAG, s, "value is too large"))?;
+    if neg && nano != 0 {
+        return Err(bad(FLAG, s, "range of CPUs starts at 0.01"));
+    }
+    if nano == 0 {
+        return Ok(None);
+    }
+    if nano < 10_000_000 {
+        return Err(bad(FLAG, s, "range of CPUs starts at 0.01"));
+    }
+    let period = defaults::DEFAULT_CPU_PERIOD;
+    let quota = nano / (1_000_000_000 / period as i64);
+    Ok(Some(CpuQuota {
+        nano_cpus: nano,
+        quota,
+        period,
+    }))
+}
+
+/// `-c, --cpu-shares`: a relative weight (0 = default). Values below 2 are raised to
+/// 2 by the kernel, as docker documents.
+pub fn parse_cpu_shares(s: &str) -> Result<u64, OptionsError> {
+    let v: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| bad("-c, --cpu-shares", s, "expected an integer"))?;
+    if v < 0 {
+        return Err(bad(
+            "-c, --cpu-shares",
+            s,
+            "must be a positive integer (0 keeps the default weight)",
+        ));
+    }
+    Ok(v as u64)
+}
+
+/// `--cpuset-cpus` (and `--cpuset-mems`): a list like `0-2,4`. Returns the list
+/// unchanged after checking its syntax (docker: "Invalid value ... for cpuset cpus").
+pub fn parse_cpuset(s: &str) -> Result<String, OptionsError> {
+    const FLAG: &str = "--cpuset-cpus";
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad(FLAG, s, "expected a list of CPUs such as 0-2,4"));
+    }
+    for part in t.split(',') {
+        let num = |x: &str| -> Result<u32, OptionsError> {
+            if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(
+                    FLAG,
+                    s,
+                    format!("invalid value {s} for cpuset cpus: '{part}' is not a CPU number or range like 0-2"),
+                ));
+            }
+            x.parse()
+                .map_err(|_| bad(FLAG, s, format!("CPU number {x} is too large")))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if b < a {
+                    return Err(bad(
+                        FLAG,
+                        s,
+                        format!(
+                            "invalid value {s} for cpuset cpus: range {part} ends before it starts"
+                        ),
+                    ));
+                }
+            }
+            None => {
+                num(part)?;
+            }
+        }
+    }
+    Ok(t.to_string())
+}
+
+/// `--pids-limit`: `None` for unlimited (docker: 0 or -1 mean unlimited).
+pub fn parse_pids_limit(s: &str) -> Result<Option<i64>, OptionsError> {
+    let v: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| bad("--pids-limit", s, "expected an integer (-1 for unlimited)"))?;
+    Ok(if v <= 0 { None } else { Some(v) })
+}
+
+/// One `--ulimit`, with the rlimit it sets. Docker's `-1` (unlimited) becomes
+/// `u64::MAX` (RLIM_INFINITY).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    /// docker's name, e.g. `nofile`.
+    pub name: String,
+    /// the rlimit, e.g. `RLIMIT_NOFILE`.
+    pub rlimit: &'static str,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// `--ulimit name=soft[:hard]` (hard defaults to soft), names as docker
+/// (`nofile`, `nproc`, `core`, `memlock`, `stack`, ...).
+pub fn parse_ulimit(s: &str) -> Result<Ulimit, OptionsError> {
+    const FLAG: &str = "--ulimit";
+    let (name, limits) = s.split_once('=').ok_or_else(|| {
+        bad(
+            FLAG,
+            s,
+            format!("invalid ulimit argument: {s} (expected NAME=SOFT[:HARD])"),
+        )
+    })?;
+    let rlimit = defaults::ulimit_rlimit(name).ok_or_else(|| {
+        let names: Vec<&str> = defaults::ULIMIT_NAMES.iter().map(|(n, _)| *n).collect();
+        bad(
+            FLAG,
+            s,
+            format!("invalid ulimit type: {name} (known: {})", names.join(", ")),
+        )
+    })?;
+    let (soft_s, hard_s) = match limits.split_once(':') {
+        Some((a, b)) => (a, Some(b)),
+        None => (limits, None),
+    };
+    let num = |x: &str| -> Result<i64, OptionsError> {
+        x.parse().map_err(|_| {
+            bad(
+                FLAG,
+                s,
+                format!("invalid ulimit value {x:?}: expected an integer (-1 for unlimited)"),
+            )
+        })
+    };
+    let soft = num(soft_s)?;
+    let hard = match hard_s {
+        Some(h) => num(h)?,
+        None => soft,
+    };
+    let as_u = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    if soft != -1 && hard != -1 && soft > hard {
+        return Err(bad(
+            FLAG,
+            s,
+            format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"),
+        ));
+    }
+    if hard != -1 && soft == -1 {
+        return Err(bad(
+            FLAG,
+            s,
+            format!(
+                "ulimit soft limit must be less than or equal to hard limit: unlimited > {hard}"
+            ),
+        ));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        rlimit,
+        soft: as_u(soft),
+        hard: as_u(hard),
+    })
+}
+
+/// One `--device HOST[:CONTAINER[:PERMS]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMapping {
+    pub host_path: String,
+    pub container_path: String,
+    /// a non-empty subset of `rwm`.
+    pub permissions: String,
+}
+
+fn valid_device_mode(m: &str) -> bool {
+    !m.is_empty() && m.len() <= 3 && m.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) && {
+        let mut seen = [false; 3];
+        m.chars().all(|c| {
+            let i = match c {
+                'r' => 0,
+                'w' => 1,
+                _ => 2,
+            };
+            !std::mem::replace(&mut seen[i], true)
+        })
+    }
+}
+
+/// `--device`: docker's rules — `HOST`, `HOST:CONTAINER`, `HOST:PERMS`,
+/// `HOST:CONTAINER:PERMS`; permissions default to `rwm`; paths must be absolute.
+pub fn parse_device(s: &str) -> Result<DeviceMapping, OptionsError> {
+    const FLAG: &str = "--device";
+    let parts: Vec<&str> = s.split(':').collect();
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, x] if valid_device_mode(x) => (*h, *h, *x),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => {
+            if !valid_device_mode(p) {
+                return Err(bad(
+                    FLAG,
+                    s,
+                    format!("invalid device mode: {p} (use a combination of r, w and m)"),
+                ));
+            }
+            (*h, *c, *p)
+        }
+        _ => return Err(bad(FLAG, s, format!("invalid device specification: {s}"))),
+    };
+    if host.is_empty() || ctr.is_empty() {
+        return Err(bad(FLAG, s, format!("invalid device specification: {s}")));
+    }
+    if !host.starts_with('/') {
+        return Err(bad(FLAG, s, format!("{host} is not an absolute path")));
+    }
+    if !ctr.starts_with('/') {
+        return Err(bad(FLAG, s, format!("{ctr} is not an absolute path")));
+    }
+    Ok(DeviceMapping {
+        host_path: host.to_string(),
+        container_path: ctr.to_string(),
+        permissions: perms.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ram_in_bytes_follows_go_units() {
+        assert_eq!(parse_ram_in_bytes("512m"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_ram_in_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_ram_in_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_ram_in_bytes("1.5g"), Ok(1610612736));
+        assert_eq!(parse_ram_in_bytes("10KiB"), Ok(10240));
+        assert_eq!(parse_ram_in_bytes("100 MB"), Ok(100 << 20));
+        assert_eq!(parse_ram_in_bytes("32"), Ok(32));
+        assert_eq!(parse_ram_in_bytes("32b"), Ok(32));
+        assert_eq!(parse_ram_in_bytes("1t"), Ok(1 << 40));
+        assert_eq!(parse_ram_in_bytes("12x"), Err("invalid suffix: 'x'".into()));
+        assert_eq!(
+            parse_ram_in_bytes("1gb2"),
+            Err("cannot parse \"1gb2\" as a number".into())
+        );
+        assert_eq!(parse_ram_in_bytes("-1"), Err("invalid size: '-1'".into()));
+        assert_eq!(parse_ram_in_bytes("m"), Err("invalid size: 'm'".into()));
+        assert_eq!(
+            parse_ram_in_bytes("1kbb"),
+            Err("invalid suffix: 'kbb'".into())
+        );
+        assert_eq!(
+            parse_ram_in_bytes("1kx"),
+            Err("invalid suffix: 'kx'".into())
+        );
+    }
+
+    #[test]
+    fn memory_errors_name_the_flag() {
+        assert_eq!(
+            parse_memory("12x").unwrap_err().to_string(),
+            "invalid argument \"12x\" for \"-m, --memory\" flag: invalid suffix: 'x'"
+        );
+        assert_eq!(parse_memory_swap("-1").unwrap(), -1);
+        assert_eq!(
+            parse_memory_swap("-2").unwrap_err().to_string(),
+            "invalid argument \"-2\" for \"--memory-swap\" flag: invalid size: '-2'"
+        );
+        assert_eq!(parse_shm_size("64m").unwrap(), 64 << 20);
+        assert!(parse_shm_size("-1").is_err());
+    }
+
+    #[test]
+    fn cpus_become_quota_over_100ms() {
+        let q = parse_cpus("1.5").unwrap().unwrap();
+        assert_eq!(
+            (q.nano_cpus, q.quota, q.period),
+            (1_500_000_000, 150_000, 100_000)
+        );
+        let q = parse_cpus("0.5").unwrap().unwrap();
+        assert_eq!(q.quota, 50_000);
+        let q = parse_cpus(".25").unwrap().unwrap();
+        assert_eq!(q.quota, 25_000);
+        assert_eq!(parse_cpus("2").unwrap().unwrap().quota, 200_000);
+        assert_eq!(parse_cpus("0").unwrap(), None);
+        assert_eq!(
+            parse_cpus("abc").unwrap_err().to_string(),
+            "invalid argument \"abc\" for \"--cpus\" flag: failed to parse abc as a rational number"
+        );
+        assert_eq!(
+            parse_cpus("0.0000000001").unwrap_err().to_string(),
+            "invalid argument \"0.0000000001\" for \"--cpus\" flag: value is too precise"
+        );
+        assert!(parse_cpus("-1").is_err());
+        assert!(parse_cpus("0.001").is_err());
+    }
+
+    #[test]
+    fn shares_cpuset_pids() {
+        assert_eq!(parse_cpu_shares("512").unwrap(), 512);
+        assert!(parse_cpu_shares("x").is_err());
+        assert!(parse_cpu_shares("-3").is_err());
+        assert_eq!(parse_cpuset("0-2,4").unwrap(), "0-2,4");
+        assert_eq!(parse_cpuset("3").unwrap(), "3");
+        for bad in ["0-x", "", "2-1", "0,,1", "a", "0-"] {
+            assert!(parse_cpuset(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_pids_limit("-1").unwrap(), None);
+        assert_eq!(parse_pids_limit("0").unwrap(), None);
+        assert_eq!(parse_pids_limit("100").unwrap(), Some(100));
+        assert!(parse_pids_limit("abc").is_err());
+    }
+
+    #[test]
+    fn ulimits_follow_docker() {
+        let u = parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((u.rlimit, u.soft, u.hard), ("RLIMIT_NOFILE", 1024, 2048));
+        let u = parse_ulimit("nproc=64").unwrap();
+        assert_eq!((u.rlimit, u.soft, u.hard), ("RLIMIT_NPROC", 64, 64));
+        let u = parse_ulimit("core=-1").unwrap();
+        assert_eq!((u.soft, u.hard), (u64::MAX, u64::MAX));
+        assert_eq!(
+            parse_ulimit("nofile=10:5").unwrap_err().to_string(),
+            "invalid argument \"nofile=10:5\" for \"--ulimit\" flag: ulimit soft limit must be less than or equal to hard limit: 10 > 5"
+        );
+        assert!(parse_ulimit("foo=1")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid ulimit type: foo"));
+        assert!(parse_ulimit("nofile").is_err());
+        assert!(parse_ulimit("nofile=a").is_err());
+        assert!(parse_ulimit("stack=-1:100").is_err());
+    }
+
+    #[test]
+    fn devices_follow_docker() {
+        let d = parse_device("/dev/sda").unwrap();
+        assert_eq!(
+            (
+                d.host_path.as_str(),
+                d.container_path.as_str(),
+                d.permissions.as_str()
+            ),
+            ("/dev/sda", "/dev/sda", "rwm")
+        );
+        let d = parse_device("/dev/sda:r").unwrap();
+        assert_eq!(
+            (d.container_path.as_str(), d.permissions.as_str()),
+            ("/dev/sda", "r")
+        );
+        let d = parse_device("/dev/sda:/dev/xvda").unwrap();
+        assert_eq!(
+            (d.container_path.as_str(), d.permissions.as_str()),
+            ("/dev/xvda", "rwm")
+        );
+        let d = parse_device("/dev/sda:/dev/xvda:rw").unwrap();
+        assert_eq!(d.permissions, "rw");
+        assert!(parse_device("/dev/sda:/dev/xvda:rwx").is_err());
+        assert!(parse_device("/dev/sda:dev:r").is_err());
+        assert!(parse_device("sda").is_err());
+        assert!(parse_device("/a:/b:r:x").is_err());
+    }
+}

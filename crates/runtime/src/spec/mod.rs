@@ -1,0 +1,736 @@
+//! Resolved run settings -> OCI runtime spec, with docker's defaults (moby
+//! `oci/defaults.go` and `daemon/oci_linux.go`). Pure: the engine resolves images,
+//! users, volumes and host facts first and passes them in [`SpecInput`].
+
+mod command;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup,
+    LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
+    Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+};
+
+pub use command::{merge_env, resolve_command, EnvContext};
+
+use crate::defaults;
+use crate::options::{NamespaceMode, Propagation, Ulimit};
+use crate::seccomp::{self, KernelVersion, SeccompError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// docker's message, exit code 125.
+    #[error("No command specified")]
+    NoCommand,
+    #[error("--ulimit {name}: hard limit {asked} is above this process's hard limit {host} for {rlimit} (raising it needs CAP_SYS_RESOURCE); use at most {host}")]
+    RlimitAboveHardLimit {
+        name: String,
+        rlimit: &'static str,
+        asked: String,
+        host: u64,
+    },
+    #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
+    RelativeWorkdir(String),
+    #[error("{what}: {path:?} is not an absolute path inside the container")]
+    RelativeTarget { what: &'static str, path: String },
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error("building the OCI spec: {0}")]
+    Build(String),
+}
+
+impl SpecError {
+    pub fn kind(&self) -> coracle_core::ErrorKind {
+        use coracle_core::ErrorKind;
+        match self {
+            SpecError::NoCommand
+            | SpecError::RlimitAboveHardLimit { .. }
+            | SpecError::RelativeTarget { .. }
+            | SpecError::RelativeWorkdir(_)
+            | SpecError::UnknownCapability(_) => ErrorKind::InvalidArgument,
+            SpecError::Seccomp(e) => e.kind(),
+            SpecError::Build(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+fn build_err(e: impl std::fmt::Display) -> SpecError {
+    SpecError::Build(e.to_string())
+}
+
+/// Resource limits, already defaulted as docker does (see
+/// [`crate::options::RunOptions::resources`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// bytes.
+    pub memory: Option<i64>,
+    /// memory + swap in bytes, -1 unlimited.
+    pub memory_swap: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    /// None = unlimited.
+    pub pids_limit: Option<i64>,
+}
+
+/// The process's user, resolved in the container's /etc/passwd and /etc/group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// supplementary groups (from /etc/group and `--group-add`).
+    pub additional_gids: Vec<u32>,
+}
+
+/// The container's network namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NetworkNamespace {
+    /// A new, empty namespace (loopback only): `--network none`.
+    #[default]
+    Private,
+    /// The host's: `--network host`.
+    Host,
+    /// An existing namespace prepared by the engine (bridge networks).
+    Path(PathBuf),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespaces {
+    pub pid: NamespaceMode,
+    pub ipc: NamespaceMode,
+    pub uts: NamespaceMode,
+    pub network: NetworkNamespace,
+}
+
+/// A mount resolved to host paths by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedMount {
+    /// A bind mount: `-v`/`--mount type=bind`, and named volumes (their directory).
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+        /// None = `rprivate` (docker's default).
+        propagation: Option<Propagation>,
+        /// false only for `bind-recursive=disabled`.
+        recursive: bool,
+    },
+    /// `--tmpfs` / `--mount type=tmpfs`: options already merged with docker's defaults.
+    Tmpfs {
+        target: String,
+        options: Vec<String>,
+    },
+}
+
+impl ResolvedMount {
+    fn target(&self) -> &str {
+        match self {
+            ResolvedMount::Bind { target, .. } | ResolvedMount::Tmpfs { target, .. } => target,
+        }
+    }
+}
+
+/// Host files bound over the container's /etc/hostname, /etc/hosts, /etc/resolv.conf
+/// (read-only when the root filesystem is, as docker).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcFiles {
+    pub hostname: Option<PathBuf>,
+    pub hosts: Option<PathBuf>,
+    pub resolv_conf: Option<PathBuf>,
+}
+
+/// A device node given to the container (`--device`, or every host device when
+/// privileged), resolved by the engine from the host node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// path inside the container.
+    pub path: String,
+    /// 'c' (char), 'b' (block) or 'p' (fifo).
+    pub typ: char,
+    pub major: i64,
+    pub minor: i64,
+    /// the host node's mode bits (permission part).
+    pub file_mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// cgroup access: subset of "rwm".
+    pub permissions: String,
+}
+
+/// The seccomp filter to install.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SeccompChoice {
+    /// coracle's default profile (docker's semantics).
+    #[default]
+    Default,
+    Unconfined,
+    /// A profile in docker's JSON format (the file's contents).
+    Profile(String),
+}
+
+/// Everything the spec depends on, already resolved by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecInput {
+    /// The container's root filesystem (the overlay's merged dir).
+    pub rootfs: PathBuf,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
+    /// argv from [`resolve_command`] (without the init, added here).
+    pub args: Vec<String>,
+    /// from [`merge_env`].
+    pub env: Vec<String>,
+    /// absolute working directory.
+    pub cwd: String,
+    pub user: ProcessUser,
+    /// `-t`.
+    pub terminal: bool,
+    /// set when the UTS namespace is private.
+    pub hostname: Option<String>,
+    pub namespaces: Namespaces,
+    /// explicit cgroups path, e.g. [`defaults::cgroups_path`].
+    pub cgroups_path: String,
+    /// user mounts in command-line order (sorted by depth here, as docker).
+    pub mounts: Vec<ResolvedMount>,
+    pub etc_files: EtcFiles,
+    pub resources: Resources,
+    /// `--ulimit`s; none by default (the container inherits the caller's limits).
+    pub ulimits: Vec<Ulimit>,
+    /// The caller's hard limits by rlimit name (`RLIMIT_NOFILE` ...). A `--ulimit`
+    /// above one is an error: the runtime could not set it without CAP_SYS_RESOURCE.
+    pub host_hard_limits: HashMap<String, u64>,
+    /// bytes of /dev/shm; None = 64 MiB.
+    pub shm_size: Option<u64>,
+    /// `--device`s; with `privileged`, every host device.
+    pub devices: Vec<Device>,
+    pub sysctls: BTreeMap<String, String>,
+    pub privileged: bool,
+    /// the final capability list (`CAP_X`), from
+    /// [`crate::options::RunOptions::capabilities`].
+    pub capabilities: Vec<String>,
+    pub seccomp: SeccompChoice,
+    pub no_new_privileges: bool,
+    /// `--security-opt systempaths=unconfined`.
+    pub unconfined_system_paths: bool,
+    /// `--init`: the host path of the init binary, bound at [`defaults::INIT_PATH`]
+    /// and run as `INIT_PATH -- ARGS...`.
+    pub init: Option<PathBuf>,
+    /// host architecture (`std::env::consts::ARCH`), for the seccomp profile.
+    pub arch: String,
+    /// host kernel, for seccomp `minKernel`; None: assume recent.
+    pub kernel: Option<KernelVersion>,
+}
+
+impl Default for SpecInput {
+    fn default() -> SpecInput {
+        SpecInput {
+            rootfs: PathBuf::from("rootfs"),
+            readonly_rootfs: false,
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: ProcessUser::default(),
+            terminal: false,
+            hostname: None,
+            namespaces: Namespaces::default(),
+            cgroups_path: String::new(),
+            mounts: Vec::new(),
+            etc_files: EtcFiles::default(),
+            resources: Resources::default(),
+            ulimits: Vec::new(),
+            host_hard_limits: HashMap::new(),
+            shm_size: None,
+            devices: Vec::new(),
+            sysctls: BTreeMap::new(),
+            privileged: false,
+            capabilities: defaults::DEFAULT_CAPABILITIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            seccomp: SeccompChoice::Default,
+            no_new_privileges: false,
+            unconfined_system_paths: false,
+            init: None,
+            arch: std::env::consts::ARCH.to_string(),
+            kernel: None,
+        }
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn mount(dest: &str, typ: &str, source: impl AsRef<Path>, options: Vec<String>) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(dest));
+    m.set_typ(Some(typ.to_string()));
+    m.set_source(Some(source.as_ref().to_path_buf()));
+    m.set_options(Some(options));
+    m
+}
+
+/// Docker's default mounts (moby `oci/defaults.go`), adjusted as `daemon/oci_linux.go`
+/// does for privileged containers, the IPC mode and `--shm-size`.
+fn default_mounts(input: &SpecInput) -> Vec<Mount> {
+    let ro_unless_privileged = if input.privileged { "rw" } else { "ro" };
+    let shm_size = input.shm_size.unwrap_or(defaults::DEFAULT_SHM_SIZE);
+    let shm = if input.namespaces.ipc == NamespaceMode::Host {
+        mount(
+            "/dev/shm",
+            "bind",
+            "/dev/shm",
+            strings(&["rbind", "rprivate"]),
+        )
+    } else {
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            vec![
+                "rw".into(),
+                "nosuid".into(),
+                "noexec".into(),
+                "nodev".into(),
+                "mode=1777".into(),
+                format!("size={shm_size}"),
+            ],
+        )
+    };
+    vec![
+        mount(
+            "/proc",
+            "proc",
+            "proc",
+            strings(&["rw", "nosuid", "noexec", "nodev"]),
+        ),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            strings(&["rw", "nosuid", "strictatime", "mode=755", "size=65536k"]),
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            strings(&[
+                "rw",
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ]),
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            strings(&[ro_unless_privileged, "nosuid", "noexec", "nodev"]),
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            strings(&[ro_unless_privileged, "nosuid", "noexec", "nodev"]),
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            strings(&["rw", "nosuid", "noexec", "nodev"]),
+        ),
+        shm,
+    ]
+}
+
+fn check_target(what: &'static str, t: &str) -> Result<(), SpecError> {
+    if t.starts_with('/') {
+        Ok(())
+    } else {
+        Err(SpecError::RelativeTarget {
+            what,
+            path: t.to_string(),
+        })
+    }
+}
+
+/// User mounts, /etc files and the init binary as OCI mounts, sorted by depth of the
+/// destination (parents before children, stable), as docker's `sortMounts`.
+fn user_mounts(input: &SpecInput) -> Result<Vec<Mount>, SpecError> {
+    let mut out: Vec<(String, Mount)> = Vec::new();
+    for m in &input.mounts {
+        check_target("mount target", m.target())?;
+        let om = match m {
+            ResolvedMount::Bind {
+                source,
+                target,
+                read_only,
+                propagation,
+                recursive,
+            } => {
+                let mut opts = vec![if *recursive { "rbind" } else { "bind" }.to_string()];
+                if *read_only {
+                    opts.push("ro".into());
+                }
+                opts.push(
+                    propagation
+                        .unwrap_or(Propagation::Rprivate)
+                        .as_str()
+                        .to_string(),
+                );
+                mount(target, "bind", source, opts)
+            }
+            ResolvedMount::Tmpfs { target, options } => {
+                mount(target, "tmpfs", "tmpfs", options.clone())
+            }
+        };
+        out.push((m.target().to_string(), om));
+    }
+    let etc_mode = if input.readonly_rootfs { "ro" } else { "rw" };
+    for (dest, src) in [
+        ("/etc/resolv.conf", &input.etc_files.resolv_conf),
+        ("/etc/hostname", &input.etc_files.hostname),
+        ("/etc/hosts", &input.etc_files.hosts),
+    ] {
+        // a user mount over the same path wins, as docker
+        if let Some(src) = src {
+            if !out.iter().any(|(t, _)| t == dest) {
+                out.push((
+                    dest.to_string(),
+                    mount(dest, "bind", src, strings(&["rbind", "rprivate", etc_mode])),
+                ));
+            }
+        }
+    }
+    if let Some(init) = &input.init {
+        out.push((
+            defaults::INIT_PATH.to_string(),
+            mount(defaults::INIT_PATH, "bind", init, strings(&["bind", "ro"])),
+        ));
+    }
+    let depth = |t: &str| Path::new(t).components().count();
+    out.sort_by_key(|(t, _)| depth(t));
+    Ok(out.into_iter().map(|(_, m)| m).collect())
+}
+
+fn device_type(c: char) -> LinuxDeviceType {
+    match c {
+        'b' => LinuxDeviceType::B,
+        'p' => LinuxDeviceType::P,
+        'u' => LinuxDeviceType::U,
+        'a' => LinuxDeviceType::A,
+        _ => LinuxDeviceType::C,
+    }
+}
+
+fn device_rule(
+    allow: bool,
+    typ: char,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow);
+    r.set_typ(Some(device_type(typ)));
+    r.set_major(major);
+    r.set_minor(minor);
+    r.set_access(Some(access.to_string()));
+    r
+}
+
+fn resources(input: &SpecInput) -> LinuxResources {
+    let r = &input.resources;
+    let mut res = LinuxResources::default();
+    let rules: Vec<LinuxDeviceCgroup> = if input.privileged {
+        vec![device_rule(true, 'a', None, None, "rwm")]
+    } else {
+        let mut v: Vec<LinuxDeviceCgroup> = defaults::DEFAULT_DEVICE_RULES
+            .iter()
+            .map(|&(allow, t, ma, mi, acc)| device_rule(allow, t, ma, mi, acc))
+            .collect();
+        v.extend(
+            input
+                .devices
+                .iter()
+                .map(|d| device_rule(true, d.typ, Some(d.major), Some(d.minor), &d.permissions)),
+        );
+        v
+    };
+    res.set_devices(Some(rules));
+    if r.memory.is_some() || r.memory_swap.is_some() {
+        let mut m = LinuxMemory::default();
+        m.set_limit(r.memory);
+        m.set_swap(r.memory_swap);
+        res.set_memory(Some(m));
+    }
+    if r.cpu_quota.is_some() || r.cpu_shares.is_some() || r.cpuset_cpus.is_some() {
+        let mut c = LinuxCpu::default();
+        c.set_quota(r.cpu_quota);
+        c.set_period(r.cpu_period);
+        c.set_shares(r.cpu_shares);
+        c.set_cpus(r.cpuset_cpus.clone());
+        res.set_cpu(Some(c));
+    }
+    if let Some(limit) = r.pids_limit {
+        let mut p = LinuxPids::default();
+        p.set_limit(limit);
+        res.set_pids(Some(p));
+    }
+    res
+}
+
+fn rlimits(input: &SpecInput) -> Result<Vec<PosixRlimit>, SpecError> {
+    let mut out = Vec::new();
+    for u in &input.ulimits {
+        if let Some(&host) = input.host_hard_limits.get(u.rlimit) {
+            if u.hard > host {
+                return Err(SpecError::RlimitAboveHardLimit {
+                    name: u.name.clone(),
+                    rlimit: u.rlimit,
+                    asked: if u.hard == u64::MAX {
+                        "unlimited".into()
+                    } else {
+                        u.hard.to_string()
+                    },
+                    host,
+                });
+            }
+        }
+        let typ: PosixRlimitType =
+            serde_json::from_value(serde_json::Value::String(u.rlimit.to_string()))
+                .map_err(|_| build_err(format!("unknown rlimit {}", u.rlimit)))?;
+        out.push(
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(u.soft)
+                .hard(u.hard)
+                .build()
+                .map_err(build_err)?,
+        );
+    }
+    Ok(out)
+}
+
+fn capability_set(names: &[String]) -> Result<oci_spec::runtime::Capabilities, SpecError> {
+    names
+        .iter()
+        .map(|n| {
+            serde_json::from_value::<Capability>(serde_json::Value::String(n.clone()))
+                .map_err(|_| SpecError::UnknownCapability(n.clone()))
+        })
+        .collect()
+}
+
+/// The OCI runtime spec for `input`, with docker's defaults: default mounts, device
+/// rules, the 14 default capabilities (in bounding/effective/permitted for root, only
+/// bounding for other users, never inheritable or ambient, as moby), masked and
+/// read-only paths, the default seccomp profile; `privileged` lifts all of these.
+pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
+    if !input.cwd.starts_with('/') {
+        return Err(SpecError::RelativeWorkdir(input.cwd.clone()));
+    }
+
+    // --- process
+    let mut args = input.args.clone();
+    if args.is_empty() {
+        return Err(SpecError::NoCommand);
+    }
+    if input.init.is_some() {
+        let mut with_init = vec![defaults::INIT_PATH.to_string(), "--".to_string()];
+        with_init.append(&mut args);
+        args = with_init;
+    }
+    let mut user = User::default();
+    user.set_uid(input.user.uid);
+    user.set_gid(input.user.gid);
+    if !input.user.additional_gids.is_empty() {
+        user.set_additional_gids(Some(input.user.additional_gids.clone()));
+    }
+    let caps = capability_set(&input.capabilities)?;
+    let mut lc = LinuxCapabilities::default();
+    lc.set_bounding(Some(caps.clone()));
+    if input.user.uid == 0 {
+        lc.set_effective(Some(caps.clone()));
+        lc.set_permitted(Some(caps));
+    } else {
+        lc.set_effective(None);
+        lc.set_permitted(None);
+    }
+    lc.set_inheritable(None);
+    lc.set_ambient(None);
+
+    let mut process = Process::default();
+    process.set_terminal(Some(input.terminal));
+    process.set_user(user);
+    process.set_args(Some(args));
+    process.set_env(Some(input.env.clone()));
+    process.set_cwd(PathBuf::from(&input.cwd));
+    process.set_capabilities(Some(lc));
+    let rl = rlimits(input)?;
+    process.set_rlimits(if rl.is_empty() { None } else { Some(rl) });
+    process.set_no_new_privileges(if input.no_new_privileges {
+        Some(true)
+    } else {
+        None
+    });
+
+    // --- root
+    let mut root = Root::default();
+    root.set_path(input.rootfs.clone());
+    root.set_readonly(Some(input.readonly_rootfs));
+
+    // --- mounts: defaults not overridden by a user mount, then the user's
+    let user = user_mounts(input)?;
+    let mut mounts: Vec<Mount> = default_mounts(input)
+        .into_iter()
+        .filter(|d| !user.iter().any(|u| u.destination() == d.destination()))
+        .collect();
+    mounts.extend(user);
+
+    // --- namespaces (docker's order), cgroup namespace always private
+    let ns = |t: LinuxNamespaceType, path: Option<PathBuf>| {
+        let mut n = LinuxNamespace::default();
+        n.set_typ(t);
+        n.set_path(path);
+        n
+    };
+    let mut namespaces = vec![ns(LinuxNamespaceType::Mount, None)];
+    let private_net = match &input.namespaces.network {
+        NetworkNamespace::Private => {
+            namespaces.push(ns(LinuxNamespaceType::Network, None));
+            true
+        }
+        NetworkNamespace::Path(p) => {
+            namespaces.push(ns(LinuxNamespaceType::Network, Some(p.clone())));
+            true
+        }
+        NetworkNamespace::Host => false,
+    };
+    if input.namespaces.uts == NamespaceMode::Private {
+        namespaces.push(ns(LinuxNamespaceType::Uts, None));
+    }
+    if input.namespaces.pid == NamespaceMode::Private {
+        namespaces.push(ns(LinuxNamespaceType::Pid, None));
+    }
+    if input.namespaces.ipc == NamespaceMode::Private {
+        namespaces.push(ns(LinuxNamespaceType::Ipc, None));
+    }
+    namespaces.push(ns(LinuxNamespaceType::Cgroup, None));
+
+    // --- devices
+    let devices: Vec<LinuxDevice> = input
+        .devices
+        .iter()
+        .map(|d| {
+            check_target("device path", &d.path)?;
+            let mut ld = LinuxDevice::default();
+            ld.set_path(PathBuf::from(&d.path));
+            ld.set_typ(device_type(d.typ));
+            ld.set_major(d.major);
+            ld.set_minor(d.minor);
+            ld.set_file_mode(d.file_mode);
+            ld.set_uid(d.uid);
+            ld.set_gid(d.gid);
+            Ok(ld)
+        })
+        .collect::<Result<_, SpecError>>()?;
+
+    // --- sysctls: docker's two defaults in a private network namespace
+    let mut sysctl: HashMap<String, String> = input
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if private_net {
+        sysctl
+            .entry("net.ipv4.ip_unprivileged_port_start".into())
+            .or_insert_with(|| "0".into());
+        sysctl
+            .entry("net.ipv4.ping_group_range".into())
+            .or_insert_with(|| "0 2147483647".into());
+    }
+
+    // --- seccomp
+    let seccomp = if input.privileged {
+        None
+    } else {
+        match &input.seccomp {
+            SeccompChoice::Unconfined => None,
+            SeccompChoice::Default => Some(seccomp::default_seccomp(
+                &input.capabilities,
+                &input.arch,
+                input.kernel,
+            )?),
+            SeccompChoice::Profile(json) => Some(seccomp::profile_to_oci(
+                json,
+                &input.capabilities,
+                &input.arch,
+                input.kernel,
+            )?),
+        }
+    };
+
+    let confine_paths = !input.privileged && !input.unconfined_system_paths;
+    let rootfs_propagation = {
+        let props: Vec<Propagation> = input
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                ResolvedMount::Bind { propagation, .. } => *propagation,
+                _ => None,
+            })
+            .collect();
+        if props
+            .iter()
+            .any(|p| matches!(p, Propagation::Shared | Propagation::Rshared))
+        {
+            Some("shared".to_string())
+        } else if props
+            .iter()
+            .any(|p| matches!(p, Propagation::Slave | Propagation::Rslave))
+        {
+            Some("rslave".to_string())
+        } else {
+            None
+        }
+    };
+
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources(input))
+        .cgroups_path(PathBuf::from(&input.cgroups_path))
+        .devices(devices)
+        .build()
+        .map_err(build_err)?;
+    linux.set_sysctl(if sysctl.is_empty() {
+        None
+    } else {
+        Some(sysctl)
+    });
+    linux.set_seccomp(seccomp);
+    linux.set_rootfs_propagation(rootfs_propagation);
+    linux.set_masked_paths(confine_paths.then(|| strings(&defaults::MASKED_PATHS)));
+    linux.set_readonly_paths(confine_paths.then(|| strings(&defaults::READONLY_PATHS)));
+
+    let mut spec = Spec::default();
+    spec.set_version("1.0.2".to_string());
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(mounts));
+    spec.set_process(Some(process));
+    spec.set_hostname(if input.namespaces.uts == NamespaceMode::Private {
+        input.hostname.clone()
+    } else {
+        None
+    });
+    spec.set_linux(Some(linux));
+    spec.set_annotations(None);
+    Ok(spec)
+}
