@@ -1,0 +1,308 @@
+//! The rest of `run`'s flags, each observed from inside the container.
+
+mod common;
+use common::*;
+
+fn with_busybox() -> (Registry, Coracle) {
+    let (reg, _image) = registry_with_busybox();
+    let c = coracle();
+    let name = format!("{}/test/busybox", reg.host());
+    c.run(["pull", "-q", &name]).assert_success();
+    c.run(["tag", &name, "box"]).assert_success();
+    (reg, c)
+}
+
+fn run(c: &Coracle, args: &[&str]) -> Output {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    c.run(all)
+}
+
+fn sh(c: &Coracle, flags: &[&str], script: &str) -> Output {
+    let mut args: Vec<&str> = flags.to_vec();
+    args.extend_from_slice(&["box", "sh", "-c", script]);
+    run(c, &args)
+}
+
+#[test]
+fn init_reaps_and_forwards() {
+    let (_reg, c) = with_busybox();
+    let out = sh(
+        &c,
+        &["--init"],
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $PPID",
+    );
+    out.assert_success();
+    assert!(
+        out.stdout.starts_with("/sbin/docker-init -- sh -c"),
+        "{}",
+        out.stdout
+    );
+    // The command is pid 1's child, not pid 1.
+    assert_eq!(out.stdout.lines().nth(1), Some("1"));
+    // Exit status passes through the init.
+    assert_eq!(sh(&c, &["--init"], "exit 5").code, 5);
+}
+
+#[test]
+fn ulimits_shm_sysctl_and_namespaces() {
+    let (_reg, c) = with_busybox();
+    assert_eq!(
+        sh(
+            &c,
+            &["--ulimit", "nofile=1024:2048"],
+            "ulimit -n; ulimit -Hn"
+        )
+        .stdout,
+        "1024\n2048\n"
+    );
+    // Above the caller's hard limit (20000 here): refused, not silently clamped.
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap();
+    let too_high = format!("nofile={}:{}", hard + 1, hard + 1);
+    let out = run(&c, &["--ulimit", &too_high, "box", "true"]);
+    assert_eq!(out.code, 125, "{}", out.stderr);
+
+    let shm = sh(
+        &c,
+        &["--shm-size", "32m"],
+        "df -k /dev/shm | tail -n1 | awk '{print $2}'",
+    );
+    assert_eq!(shm.stdout.trim(), "32768");
+    let out = sh(
+        &c,
+        &["--sysctl", "kernel.shmmax=123456"],
+        "cat /proc/sys/kernel/shmmax",
+    );
+    assert_eq!(out.stdout.trim(), "123456", "{}", out.stderr);
+    let bad = run(&c, &["--sysctl", "vm.swappiness=1", "box", "true"]);
+    assert_eq!(
+        bad.code, 125,
+        "non-namespaced sysctl refused: {}",
+        bad.stderr
+    );
+
+    let host_uts = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(sh(&c, &["--uts", "host"], "hostname").stdout, host_uts);
+    // With the host's pid namespace, pid 1 is the host's init, not us.
+    assert_ne!(sh(&c, &["--pid", "host"], "echo $$").stdout, "1\n");
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    let ipc = sh(&c, &["--ipc", "host"], "readlink /proc/self/ns/ipc");
+    assert_eq!(ipc.stdout.trim(), host_ipc.to_str().unwrap());
+    let net = sh(&c, &["--network", "host"], "ls /sys/class/net | wc -l");
+    assert_ne!(
+        net.stdout.trim(),
+        "1",
+        "host network shows the host's links"
+    );
+}
+
+#[test]
+fn devices_and_cpu_settings() {
+    let (_reg, c) = with_busybox();
+    let out = sh(
+        &c,
+        &["--device", "/dev/null:/dev/mynull"],
+        "ls -l /dev/mynull; echo x > /dev/mynull && echo ok",
+    );
+    assert!(
+        out.stdout.contains("1,") && out.stdout.contains("ok"),
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
+    let out = run(&c, &["--device", "/dev/nosuch", "box", "true"]);
+    assert_eq!(out.code, 125);
+
+    let quota = sh(
+        &c,
+        &["--cpus", "1.5"],
+        "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+    );
+    assert!(
+        quota.stdout.starts_with("150000"),
+        "{} {}",
+        quota.stdout,
+        quota.stderr
+    );
+    let cpuset = sh(
+        &c,
+        &["--cpuset-cpus", "0"],
+        "cat /sys/fs/cgroup/cpuset.cpus 2>/dev/null || cat /sys/fs/cgroup/cpuset/cpuset.cpus",
+    );
+    assert_eq!(cpuset.stdout.trim(), "0", "{}", cpuset.stderr);
+    let shares = sh(
+        &c,
+        &["--cpu-shares", "512"],
+        "cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight",
+    );
+    assert!(
+        !shares.stdout.trim().is_empty() && shares.stdout.trim() != "1024",
+        "{}",
+        shares.stdout
+    );
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_pids_limit() {
+    let (_reg, c) = with_busybox();
+    // Shell builtins only for counting: once the limit is reached nothing can fork.
+    let bomb = "i=0; while [ $i -lt 40 ]; do sleep 5 & i=$((i+1)); done; \
+                n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n";
+    let limited = sh(&c, &["--pids-limit", "16"], bomb);
+    assert_ne!(limited.code, 0);
+    assert!(limited.stderr.contains("can't fork"), "{}", limited.stderr);
+    // The same script under a higher limit starts all 40.
+    let roomy = sh(&c, &["--pids-limit", "100"], bomb);
+    roomy.assert_success();
+    assert!(
+        roomy.stdout.trim().parse::<u32>().unwrap() > 40,
+        "{}",
+        roomy.stdout
+    );
+}
+
+#[test]
+fn env_file_caller_env_and_group_add() {
+    let (_reg, c) = with_busybox();
+    let file = c.tmp().join("env.list");
+    std::fs::write(&file, "# comment\nFROM_FILE=yes\n\nCALLER_VAR\n").unwrap();
+    let mut cmd = c.command([
+        "run",
+        "--rm",
+        "--env-file",
+        file.to_str().unwrap(),
+        "-e",
+        "CALLER_VAR",
+        "-e",
+        "MISSING_VAR",
+        "box",
+        "env",
+    ]);
+    cmd.env("CALLER_VAR", "from-caller");
+    cmd.env_remove("MISSING_VAR");
+    let out = cmd.output().unwrap();
+    let env = String::from_utf8_lossy(&out.stdout);
+    assert!(env.contains("FROM_FILE=yes\n"), "{env}");
+    assert!(env.contains("CALLER_VAR=from-caller\n"), "{env}");
+    assert!(!env.contains("MISSING_VAR"), "{env}");
+    assert!(env.contains("PATH="), "{env}");
+    let id = sh(
+        &c,
+        &["-u", "1000", "--group-add", "27", "--group-add", "wheelish"],
+        "id",
+    );
+    assert_eq!(
+        id.code, 125,
+        "an unknown group name is an error: {}",
+        id.stderr
+    );
+    let id = sh(&c, &["-u", "1000", "--group-add", "27"], "id -G");
+    assert_eq!(id.stdout.trim(), "0 27");
+}
+
+#[test]
+fn mount_flag_volumes_tmpfs_and_seccomp_profiles() {
+    let (_reg, c) = with_busybox();
+    let out = sh(
+        &c,
+        &["--mount", "type=tmpfs,target=/scratch,tmpfs-size=1m"],
+        "grep ' /scratch ' /proc/mounts",
+    );
+    assert!(
+        out.stdout.contains("tmpfs") && out.stdout.contains("size=1024k"),
+        "{}",
+        out.stdout
+    );
+    sh(
+        &c,
+        &["--mount", "type=volume,source=mvol,target=/m"],
+        "echo hi > /m/f",
+    )
+    .assert_success();
+    assert_eq!(
+        sh(
+            &c,
+            &["--mount", "type=volume,source=mvol,target=/m,readonly"],
+            "cat /m/f"
+        )
+        .stdout,
+        "hi\n"
+    );
+    assert_ne!(
+        sh(
+            &c,
+            &["--mount", "type=volume,source=mvol,target=/m,readonly"],
+            "touch /m/g"
+        )
+        .code,
+        0
+    );
+
+    // A docker-format profile that denies mkdir.
+    let profile = c.tmp().join("deny-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+        {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = sh(&c, &["--security-opt", &opt], "mkdir /tmp/x");
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.stderr
+    );
+    sh(
+        &c,
+        &["--security-opt", "seccomp=unconfined"],
+        "mkdir /tmp/x",
+    )
+    .assert_success();
+}
+
+#[test]
+fn images_with_many_layers_run() {
+    let reg = Registry::start().unwrap();
+    let mut b = ImageBuilder::new().layer(&Layer::busybox());
+    for i in 0..64 {
+        b = b.layer(&Layer::new().file(&format!("layer{i:02}"), format!("{i}"), 0o644));
+    }
+    let image = b.cmd(&["sh"]).build();
+    push(&reg.host(), "test/deep", "latest", &image, None).unwrap();
+    let c = coracle();
+    let name = format!("{}/test/deep", reg.host());
+    let out = c.run(["run", "--rm", &name, "sh", "-c", "ls / | grep -c '^layer'"]);
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), "64");
+}
+
+#[test]
+fn run_pulls_a_missing_image_and_keeps_stdout_for_the_container() {
+    let (reg, _image) = registry_with_busybox();
+    let c = coracle();
+    let name = format!("{}/test/busybox", reg.host());
+    let out = c.run(["run", "--rm", &name, "echo", "only this"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "only this\n", "pull progress stays off stdout");
+    assert!(out.stderr.contains("Pull complete"), "{}", out.stderr);
+}
+
+#[test]
+fn without_rm_the_container_is_kept_as_exited() {
+    let (_reg, c) = with_busybox();
+    let out = c.run(["run", "--name", "keeper", "box", "sh", "-c", "exit 4"]);
+    assert_eq!(out.code, 4);
+    let again = c.run(["run", "--name", "keeper", "box", "true"]);
+    assert_eq!(again.code, 125);
+    assert!(
+        again.stderr.contains("is already in use"),
+        "{}",
+        again.stderr
+    );
+    let bad = c.run(["run", "--name", "bad/name", "box", "true"]);
+    assert_eq!(bad.code, 125);
+}
