@@ -42,10 +42,18 @@ podman --root "$bench/podman" --runroot "$bench/podman-run" --storage-driver ove
 umoci unpack --image "$bench/layout:latest" "$bench/bundle" >/dev/null
 jq '.process.args = ["true"] | .process.terminal = false' "$bench/bundle/config.json" >"$bench/config.json"
 mv "$bench/config.json" "$bench/bundle/config.json"
+# umoci's spec is minimal (no seccomp, 3 capabilities, no cgroup limits). For the
+# same container, crun also runs coracle's own spec: a kept container's config.json
+# pointed at the unpacked rootfs.
+"$coracle" --root "$bench/coracle" run --name spec-source --network none bench/busybox true
+spec_dir=$(ls -d "$bench"/coracle/containers/*)
+mkdir -p "$bench/same"
+jq --arg root "$bench/bundle/rootfs" '.root.path = $root' "$spec_dir/config.json" >"$bench/same/config.json"
 
 hyperfine -N --runs "$runs" --warmup 3 --export-json "$bench/run.json" \
   -n coracle "$coracle --root $bench/coracle run --rm --network none bench/busybox true" \
   -n crun "crun run -b $bench/bundle bench-crun" \
+  -n crun-same-spec "crun run -b $bench/same bench-crun-same" \
   -n podman "podman --root $bench/podman --runroot $bench/podman-run --storage-driver overlay run --rm --network=none bench/busybox true"
 jq -r '.results | (map(select(.command=="coracle"))[0].mean) as $c |
   .[] | "\(.command): \(.mean*1000*10|floor/10) ms  coracle/\(.command) = \(($c/.mean*100|floor)/100)"' "$bench/run.json"

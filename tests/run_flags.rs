@@ -293,7 +293,7 @@ fn run_pulls_a_missing_image_and_keeps_stdout_for_the_container() {
 
 #[test]
 fn without_rm_the_container_is_kept_as_exited() {
-    let (_reg, c) = with_busybox();
+    let (reg, c) = with_busybox();
     let out = c.run(["run", "--name", "keeper", "box", "sh", "-c", "exit 4"]);
     assert_eq!(out.code, 4);
     let again = c.run(["run", "--name", "keeper", "box", "true"]);
@@ -305,4 +305,78 @@ fn without_rm_the_container_is_kept_as_exited() {
     );
     let bad = c.run(["run", "--name", "bad/name", "box", "true"]);
     assert_eq!(bad.code, 125);
+
+    let ps = c.run([
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}} {{.Status}} {{.Command}}",
+    ]);
+    assert!(ps.stdout.starts_with("keeper Exited (4) "), "{}", ps.stdout);
+    assert!(
+        ps.stdout.trim_end().ends_with("\"sh -c exit 4\""),
+        "{}",
+        ps.stdout
+    );
+    assert!(c.run(["ps", "-q"]).stdout.is_empty(), "nothing running");
+    let table = c.run(["ps", "-a"]);
+    assert!(
+        table.stdout.starts_with("CONTAINER ID   IMAGE"),
+        "{}",
+        table.stdout
+    );
+
+    // The image is in use: removing its last name is refused until the container is
+    // removed (other names go, as docker untags them).
+    c.run(["rmi", "box"]).assert_success();
+    let rmi = c.run(["rmi", &format!("{}/test/busybox", reg.host())]);
+    assert_eq!(rmi.code, 1);
+    assert!(
+        rmi.stderr.contains("is using its referenced image"),
+        "{}",
+        rmi.stderr
+    );
+    c.run(["rm", "keeper"]).assert_success();
+    assert!(c.run(["ps", "-aq"]).stdout.is_empty());
+    assert!(entries(&c.root().join("containers")).is_empty());
+    assert_eq!(c.run(["rm", "keeper"]).code, 1);
+}
+
+#[test]
+fn rm_force_kills_a_running_container() {
+    let (_reg, c) = with_busybox();
+    let mut child = c
+        .command([
+            "run",
+            "--name",
+            "sleeper",
+            "box",
+            "sh",
+            "-c",
+            "echo up; sleep 60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "up\n");
+    let ps = c.run(["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.stdout, "sleeper running\n");
+    let refused = c.run(["rm", "sleeper"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("container is running"),
+        "{}",
+        refused.stderr
+    );
+    c.run(["rm", "-f", "sleeper"]).assert_success();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(137));
+    assert!(c.run(["ps", "-aq"]).stdout.is_empty());
+    assert!(entries(&c.root().join("containers")).is_empty());
 }

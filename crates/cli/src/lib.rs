@@ -54,6 +54,10 @@ enum Command {
     Image(commands::image::ImageCommand),
     /// Create and run a new container from an image
     Run(Box<commands::run::RunArgs>),
+    /// List containers
+    Ps(commands::ps::PsArgs),
+    /// Remove one or more containers
+    Rm(commands::rm::RmArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
@@ -97,6 +101,8 @@ pub fn main() -> i32 {
         Command::Inspect(a) => commands::inspect::exec(&ctx, a),
         Command::Image(c) => commands::image::exec(&ctx, c),
         Command::Run(a) => commands::run::exec(&ctx, *a),
+        Command::Ps(a) => commands::ps::exec(&ctx, a),
+        Command::Rm(a) => commands::rm::exec(&ctx, a),
         Command::Volume(c) => commands::volume::exec(&ctx, c),
         Command::Monitor { id } => ctx
             .engine()

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 pub enum EngineError {
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -46,7 +48,7 @@ pub enum EngineError {
 impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::NoSuchImage(_) => ErrorKind::NotFound,
+            EngineError::NoSuchImage(_) | EngineError::NoSuchContainer(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EngineError::Io { source, .. } => match source.kind() {

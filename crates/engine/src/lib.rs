@@ -4,6 +4,7 @@
 
 mod archive;
 mod auth;
+mod containers;
 mod devices;
 mod error;
 mod images;
@@ -20,6 +21,7 @@ mod users;
 mod volumes;
 
 pub use auth::{login, logout};
+pub use coracle_state::ContainerRecord;
 pub use error::EngineError;
 pub use images::{ImageSummary, PruneReport, RemoveEvent};
 pub use lookup::{familiar, familiar_key};

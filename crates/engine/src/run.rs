@@ -217,8 +217,32 @@ impl Engine {
             .rev()
             .map(|l| guard.engine.layers.path(&l.chain_id))
             .collect();
-        let rootfs = snapshot::prepare(&dir, &lowers)?;
-        snapshot::mount(&rootfs)?;
+        // A `--rm` container's upper dir is thrown away at exit, so overlay need not
+        // sync it on unmount (podman makes the same choice); kept containers are not
+        // volatile, so `start` can reuse their upper dir after a host crash.
+        let prepare = snapshot::PrepareOptions {
+            backend: snapshot::Backend::Auto,
+            rootless: !rustix::process::geteuid().is_root(),
+            volatile: opts.rm,
+        };
+        let rootfs = snapshot::prepare_with(&dir, &lowers, &prepare)?;
+        let rootfs = match snapshot::mount(&rootfs) {
+            Ok(()) => rootfs,
+            // No overlay here (or not on this filesystem): a private copy instead.
+            Err(e) if e.kind() == coracle_core::ErrorKind::Unavailable => {
+                let copy = snapshot::prepare_with(
+                    &dir,
+                    &lowers,
+                    &snapshot::PrepareOptions {
+                        backend: snapshot::Backend::Copy,
+                        ..prepare
+                    },
+                )?;
+                snapshot::mount(&copy)?;
+                copy
+            }
+            Err(e) => return Err(e.into()),
+        };
         guard.mounted = Some(rootfs.clone());
         let root = rootfs.target.clone();
 

@@ -1,0 +1,28 @@
+use crate::Context;
+use clap::Args;
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Containers to remove, by name or id
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Force the removal of a running container (kills it first)
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Like docker: remove what can be removed, report each failure, exit 1 if any failed.
+pub fn exec(ctx: &Context, args: RmArgs) -> anyhow::Result<i32> {
+    let mut engine = ctx.engine()?;
+    let mut failed = false;
+    for c in &args.containers {
+        match engine.remove_container(c, args.force) {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
