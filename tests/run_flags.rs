@@ -367,6 +367,15 @@ fn rm_force_kills_a_running_container() {
     assert_eq!(line, "up\n");
     let ps = c.run(["ps", "--format", "{{.Names}} {{.State}}"]);
     assert_eq!(ps.stdout, "sleeper running\n");
+    // While it runs its cgroups exist; they must be gone once it is removed.
+    let id = c.run(["ps", "-q", "--no-trunc"]).stdout.trim().to_string();
+    let cgroups: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("coracle").join(&id))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(!cgroups.is_empty(), "the running container has cgroups");
     let refused = c.run(["rm", "sleeper"]);
     assert_eq!(refused.code, 1);
     assert!(
@@ -377,6 +386,114 @@ fn rm_force_kills_a_running_container() {
     c.run(["rm", "-f", "sleeper"]).assert_success();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(137));
+    for cg in &cgroups {
+        assert!(!cg.exists(), "cgroup left: {}", cg.display());
+    }
     assert!(c.run(["ps", "-aq"]).stdout.is_empty());
     assert!(entries(&c.root().join("containers")).is_empty());
+}
+
+#[test]
+fn stdin_relative_binds_etc_files_and_symlinked_targets() {
+    let reg = Registry::start().unwrap();
+    // An image whose /escape points out of the rootfs: mount targets under it must
+    // still land inside the container.
+    let image = busybox_builder()
+        .layer(&Layer::new().symlink("escape", "../../../../../../tmp"))
+        .build();
+    push(&reg.host(), "test/sym", "latest", &image, None).unwrap();
+    let c = coracle();
+    let name = format!("{}/test/sym", reg.host());
+    c.run(["pull", "-q", &name]).assert_success();
+
+    let out = c.run_stdin(["run", "--rm", "-i", &name, "cat"], b"piped in\n");
+    assert_eq!(out.stdout, "piped in\n");
+    let out = c.run_stdin(["run", "--rm", &name, "cat"], b"not forwarded\n");
+    assert_eq!(out.stdout, "", "without -i the container reads /dev/null");
+
+    let workdir = c.tmp().join("work");
+    std::fs::create_dir_all(workdir.join("rel")).unwrap();
+    std::fs::write(workdir.join("rel/file"), "relative").unwrap();
+    let out = c
+        .command([
+            "run",
+            "--rm",
+            "-v",
+            "./rel:/data",
+            &name,
+            "cat",
+            "/data/file",
+        ])
+        .current_dir(&workdir)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "relative");
+
+    let marker = format!("coracle-mount-escape-{}", std::process::id());
+    let host_dir = c.tmp().join("src");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let spec = format!("{}:/escape/{marker}", host_dir.display());
+    let out = c.run(["run", "--rm", "-v", &spec, &name, "true"]);
+    out.assert_success();
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "mount target escaped to the host"
+    );
+
+    let hosts = c.run([
+        "run",
+        "--rm",
+        "--hostname",
+        "vessel",
+        &name,
+        "cat",
+        "/etc/hosts",
+        "/etc/hostname",
+    ]);
+    assert!(
+        hosts.stdout.contains("127.0.0.1\tlocalhost"),
+        "{}",
+        hosts.stdout
+    );
+    assert!(hosts.stdout.ends_with("vessel\n"), "{}", hosts.stdout);
+    let resolv = c.run(["run", "--rm", &name, "cat", "/etc/resolv.conf"]);
+    assert!(resolv.stdout.contains("nameserver"), "{}", resolv.stdout);
+    assert!(
+        !resolv.stdout.contains("nameserver 127."),
+        "loopback resolvers replaced: {}",
+        resolv.stdout
+    );
+}
+
+#[test]
+fn volume_commands_and_cgroups_removed_after_exit() {
+    let (_reg, c) = with_busybox();
+    assert_eq!(c.run(["volume", "create", "data1"]).stdout, "data1\n");
+    let inspect = c.run(["volume", "inspect", "data1"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    assert_eq!(v[0]["Name"], "data1");
+    assert_eq!(v[0]["Driver"], "local");
+    assert!(v[0]["Mountpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("volumes/data1/_data"));
+    c.run(["run", "--name", "user", "-v", "data1:/d", "box", "true"])
+        .assert_success();
+    let busy = c.run(["volume", "rm", "data1"]);
+    assert_eq!(busy.code, 1);
+    assert!(busy.stderr.contains("volume is in use"), "{}", busy.stderr);
+
+    // The exited container's cgroups are gone from every hierarchy.
+    let id = c.run(["ps", "-aq", "--no-trunc"]).stdout.trim().to_string();
+    assert_eq!(id.len(), 64);
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let leftover = entry.path().join("coracle").join(&id);
+        assert!(!leftover.exists(), "cgroup left: {}", leftover.display());
+    }
+    c.run(["rm", "user"]).assert_success();
+    c.run(["volume", "rm", "data1"]).assert_success();
+    c.run(["volume", "create", "orphan"]).assert_success();
+    let pruned = c.run(["volume", "prune", "-f"]);
+    assert!(pruned.stdout.contains("orphan"), "{}", pruned.stdout);
+    assert!(c.run(["volume", "ls", "-q"]).stdout.is_empty());
 }
