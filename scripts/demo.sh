@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on a fresh machine (as root): build coracle, start a local
 # registry (Docker Hub is not needed), build a busybox image from Debian's
-# busybox-static, push it with coracle, pull it back into an empty store and unpack it.
+# busybox-static, push it with coracle, pull it back into an empty store, unpack it, and
+# run a container from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked
@@ -40,4 +41,8 @@ export CORACLE_ROOT=$work/store-b
 "$coracle" images
 echo "== coracle image unpack"
 "$coracle" image unpack "127.0.0.1:$port/demo/busybox:latest" "$work/rootfs"
-chroot "$work/rootfs" /bin/busybox echo "hello from a coracle-pulled busybox"
+ls "$work/rootfs"
+echo "== coracle run"
+"$coracle" run --rm "127.0.0.1:$port/demo/busybox:latest" \
+  sh -c 'echo "hello from container $(hostname), pid $$, as $(id -un)"; grep CapEff /proc/self/status'
+"$coracle" images
