@@ -354,7 +354,8 @@ impl Engine {
             arch: std::env::consts::ARCH.to_string(),
             kernel: host_kernel(),
         };
-        let spec = spec::build_spec(&input)?;
+        let mut spec = spec::build_spec(&input)?;
+        drop_unrunnable_seccomp_arches(&mut spec);
         let config_path = dir.join("config.json");
         let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
         std::fs::write(&config_path, json).map_err(EngineError::io("write", &config_path))?;
@@ -572,4 +573,39 @@ fn held_capabilities(opts: &RunOptions) -> Result<Vec<String>, EngineError> {
         .into_iter()
         .filter(|c| held(c))
         .collect())
+}
+
+/// Docker's profile filters x86_64, x86 and x32 on amd64. On a kernel without the x32
+/// ABI (built or booted without it) no x32 program runs, so rules for that ABI protect
+/// nothing; x32 syscall numbers stay refused (the x86_64 filter rejects them). Each
+/// extra architecture multiplies the time libseccomp takes to build the filter on
+/// every start (here 14 ms -> 7 ms of CPU).
+fn drop_unrunnable_seccomp_arches(spec: &mut oci_spec::runtime::Spec) {
+    if x32_abi_available() {
+        return;
+    }
+    let Some(seccomp) = spec.linux_mut().as_mut().and_then(|l| l.seccomp_mut().as_mut()) else {
+        return;
+    };
+    if let Some(arches) = seccomp.architectures() {
+        let kept: Vec<_> = arches
+            .iter()
+            .copied()
+            .filter(|a| *a != oci_spec::runtime::Arch::ScmpArchX32)
+            .collect();
+        seccomp.set_architectures(Some(kept));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn x32_abi_available() -> bool {
+    const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+    // getpid through the x32 ABI: harmless, and ENOSYS when the kernel has no x32.
+    let r = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+    r >= 0
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn x32_abi_available() -> bool {
+    false
 }
