@@ -3,22 +3,6 @@
 mod common;
 use common::*;
 
-/// A store with busybox pulled, tagged `box`, plus its registry (kept alive).
-fn with_busybox() -> (Registry, Coracle) {
-    let (reg, _image) = registry_with_busybox();
-    let c = coracle();
-    let name = format!("{}/test/busybox", reg.host());
-    c.run(["pull", "-q", &name]).assert_success();
-    c.run(["tag", &name, "box"]).assert_success();
-    (reg, c)
-}
-
-fn run(c: &Coracle, args: &[&str]) -> Output {
-    let mut all = vec!["run", "--rm"];
-    all.extend_from_slice(args);
-    c.run(all)
-}
-
 /// crun (not coracle) refuses hybrid cgroup hosts until the v1 hugetlb hierarchy is
 /// mounted; the machine's fix, applied idempotently for the peer.
 fn crun_hybrid_cgroup_fix() {

@@ -3,21 +3,6 @@
 mod common;
 use common::*;
 
-fn with_busybox() -> (Registry, Coracle) {
-    let (reg, _image) = registry_with_busybox();
-    let c = coracle();
-    let name = format!("{}/test/busybox", reg.host());
-    c.run(["pull", "-q", &name]).assert_success();
-    c.run(["tag", &name, "box"]).assert_success();
-    (reg, c)
-}
-
-fn run(c: &Coracle, args: &[&str]) -> Output {
-    let mut all = vec!["run", "--rm"];
-    all.extend_from_slice(args);
-    c.run(all)
-}
-
 fn sh(c: &Coracle, flags: &[&str], script: &str) -> Output {
     let mut args: Vec<&str> = flags.to_vec();
     args.extend_from_slice(&["box", "sh", "-c", script]);

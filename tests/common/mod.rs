@@ -53,3 +53,20 @@ pub fn inspect(c: &Coracle, image: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("inspect prints JSON");
     v[0].clone()
 }
+
+/// A store with busybox pulled and tagged `box`, plus its registry (keep it alive).
+pub fn with_busybox() -> (Registry, Coracle) {
+    let (reg, _image) = registry_with_busybox();
+    let c = coracle();
+    let name = format!("{}/test/busybox", reg.host());
+    c.run(["pull", "-q", &name]).assert_success();
+    c.run(["tag", &name, "box"]).assert_success();
+    (reg, c)
+}
+
+/// `coracle run --rm ARGS...`.
+pub fn run(c: &Coracle, args: &[&str]) -> Output {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    c.run(all)
+}

@@ -584,7 +584,11 @@ fn drop_unrunnable_seccomp_arches(spec: &mut oci_spec::runtime::Spec) {
     if x32_abi_available() {
         return;
     }
-    let Some(seccomp) = spec.linux_mut().as_mut().and_then(|l| l.seccomp_mut().as_mut()) else {
+    let Some(seccomp) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.seccomp_mut().as_mut())
+    else {
         return;
     };
     if let Some(arches) = seccomp.architectures() {
