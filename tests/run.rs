@@ -3,31 +3,6 @@
 mod common;
 use common::*;
 
-/// crun (not coracle) refuses hybrid cgroup hosts until the v1 hugetlb hierarchy is
-/// mounted; the machine's fix, applied idempotently for the peer.
-fn crun_hybrid_cgroup_fix() {
-    let hybrid = std::path::Path::new("/sys/fs/cgroup/unified").is_dir();
-    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .contains(" /sys/fs/cgroup/hugetlb ");
-    if hybrid && !mounted {
-        std::fs::create_dir_all("/sys/fs/cgroup/hugetlb").unwrap();
-        let ok = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "cgroup",
-                "-o",
-                "hugetlb",
-                "cgroup",
-                "/sys/fs/cgroup/hugetlb",
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount the hugetlb cgroup hierarchy for crun");
-    }
-}
-
 fn no_leftovers(c: &Coracle) {
     assert!(
         entries(&c.root().join("containers")).is_empty(),

@@ -482,3 +482,60 @@ fn volume_commands_and_cgroups_removed_after_exit() {
     assert!(pruned.stdout.contains("orphan"), "{}", pruned.stdout);
     assert!(c.run(["volume", "ls", "-q"]).stdout.is_empty());
 }
+
+/// docker's profile lets containers fork but not clone new namespaces (notably
+/// CLONE_NEWUSER, which needs no capability) without CAP_SYS_ADMIN: checked with a
+/// static probe under the built-in runtime and crun.
+#[test]
+fn seccomp_blocks_namespace_clones_but_not_fork() {
+    let (_reg, c) = with_busybox();
+    let dir = c.tmp().join("probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("probe.c"),
+        r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void try_clone(const char *what, long flags) {
+    long r = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (r == 0) _exit(0);
+    if (r < 0) { printf("%s: %s\n", what, strerror(errno)); return; }
+    waitpid(r, 0, 0);
+    printf("%s: ok\n", what);
+}
+int main(void) {
+    try_clone("fork", 0);
+    try_clone("newuser", 0x10000000);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let built = std::process::Command::new("cc")
+        .args(["-static", "-o"])
+        .arg(dir.join("probe"))
+        .arg(dir.join("probe.c"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "cc -static (libc6-dev) builds the probe");
+    let bind = format!("{}:/probe", dir.display());
+    crun_hybrid_cgroup_fix();
+    for runtime in [None, Some("crun")] {
+        let mut args = vec!["-v", bind.as_str()];
+        if let Some(r) = runtime {
+            args.extend(["--runtime", r]);
+        }
+        args.extend(["box", "/probe/probe"]);
+        let out = run(&c, &args);
+        out.assert_success();
+        assert_eq!(
+            out.stdout, "fork: ok\nnewuser: Operation not permitted\n",
+            "runtime {runtime:?}"
+        );
+    }
+}

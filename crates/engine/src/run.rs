@@ -356,6 +356,20 @@ impl Engine {
         };
         let mut spec = spec::build_spec(&input)?;
         drop_unrunnable_seccomp_arches(&mut spec);
+        let builtin = opts
+            .runtime
+            .as_deref()
+            .is_none_or(|r| r.is_empty() || r == coracle_runtime::runtime::BUILTIN);
+        if builtin {
+            // The bundle is for youki, which reads MASKED_EQ arguments swapped.
+            if let Some(linux) = spec.linux_mut().as_mut() {
+                if let Some(seccomp) = linux.seccomp().clone() {
+                    linux.set_seccomp(Some(
+                        coracle_runtime::seccomp::swap_masked_eq_for_libcontainer(&seccomp),
+                    ));
+                }
+            }
+        }
         let config_path = dir.join("config.json");
         let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
         std::fs::write(&config_path, json).map_err(EngineError::io("write", &config_path))?;

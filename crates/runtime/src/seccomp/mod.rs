@@ -304,9 +304,11 @@ pub fn default_seccomp(
 /// round from runc and crun: it takes `valueTwo` as the mask and `value` as the datum,
 /// where the OCI spec (runc, crun, docker's profiles) has `value` as the mask and
 /// `valueTwo` as the datum. Left as is, docker's `clone` rule (mask 0x7E020000, datum 0)
-/// never matches under youki and every `fork` fails with EPERM. The built-in runtime
-/// passes its spec's seccomp section through this function; the spec written to disk
-/// (and given to crun/runc) keeps the standard meaning.
+/// becomes mask 0 under youki, which libseccomp turns into "always matches": clone
+/// with CLONE_NEWUSER and the other namespace flags would be allowed to containers
+/// without CAP_SYS_ADMIN (seen: unprivileged user namespaces). The bundle written for
+/// the built-in runtime passes its seccomp section through this function; a bundle
+/// for crun/runc keeps the standard meaning.
 pub fn swap_masked_eq_for_libcontainer(seccomp: &LinuxSeccomp) -> LinuxSeccomp {
     let mut out = seccomp.clone();
     if let Some(calls) = seccomp.syscalls() {
