@@ -18,7 +18,11 @@ bench=$(mktemp -d /tmp/coracle-bench.XXXXXX)
 mount -t tmpfs -o size=6g tmpfs "$bench"
 registry_pid=
 cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  # `wait` reports the registry's SIGTERM status: not an error here (set -e).
+  if [ -n "$registry_pid" ]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+  fi
   umount -R "$bench" 2>/dev/null || umount -l "$bench"
   rmdir "$bench"
 }

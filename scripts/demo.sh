@@ -11,7 +11,11 @@ coracle=${CARGO_TARGET_DIR:-$PWD/target}/release/coracle
 work=$(mktemp -d)
 registry_pid=
 cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  # `wait` reports the registry's SIGTERM status: not an error here (set -e).
+  if [ -n "$registry_pid" ]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
