@@ -157,22 +157,7 @@ impl Env {
         );
         let bundle = self.dir.join(&id);
         fs::create_dir_all(&bundle).unwrap();
-        let caps = [
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-        ];
+        let caps = coracle_runtime::defaults::DEFAULT_CAPABILITIES;
         let config = json!({
             "ociVersion": "1.0.2",
             "process": {
