@@ -22,7 +22,7 @@ fn process_alive(pid: i64) -> bool {
 
 impl Engine {
     fn reconcile(&mut self, c: &ContainerRecord) -> Result<ContainerRecord, EngineError> {
-        if c.state != "running" || c.pid.is_some_and(process_alive) {
+        if c.state != "running" || c.monitor_pid.is_some_and(process_alive) {
             return Ok(c.clone());
         }
         let dir = self.containers_dir().join(&c.id);
@@ -42,7 +42,7 @@ impl Engine {
             }
         }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        self.db.set_container_exited(&c.id, code as i64, &now)?;
+        self.db.set_container_exited(&c.id, code as i64, &now, false)?;
         Ok(self.db.container(&c.id)?.unwrap_or_else(|| c.clone()))
     }
 
@@ -106,7 +106,7 @@ impl Engine {
             match self.db.container(&c.id)? {
                 None => return Ok(()),
                 Some(now) if now.state != "running" => return Ok(()),
-                Some(now) if !now.pid.is_some_and(process_alive) => {
+                Some(now) if !now.monitor_pid.is_some_and(process_alive) => {
                     self.reconcile(&now)?;
                     return Ok(());
                 }

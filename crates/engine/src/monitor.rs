@@ -34,7 +34,7 @@ impl Engine {
         };
         let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         self.db
-            .set_container_running(id, std::process::id() as i64, &now())?;
+            .set_container_running(id, std::process::id() as i64, 0, &now())?;
         let code = match run_foreground(&monitor) {
             Ok(code) => code,
             Err(e) => {
@@ -54,7 +54,7 @@ impl Engine {
             }
             self.db.delete_container(id)?;
         } else {
-            self.db.set_container_exited(id, code as i64, &now())?;
+            self.db.set_container_exited(id, code as i64, &now(), false)?;
         }
         for f in failures {
             eprintln!(

@@ -168,13 +168,13 @@ impl Engine {
                 Some(n) => n.clone(),
                 None => generate_name().map_err(EngineError::io("read", "/dev/urandom"))?,
             };
-            let record = ContainerRecord {
-                id: id.clone(),
-                name: candidate.clone(),
-                image_id: image.id.clone(),
-                image_name: req.image.clone(),
-                created_at: now.timestamp(),
-                config: serde_json::json!({
+            let record = ContainerRecord::new_created(
+                id.clone(),
+                candidate.clone(),
+                image.id.clone(),
+                req.image.clone(),
+                now.timestamp(),
+                serde_json::json!({
                     "Image": req.image,
                     "Cmd": args,
                     "Tty": opts.tty,
@@ -183,12 +183,7 @@ impl Engine {
                     "Runtime": runtime_name,
                 })
                 .to_string(),
-                state: "created".into(),
-                pid: None,
-                exit_code: None,
-                started_at: None,
-                finished_at: None,
-            };
+            );
             match self.db.insert_container(&record) {
                 Ok(()) => {
                     name = Some(candidate);

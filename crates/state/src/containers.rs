@@ -6,6 +6,15 @@ use crate::{Db, StateError};
 use coracle_core::Digest;
 use rusqlite::{params, OptionalExtension, Row};
 
+/// Container states, docker's words.
+pub mod status {
+    pub const CREATED: &str = "created";
+    pub const RUNNING: &str = "running";
+    pub const PAUSED: &str = "paused";
+    pub const RESTARTING: &str = "restarting";
+    pub const EXITED: &str = "exited";
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerRecord {
     pub id: String,
@@ -14,14 +23,66 @@ pub struct ContainerRecord {
     pub image_name: String,
     pub created_at: i64,
     pub config: String,
+    /// One of [`status`].
     pub state: String,
-    pub pid: Option<i64>,
+    /// The monitor process: alive while the container runs, pauses or restarts.
+    pub monitor_pid: Option<i64>,
+    /// The container's init (host pid namespace) while it runs.
+    pub init_pid: Option<i64>,
     pub exit_code: Option<i64>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    pub restart_count: i64,
+    pub oom_killed: bool,
+    /// `stop`/`kill` was asked for: the restart policy must not restart it.
+    pub stopped_by_user: bool,
+    /// Health state as JSON (docker's `State.Health`), when the container has a check.
+    pub health: Option<String>,
+    /// Why the last start failed (docker's `State.Error`).
+    pub error: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, image_id, image_name, created_at, config, state, pid, exit_code, started_at, finished_at";
+impl ContainerRecord {
+    /// A new record in the `created` state.
+    pub fn new_created(
+        id: String,
+        name: String,
+        image_id: Digest,
+        image_name: String,
+        created_at: i64,
+        config: String,
+    ) -> ContainerRecord {
+        ContainerRecord {
+            id,
+            name,
+            image_id,
+            image_name,
+            created_at,
+            config,
+            state: status::CREATED.into(),
+            monitor_pid: None,
+            init_pid: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            restart_count: 0,
+            oom_killed: false,
+            stopped_by_user: false,
+            health: None,
+            error: None,
+        }
+    }
+
+    /// Running, paused or restarting: a monitor should be alive.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            status::RUNNING | status::PAUSED | status::RESTARTING
+        )
+    }
+}
+
+const COLUMNS: &str = "id, name, image_id, image_name, created_at, config, state, monitor_pid, init_pid, exit_code, started_at, finished_at, restart_count, oom_killed, stopped_by_user, health, error";
 
 fn row_to_container(r: &Row) -> rusqlite::Result<ContainerRecord> {
     let image: String = r.get(2)?;
@@ -42,10 +103,16 @@ fn row_to_container(r: &Row) -> rusqlite::Result<ContainerRecord> {
         created_at: r.get(4)?,
         config: r.get(5)?,
         state: r.get(6)?,
-        pid: r.get(7)?,
-        exit_code: r.get(8)?,
-        started_at: r.get(9)?,
-        finished_at: r.get(10)?,
+        monitor_pid: r.get(7)?,
+        init_pid: r.get(8)?,
+        exit_code: r.get(9)?,
+        started_at: r.get(10)?,
+        finished_at: r.get(11)?,
+        restart_count: r.get(12)?,
+        oom_killed: r.get(13)?,
+        stopped_by_user: r.get(14)?,
+        health: r.get(15)?,
+        error: r.get(16)?,
     })
 }
 
@@ -73,7 +140,7 @@ impl Db {
             });
         }
         tx.execute(
-            &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
             params![
                 c.id,
                 c.name,
@@ -82,10 +149,16 @@ impl Db {
                 c.created_at,
                 c.config,
                 c.state,
-                c.pid,
+                c.monitor_pid,
+                c.init_pid,
                 c.exit_code,
                 c.started_at,
-                c.finished_at
+                c.finished_at,
+                c.restart_count,
+                c.oom_killed,
+                c.stopped_by_user,
+                c.health,
+                c.error
             ],
         )
         .map_err(sql_err(&path, "create container"))?;
@@ -147,34 +220,144 @@ impl Db {
             .map_err(self.err("list containers"))
     }
 
+    fn update(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<bool, StateError> {
+        let n = self
+            .conn
+            .execute(sql, params)
+            .map_err(self.err("update container"))?;
+        Ok(n > 0)
+    }
+
+    /// The monitor started the container (first start, `start`, or a policy restart).
     pub fn set_container_running(
         &mut self,
         id: &str,
-        pid: i64,
+        monitor_pid: i64,
+        init_pid: i64,
         started_at: &str,
     ) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE containers SET state = 'running', pid = ?2, started_at = ?3, exit_code = NULL WHERE id = ?1",
-                params![id, pid, started_at],
-            )
-            .map_err(self.err("update container"))?;
+        self.update(
+            "UPDATE containers SET state = 'running', monitor_pid = ?2, init_pid = ?3, started_at = ?4, exit_code = NULL, oom_killed = 0, error = NULL WHERE id = ?1",
+            params![id, monitor_pid, init_pid, started_at],
+        )?;
         Ok(())
     }
 
+    /// The container stopped for good (its monitor is done with it).
     pub fn set_container_exited(
         &mut self,
         id: &str,
         exit_code: i64,
         finished_at: &str,
+        oom_killed: bool,
     ) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE containers SET state = 'exited', pid = NULL, exit_code = ?2, finished_at = ?3 WHERE id = ?1",
-                params![id, exit_code, finished_at],
-            )
-            .map_err(self.err("update container"))?;
+        self.update(
+            "UPDATE containers SET state = 'exited', monitor_pid = NULL, init_pid = NULL, exit_code = ?2, finished_at = ?3, oom_killed = ?4 WHERE id = ?1",
+            params![id, exit_code, finished_at, oom_killed],
+        )?;
         Ok(())
+    }
+
+    /// The container exited and its monitor will start it again (restart policy).
+    pub fn set_container_restarting(
+        &mut self,
+        id: &str,
+        exit_code: i64,
+        finished_at: &str,
+        oom_killed: bool,
+    ) -> Result<(), StateError> {
+        self.update(
+            "UPDATE containers SET state = 'restarting', init_pid = NULL, exit_code = ?2, finished_at = ?3, oom_killed = ?4, restart_count = restart_count + 1 WHERE id = ?1",
+            params![id, exit_code, finished_at, oom_killed],
+        )?;
+        Ok(())
+    }
+
+    /// Starting failed (docker keeps the container `created`, with the exit code its
+    /// command would have had and the error).
+    pub fn set_container_start_failed(
+        &mut self,
+        id: &str,
+        exit_code: i64,
+        error: &str,
+    ) -> Result<(), StateError> {
+        self.update(
+            "UPDATE containers SET state = 'created', monitor_pid = NULL, init_pid = NULL, exit_code = ?2, error = ?3 WHERE id = ?1",
+            params![id, exit_code, error],
+        )?;
+        Ok(())
+    }
+
+    /// `running` <-> `paused`; only from the other of the two.
+    pub fn set_container_paused(&mut self, id: &str, paused: bool) -> Result<bool, StateError> {
+        let (from, to) = if paused {
+            ("running", "paused")
+        } else {
+            ("paused", "running")
+        };
+        self.update(
+            "UPDATE containers SET state = ?3 WHERE id = ?1 AND state = ?2",
+            params![id, from, to],
+        )
+    }
+
+    /// `stop`/`kill` asked for it (true), or `start` cleared it (false).
+    pub fn set_container_stopped_by_user(&mut self, id: &str, v: bool) -> Result<(), StateError> {
+        self.update(
+            "UPDATE containers SET stopped_by_user = ?2 WHERE id = ?1",
+            params![id, v],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_container_health(
+        &mut self,
+        id: &str,
+        health: Option<&str>,
+    ) -> Result<(), StateError> {
+        self.update(
+            "UPDATE containers SET health = ?2 WHERE id = ?1",
+            params![id, health],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the stored creation config (JSON).
+    pub fn set_container_config(&mut self, id: &str, config: &str) -> Result<(), StateError> {
+        self.update(
+            "UPDATE containers SET config = ?2 WHERE id = ?1",
+            params![id, config],
+        )?;
+        Ok(())
+    }
+
+    /// Renames; a taken name is `NameInUse` naming its holder.
+    pub fn rename_container(&mut self, id: &str, new_name: &str) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err(&path, "rename container"))?;
+        let holder: Option<String> = tx
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1",
+                [new_name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql_err(&path, "rename container"))?;
+        if let Some(holder) = holder {
+            return Err(StateError::NameInUse {
+                name: new_name.to_string(),
+                id: holder,
+            });
+        }
+        tx.execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![id, new_name],
+        )
+        .map_err(sql_err(&path, "rename container"))?;
+        tx.commit().map_err(sql_err(&path, "rename container"))
     }
 
     pub fn delete_container(&mut self, id: &str) -> Result<bool, StateError> {
@@ -205,19 +388,14 @@ mod tests {
     use crate::{ImageLayer, NewImage};
 
     fn record(id: &str, name: &str, image: &Digest) -> ContainerRecord {
-        ContainerRecord {
-            id: id.into(),
-            name: name.into(),
-            image_id: image.clone(),
-            image_name: "busybox".into(),
-            created_at: 1,
-            config: "{}".into(),
-            state: "created".into(),
-            pid: None,
-            exit_code: None,
-            started_at: None,
-            finished_at: None,
-        }
+        ContainerRecord::new_created(
+            id.into(),
+            name.into(),
+            image.clone(),
+            "busybox".into(),
+            1,
+            "{}".into(),
+        )
     }
 
     fn db_with_image() -> (tempfile::TempDir, Db, Digest) {
@@ -269,21 +447,44 @@ mod tests {
         );
         assert!(db.find_container("zz").unwrap().is_empty());
         assert_eq!(db.containers_using(&img).unwrap().len(), 2);
+        let err = db.rename_container("abd999", "web").unwrap_err();
+        assert!(matches!(err, StateError::NameInUse { .. }), "{err}");
+        db.rename_container("abd999", "cache").unwrap();
+        assert_eq!(db.find_container("cache").unwrap()[0].id, "abd999");
     }
 
     #[test]
     fn state_transitions_and_delete() {
         let (_d, mut db, img) = db_with_image();
         db.insert_container(&record("c1", "one", &img)).unwrap();
-        db.set_container_running("c1", 42, "2024-01-01T00:00:00Z")
+        db.set_container_running("c1", 42, 43, "2024-01-01T00:00:00Z")
             .unwrap();
-        assert_eq!(db.container("c1").unwrap().unwrap().pid, Some(42));
-        db.set_container_exited("c1", 3, "2024-01-01T00:00:01Z")
+        let c = db.container("c1").unwrap().unwrap();
+        assert_eq!((c.monitor_pid, c.init_pid), (Some(42), Some(43)));
+        assert!(db.set_container_paused("c1", true).unwrap());
+        assert!(
+            !db.set_container_paused("c1", true).unwrap(),
+            "already paused"
+        );
+        assert_eq!(db.container("c1").unwrap().unwrap().state, "paused");
+        assert!(db.set_container_paused("c1", false).unwrap());
+        db.set_container_restarting("c1", 1, "2024-01-01T00:00:01Z", false)
+            .unwrap();
+        let c = db.container("c1").unwrap().unwrap();
+        assert_eq!((c.state.as_str(), c.restart_count), ("restarting", 1));
+        db.set_container_exited("c1", 3, "2024-01-01T00:00:01Z", true)
             .unwrap();
         let c = db.container("c1").unwrap().unwrap();
         assert_eq!(
-            (c.state.as_str(), c.exit_code, c.pid),
-            ("exited", Some(3), None)
+            (c.state.as_str(), c.exit_code, c.monitor_pid, c.oom_killed),
+            ("exited", Some(3), None, true)
+        );
+        db.set_container_start_failed("c1", 127, "exec: not found")
+            .unwrap();
+        let c = db.container("c1").unwrap().unwrap();
+        assert_eq!(
+            (c.state.as_str(), c.exit_code, c.error.as_deref()),
+            ("created", Some(127), Some("exec: not found"))
         );
         // The image is in use: deleting its record must fail (no cascade).
         assert!(db.delete_image(&img).is_err());

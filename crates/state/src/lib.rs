@@ -8,7 +8,7 @@ mod error;
 mod images;
 mod schema;
 
-pub use containers::ContainerRecord;
+pub use containers::{status, ContainerRecord};
 pub use db::Db;
 pub use error::StateError;
 pub use images::{ImageLayer, ImageRecord, NewImage};

@@ -58,4 +58,16 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX containers_image ON containers(image_id);
     "#,
+    // 3: the container lifecycle. `pid` is the monitor's pid (liveness); `init_pid` the
+    // container's init as docker reports it. `stopped_by_user`: a `stop`/`kill` was
+    // asked for, so the restart policy must not bring the container back.
+    r#"
+    ALTER TABLE containers RENAME COLUMN pid TO monitor_pid;
+    ALTER TABLE containers ADD COLUMN init_pid INTEGER;
+    ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN stopped_by_user INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN health TEXT;
+    ALTER TABLE containers ADD COLUMN error TEXT;
+    "#,
 ];
