@@ -14,7 +14,10 @@ use coracle_core::Platform;
 use coracle_image::ImageConfig;
 use coracle_rootfs::snapshot::{self, RootfsMount};
 use coracle_rootfs::{etc_files, VolumeStore};
-use coracle_runtime::options::{MountRequest, NamespaceMode, NetworkMode, PullPolicy, RunOptions};
+use coracle_runtime::options::{
+    HealthConfig, LogOptions, MountRequest, NamespaceMode, NetworkMode, PullPolicy,
+    RestartPolicy, RunOptions,
+};
 use coracle_runtime::spec::{
     self, EnvContext, NetworkNamespace, ResolvedMount, SeccompChoice, SpecInput,
 };
@@ -38,6 +41,28 @@ pub struct ContainerRuntimeConfig {
     /// None: the built-in runtime.
     pub runtime: Option<String>,
     pub rootfs: RootfsMount,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub log: LogOptions,
+    /// The merged health check (image's HEALTHCHECK and `--health-*`); None or
+    /// `NONE`: no check.
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
+    /// Signal `stop` sends first (`--stop-signal`, the image's STOPSIGNAL, SIGTERM).
+    #[serde(default = "default_stop_signal")]
+    pub stop_signal: i32,
+    /// Seconds `stop` waits before SIGKILL (`--stop-timeout`, docker's 10).
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: i64,
+}
+
+fn default_stop_signal() -> i32 {
+    libc::SIGTERM
+}
+
+fn default_stop_timeout() -> i64 {
+    10
 }
 
 pub struct PreparedContainer {
@@ -376,6 +401,18 @@ impl Engine {
             interactive: opts.interactive,
             runtime: opts.runtime.clone(),
             rootfs,
+            restart: opts.restart,
+            log: opts.log.clone(),
+            health: coracle_runtime::options::merge_health(
+                image_health(&config).as_ref(),
+                &opts.health,
+            )?,
+            stop_signal: match (opts.stop_signal, &config.config.stop_signal) {
+                (Some(s), _) => s,
+                (None, Some(s)) if !s.is_empty() => coracle_runtime::options::parse_signal(s)?,
+                _ => default_stop_signal(),
+            },
+            stop_timeout: opts.stop_timeout.unwrap_or_else(default_stop_timeout),
         };
         let cfg_path = dir.join("container.json");
         std::fs::write(
@@ -491,6 +528,20 @@ impl Engine {
             recursive: true,
         })
     }
+}
+
+/// The image's HEALTHCHECK in the form `--health-*` flags merge into.
+fn image_health(config: &ImageConfig) -> Option<HealthConfig> {
+    let h = config.config.healthcheck.as_ref()?;
+    let ns = |v: Option<i64>| v.filter(|n| *n > 0).unwrap_or(0) as u64;
+    Some(HealthConfig {
+        test: h.test.clone().unwrap_or_default(),
+        interval: ns(h.interval),
+        timeout: ns(h.timeout),
+        start_period: ns(h.start_period),
+        start_interval: ns(h.start_interval),
+        retries: h.retries.filter(|r| *r > 0).unwrap_or(0) as u32,
+    })
 }
 
 /// A file inside the rootfs, read without following symlinks out of it; None when

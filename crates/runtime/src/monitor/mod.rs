@@ -6,7 +6,7 @@
 //!
 //! This issue covers foreground runs: [`run_foreground`].
 
-mod tty;
+pub mod tty;
 
 use std::ffi::OsString;
 use std::fs;

@@ -2,12 +2,18 @@
 //! docker's error wording. Pure: nothing here reads files or the environment (the
 //! caller passes an env lookup and file contents).
 
+mod lifecycle;
 mod mounts;
 mod process;
 mod resources;
 
 use std::collections::BTreeMap;
 
+pub use lifecycle::{
+    merge_health, parse_detach_keys, parse_go_duration, parse_labels, parse_log_options,
+    parse_restart, parse_signal, HealthConfig, HealthFlags, LogOptions, RestartPolicy,
+    DEFAULT_DETACH_KEYS,
+};
 pub use mounts::{
     clean_path, merge_tmpfs_options, parse_mount, parse_tmpfs, parse_volume, validate_volume_name,
     MountRequest, Propagation, TmpfsMount,
@@ -148,6 +154,22 @@ pub struct RunOptions {
     // --- Volumes and mounts
     /// `-v`, `--mount` and `--tmpfs`, in command-line order.
     pub mounts: Vec<MountRequest>,
+
+    // --- Lifecycle
+    /// `-d`.
+    pub detach: bool,
+    /// `--label`, `--label-file`.
+    pub labels: BTreeMap<String, String>,
+    pub restart: RestartPolicy,
+    pub log: LogOptions,
+    /// `--stop-signal` (None: the image's STOPSIGNAL, else SIGTERM).
+    pub stop_signal: Option<i32>,
+    /// `--stop-timeout` seconds (None: docker's 10).
+    pub stop_timeout: Option<i64>,
+    /// The `--health-*` flags, merged with the image's HEALTHCHECK at create.
+    pub health: HealthFlags,
+    /// `--detach-keys` (None: ctrl-p ctrl-q).
+    pub detach_keys: Option<Vec<u8>>,
 }
 
 impl RunOptions {
@@ -185,6 +207,11 @@ impl RunOptions {
                 }
                 _ => {}
             }
+        }
+        if self.rm && self.restart != RestartPolicy::No {
+            return Err(OptionsError::Invalid(
+                "Conflicting options: --restart and --rm".into(),
+            ));
         }
         let mut targets = std::collections::HashSet::new();
         for m in &self.mounts {
