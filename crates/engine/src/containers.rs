@@ -21,6 +21,28 @@ fn process_alive(pid: i64) -> bool {
 }
 
 impl Engine {
+    /// The container's `container.json`: what its monitor needs to run it.
+    pub fn container_config(&self, id: &str) -> Result<ContainerRuntimeConfig, EngineError> {
+        let path = self.containers_dir().join(id).join("container.json");
+        let bytes = std::fs::read(&path).map_err(EngineError::io("read", &path))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))
+    }
+
+    /// The OCI runtime a container was created with (its state under
+    /// [`RUNTIME_STATE_ROOT`]).
+    pub fn runtime_for(
+        cfg: &ContainerRuntimeConfig,
+    ) -> Result<Box<dyn coracle_runtime::runtime::Runtime>, EngineError> {
+        coracle_runtime::runtime::select(
+            cfg.runtime
+                .as_deref()
+                .unwrap_or(coracle_runtime::runtime::BUILTIN),
+            Path::new(RUNTIME_STATE_ROOT),
+        )
+        .map_err(|e| EngineError::InvalidArgument(e.to_string()))
+    }
+
     fn reconcile(&mut self, c: &ContainerRecord) -> Result<ContainerRecord, EngineError> {
         if c.state != "running" || c.monitor_pid.is_some_and(process_alive) {
             return Ok(c.clone());
