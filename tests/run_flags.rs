@@ -299,7 +299,7 @@ fn without_rm_the_container_is_kept_as_exited() {
     ]);
     assert!(ps.stdout.starts_with("keeper Exited (4) "), "{}", ps.stdout);
     assert!(
-        ps.stdout.trim_end().ends_with("\"sh -c exit 4\""),
+        ps.stdout.trim_end().ends_with("\"sh -c 'exit 4'\""),
         "{}",
         ps.stdout
     );

@@ -1,11 +1,21 @@
 //! Output formatting shared by commands: docker's human sizes and durations, tables,
 //! and `--format` Go templates.
 
-use anyhow::{anyhow, Context as _};
 use serde_json::Value;
+
+pub use crate::template::Template;
 
 /// docker/go-units HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits.
 pub fn human_size(size: u64) -> String {
+    human_size_with_precision(size, 3)
+}
+
+/// docker/go-units HumanSize: 4 significant digits (prune's "Total reclaimed space").
+pub fn human_size4(size: u64) -> String {
+    human_size_with_precision(size, 4)
+}
+
+fn human_size_with_precision(size: u64, digits: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut value = size as f64;
     let mut unit = 0;
@@ -13,17 +23,17 @@ pub fn human_size(size: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", go_g3(value), UNITS[unit])
+    format!("{}{}", go_g(value, digits), UNITS[unit])
 }
 
-/// Go's `%.3g` for 0 <= v < 1000.
-fn go_g3(v: f64) -> String {
+/// Go's `%.<digits>g` for 0 <= v < 1000.
+fn go_g(v: f64, digits: i32) -> String {
     let digits_before = if v < 1.0 {
         1
     } else {
         (v.log10().floor() as i32) + 1
     };
-    let decimals = (3 - digits_before).max(0) as usize;
+    let decimals = (digits - digits_before).max(0) as usize;
     let s = format!("{v:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -74,7 +84,8 @@ pub fn ago(rfc3339: Option<&str>) -> String {
     }
 }
 
-/// Left-aligned columns separated by at least three spaces, like docker's tabwriter.
+/// Left-aligned columns separated by at least three spaces and at least 10 wide, like
+/// docker's tabwriter (minwidth 10, padding 3).
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
@@ -94,7 +105,8 @@ pub fn table(rows: &[Vec<String>]) -> String {
                 line.push_str(cell);
             } else {
                 line.push_str(cell);
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
+                let width = (widths[c] + 3).max(10);
+                line.push_str(&" ".repeat(width - cell.chars().count()));
             }
         }
         out.push_str(line.trim_end());
@@ -140,10 +152,19 @@ impl Format {
     /// Render a list; for `table` templates, a header from the field names and
     /// aligned columns.
     pub fn render_all(&self, values: &[Value]) -> anyhow::Result<String> {
-        let mut lines: Vec<String> = values
-            .iter()
-            .map(|v| self.render(v))
-            .collect::<Result<_, _>>()?;
+        let mut lines: Vec<String> = match self {
+            Format::Json => values
+                .iter()
+                .map(|v| self.render(v))
+                .collect::<Result<_, _>>()?,
+            Format::Template { template, .. } => {
+                let t = Template::parse(template)?;
+                values
+                    .iter()
+                    .map(|v| t.render(v))
+                    .collect::<Result<_, _>>()?
+            }
+        };
         if let Format::Template {
             table: true,
             template,
@@ -203,89 +224,7 @@ fn header_name(field: &str) -> String {
 }
 
 pub fn render_template(template: &str, value: &Value) -> anyhow::Result<String> {
-    let mut t = gtmpl::Template::default();
-    t.add_funcs(&[
-        ("json", json_func as gtmpl::Func),
-        ("upper", upper_func as gtmpl::Func),
-        ("lower", lower_func as gtmpl::Func),
-        ("join", join_func as gtmpl::Func),
-    ]);
-    t.parse(template)
-        .map_err(|e| anyhow!("template parsing error: {e}"))
-        .with_context(|| format!("invalid --format {template:?}"))?;
-    let ctx = gtmpl::Context::from(to_gtmpl(value));
-    t.render(&ctx)
-        .map_err(|e| anyhow!("template: {e}"))
-        .with_context(|| format!("executing --format {template:?}"))
-}
-
-fn to_gtmpl(v: &Value) -> gtmpl_value::Value {
-    use gtmpl_value::Value as G;
-    match v {
-        Value::Null => G::Nil,
-        Value::Bool(b) => G::Bool(*b),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => G::Number(i.into()),
-            (_, Some(u)) => G::Number(u.into()),
-            _ => G::Number(n.as_f64().unwrap_or(0.0).into()),
-        },
-        Value::String(s) => G::String(s.clone()),
-        Value::Array(a) => G::Array(a.iter().map(to_gtmpl).collect()),
-        Value::Object(o) => G::Map(o.iter().map(|(k, v)| (k.clone(), to_gtmpl(v))).collect()),
-    }
-}
-
-fn from_gtmpl(v: &gtmpl_value::Value) -> Value {
-    use gtmpl_value::Value as G;
-    match v {
-        G::Nil | G::NoValue => Value::Null,
-        G::Bool(b) => Value::Bool(*b),
-        G::Number(n) => n
-            .as_i64()
-            .map(Value::from)
-            .or_else(|| n.as_u64().map(Value::from))
-            .or_else(|| n.as_f64().map(Value::from))
-            .unwrap_or(Value::Null),
-        G::String(s) => Value::String(s.clone()),
-        G::Array(a) => Value::Array(a.iter().map(from_gtmpl).collect()),
-        G::Map(m) | G::Object(m) => {
-            Value::Object(m.iter().map(|(k, v)| (k.clone(), from_gtmpl(v))).collect())
-        }
-        G::Function(_) => Value::Null,
-    }
-}
-
-fn json_func(args: &[gtmpl_value::Value]) -> Result<gtmpl_value::Value, gtmpl_value::FuncError> {
-    let v = args.first().map(from_gtmpl).unwrap_or(Value::Null);
-    Ok(gtmpl_value::Value::String(v.to_string()))
-}
-
-fn string_arg(args: &[gtmpl_value::Value]) -> String {
-    match args.first() {
-        Some(gtmpl_value::Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
-
-fn upper_func(args: &[gtmpl_value::Value]) -> Result<gtmpl_value::Value, gtmpl_value::FuncError> {
-    Ok(gtmpl_value::Value::String(string_arg(args).to_uppercase()))
-}
-
-fn lower_func(args: &[gtmpl_value::Value]) -> Result<gtmpl_value::Value, gtmpl_value::FuncError> {
-    Ok(gtmpl_value::Value::String(string_arg(args).to_lowercase()))
-}
-
-fn join_func(args: &[gtmpl_value::Value]) -> Result<gtmpl_value::Value, gtmpl_value::FuncError> {
-    let sep = match args.get(1) {
-        Some(gtmpl_value::Value::String(s)) => s.clone(),
-        _ => String::new(),
-    };
-    let items = match args.first() {
-        Some(gtmpl_value::Value::Array(a)) => a.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-        _ => Vec::new(),
-    };
-    Ok(gtmpl_value::Value::String(items.join(&sep)))
+    Template::parse(template)?.render(value)
 }
 
 #[cfg(test)]
@@ -334,6 +273,25 @@ mod tests {
             "<x><y>"
         );
         assert!(render_template("{{.Repository", &v).is_err());
+    }
+
+    #[test]
+    fn four_digit_sizes_for_prune() {
+        assert_eq!(human_size4(0), "0B");
+        assert_eq!(human_size4(1234), "1.234kB");
+        assert_eq!(human_size4(12_345_678), "12.35MB");
+    }
+
+    #[test]
+    fn columns_are_at_least_ten_wide() {
+        let rows = vec![
+            vec!["ID".to_string(), "NAME".to_string(), "X".to_string()],
+            vec!["a".to_string(), "b".to_string(), "c".to_string()],
+        ];
+        assert_eq!(
+            table(&rows),
+            "ID        NAME      X\na         b         c\n"
+        );
     }
 
     #[test]

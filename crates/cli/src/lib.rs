@@ -3,6 +3,8 @@
 mod commands;
 mod format;
 mod progress;
+mod session;
+mod template;
 
 use clap::{Parser, Subcommand};
 use coracle_core::ErrorKind;
@@ -47,7 +49,7 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Log out from a registry
     Logout(commands::logout::LogoutArgs),
-    /// Return low-level information on images
+    /// Return low-level information on containers, images and volumes
     Inspect(commands::inspect::InspectArgs),
     /// Manage images
     #[command(subcommand)]
@@ -58,12 +60,63 @@ enum Command {
     Ps(commands::ps::PsArgs),
     /// Remove one or more containers
     Rm(commands::rm::RmArgs),
+    /// Rename a container
+    Rename(commands::rename::RenameArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(commands::container::ContainerCommand),
+    /// Fetch the logs of a container
+    Logs(commands::logs::LogsArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
-    /// The per-container monitor (started by `run`; not for direct use)
+    /// Execute a command in a running container
+    Exec(commands::exec::ExecArgs),
+    /// Pause all processes within one or more containers
+    Pause(commands::pause::PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(commands::unpause::UnpauseArgs),
+    /// An exec prepared by `exec`, in a fresh process (not for direct use)
+    #[command(name = "__exec", hide = true)]
+    ExecSession(commands::exec::ExecSessionArgs),
+    /// Create a new container
+    Create(Box<commands::run::RunArgs>),
+    /// Start one or more stopped containers
+    Start(commands::start::StartArgs),
+    /// Stop one or more running containers
+    Stop(commands::stop::StopArgs),
+    /// Kill one or more running containers
+    Kill(commands::kill::KillArgs),
+    /// Restart one or more containers
+    Restart(commands::restart::RestartArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(commands::wait::WaitArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(commands::attach::AttachArgs),
+    /// Manage coracle itself
+    #[command(subcommand)]
+    System(commands::system::SystemCommand),
+    /// Display the running processes of a container
+    Top(commands::top::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(commands::stats::StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(commands::cp::CpArgs),
+    /// The per-container monitor (started by `start`; not for direct use)
     #[command(name = "__monitor", hide = true)]
-    Monitor { id: String },
+    Monitor {
+        id: String,
+        /// Report pipe inherited from `start`
+        #[arg(long)]
+        sync_fd: Option<i32>,
+        /// Wait for an attach client before starting the container
+        #[arg(long)]
+        attach_wait: bool,
+    },
+    /// Run a container's health check once and record the result (started by its
+    /// monitor; single-threaded, as it forks into the container)
+    #[command(name = "__healthcheck", hide = true)]
+    Healthcheck { id: String },
 }
 
 pub struct Context {
@@ -85,6 +138,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if !matches!(cli.command, Command::Monitor { .. }) {
+        // `coracle ps | head` ends quietly, as a C tool would, instead of failing on
+        // EPIPE. Not in the monitor: a client that goes away must not kill it.
+        coracle_runtime::monitor::default_sigpipe();
+    }
     let ctx = Context {
         root: cli.root.unwrap_or_else(coracle_engine::default_root),
     };
@@ -103,10 +161,33 @@ pub fn main() -> i32 {
         Command::Run(a) => commands::run::exec(&ctx, *a),
         Command::Ps(a) => commands::ps::exec(&ctx, a),
         Command::Rm(a) => commands::rm::exec(&ctx, a),
+        Command::Rename(a) => commands::rename::exec(&ctx, a),
+        Command::Container(c) => commands::container::exec(&ctx, c),
+        Command::Logs(a) => commands::logs::exec(&ctx, a),
         Command::Volume(c) => commands::volume::exec(&ctx, c),
-        Command::Monitor { id } => ctx
+        Command::Exec(a) => commands::exec::exec(&ctx, a),
+        Command::Pause(a) => commands::pause::exec(&ctx, a),
+        Command::Unpause(a) => commands::unpause::exec(&ctx, a),
+        Command::ExecSession(a) => commands::exec::session(&ctx, a),
+        Command::Create(a) => commands::create::exec(&ctx, *a),
+        Command::Start(a) => commands::start::exec(&ctx, a),
+        Command::Stop(a) => commands::stop::exec(&ctx, a),
+        Command::Kill(a) => commands::kill::exec(&ctx, a),
+        Command::Restart(a) => commands::restart::exec(&ctx, a),
+        Command::Wait(a) => commands::wait::exec(&ctx, a),
+        Command::Attach(a) => commands::attach::exec(&ctx, a),
+        Command::System(c) => commands::system::exec(&ctx, c),
+        Command::Top(a) => commands::top::exec(&ctx, a),
+        Command::Stats(a) => commands::stats::exec(&ctx, a),
+        Command::Cp(a) => commands::cp::exec(&ctx, a),
+        Command::Monitor {
+            id,
+            sync_fd,
+            attach_wait,
+        } => monitor(&ctx, &id, sync_fd, attach_wait),
+        Command::Healthcheck { id } => ctx
             .engine()
-            .and_then(|mut e| Ok(e.monitor_foreground(&id)?)),
+            .and_then(|mut e| Ok(e.run_health_probe(&id).map(|()| 0)?)),
     };
     match result {
         Ok(code) => code,
@@ -115,6 +196,20 @@ pub fn main() -> i32 {
             exit_code(&e)
         }
     }
+}
+
+fn monitor(
+    ctx: &Context,
+    id: &str,
+    sync_fd: Option<i32>,
+    attach_wait: bool,
+) -> anyhow::Result<i32> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: `start` passes the write end of its report pipe as this fd number and
+    // nothing else in this process owns it.
+    let sync = sync_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut engine = ctx.engine()?;
+    Ok(engine.run_monitor(id, coracle_engine::MonitorArgs { sync, attach_wait })?)
 }
 
 /// The message and its causes on one line, skipping causes whose text the message

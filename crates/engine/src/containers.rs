@@ -1,23 +1,37 @@
-//! Listing and removing containers. Every read reconciles the record with reality
-//! first: a container recorded as running whose monitor is gone (killed, or the host
-//! rebooted) is marked exited with the code its monitor left, if any.
+//! Finding, reconciling and removing containers. Every read reconciles the record with
+//! reality first: a container whose monitor is gone (killed, or the host rebooted) is
+//! torn down here and marked exited with the code its monitor left, if any.
 
-use crate::monitor::RUNTIME_STATE_ROOT;
+use crate::monitor::{attach_socket, now_rfc3339, RUNTIME_STATE_ROOT};
 use crate::run::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
-use coracle_state::ContainerRecord;
+use coracle_state::{status, ContainerRecord};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long `rm -f` waits for a killed container's monitor to finish its teardown.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
-fn process_alive(pid: i64) -> bool {
+/// Whether `pid` is the monitor of container `id`: alive, and (pids are reused,
+/// e.g. after a reboot) running `__monitor` for that id.
+pub(crate) fn monitor_alive(pid: i64, id: &str) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
-    rustix::process::Pid::from_raw(pid)
-        .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut args = cmdline.split(|b| *b == 0);
+    args.any(|a| a == b"__monitor") && cmdline.split(|b| *b == 0).any(|a| a == id.as_bytes())
+}
+
+/// An exclusive lock on a container's directory, held while it is being created and
+/// while it is removed.
+pub(crate) fn lock_dir(dir: &Path) -> Result<std::fs::File, EngineError> {
+    let f = std::fs::File::open(dir).map_err(EngineError::io("open", dir))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| EngineError::io("lock", dir)(e.into()))?;
+    Ok(f)
 }
 
 impl Engine {
@@ -43,41 +57,71 @@ impl Engine {
         .map_err(|e| EngineError::InvalidArgument(e.to_string()))
     }
 
-    fn reconcile(&mut self, c: &ContainerRecord) -> Result<ContainerRecord, EngineError> {
-        if c.state != "running" || c.monitor_pid.is_some_and(process_alive) {
+    /// Brings a record in line with reality: a monitor that is gone without recording
+    /// the end is cleaned up after (its container killed, runtime state, mount and
+    /// socket removed) and the container marked exited, or removed if `--rm`.
+    pub(crate) fn reconcile(
+        &mut self,
+        c: &ContainerRecord,
+    ) -> Result<ContainerRecord, EngineError> {
+        let Some(pid) = c.monitor_pid else {
+            return Ok(c.clone());
+        };
+        if monitor_alive(pid, &c.id) {
             return Ok(c.clone());
         }
-        let dir = self.containers_dir().join(&c.id);
-        let code = coracle_runtime::monitor::read_exit_file(&dir.join("exit")).unwrap_or(255);
-        // The monitor died before its teardown: do it here.
-        if let Ok(bytes) = std::fs::read(dir.join("container.json")) {
-            if let Ok(cfg) = serde_json::from_slice::<ContainerRuntimeConfig>(&bytes) {
-                let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
-                if let Ok(rt) = coracle_runtime::runtime::select(
-                    cfg.runtime
-                        .as_deref()
-                        .unwrap_or(coracle_runtime::runtime::BUILTIN),
-                    Path::new(RUNTIME_STATE_ROOT),
-                ) {
-                    let _ = rt.delete(&c.id, true);
-                }
-            }
+        // Re-read: the monitor may have finished between the caller's read and now.
+        let Some(c) = self.db.container(&c.id)? else {
+            return Ok(c.clone());
+        };
+        if c.monitor_pid != Some(pid) {
+            return Ok(c);
         }
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        self.db.set_container_exited(&c.id, code as i64, &now, false)?;
-        Ok(self.db.container(&c.id)?.unwrap_or_else(|| c.clone()))
+        let dir = self.containers_dir().join(&c.id);
+        let cfg = self.container_config(&c.id).ok();
+        if let Some(cfg) = &cfg {
+            if let Ok(rt) = Self::runtime_for(cfg) {
+                let _ = rt.delete(&c.id, true);
+            }
+            let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
+        }
+        let _ = std::fs::remove_file(attach_socket(&c.id));
+        if c.is_active() {
+            let code = coracle_runtime::monitor::read_exit_file(&dir.join("exit")).unwrap_or(255);
+            if let Some(cfg) = cfg.as_ref().filter(|cfg| cfg.rm) {
+                self.remove_stopped(&c.id, cfg, true)?;
+                return Err(EngineError::NoSuchContainer(c.id.clone()));
+            }
+            self.db
+                .set_container_exited(&c.id, code as i64, &now_rfc3339(), false)?;
+        } else {
+            self.db.clear_container_monitor(&c.id)?;
+        }
+        Ok(self.db.container(&c.id)?.unwrap_or(c))
     }
 
-    /// Every container, newest first, reconciled.
+    /// Every container, newest first, reconciled (only records with a monitor are
+    /// checked, so this stays one query for stopped containers).
     pub fn containers(&mut self) -> Result<Vec<ContainerRecord>, EngineError> {
         let all = self.db.containers()?;
-        all.iter().map(|c| self.reconcile(c)).collect()
+        let mut out = Vec::with_capacity(all.len());
+        for c in &all {
+            match self.reconcile(c) {
+                Ok(c) => out.push(c),
+                Err(EngineError::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     pub fn find_container(&mut self, key: &str) -> Result<ContainerRecord, EngineError> {
         let found = self.db.find_container(key)?;
         match found.as_slice() {
-            [c] => self.reconcile(c),
+            [c] => self.reconcile(c).map_err(|e| match e {
+                EngineError::NoSuchContainer(_) => EngineError::NoSuchContainer(key.to_string()),
+                e => e,
+            }),
             [] => Err(EngineError::NoSuchContainer(key.to_string())),
             _ => Err(EngineError::InvalidArgument(format!(
                 "multiple containers match {key:?}: give more of the id"
@@ -85,60 +129,166 @@ impl Engine {
         }
     }
 
-    /// `rm [-f]`: a running container needs `force`, which kills it and waits for its
-    /// monitor to tear it down first.
-    pub fn remove_container(&mut self, key: &str, force: bool) -> Result<(), EngineError> {
+    /// `rm [-f] [-v]`: a running container needs `force`, which kills it and waits for
+    /// its monitor to tear it down first. `volumes`: also its anonymous volumes.
+    pub fn remove_container(
+        &mut self,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
-        if c.state == "running" {
+        if c.monitor_pid.is_some() {
+            if c.state == status::PAUSED && !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is paused and must be unpaused first",
+                    c.name
+                )));
+            }
             if !force {
                 return Err(EngineError::Conflict(format!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
                     c.name
                 )));
             }
-            self.kill_running(&c)?;
-        }
-        let dir = self.containers_dir().join(&c.id);
-        if let Ok(bytes) = std::fs::read(dir.join("container.json")) {
-            if let Ok(cfg) = serde_json::from_slice::<ContainerRuntimeConfig>(&bytes) {
-                coracle_rootfs::snapshot::unmount(&cfg.rootfs)?;
+            self.db.set_container_stopped_by_user(&c.id, true)?;
+            self.kill_and_wait(&c)?;
+            // `--rm` containers are removed by their monitor.
+            if self.db.container(&c.id)?.is_none() {
+                return Ok(());
             }
         }
+        let dir = self.containers_dir().join(&c.id);
+        let _lock = match lock_dir(&dir) {
+            Ok(l) => Some(l),
+            Err(EngineError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        // Under the lock: someone else may have removed or started it meanwhile.
+        match self.db.container(&c.id)? {
+            None => return Err(EngineError::NoSuchContainer(key.to_string())),
+            Some(now) if now.monitor_pid.is_some() => {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.name
+                )))
+            }
+            Some(_) => {}
+        }
+        match self.container_config(&c.id) {
+            Ok(cfg) => self.remove_stopped(&c.id, &cfg, volumes),
+            // A directory without its config (a crash during create): the record and
+            // whatever is there go.
+            Err(_) => {
+                coracle_rootfs::remove_tree(&dir).map_err(EngineError::io("remove", &dir))?;
+                self.db.delete_container(&c.id)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes a container that does not run: its mount (if left), directory, record,
+    /// and with `volumes` its anonymous volumes.
+    pub(crate) fn remove_stopped(
+        &mut self,
+        id: &str,
+        cfg: &ContainerRuntimeConfig,
+        volumes: bool,
+    ) -> Result<(), EngineError> {
+        coracle_rootfs::snapshot::unmount(&cfg.rootfs)?;
+        let dir = self.containers_dir().join(id);
         coracle_rootfs::remove_tree(&dir).map_err(EngineError::io("remove", &dir))?;
-        self.db.delete_container(&c.id)?;
+        self.db.delete_container(id)?;
+        if volumes {
+            let store = self.volumes()?;
+            for v in &cfg.anonymous_volumes {
+                // Another container may use it too (--volumes-from is not supported,
+                // but a named reference to the hash is possible): keep it then.
+                if self.volume_users(v)?.is_empty() {
+                    if let Err(e) = store.remove(v) {
+                        eprintln!("coracle: remove volume {v}: {e}");
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
-    fn kill_running(&mut self, c: &ContainerRecord) -> Result<(), EngineError> {
-        let dir = self.containers_dir().join(&c.id);
-        let cfg_path = dir.join("container.json");
-        let bytes = std::fs::read(&cfg_path).map_err(EngineError::io("read", &cfg_path))?;
-        let cfg: ContainerRuntimeConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", cfg_path.display())))?;
-        let rt = coracle_runtime::runtime::select(
-            cfg.runtime
-                .as_deref()
-                .unwrap_or(coracle_runtime::runtime::BUILTIN),
-            Path::new(RUNTIME_STATE_ROOT),
-        )
-        .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        let _ = rt.kill(&c.id, 9);
-        let deadline = Instant::now() + STOP_WAIT;
-        while Instant::now() < deadline {
-            match self.db.container(&c.id)? {
-                None => return Ok(()),
-                Some(now) if now.state != "running" => return Ok(()),
-                Some(now) if !now.monitor_pid.is_some_and(process_alive) => {
-                    self.reconcile(&now)?;
-                    return Ok(());
-                }
-                _ => std::thread::sleep(Duration::from_millis(20)),
+    /// Sends SIGKILL and waits until the monitor has recorded the end.
+    pub(crate) fn kill_and_wait(&mut self, c: &ContainerRecord) -> Result<(), EngineError> {
+        let cfg = self.container_config(&c.id)?;
+        let rt = Self::runtime_for(&cfg)?;
+        if c.state == status::PAUSED {
+            let _ = rt.kill(&c.id, libc::SIGKILL);
+            let _ = rt.resume(&c.id);
+        } else {
+            let _ = rt.kill(&c.id, libc::SIGKILL);
+        }
+        if c.state == status::RESTARTING {
+            // Between runs there is nothing to kill: tell the monitor to stop waiting.
+            if let Some(pid) = c.monitor_pid {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
             }
         }
-        Err(EngineError::Conflict(format!(
-            "container {} did not stop within {}s",
-            c.name,
-            STOP_WAIT.as_secs()
-        )))
+        // Again now and then: a container that was still being started has an init
+        // only later.
+        let deadline = Instant::now() + STOP_WAIT;
+        loop {
+            match self.wait_stopped(&c.id, Duration::from_millis(500))? {
+                Stopped::Record(_) | Stopped::Removed => return Ok(()),
+                Stopped::TimedOut if Instant::now() >= deadline => {
+                    return Err(EngineError::Conflict(format!(
+                        "container {} did not stop within {}s",
+                        c.name,
+                        STOP_WAIT.as_secs()
+                    )))
+                }
+                Stopped::TimedOut => {
+                    let _ = rt.kill(&c.id, libc::SIGKILL);
+                }
+            }
+        }
     }
+
+    /// Waits (up to `timeout`) until container `id` has no monitor: it stopped and
+    /// its end is recorded, or it is gone.
+    pub(crate) fn wait_stopped(
+        &mut self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Stopped, EngineError> {
+        // None: no deadline (a timeout too large to add).
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let rec = match self.db.container(id)? {
+                None => return Ok(Stopped::Removed),
+                Some(r) => r,
+            };
+            let rec = match self.reconcile(&rec) {
+                Ok(r) => r,
+                Err(EngineError::NoSuchContainer(_)) => return Ok(Stopped::Removed),
+                Err(e) => return Err(e),
+            };
+            if rec.monitor_pid.is_none() {
+                return Ok(Stopped::Record(Box::new(rec)));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Stopped::TimedOut);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub(crate) enum Stopped {
+    Record(Box<ContainerRecord>),
+    Removed,
+    TimedOut,
 }

@@ -14,6 +14,10 @@ pub enum EngineError {
     Conflict(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// The container could not be started; `code` is docker's exit code for it (125,
+    /// or 126/127 when its command cannot be executed).
+    #[error("{message}")]
+    StartFailed { code: i32, message: String },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -51,6 +55,8 @@ impl EngineError {
             EngineError::NoSuchImage(_) | EngineError::NoSuchContainer(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            EngineError::StartFailed { code: 125, .. } => ErrorKind::Internal,
+            EngineError::StartFailed { .. } => ErrorKind::InvalidArgument,
             EngineError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,
                 std::io::ErrorKind::PermissionDenied => ErrorKind::InvalidArgument,

@@ -1,67 +1,452 @@
-//! The monitor's side of a foreground `run` (the `__monitor` hidden subcommand):
-//! run the prepared container with its runtime, then tear down what `run` set up
-//! and record how it ended (or remove it, with `--rm`).
+//! The per-container monitor (`coracle __monitor ID`): started detached by `start`
+//! (and so by `run`), it creates and starts the container through its runtime, is
+//! the parent of its init, keeps its log, serves attach clients, runs health probes,
+//! restarts it as its policy says, and finally tears it down and records how it
+//! ended (or removes it, with `--rm`). It reports to the process that started it on a
+//! pipe: `ready` (attach socket bound), then `started PID` or `error CODE MESSAGE`.
 
 use crate::run::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
-use coracle_runtime::monitor::{run_foreground, MonitorConfig};
-use std::path::PathBuf;
+use coracle_runtime::monitor::attach::{self, Client};
+use coracle_runtime::monitor::logfile::LogWriter;
+use coracle_runtime::monitor::supervise::{HealthSchedule, Supervisor, SUPERVISOR_SIGNALS};
+use coracle_runtime::monitor::{self as rtmon, MonitorError};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Runtime state (youki's and external runtimes' container dirs) lives on tmpfs, as
 /// docker's and podman's do: it must not survive a reboot.
 pub const RUNTIME_STATE_ROOT: &str = "/run/coracle/runtime";
+/// Monitor sockets (attach) live beside the runtime state, for the same reason.
+pub const RUN_DIR: &str = "/run/coracle";
+
+/// The monitor's own stderr, in the container's directory.
+pub const MONITOR_LOG: &str = "monitor.log";
+
+/// How long an attached start waits for its client to connect.
+const ATTACH_WAIT: Duration = Duration::from_secs(30);
+/// docker's restart backoff: doubling from 100 ms, at most a minute, back to the
+/// start once a container ran for 10 s.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
+
+pub struct MonitorArgs {
+    /// Where to report `ready` / `started` / `error` (closed once started).
+    pub sync: Option<OwnedFd>,
+    /// Start only once an attach client has connected (`run` in the foreground,
+    /// `start -a`), so it sees all output.
+    pub attach_wait: bool,
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+pub fn attach_socket(id: &str) -> PathBuf {
+    attach::socket_path(Path::new(RUN_DIR), id)
+}
+
+struct Sync(Option<File>);
+
+impl Sync {
+    fn say(&mut self, msg: &str) {
+        if let Some(f) = &mut self.0 {
+            // The starter may be gone (killed): the container runs on regardless.
+            let _ = writeln!(f, "{msg}");
+        }
+    }
+    fn close(&mut self) {
+        self.0 = None;
+    }
+}
 
 impl Engine {
-    /// Returns the exit code for the process: the container's, or docker's 125/126/127
-    /// when it could not be started.
-    pub fn monitor_foreground(&mut self, id: &str) -> Result<i32, EngineError> {
-        let dir = self.containers_dir().join(id);
-        let cfg_path = dir.join("container.json");
-        let bytes = std::fs::read(&cfg_path).map_err(EngineError::io("read", &cfg_path))?;
-        let cfg: ContainerRuntimeConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", cfg_path.display())))?;
-        let monitor = MonitorConfig {
-            bundle: dir.clone(),
-            id: id.to_string(),
-            runtime: cfg
-                .runtime
-                .clone()
-                .unwrap_or_else(|| coracle_runtime::runtime::BUILTIN.to_string()),
-            state_root: PathBuf::from(RUNTIME_STATE_ROOT),
-            terminal: cfg.tty,
-            interactive: cfg.interactive,
-            exit_file: dir.join("exit"),
-        };
-        let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        self.db
-            .set_container_running(id, std::process::id() as i64, 0, &now())?;
-        let code = match run_foreground(&monitor) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("coracle: {e}");
-                e.exit_code()
+    /// The monitor's whole life; returns the container's last exit code (the
+    /// monitor's own exit status, which nobody waits for).
+    pub fn run_monitor(&mut self, id: &str, args: MonitorArgs) -> Result<i32, EngineError> {
+        let mut sync = Sync(args.sync.map(File::from));
+        let me = std::process::id() as i64;
+        // Held until the container runs: `rm` waits rather than removing it mid-start.
+        let dir_lock = match crate::containers::lock_dir(&self.containers_dir().join(id)) {
+            Ok(l) => l,
+            Err(_) => {
+                sync.say(&format!("error 125 No such container: {id}"));
+                return Ok(125);
             }
         };
-        // Teardown collects every error and keeps going: a failed unmount must not
-        // keep the record from saying the container exited.
+        if !self.db.claim_container_monitor(id, me)? {
+            let c = self.db.container(id)?;
+            let msg = match c {
+                None => format!("No such container: {id}"),
+                Some(c) => format!("container {} is already running", c.name),
+            };
+            sync.say(&format!("error 125 {msg}"));
+            return Ok(125);
+        }
+        match self.monitor_claimed(id, &mut sync, args.attach_wait, dir_lock) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                // Whatever failed, the record must not point at a dead monitor.
+                let msg = e.to_string();
+                sync.say(&format!("error 125 {msg}"));
+                let _ = self.db.set_container_start_failed(id, 125, &msg);
+                Err(e)
+            }
+        }
+    }
+
+    fn monitor_claimed(
+        &mut self,
+        id: &str,
+        sync: &mut Sync,
+        attach_wait: bool,
+        dir_lock: File,
+    ) -> Result<i32, EngineError> {
+        let mut dir_lock = Some(dir_lock);
+        let dir = self.containers_dir().join(id);
+        redirect_stderr(&dir.join(MONITOR_LOG));
+        let cfg = self.container_config(id)?;
+        let rt = Self::runtime_for(&cfg)?;
+        rtmon::set_child_subreaper().map_err(monitor_err)?;
+        let mut mask = SigSet::empty();
+        for s in SUPERVISOR_SIGNALS {
+            mask.add(s);
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+            .map_err(|e| EngineError::io("block signals", "monitor")(e.into()))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| EngineError::io("signalfd", "monitor")(e.into()))?;
+
+        let sock_path = attach_socket(id);
+        let sock_dir = sock_path.parent().expect("socket path has a parent");
+        std::fs::create_dir_all(sock_dir).map_err(EngineError::io("create", sock_dir))?;
+        let _ = std::fs::remove_file(&sock_path);
+        let listener =
+            UnixListener::bind(&sock_path).map_err(EngineError::io("bind", &sock_path))?;
+        let _socket = RemoveOnDrop(sock_path.clone());
+        sync.say("ready");
+        let mut clients = Vec::new();
+        if attach_wait {
+            if let Some(c) = accept_one(&listener, ATTACH_WAIT) {
+                clients.push(c);
+            }
+        }
+        let mut log = if cfg.log.enabled {
+            let path = self.log_path(id);
+            Some(LogWriter::open(&path, &cfg.log).map_err(EngineError::io("open log", &path))?)
+        } else {
+            None
+        };
+        let health = cfg
+            .health
+            .as_ref()
+            .filter(|h| h.enabled())
+            .map(|h| HealthSchedule {
+                command: vec![
+                    "/proc/self/exe".into(),
+                    "--root".into(),
+                    self.paths.root.clone().into(),
+                    "__healthcheck".into(),
+                    id.into(),
+                ],
+                interval: h.interval(),
+                start_interval: h.start_interval(),
+                start_period: h.start_period(),
+                kill_after: h.timeout() + Duration::from_secs(5),
+            });
+        let exit_file = dir.join("exit");
+        let mut backoff = BACKOFF_START;
+        loop {
+            let _ = std::fs::remove_file(&exit_file);
+            let started = match self.start_once(id, &cfg, rt.as_ref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    let code = e.exit_code();
+                    let msg = e.to_string();
+                    let _ = rt.delete(id, true);
+                    drop(dir_lock.take());
+                    // Reported once torn down (or removed, with --rm), so the caller
+                    // returns to a settled state.
+                    let finished = self.finish(id, &cfg, None, code, false, &mut clients);
+                    if !cfg.rm && finished.is_ok() {
+                        // docker's State.Error: why it did not start.
+                        let _ = self.db.set_container_start_failed(id, code as i64, &msg);
+                    }
+                    sync.say(&format!("error {code} {msg}"));
+                    finished?;
+                    return Ok(code);
+                }
+            };
+            let (init, io) = started;
+            self.db.set_container_running(
+                id,
+                std::process::id() as i64,
+                init.as_raw() as i64,
+                &now_rfc3339(),
+            )?;
+            self.reset_health(id)?;
+            sync.say(&format!("started {init}"));
+            sync.close();
+            dir_lock = None;
+            let ran_from = Instant::now();
+            let mut sup = Supervisor {
+                init,
+                io,
+                log: log.take(),
+                listener: &listener,
+                clients: std::mem::take(&mut clients),
+                stdin_once: attach_wait && cfg.interactive,
+                health: health.as_ref().map(|h| HealthSchedule {
+                    command: h.command.clone(),
+                    ..*h
+                }),
+                signals: &signals,
+            };
+            self.db.release_memory();
+            rtmon::shed_memory();
+            let result = sup.run();
+            log = sup.log.take();
+            clients = std::mem::take(&mut sup.clients);
+            drop(sup);
+            let code = match result {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("coracle: monitor {}: {e}", short(id));
+                    let _ = rt.kill(id, libc::SIGKILL);
+                    255
+                }
+            };
+            if let Err(e) = rtmon::write_exit_file(&exit_file, code) {
+                eprintln!("coracle: {e}");
+            }
+            // docker: once checks stop, the container reads unhealthy (the supervisor
+            // has killed and reaped any probe still running).
+            if let Err(e) = self.stop_health(id) {
+                eprintln!("coracle: {e}");
+            }
+            let oom = oom_killed(id);
+            if let Err(e) = rt.delete(id, true) {
+                eprintln!("coracle: delete container {}: {e}", short(id));
+            }
+            let rec = self.db.container(id)?;
+            let Some(rec) = rec else {
+                return Ok(code);
+            };
+            let restarts = u32::try_from(rec.restart_count).unwrap_or(u32::MAX);
+            if cfg
+                .restart
+                .should_restart(code, restarts, rec.stopped_by_user)
+            {
+                self.db
+                    .set_container_restarting(id, code as i64, &now_rfc3339(), oom)?;
+                for c in clients.drain(..) {
+                    c.finish(code, Duration::from_secs(1));
+                }
+                if ran_from.elapsed() >= BACKOFF_RESET_AFTER {
+                    backoff = BACKOFF_START;
+                }
+                // A stop during the backoff (the monitor is signalled) ends it here.
+                if wait_or_signal(&signals, backoff) {
+                    self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
+                    return Ok(code);
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                let rec = self.db.container(id)?;
+                if rec.is_none_or(|r| r.stopped_by_user) {
+                    self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
+                    return Ok(code);
+                }
+                continue;
+            }
+            self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
+            return Ok(code);
+        }
+    }
+
+    /// Mounts the root filesystem (if needed), creates and starts the container.
+    fn start_once(
+        &mut self,
+        id: &str,
+        cfg: &ContainerRuntimeConfig,
+        rt: &dyn coracle_runtime::runtime::Runtime,
+    ) -> Result<(nix::unistd::Pid, coracle_runtime::monitor::ContainerIo), MonitorError> {
+        if !coracle_rootfs::snapshot::is_mounted(&cfg.rootfs).unwrap_or(false) {
+            coracle_rootfs::snapshot::mount(&cfg.rootfs).map_err(|e| MonitorError::Io {
+                what: "mount the root filesystem at",
+                path: cfg.rootfs.target.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
+        // A runtime record left by a monitor that died: the container is gone.
+        let _ = rt.delete(id, true);
+        let dir = self.containers_dir().join(id);
+        let (init, io) = rtmon::create_detached(
+            rt,
+            id,
+            &dir,
+            cfg.tty,
+            cfg.interactive,
+            Path::new(RUNTIME_STATE_ROOT),
+        )?;
+        if let Err(e) = rt.start(id) {
+            let _ = rt.delete(id, true);
+            return Err(rtmon::runtime_error_for(&dir, e));
+        }
+        Ok((init, io))
+    }
+
+    /// The container is done: unmount, then record the exit (or remove it with
+    /// `--rm`), and give attached clients the exit code. Collects every failure.
+    fn finish(
+        &mut self,
+        id: &str,
+        cfg: &ContainerRuntimeConfig,
+        log: Option<&mut LogWriter>,
+        code: i32,
+        oom: bool,
+        clients: &mut Vec<Client>,
+    ) -> Result<(), EngineError> {
+        if let Some(log) = log {
+            let _ = log.flush(std::time::SystemTime::now());
+        }
         let mut failures = Vec::new();
         if let Err(e) = coracle_rootfs::snapshot::unmount(&cfg.rootfs) {
             failures.push(e.to_string());
         }
-        if cfg.rm {
-            if let Err(e) = coracle_rootfs::remove_tree(&dir) {
-                failures.push(format!("remove {}: {e}", dir.display()));
-            }
-            self.db.delete_container(id)?;
+        let result = if cfg.rm {
+            self.remove_stopped(id, cfg, true)
         } else {
-            self.db.set_container_exited(id, code as i64, &now(), false)?;
-        }
+            let rec = self.db.container(id)?;
+            if rec
+                .as_ref()
+                .is_some_and(|r| r.state == coracle_state::status::CREATED)
+            {
+                // It never ran (the create or start failed): docker keeps it created.
+                self.db
+                    .set_container_start_failed(
+                        id,
+                        code as i64,
+                        "the container could not be started",
+                    )
+                    .map_err(EngineError::from)
+            } else {
+                self.db
+                    .set_container_exited(id, code as i64, &now_rfc3339(), oom)
+                    .map_err(EngineError::from)
+            }
+        };
         for f in failures {
-            eprintln!(
-                "coracle: cleaning up container {}: {f}",
-                &id[..12.min(id.len())]
-            );
+            eprintln!("coracle: cleaning up container {}: {f}", short(id));
         }
-        Ok(code)
+        for c in clients.drain(..) {
+            c.finish(code, Duration::from_secs(5));
+        }
+        result
     }
+}
+
+/// Sends the monitor's stderr (started as /dev/null) to its log file; messages
+/// before this point go to the report pipe.
+fn redirect_stderr(path: &Path) {
+    use std::os::fd::AsRawFd;
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        // SAFETY: dup2 onto fd 2, which this process owns.
+        unsafe {
+            libc::dup2(f.as_raw_fd(), 2);
+        }
+    }
+}
+
+fn monitor_err(e: MonitorError) -> EngineError {
+    EngineError::InvalidArgument(e.to_string())
+}
+
+pub(crate) fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn accept_one(listener: &UnixListener, timeout: Duration) -> Option<Client> {
+    let revents = coracle_runtime::monitor::tty::poll_one(
+        listener.as_raw_fd(),
+        libc::POLLIN,
+        timeout.as_millis() as i32,
+    );
+    if revents == 0 {
+        return None;
+    }
+    let (stream, _) = listener.accept().ok()?;
+    Client::new(stream).ok()
+}
+
+/// Sleeps `d`, or less if the monitor is asked to stop (SIGTERM/SIGINT/SIGHUP/
+/// SIGQUIT); returns whether it was. SIGCHLD (a late probe) is ignored.
+fn wait_or_signal(signals: &SignalFd, d: Duration) -> bool {
+    let deadline = Instant::now() + d;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        coracle_runtime::monitor::tty::poll_one(
+            signals.as_raw_fd(),
+            libc::POLLIN,
+            left.as_millis().max(1) as i32,
+        );
+        while let Ok(Some(info)) = signals.read_signal() {
+            if info.ssi_signo as i32 != Signal::SIGCHLD as i32 {
+                return true;
+            }
+            while let Ok(s) =
+                nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+            {
+                if s == nix::sys::wait::WaitStatus::StillAlive {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the kernel's OOM killer killed a process of the container (read before
+/// the runtime removes its cgroup): v1's memory.oom_control or v2's memory.events.
+fn oom_killed(id: &str) -> bool {
+    let rel = coracle_runtime::defaults::cgroups_path(id);
+    let rel = rel.trim_start_matches('/');
+    let candidates = [
+        (
+            format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),
+            "oom_kill ",
+        ),
+        (
+            format!("/sys/fs/cgroup/unified/{rel}/memory.events"),
+            "oom_kill ",
+        ),
+        (format!("/sys/fs/cgroup/{rel}/memory.events"), "oom_kill "),
+    ];
+    candidates.iter().any(|(path, key)| {
+        std::fs::read_to_string(path).is_ok_and(|text| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(key))
+                .any(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0))
+        })
+    })
 }

@@ -15,8 +15,8 @@ use coracle_image::ImageConfig;
 use coracle_rootfs::snapshot::{self, RootfsMount};
 use coracle_rootfs::{etc_files, VolumeStore};
 use coracle_runtime::options::{
-    HealthConfig, LogOptions, MountRequest, NamespaceMode, NetworkMode, PullPolicy,
-    RestartPolicy, RunOptions,
+    HealthConfig, LogOptions, MountRequest, NamespaceMode, NetworkMode, PullPolicy, RestartPolicy,
+    RunOptions,
 };
 use coracle_runtime::spec::{
     self, EnvContext, NetworkNamespace, ResolvedMount, SeccompChoice, SpecInput,
@@ -55,6 +55,10 @@ pub struct ContainerRuntimeConfig {
     /// Seconds `stop` waits before SIGKILL (`--stop-timeout`, docker's 10).
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: i64,
+    /// Volumes made for this container's anonymous mounts (`rm -v` and `--rm` remove
+    /// them).
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
 }
 
 fn default_stop_signal() -> i32 {
@@ -188,10 +192,22 @@ impl Engine {
         let mut name = opts.name.clone();
         let now = chrono::Utc::now();
         let runtime_name = opts.runtime.clone();
+        // The directory exists and is locked before the record does, so a concurrent
+        // `rm` of the new name waits for a complete container instead of removing a
+        // half-made one (see `remove_stopped`).
+        std::fs::create_dir_all(&dir)
+            .map_err(EngineError::io("create container directory", &dir))?;
+        let _dir_lock = crate::containers::lock_dir(&dir)?;
+        let unmade = |e: EngineError| {
+            let _ = coracle_rootfs::remove_tree(&dir);
+            e
+        };
         loop {
             let candidate = match &name {
                 Some(n) => n.clone(),
-                None => generate_name().map_err(EngineError::io("read", "/dev/urandom"))?,
+                None => generate_name()
+                    .map_err(EngineError::io("read", "/dev/urandom"))
+                    .map_err(unmade)?,
             };
             let record = ContainerRecord::new_created(
                 id.clone(),
@@ -199,15 +215,17 @@ impl Engine {
                 image.id.clone(),
                 req.image.clone(),
                 now.timestamp(),
-                serde_json::json!({
-                    "Image": req.image,
-                    "Cmd": args,
-                    "Tty": opts.tty,
-                    "OpenStdin": opts.interactive,
-                    "AutoRemove": opts.rm,
-                    "Runtime": runtime_name,
+                crate::container_config::build(&crate::container_config::ConfigSources {
+                    id: &id,
+                    created: now,
+                    request: req,
+                    image: &config,
+                    args: &args,
+                    runtime: runtime_name.as_deref(),
+                    health: None,
+                    mounts: None,
                 })
-                .to_string(),
+                .to_json(),
             );
             match self.db.insert_container(&record) {
                 Ok(()) => {
@@ -216,7 +234,7 @@ impl Engine {
                 }
                 // A generated name clashed: draw another.
                 Err(coracle_state::StateError::NameInUse { .. }) if opts.name.is_none() => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(unmade(e.into())),
             }
         }
         let name = name.expect("set when the record was inserted");
@@ -227,8 +245,6 @@ impl Engine {
             mounted: None,
             armed: true,
         };
-        std::fs::create_dir_all(&dir)
-            .map_err(EngineError::io("create container directory", &dir))?;
 
         // Root filesystem: the image's layer dirs, top-most first, under an overlay.
         let lowers: Vec<PathBuf> = image
@@ -316,7 +332,7 @@ impl Engine {
         }
         coracle_rootfs::ensure_dir_in_root(&root, &cwd, 0o755)?;
 
-        let mounts = guard.engine.resolve_mounts(&opts.mounts, &root)?;
+        let (mounts, anonymous_volumes) = guard.engine.resolve_mounts(&opts.mounts, &root)?;
         let env = spec::merge_env(
             config.config.env.as_deref().unwrap_or(&[]),
             &opts.env,
@@ -413,6 +429,7 @@ impl Engine {
                 _ => default_stop_signal(),
             },
             stop_timeout: opts.stop_timeout.unwrap_or_else(default_stop_timeout),
+            anonymous_volumes,
         };
         let cfg_path = dir.join("container.json");
         std::fs::write(
@@ -420,6 +437,25 @@ impl Engine {
             serde_json::to_vec_pretty(&monitor_config).expect("config serialises"),
         )
         .map_err(EngineError::io("write", &cfg_path))?;
+        // Mounted only while it runs: the monitor mounts it at each start. A `--rm`
+        // container's overlay is volatile, which overlayfs refuses to mount a second
+        // time, and it runs once: it stays mounted until its monitor removes it.
+        if !opts.rm {
+            snapshot::unmount(&monitor_config.rootfs)?;
+        }
+        guard.mounted = None;
+        guard
+            .engine
+            .store_container_config(&crate::container_config::ConfigSources {
+                id: &id,
+                created: now,
+                request: req,
+                image: &config,
+                args: &input.args,
+                runtime: opts.runtime.as_deref(),
+                health: monitor_config.health.as_ref(),
+                mounts: Some(&input.mounts),
+            })?;
         guard.armed = false;
         Ok(PreparedContainer { id, name, dir })
     }
@@ -430,9 +466,10 @@ impl Engine {
         &mut self,
         requests: &[MountRequest],
         root: &Path,
-    ) -> Result<Vec<ResolvedMount>, EngineError> {
+    ) -> Result<(Vec<ResolvedMount>, Vec<String>), EngineError> {
         let volumes = self.volumes()?;
         let mut out = Vec::new();
+        let mut anonymous = Vec::new();
         for m in requests {
             match m {
                 MountRequest::Bind {
@@ -487,6 +524,7 @@ impl Engine {
                     out.push(
                         self.volume_mount(&volumes, &name, target, *read_only, *no_copy, root)?,
                     );
+                    anonymous.push(name);
                 }
                 MountRequest::Tmpfs(t) => {
                     coracle_rootfs::ensure_dir_in_root(root, &t.target, 0o755)?;
@@ -497,7 +535,7 @@ impl Engine {
                 }
             }
         }
-        Ok(out)
+        Ok((out, anonymous))
     }
 
     /// A named volume, created on first use and then filled with what the image has

@@ -41,7 +41,7 @@ impl Engine {
     }
 
     /// Containers whose bundle mounts the volume's data directory.
-    fn volume_users(&self, name: &str) -> Result<Vec<String>, EngineError> {
+    pub(crate) fn volume_users(&self, name: &str) -> Result<Vec<String>, EngineError> {
         let data = self.volumes()?.path(name);
         let mut users = Vec::new();
         for c in self.db.containers()? {

@@ -12,6 +12,8 @@
 //! [`etc_files`] writes hostname, hosts and resolv.conf; [`volume`] keeps named volumes.
 
 pub mod compression;
+#[cfg(target_os = "linux")]
+pub mod copy;
 pub mod error;
 pub mod etc_files;
 #[cfg(unix)]

@@ -1,7 +1,9 @@
 //! Coracle's runtime: run options and image config -> OCI runtime spec (pure), the
 //! default seccomp profile, and (in `runtime`) the Runtime trait and its implementations.
 
+pub mod cgroup_stats;
 pub mod defaults;
+pub mod exec_session;
 pub mod init;
 pub mod monitor;
 pub mod options;

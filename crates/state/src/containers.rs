@@ -228,6 +228,34 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// Frees SQLite's page cache (a long-lived monitor keeps its connection but has
+    /// no use for the pages it read while setting up).
+    pub fn release_memory(&self) {
+        let _ = self.conn.execute_batch("PRAGMA shrink_memory");
+    }
+
+    /// A monitor claims a stopped container to start it; false if another one has it
+    /// (or it is not stopped). Concurrent `start`s of one container: one wins.
+    pub fn claim_container_monitor(
+        &mut self,
+        id: &str,
+        monitor_pid: i64,
+    ) -> Result<bool, StateError> {
+        self.update(
+            "UPDATE containers SET monitor_pid = ?2 WHERE id = ?1 AND monitor_pid IS NULL AND state IN ('created', 'exited')",
+            params![id, monitor_pid],
+        )
+    }
+
+    /// Forgets a monitor that died before it started the container.
+    pub fn clear_container_monitor(&mut self, id: &str) -> Result<(), StateError> {
+        self.update(
+            "UPDATE containers SET monitor_pid = NULL WHERE id = ?1 AND state IN ('created', 'exited')",
+            params![id],
+        )?;
+        Ok(())
+    }
+
     /// The monitor started the container (first start, `start`, or a policy restart).
     pub fn set_container_running(
         &mut self,
@@ -457,6 +485,8 @@ mod tests {
     fn state_transitions_and_delete() {
         let (_d, mut db, img) = db_with_image();
         db.insert_container(&record("c1", "one", &img)).unwrap();
+        assert!(db.claim_container_monitor("c1", 42).unwrap());
+        assert!(!db.claim_container_monitor("c1", 50).unwrap(), "claimed");
         db.set_container_running("c1", 42, 43, "2024-01-01T00:00:00Z")
             .unwrap();
         let c = db.container("c1").unwrap().unwrap();

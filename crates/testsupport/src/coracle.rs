@@ -249,6 +249,24 @@ fn unescape_mount(s: &str) -> String {
 
 impl Drop for Coracle {
     fn drop(&mut self) {
+        // Containers a test left running: end them (and only them) by id, so no
+        // monitor or container process outlives the test.
+        let ids: Vec<String> = fs::read_dir(self.root().join("containers"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 64)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            let _ = self
+                .command(["rm", "-f", "-v"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         // Never let remove_dir_all walk into a bind mount of a host dir.
         for m in mounts_under(self.tmp.path()) {
             let _ = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH);

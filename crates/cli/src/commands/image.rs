@@ -74,6 +74,7 @@ pub fn exec(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<i32> {
                 names: a.images,
                 format: a.format,
                 kind: Some("image".into()),
+                size: false,
             },
         ),
         ImageCommand::Prune(a) => prune(ctx, a),

@@ -1,22 +1,40 @@
 //! One module per command: its clap arguments and its `exec`.
 
+pub mod attach;
+pub mod container;
+pub mod cp;
+pub mod create;
+pub mod exec;
 pub mod image;
 pub mod images;
 pub mod inspect;
+pub mod kill;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod logs;
+pub mod pause;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod rename;
+pub mod restart;
 pub mod rm;
 pub mod rmi;
 pub mod run;
-mod run_impl;
+pub(crate) mod run_impl;
 mod run_options;
 pub mod save;
+pub mod start;
+pub mod stats;
+pub mod stop;
+pub mod system;
 pub mod tag;
+mod timestamp;
+pub mod top;
+pub mod unpause;
 pub mod volume;
+pub mod wait;
 
 /// A flag combination the command does not accept: exit 125 like docker's usage errors.
 #[derive(Debug)]

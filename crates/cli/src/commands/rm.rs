@@ -9,6 +9,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (kills it first)
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the anonymous volumes of the container
+    #[arg(short, long)]
+    pub volumes: bool,
 }
 
 /// Like docker: remove what can be removed, report each failure, exit 1 if any failed.
@@ -16,7 +19,7 @@ pub fn exec(ctx: &Context, args: RmArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     let mut failed = false;
     for c in &args.containers {
-        match engine.remove_container(c, args.force) {
+        match engine.remove_container(c, args.force, args.volumes) {
             Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("Error: {e}");

@@ -16,9 +16,57 @@ pub struct RunArgs {
     /// Allocate a pseudo-TTY
     #[arg(short, long)]
     pub tty: bool,
-    /// Run in the background (not supported yet: comes with the container monitor)
+    /// Run in the background and print the container ID
     #[arg(short, long)]
     pub detach: bool,
+    /// Key sequence for detaching (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Proxy received signals to the container (not with a tty)
+    #[arg(long, default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sig_proxy: bool,
+    /// Set metadata on the container (k=v)
+    #[arg(short = 'l', long = "label", value_name = "K=V")]
+    pub label: Vec<String>,
+    /// Read labels from a file of k=v lines
+    #[arg(long, value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
+    /// Restart policy: no, always, on-failure[:max-retries], unless-stopped
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Logging driver: json-file (default) or none
+    #[arg(long)]
+    pub log_driver: Option<String>,
+    /// Log driver options: max-size=SIZE, max-file=N
+    #[arg(long, value_name = "K=V")]
+    pub log_opt: Vec<String>,
+    /// Signal to stop the container (default: the image's, or SIGTERM)
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait before killing the container on stop (default 10)
+    #[arg(long, allow_negative_numbers = true)]
+    pub stop_timeout: Option<i64>,
+    /// Command to run to check health
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long)]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long)]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long, allow_negative_numbers = true)]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before counting retries (ms|s|m|h)
+    #[arg(long)]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h)
+    #[arg(long)]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,

@@ -1,32 +1,35 @@
-//! `run` in the foreground: create the container, then become its monitor: the
-//! container is started from a single-threaded process that stays its parent,
-//! forwards signals and exits with its status. When this process is still
-//! single-threaded (no pull started a thread pool) it is the monitor itself; otherwise
-//! it re-executes itself as `__monitor` to get a fresh single-threaded process.
-//! Exit codes as docker: 125 when coracle fails, else the container's.
+//! `run`: create the container, start its monitor and, unless `-d`, attach to it
+//! until it exits (or the user detaches). Exit codes as docker: 125 when coracle
+//! fails, 126/127 when the command cannot be run, else the container's.
 
 use crate::commands::run::RunArgs;
 use crate::commands::run_options::to_run_options;
 use crate::progress::PullDisplay;
+use crate::session::{self, Session};
 use crate::Context;
 use coracle_core::Platform;
-use coracle_engine::RunRequest;
-use std::os::unix::process::CommandExt;
+use coracle_engine::{EngineError, RunRequest, Started};
+use coracle_runtime::monitor::session::AttachEnd;
 
 pub fn exec(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
-    match create_and_monitor(ctx, &args) {
+    match create_and_start(ctx, &args) {
         Ok(code) => Ok(code),
         Err(err) => {
             eprintln!("coracle: {}", crate::error_chain(&err));
-            Ok(crate::EXIT_ENGINE_ERROR)
+            Ok(start_failure_code(&err))
         }
     }
 }
 
-fn create_and_monitor(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
-    if args.detach {
-        anyhow::bail!("-d/--detach is not supported yet: it comes with the container monitor; run in the foreground for now");
+/// docker's code for a failed `run`/`start`: the command's 126/127, else 125.
+pub(crate) fn start_failure_code(err: &anyhow::Error) -> i32 {
+    match err.downcast_ref::<EngineError>() {
+        Some(EngineError::StartFailed { code, .. }) => *code,
+        _ => crate::EXIT_ENGINE_ERROR,
     }
+}
+
+fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
     let options = to_run_options(args)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let mut engine = ctx.engine()?;
@@ -36,36 +39,34 @@ fn create_and_monitor(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
         &RunRequest {
             image: args.image.clone(),
             platform,
-            options,
+            options: options.clone(),
         },
         &display,
     );
     display.finish();
     let prepared = prepared?;
-    if single_threaded() {
-        return Ok(engine.monitor_foreground(&prepared.id)?);
-    }
-    // exec returns only on failure; on success the monitor is this process (same
-    // pid, terminal and signals), so nothing needs forwarding twice.
-    let err = std::process::Command::new("/proc/self/exe")
-        .arg("--root")
-        .arg(&ctx.root)
-        .arg("__monitor")
-        .arg(&prepared.id)
-        .exec();
-    let _ = engine.remove_prepared(&prepared);
-    anyhow::bail!("start the monitor for {}: {err}", prepared.id)
-}
-
-/// Whether this process has one thread (forking a container from a multi-threaded
-/// process is unsafe).
-fn single_threaded() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .map(|n| n.trim() == "1")
-        })
-        .unwrap_or(false)
+    let attach = !args.detach;
+    let stream = match engine.start_container(&prepared.id, attach)? {
+        Started::Started { attach } | Started::AlreadyRunning { attach } => attach,
+    };
+    let Some(stream) = stream else {
+        println!("{}", prepared.id);
+        return Ok(0);
+    };
+    let end = session::run(
+        &mut engine,
+        stream,
+        &Session {
+            container: &prepared.id,
+            tty: options.tty,
+            stdin: options.interactive,
+            detach_keys: options.detach_keys.clone(),
+            sig_proxy: options.sig_proxy,
+        },
+    )?;
+    Ok(match end {
+        AttachEnd::Exited(code) => code,
+        AttachEnd::Detached => 0,
+        AttachEnd::Lost => 255,
+    })
 }

@@ -109,6 +109,37 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     for t in &args.tmpfs {
         opts.mounts.push(o::MountRequest::Tmpfs(o::parse_tmpfs(t)?));
     }
+    opts.detach = args.detach;
+    opts.sig_proxy = args.sig_proxy;
+    opts.detach_keys = args
+        .detach_keys
+        .as_deref()
+        .map(o::parse_detach_keys)
+        .transpose()?;
+    let mut label_lines = Vec::new();
+    for file in &args.label_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("open {}: {e}", file.display()))?;
+        label_lines.extend(text.lines().map(str::to_string));
+    }
+    opts.labels = o::parse_labels(&label_lines, &args.label)?;
+    opts.restart = o::parse_restart(&args.restart)?;
+    opts.log = o::parse_log_options(args.log_driver.as_deref(), &args.log_opt)?;
+    opts.stop_signal = args
+        .stop_signal
+        .as_deref()
+        .map(o::parse_signal)
+        .transpose()?;
+    opts.stop_timeout = args.stop_timeout;
+    opts.health = o::HealthFlags {
+        cmd: args.health_cmd.clone(),
+        interval: args.health_interval.clone(),
+        timeout: args.health_timeout.clone(),
+        start_period: args.health_start_period.clone(),
+        start_interval: args.health_start_interval.clone(),
+        retries: args.health_retries,
+        no_healthcheck: args.no_healthcheck,
+    };
     opts.validate()?;
     Ok(opts)
 }

@@ -4,8 +4,15 @@
 //! its stdio, forwards signals, waits for it, records the exit code and deletes the
 //! container in the runtime (which removes its cgroups).
 //!
-//! This issue covers foreground runs: [`run_foreground`].
+//! Two ways to run: [`run_foreground`] relays the monitor's own stdio (the runtime
+//! crate's tests, and runs without a store); the engine's detached monitor uses
+//! [`create_detached`] and [`supervise::Supervisor`] (logs, attach clients, health
+//! probes) instead.
 
+pub mod attach;
+pub mod logfile;
+pub mod session;
+pub mod supervise;
 pub mod tty;
 
 use std::ffi::OsString;
@@ -454,14 +461,98 @@ fn drain(fd: RawFd, buf: &mut [u8], out: &mut impl Write) {
 }
 
 fn runtime_error(cfg: &MonitorConfig, e: RuntimeError) -> MonitorError {
+    runtime_error_for(&cfg.bundle, e)
+}
+
+/// A runtime error, as docker reports it: 126/127 with docker's wording when the
+/// command cannot be executed.
+pub fn runtime_error_for(bundle: &Path, e: RuntimeError) -> MonitorError {
     match e.exec_failure() {
         Some(failure) => MonitorError::Exec {
             failure,
-            command: command_of(&cfg.bundle).unwrap_or_default(),
+            command: command_of(bundle).unwrap_or_default(),
             source: e,
         },
         None => MonitorError::Runtime(e),
     }
+}
+
+/// The container's end of its stdio, as the monitor holds it.
+pub enum ContainerIo {
+    /// Without a tty: the write end of the container's stdin pipe (None: /dev/null),
+    /// the read ends of its stdout and stderr pipes.
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// With a tty: the pty master (output and input).
+    Pty { master: OwnedFd },
+}
+
+/// Creates (not starts) the container of `bundle` for a detached monitor: stdio on
+/// pipes the monitor holds (stdin a pipe with `interactive`, else /dev/null), or a
+/// pty whose master the monitor receives. Returns the init pid and the monitor's ends.
+pub fn create_detached(
+    rt: &dyn Runtime,
+    id: &str,
+    bundle: &Path,
+    terminal: bool,
+    interactive: bool,
+    state_root: &Path,
+) -> Result<(Pid, ContainerIo), MonitorError> {
+    if terminal {
+        fs::create_dir_all(state_root).map_err(|source| MonitorError::Io {
+            what: "create state root",
+            path: state_root.to_path_buf(),
+            source,
+        })?;
+        let path = absolute(state_root).join(format!("console-{}.sock", std::process::id()));
+        let console = tty::ConsoleSocket::bind(&path)?;
+        let init = rt
+            .create(id, bundle, ProcessIo::ConsoleSocket(path))
+            .map_err(|e| runtime_error_for(bundle, e))?;
+        let master = console.receive_master(Duration::from_secs(30))?;
+        return Ok((Pid::from_raw(init as i32), ContainerIo::Pty { master }));
+    }
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| MonitorError::Sys {
+            call: "pipe2",
+            source,
+        })
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (stdin_child, stdin_ours) = if interactive {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        let null = fs::File::open("/dev/null").map_err(|source| MonitorError::Io {
+            what: "open",
+            path: "/dev/null".into(),
+            source,
+        })?;
+        (OwnedFd::from(null), None)
+    };
+    let init = rt
+        .create(
+            id,
+            bundle,
+            ProcessIo::Inherit {
+                stdin: stdin_child,
+                stdout: out_w,
+                stderr: err_w,
+            },
+        )
+        .map_err(|e| runtime_error_for(bundle, e))?;
+    Ok((
+        Pid::from_raw(init as i32),
+        ContainerIo::Pipes {
+            stdin: stdin_ours,
+            stdout: out_r,
+            stderr: err_r,
+        },
+    ))
 }
 
 /// `process.args[0]` of the bundle's config.json, for messages.
@@ -493,7 +584,74 @@ pub fn read_exit_file(path: &Path) -> Option<i32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn set_child_subreaper() -> Result<(), MonitorError> {
+/// Gives back the memory the monitor used to set the container up (the engine,
+/// SQLite, the runtime) before it settles into its loop for the container's life:
+/// free heap goes back to the kernel, and pages of read-only file mappings that hold
+/// no private changes (program text, constant data) leave the resident set; the few
+/// the loop needs fault back in from the page cache. Writable or modified mappings
+/// (data, relocations) are left alone: discarding them would lose their contents.
+pub fn shed_memory() {
+    if let Ok(smaps) = fs::read_to_string("/proc/self/smaps") {
+        for (start, len) in clean_read_only_file_mappings(&smaps) {
+            // SAFETY: each range is a whole read-only, unmodified file mapping of
+            // this process; MADV_DONTNEED there only drops pages that are refilled
+            // from the file on the next access.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// (start, length) of the mappings in `smaps` that are file-backed, not writable and
+/// have neither private dirty nor anonymous pages.
+fn clean_read_only_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize, bool)> = None;
+    let mut flush = |cur: &mut Option<(usize, usize, bool)>| {
+        if let Some((start, end, true)) = cur.take() {
+            out.push((start, end - start));
+        }
+    };
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            flush(&mut current);
+            let perms = fields.next().unwrap_or_default();
+            let inode = fields.nth(2).unwrap_or("0");
+            let path = fields.next().unwrap_or_default();
+            let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            else {
+                continue;
+            };
+            let candidate = !perms.contains('w') && inode != "0" && path.starts_with('/');
+            current = Some((start, end, candidate));
+        } else if (first == "Private_Dirty:" || first == "Anonymous:")
+            && fields.next().is_some_and(|kb| kb != "0")
+        {
+            if let Some(c) = current.as_mut() {
+                c.2 = false;
+            }
+        }
+    }
+    flush(&mut current);
+    out
+}
+
+/// Restores SIGPIPE's default action (Rust's runtime ignores it).
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+pub fn set_child_subreaper() -> Result<(), MonitorError> {
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         return Err(MonitorError::Sys {
@@ -586,6 +744,29 @@ mod tests {
         assert_eq!(e.exit_code(), 125);
         let e = MonitorConfig::from_args(&["--id".into(), "x".into()]).unwrap_err();
         assert!(e.to_string().contains("--bundle"), "{e}");
+    }
+
+    #[test]
+    fn only_clean_read_only_file_mappings_are_shed() {
+        let smaps = "\
+55d0a0000000-55d0a0100000 r--p 00000000 fd:01 1234 /usr/bin/coracle
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+55d0a0100000-55d0a0200000 r-xp 00100000 fd:01 1234 /usr/bin/coracle
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+55d0a0200000-55d0a0210000 r--p 00200000 fd:01 1234 /usr/bin/coracle
+Private_Dirty:         8 kB
+Anonymous:             8 kB
+55d0a0210000-55d0a0220000 rw-p 00210000 fd:01 1234 /usr/bin/coracle
+Private_Dirty:         0 kB
+7f0000000000-7f0000001000 r--p 00000000 00:00 0
+Private_Dirty:         0 kB
+";
+        assert_eq!(
+            clean_read_only_file_mappings(smaps),
+            vec![(0x55d0a0000000, 0x100000), (0x55d0a0100000, 0x100000)]
+        );
     }
 
     #[test]

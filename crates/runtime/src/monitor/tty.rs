@@ -109,14 +109,14 @@ impl Drop for ConsoleSocket {
 }
 
 /// Puts a terminal in raw mode and restores its settings when dropped.
-pub(crate) struct RawMode {
+pub struct RawMode {
     fd: RawFd,
     saved: Termios,
 }
 
 impl RawMode {
     /// Raw mode on `fd` if it is a terminal; None otherwise.
-    pub(crate) fn enter(fd: BorrowedFd<'_>) -> Option<RawMode> {
+    pub fn enter(fd: BorrowedFd<'_>) -> Option<RawMode> {
         let saved = termios::tcgetattr(fd).ok()?;
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
@@ -147,6 +147,28 @@ pub(crate) fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
     }
 }
 
+/// Sets the window size of a pty master.
+pub(crate) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize struct we own.
+    unsafe {
+        libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+    }
+}
+
+/// The window size (rows, cols) of the terminal on `fd`, if it is one.
+pub fn winsize(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize struct we own.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
 /// The terminal's EOF character (VEOF) on `fd`, ^D by default.
 pub(crate) fn eof_char(fd: impl AsFd) -> u8 {
     termios::tcgetattr(fd)
@@ -154,7 +176,7 @@ pub(crate) fn eof_char(fd: impl AsFd) -> u8 {
         .unwrap_or(4)
 }
 
-pub(crate) fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> i16 {
+pub fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> i16 {
     let mut p = libc::pollfd {
         fd,
         events,

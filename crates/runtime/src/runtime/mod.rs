@@ -14,6 +14,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use coracle_core::ErrorKind;
+use oci_spec::runtime::Process;
 
 pub use oci_cli::OciCli;
 pub use youki::Youki;
@@ -83,6 +84,18 @@ pub trait Runtime {
     /// still runs. Deleting an unknown container with `force` succeeds.
     fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError>;
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError>;
+    /// Runs `process` inside the running container `id`: its namespaces and cgroup,
+    /// with the security settings `process` carries (capabilities, no_new_privileges,
+    /// user, rlimits; the container's seccomp filter, apparmor, masked paths stay as the
+    /// container has them). Returns the host pid. The caller must be able to waitpid()
+    /// it: it is the caller's child, or (runtimes that fork-and-exit) the caller is a
+    /// child subreaper. Call only from a single-threaded process. `io` is
+    /// [`ProcessIo::ConsoleSocket`] exactly when `process.terminal` is true.
+    fn exec(&self, id: &str, process: &Process, io: ProcessIo) -> Result<u32, RuntimeError>;
+    /// Freezes every process of the container (cgroup freezer).
+    fn pause(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Thaws a paused container.
+    fn resume(&self, id: &str) -> Result<(), RuntimeError>;
 }
 
 /// Picks a runtime by name: `youki` (or empty) is the built-in one, an absolute path or
@@ -155,6 +168,9 @@ pub enum Op {
     Kill,
     Delete,
     State,
+    Exec,
+    Pause,
+    Resume,
 }
 
 impl fmt::Display for Op {
@@ -165,6 +181,9 @@ impl fmt::Display for Op {
             Op::Kill => "kill",
             Op::Delete => "delete",
             Op::State => "state",
+            Op::Exec => "exec",
+            Op::Pause => "pause",
+            Op::Resume => "resume",
         })
     }
 }
@@ -218,10 +237,11 @@ impl RuntimeError {
         }
     }
 
-    /// Builds `Exec` when the message is an exec failure of create/start, else `Failed`.
+    /// Builds `Exec` when the message is an exec failure of create/start/exec, else
+    /// `Failed`.
     pub(crate) fn from_message(runtime: &str, op: Op, id: &str, message: String) -> Self {
         let failure = match op {
-            Op::Create | Op::Start => ExecFailure::classify(&message),
+            Op::Create | Op::Start | Op::Exec => ExecFailure::classify(&message),
             _ => None,
         };
         match failure {
@@ -308,11 +328,20 @@ mod tests {
     }
 
     #[test]
-    fn only_create_and_start_errors_are_exec_failures() {
+    fn only_create_start_and_exec_errors_are_exec_failures() {
         let e = RuntimeError::from_message("crun", Op::Kill, "x", "not found in $PATH".into());
         assert!(e.exec_failure().is_none());
         let e = RuntimeError::from_message("crun", Op::Create, "x", "not found in $PATH".into());
         assert_eq!(e.exec_failure(), Some(ExecFailure::NotFound));
+        let e = RuntimeError::from_message(
+            "youki",
+            Op::Exec,
+            "x",
+            "exec \"/etc\": Permission denied".into(),
+        );
+        assert_eq!(e.exec_failure(), Some(ExecFailure::PermissionDenied));
+        let e = RuntimeError::from_message("crun", Op::Pause, "x", "not found in $PATH".into());
+        assert!(e.exec_failure().is_none());
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Any OCI runtime binary (crun, runc, youki's CLI) through the standard runtime CLI:
 //! `create --bundle B --pid-file P [--console-socket S] ID`, `start`, `kill`, `delete`,
-//! `state`. The binary forks the container init and exits, so the init is orphaned:
+//! `state`, `exec --process F --detach`, `pause`, `resume`. The binary forks the container init and exits, so the init is orphaned:
 //! the caller must be a child subreaper (the monitor is) to `waitpid` for it.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use oci_spec::runtime::Process;
 
 use super::{Op, ProcessIo, Runtime, RuntimeError, RuntimeState, Status};
 
@@ -101,6 +103,120 @@ impl OciCli {
     }
 }
 
+impl OciCli {
+    /// A private directory for one exec's process.json, log and pid file: beside the
+    /// runtime's state directory (not in it: `list` would take it for a container),
+    /// mode 0700 as the process carries the environment.
+    fn exec_dir(&self) -> Result<PathBuf, RuntimeError> {
+        use std::os::unix::fs::DirBuilderExt;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let base = self
+            .root
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        fs::create_dir_all(&base).map_err(|source| RuntimeError::Io {
+            what: "create runtime state directory",
+            path: base.clone(),
+            source,
+        })?;
+        let dir = base.join(format!(
+            ".{}-exec-{}-{}",
+            self.name,
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| RuntimeError::Io {
+                what: "create exec directory",
+                path: dir.clone(),
+                source,
+            })?;
+        Ok(dir)
+    }
+
+    /// `exec --process P --detach --pid-file F`: the runtime forks the process and
+    /// exits, so it is orphaned to the caller (a child subreaper).
+    fn exec_in(
+        &self,
+        dir: &Path,
+        id: &str,
+        process: &Process,
+        io: ProcessIo,
+    ) -> Result<u32, RuntimeError> {
+        let process_file = dir.join("process.json");
+        let log = dir.join("log.json");
+        let pid_file = dir.join("exec.pid");
+        let json = serde_json::to_vec(process).expect("processes serialise");
+        fs::write(&process_file, json).map_err(|source| RuntimeError::Io {
+            what: "write exec process",
+            path: process_file.clone(),
+            source,
+        })?;
+        let mut cmd = self.command();
+        cmd.arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "exec", "--process"])
+            .arg(&process_file)
+            .arg("--detach")
+            .arg("--pid-file")
+            .arg(&pid_file);
+        match io {
+            ProcessIo::Inherit {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                cmd.stdin(Stdio::from(stdin))
+                    .stdout(Stdio::from(stdout))
+                    .stderr(Stdio::from(stderr));
+            }
+            ProcessIo::ConsoleSocket(path) => {
+                cmd.arg("--console-socket").arg(path);
+                cmd.stdin(Stdio::null()).stdout(Stdio::null());
+            }
+        }
+        cmd.arg(id);
+        let status = cmd.status().map_err(|source| RuntimeError::Io {
+            what: "run OCI runtime",
+            path: self.binary.clone(),
+            source,
+        })?;
+        if !status.success() {
+            let msg = last_log_error(&log).unwrap_or_else(|| format!("{status}"));
+            if msg.to_ascii_lowercase().contains("does not exist") {
+                return Err(RuntimeError::NotFound {
+                    id: id.to_string(),
+                    runtime: self.name.clone(),
+                });
+            }
+            return Err(RuntimeError::from_message(&self.name, Op::Exec, id, msg));
+        }
+        read_pid_file(&self.name, Op::Exec, id, &pid_file)
+    }
+}
+
+fn read_pid_file(runtime: &str, op: Op, id: &str, pid_file: &Path) -> Result<u32, RuntimeError> {
+    let text = fs::read_to_string(pid_file).map_err(|source| RuntimeError::Io {
+        what: "read pid file",
+        path: pid_file.to_path_buf(),
+        source,
+    })?;
+    text.trim()
+        .parse::<u32>()
+        .map_err(|_| RuntimeError::Failed {
+            runtime: runtime.to_string(),
+            op,
+            id: id.to_string(),
+            message: format!("bad pid file {}: {text:?}", pid_file.display()),
+        })
+}
+
 /// The last `"msg"` of an error in a runtime's JSON log (`--log-format json`).
 fn last_log_error(log: &Path) -> Option<String> {
     let text = fs::read_to_string(log).ok()?;
@@ -164,19 +280,7 @@ impl Runtime for OciCli {
             let msg = last_log_error(&log).unwrap_or_else(|| format!("{status}"));
             return Err(RuntimeError::from_message(&self.name, Op::Create, id, msg));
         }
-        let text = fs::read_to_string(&pid_file).map_err(|source| RuntimeError::Io {
-            what: "read pid file",
-            path: pid_file.clone(),
-            source,
-        })?;
-        text.trim()
-            .parse::<u32>()
-            .map_err(|_| RuntimeError::Failed {
-                runtime: self.name.clone(),
-                op: Op::Create,
-                id: id.to_string(),
-                message: format!("bad pid file {}: {text:?}", pid_file.display()),
-            })
+        read_pid_file(&self.name, Op::Create, id, &pid_file)
     }
 
     fn start(&self, id: &str) -> Result<(), RuntimeError> {
@@ -202,6 +306,25 @@ impl Runtime for OciCli {
             Err(RuntimeError::NotFound { .. }) if force => Ok(()),
             r => r.map(drop),
         }
+    }
+
+    fn exec(&self, id: &str, process: &Process, io: ProcessIo) -> Result<u32, RuntimeError> {
+        let dir = self.exec_dir()?;
+        let result = self.exec_in(&dir, id, process, io);
+        let _ = fs::remove_dir_all(&dir);
+        result
+    }
+
+    fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut cmd = self.command();
+        cmd.args(["pause", id]);
+        self.run(Op::Pause, id, cmd).map(drop)
+    }
+
+    fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut cmd = self.command();
+        cmd.args(["resume", id]);
+        self.run(Op::Resume, id, cmd).map(drop)
     }
 
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError> {

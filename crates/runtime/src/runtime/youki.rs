@@ -8,18 +8,24 @@
 //! fails `create` (libcontainer validates the executable inside the container before it
 //! reports ready); an exec that still fails later makes the init exit 127/126 (see
 //! [`CoracleExecutor`]).
+//!
+//! `exec` uses libcontainer's tenant builder: the exec'd process joins the container's
+//! namespaces and cgroup and is, like the init, a child of the caller. That builder
+//! leaves out the container's seccomp filter, which [`TenantExecutor`] adds back.
 
 use std::ffi::CString;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use libcontainer::capabilities::drop_privileges;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::signal::Signal;
-use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::syscall::syscall::{create_syscall, SyscallType};
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Process, Spec};
 
 use super::{error_chain, Op, ProcessIo, Runtime, RuntimeError, RuntimeState, Status};
 
@@ -52,6 +58,107 @@ impl Youki {
     fn err(&self, op: Op, id: &str, e: &dyn std::error::Error) -> RuntimeError {
         RuntimeError::from_message(self.name(), op, id, error_chain(e))
     }
+
+    fn build_tenant(
+        &self,
+        id: &str,
+        process_file: &Path,
+        io: ProcessIo,
+        executor: TenantExecutor,
+    ) -> Result<u32, RuntimeError> {
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(&self.root)
+            .map_err(|e| self.err(Op::Exec, id, &e))?
+            .with_executor(executor);
+        builder = match io {
+            ProcessIo::Inherit {
+                stdin,
+                stdout,
+                stderr,
+            } => builder
+                .with_stdin(stdin)
+                .with_stdout(stdout)
+                .with_stderr(stderr),
+            ProcessIo::ConsoleSocket(path) => builder.with_console_socket(Some(path)),
+        };
+        // Not as_sibling: the intermediate process is our child and the exec'd process
+        // its CLONE_PARENT sibling, so our child too.
+        let pid = builder
+            .as_tenant()
+            .with_process(Some(process_file))
+            .with_detach(true)
+            .build()
+            .map_err(|e| self.err(Op::Exec, id, &e))?;
+        Ok(pid.as_raw() as u32)
+    }
+}
+
+/// Serialises our execs into one container while libcontainer's tenant sockets exist,
+/// so that the leftovers can be told apart from a concurrent exec's. `flock`: released
+/// by the kernel if we die.
+struct ExecLock {
+    _file: fs::File,
+}
+
+impl ExecLock {
+    fn acquire(dir: &Path) -> Result<ExecLock, RuntimeError> {
+        let path = dir.join("exec.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| RuntimeError::Io {
+                what: "open",
+                path: path.clone(),
+                source,
+            })?;
+        loop {
+            // SAFETY: flock on an fd we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(ExecLock { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(RuntimeError::Io {
+                    what: "lock",
+                    path,
+                    source: err,
+                });
+            }
+        }
+    }
+}
+
+/// libcontainer's per-exec notify socket and console-socket symlink (0.7.0 names).
+fn remove_tenant_sockets(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("tenant-notify-") || name.starts_with("tenant-tty-") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// `caps` plus what [`TenantExecutor`] needs until it has installed the filter.
+fn with_setup_caps(caps: &LinuxCapabilities) -> LinuxCapabilities {
+    let mut out = caps.clone();
+    let add = |set: &Option<Capabilities>| {
+        set.as_ref().map(|s| {
+            let mut s = s.clone();
+            s.insert(Capability::SysAdmin);
+            s.insert(Capability::Setpcap);
+            s
+        })
+    };
+    out.set_bounding(add(caps.bounding()).or_else(|| add(&Some(Capabilities::new()))));
+    out.set_effective(add(caps.effective()));
+    out.set_permitted(add(caps.permitted()));
+    out
 }
 
 impl Runtime for Youki {
@@ -121,6 +228,56 @@ impl Runtime for Youki {
         c.delete(force).map_err(|e| self.err(Op::Delete, id, &e))
     }
 
+    fn exec(&self, id: &str, process: &Process, io: ProcessIo) -> Result<u32, RuntimeError> {
+        let container = self.load(id, Op::Exec)?;
+        let dir = self.root.join(id);
+        let spec_path = container.bundle().join("config.json");
+        let spec = Spec::load(&spec_path).map_err(|e| self.err(Op::Exec, id, &e))?;
+        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+        let executor = TenantExecutor {
+            capabilities: process.capabilities().clone(),
+            seccomp: seccomp.clone(),
+            console_size: process
+                .console_size()
+                .filter(|_| process.terminal() == Some(true))
+                .map(|b| (b.height() as u16, b.width() as u16)),
+        };
+        // libcontainer 0.7.0 rebuilds the exec'd process's `linux` section without the
+        // container's seccomp filter; our executor installs it just before execve,
+        // which needs CAP_SYS_ADMIN (without no_new_privileges) and then CAP_SETPCAP to
+        // drop the bounding set: libcontainer keeps both until then.
+        let mut tenant = process.clone();
+        if seccomp.is_some() {
+            tenant.set_capabilities(process.capabilities().as_ref().map(with_setup_caps));
+        }
+
+        let _lock = ExecLock::acquire(&dir)?;
+        // Under the lock no other exec of ours is half-way: every tenant socket in the
+        // directory is a leftover (libcontainer never removes them).
+        remove_tenant_sockets(&dir);
+        let process_file = dir.join(format!("exec-{}.json", std::process::id()));
+        let json = serde_json::to_vec(&tenant).expect("processes serialise");
+        fs::write(&process_file, json).map_err(|source| RuntimeError::Io {
+            what: "write exec process",
+            path: process_file.clone(),
+            source,
+        })?;
+        let result = self.build_tenant(id, &process_file, io, executor);
+        let _ = fs::remove_file(&process_file);
+        remove_tenant_sockets(&dir);
+        result
+    }
+
+    fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut c = self.load(id, Op::Pause)?;
+        c.pause().map_err(|e| self.err(Op::Pause, id, &e))
+    }
+
+    fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut c = self.load(id, Op::Resume)?;
+        c.resume().map_err(|e| self.err(Op::Resume, id, &e))
+    }
+
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError> {
         let c = self.load(id, Op::State)?;
         let status = match c.status() {
@@ -142,6 +299,102 @@ impl Runtime for Youki {
     }
 }
 
+/// The exec'd process's last steps, in the container after libcontainer set it up:
+/// the terminal's size (libcontainer ignores `process.consoleSize`), the container's
+/// seccomp filter, then the capabilities the process was asked with (the filter allows
+/// capset and prctl, as libcontainer's own init drops capabilities under it too), then
+/// the command. Failures reach `build()` through libcontainer's exec notify pipe.
+#[derive(Clone)]
+struct TenantExecutor {
+    seccomp: Option<LinuxSeccomp>,
+    capabilities: Option<LinuxCapabilities>,
+    /// (rows, cols) for the pty on our stdin.
+    console_size: Option<(u16, u16)>,
+}
+
+impl Executor for TenantExecutor {
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some((rows, cols)) = self.console_size {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCSWINSZ reads a winsize struct we own; fd 0 is the pty slave.
+            unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
+        }
+        if let Some(seccomp) = &self.seccomp {
+            match libcontainer::seccomp::initialize_seccomp(seccomp) {
+                // A notify action needs a listener the container's init has; without
+                // one the kernel answers those calls with ENOSYS.
+                Ok(Some(fd)) => {
+                    let _ = nix::unistd::close(fd);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ExecutorError::Other(format!(
+                        "install the container's seccomp filter: {}",
+                        error_chain(&e)
+                    )))
+                }
+            }
+            if let Some(caps) = &self.capabilities {
+                let syscall = create_syscall();
+                drop_privileges(caps, syscall.as_ref()).map_err(|e| {
+                    ExecutorError::Other(format!("set capabilities: {}", error_chain(&e)))
+                })?;
+            }
+        }
+        let (argv, args0) = argv_of(spec)?;
+        let err = exec_with_empty_mask(&argv);
+        Err(ExecutorError::Other(format!(
+            "exec {args0:?}: {}",
+            err.desc()
+        )))
+    }
+}
+
+fn argv_of(spec: &Spec) -> Result<(Vec<CString>, String), ExecutorError> {
+    let args = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .filter(|a| !a.is_empty())
+        .ok_or(ExecutorError::InvalidArg)?;
+    let argv: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
+        .collect::<Result<_, _>>()?;
+    Ok((argv, args[0].clone()))
+}
+
+/// execvp with an empty signal mask (callers block the signals they forward, and a
+/// blocked mask survives execve) and SIGPIPE back to its default action (Rust programs
+/// ignore it, and an ignored signal survives execve too); returns only on failure.
+fn exec_with_empty_mask(argv: &[CString]) -> nix::errno::Errno {
+    // SAFETY: SIG_DFL installs no handler; this process is single-threaded.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+    match nix::unistd::execvp(&argv[0], argv) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
 /// libcontainer's default validation (command found and executable, else `create`
 /// fails), then an exec that starts the payload with an empty signal mask (the monitor
 /// blocks the signals it forwards, and a blocked mask survives execve) and turns a late
@@ -155,32 +408,74 @@ impl Executor for CoracleExecutor {
     }
 
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        let args = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.args().as_ref())
-            .filter(|a| !a.is_empty())
-            .ok_or(ExecutorError::InvalidArg)?;
-        let argv: Vec<CString> = args
-            .iter()
-            .map(|a| CString::new(a.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
-            .collect::<Result<_, _>>()?;
-        let _ = nix::sys::signal::sigprocmask(
-            nix::sys::signal::SigmaskHow::SIG_SETMASK,
-            Some(&nix::sys::signal::SigSet::empty()),
-            None,
-        );
-        let err = match nix::unistd::execvp(&argv[0], &argv) {
-            Err(e) => e,
-            Ok(never) => match never {},
-        };
+        let (argv, args0) = argv_of(spec)?;
+        let err = exec_with_empty_mask(&argv);
         let code = if err == nix::errno::Errno::ENOENT {
             127
         } else {
             126
         };
-        eprintln!("exec {:?}: {}", args[0], err.desc());
+        eprintln!("exec {args0:?}: {}", err.desc());
         // SAFETY: _exit only ends this (forked, pre-exec) process.
         unsafe { libc::_exit(code) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(caps: &[Capability]) -> Capabilities {
+        caps.iter().copied().collect()
+    }
+
+    #[test]
+    fn setup_caps_add_what_installing_the_filter_needs() {
+        let mut root = LinuxCapabilities::default();
+        root.set_bounding(Some(set(&[Capability::Chown])))
+            .set_effective(Some(set(&[Capability::Chown])))
+            .set_permitted(Some(set(&[Capability::Chown])))
+            .set_inheritable(None)
+            .set_ambient(None);
+        let s = with_setup_caps(&root);
+        let want = set(&[Capability::Chown, Capability::SysAdmin, Capability::Setpcap]);
+        assert_eq!(s.bounding().as_ref(), Some(&want));
+        assert_eq!(s.effective().as_ref(), Some(&want));
+        assert_eq!(s.permitted().as_ref(), Some(&want));
+        assert_eq!((s.inheritable(), s.ambient()), (&None, &None));
+
+        // Another user: effective/permitted stay unset (libcontainer leaves them).
+        let mut user = root.clone();
+        user.set_effective(None)
+            .set_permitted(None)
+            .set_bounding(None);
+        let s = with_setup_caps(&user);
+        assert_eq!(
+            s.bounding().as_ref(),
+            Some(&set(&[Capability::SysAdmin, Capability::Setpcap]))
+        );
+        assert_eq!((s.effective(), s.permitted()), (&None, &None));
+    }
+
+    #[test]
+    fn tenant_sockets_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("coracle-tenant-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        for f in [
+            "tenant-notify-1a.sock",
+            "tenant-tty-2b.sock",
+            "state.json",
+            "exec.lock",
+        ] {
+            fs::write(dir.join(f), "").unwrap();
+        }
+        remove_tenant_sockets(&dir);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["exec.lock", "state.json"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

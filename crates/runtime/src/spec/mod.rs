@@ -3,6 +3,7 @@
 //! users, volumes and host facts first and passes them in [`SpecInput`].
 
 mod command;
+mod exec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use oci_spec::runtime::{
 };
 
 pub use command::{merge_env, resolve_command, EnvContext};
+pub use exec::*;
 
 use crate::defaults;
 use crate::options::{NamespaceMode, Propagation, Ulimit};

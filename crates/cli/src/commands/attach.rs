@@ -1,0 +1,52 @@
+//! `coracle attach CONTAINER`: the terminal to a running container's stdio, until it
+//! exits (its code) or the detach keys (docker: "read escape sequence", exit 1).
+
+use crate::session::{self, Session};
+use crate::Context;
+use clap::Args;
+use coracle_runtime::monitor::session::AttachEnd;
+
+#[derive(Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy received signals to the container (not with a tty)
+    #[arg(long, default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub sig_proxy: bool,
+    /// Key sequence for detaching (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    pub container: String,
+}
+
+pub fn exec(ctx: &Context, args: AttachArgs) -> anyhow::Result<i32> {
+    let detach_keys = args
+        .detach_keys
+        .as_deref()
+        .map(coracle_runtime::options::parse_detach_keys)
+        .transpose()?;
+    let mut engine = ctx.engine()?;
+    let c = engine.find_container(&args.container)?;
+    let cfg = engine.container_config(&c.id)?;
+    let stream = engine.attach_container(&args.container)?;
+    let end = session::run(
+        &mut engine,
+        stream,
+        &Session {
+            container: &c.id,
+            tty: cfg.tty,
+            stdin: !args.no_stdin && cfg.interactive,
+            detach_keys,
+            sig_proxy: args.sig_proxy,
+        },
+    )?;
+    Ok(match end {
+        AttachEnd::Exited(code) => code,
+        AttachEnd::Detached => {
+            eprintln!("read escape sequence");
+            1
+        }
+        AttachEnd::Lost => 255,
+    })
+}

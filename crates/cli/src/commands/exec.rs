@@ -1,0 +1,186 @@
+//! `coracle exec [-i] [-t] [-d] [-u USER] [-w DIR] [-e K=V] [--env-file F]
+//! [--privileged] CONTAINER CMD...`: runs a command in a running container.
+//!
+//! This process runs the exec itself (its stdio, pty, signals and exit code are the
+//! command's): the runtime forks the process into the container, which must not be
+//! done from a multi-threaded process. `exec` starts no threads, so it runs in place;
+//! should this process ever have more than one thread, it re-executes itself as the
+//! hidden `__exec` with the prepared process.
+//!
+//! Exit codes as docker's: the command's own; 126/127 when it cannot be run; 1 when
+//! the container is not running (or does not exist); 125 for bad flags.
+
+use crate::commands::UsageError;
+use crate::Context;
+use clap::Args;
+use coracle_core::ErrorKind;
+use coracle_engine::{ExecRequest, PreparedExec};
+use coracle_runtime::exec_session::{self, ExecError, ExecOptions, Process};
+use coracle_runtime::options as o;
+use coracle_runtime::runtime::Runtime;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Not supported by exec: nothing would keep the command's terminal after detaching
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Set environment variables (K=V, or K to take the value from this shell)
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]")
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Container name or id
+    pub container: String,
+    /// Command and arguments
+    #[arg(required = true)]
+    pub command: Vec<String>,
+}
+
+/// The hidden `__exec`: an exec prepared by `exec`, run from a fresh process.
+#[derive(Args, Debug)]
+pub struct ExecSessionArgs {
+    /// Full container id
+    #[arg(long)]
+    pub id: String,
+    /// The process to run, as OCI runtime spec JSON
+    #[arg(long)]
+    pub process: String,
+    #[arg(long)]
+    pub interactive: bool,
+    #[arg(long)]
+    pub detach: bool,
+}
+
+fn request(args: &ExecArgs) -> Result<ExecRequest, UsageError> {
+    let usage = |e: o::OptionsError| UsageError(e.to_string());
+    if args.detach_keys.is_some() {
+        return Err(UsageError(
+            "--detach-keys is not supported by exec: no process would keep the command's terminal after detaching; use `exec -d` to run it in the background".into(),
+        ));
+    }
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut env = Vec::new();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| UsageError(format!("open {}: {e}", file.display())))?;
+        env.extend(o::parse_env_file(&file.display().to_string(), &text, &lookup).map_err(usage)?);
+    }
+    for e in &args.env {
+        env.extend(o::parse_env(e, &lookup).map_err(usage)?);
+    }
+    Ok(ExecRequest {
+        cmd: args.command.clone(),
+        env,
+        user: args
+            .user
+            .as_deref()
+            .map(o::parse_user)
+            .transpose()
+            .map_err(usage)?,
+        workdir: args.workdir.clone(),
+        tty: args.tty,
+        interactive: args.interactive,
+        privileged: args.privileged,
+        detach: args.detach,
+    })
+}
+
+pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<i32> {
+    let req = request(&args)?;
+    let mut engine = ctx.engine()?;
+    let prepared = match engine.prepare_exec(&args.container, &req) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            // docker refuses a missing or stopped container (1); a process it cannot
+            // start (an unknown user, a relative -w) fails the exec itself (126).
+            return Ok(match e.kind() {
+                ErrorKind::NotFound | ErrorKind::Conflict => 1,
+                _ => 126,
+            });
+        }
+    };
+    drop(engine);
+    let opts = ExecOptions {
+        interactive: args.interactive,
+        detach: args.detach,
+        console_dir: PreparedExec::console_dir(),
+    };
+    if exec_session::single_threaded() {
+        return Ok(run(
+            prepared.runtime.as_ref(),
+            &prepared.container_id,
+            &prepared.process,
+            &opts,
+        ));
+    }
+    // exec returns only on failure; on success this process (same pid, terminal and
+    // signals) becomes the session.
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg("--root")
+        .arg(&ctx.root)
+        .arg("__exec")
+        .arg("--id")
+        .arg(&prepared.container_id)
+        .arg("--process")
+        .arg(serde_json::to_string(&prepared.process)?);
+    if args.interactive {
+        cmd.arg("--interactive");
+    }
+    if args.detach {
+        cmd.arg("--detach");
+    }
+    let err = cmd.exec();
+    anyhow::bail!("re-execute coracle for exec: {err}")
+}
+
+/// `__exec`.
+pub fn session(ctx: &Context, args: ExecSessionArgs) -> anyhow::Result<i32> {
+    let process: Process = serde_json::from_str(&args.process)
+        .map_err(|e| anyhow::anyhow!("__exec --process: {e}"))?;
+    let runtime = ctx.engine()?.exec_runtime(&args.id)?;
+    let opts = ExecOptions {
+        interactive: args.interactive,
+        detach: args.detach,
+        console_dir: PreparedExec::console_dir(),
+    };
+    Ok(run(runtime.as_ref(), &args.id, &process, &opts))
+}
+
+fn run(rt: &dyn Runtime, id: &str, process: &Process, opts: &ExecOptions) -> i32 {
+    match exec_session::run(rt, id, process, opts) {
+        Ok(code) => code,
+        // docker prints the runtime's refusal as is.
+        Err(e @ ExecError::Exec { .. }) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("Error: {}", crate::error_chain(&anyhow::Error::new(e)));
+            code
+        }
+    }
+}

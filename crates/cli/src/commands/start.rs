@@ -1,0 +1,81 @@
+//! `coracle start [-a] [-i] CONTAINER...`.
+
+use crate::commands::run_impl::start_failure_code;
+use crate::session::{self, Session};
+use crate::Context;
+use clap::Args;
+use coracle_engine::Started;
+use coracle_runtime::monitor::session::AttachEnd;
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach the container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Key sequence for detaching (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn exec(ctx: &Context, args: StartArgs) -> anyhow::Result<i32> {
+    let attach = args.attach || args.interactive;
+    if attach && args.containers.len() > 1 {
+        return Err(crate::commands::UsageError(
+            "you cannot start and attach multiple containers at once".into(),
+        )
+        .into());
+    }
+    let detach_keys = args
+        .detach_keys
+        .as_deref()
+        .map(coracle_runtime::options::parse_detach_keys)
+        .transpose()?;
+    let mut engine = ctx.engine()?;
+    if attach {
+        let key = &args.containers[0];
+        let started = match engine.start_container(key, true) {
+            Ok(s) => s,
+            Err(e) => {
+                let e = anyhow::Error::from(e);
+                eprintln!("Error: {}", crate::error_chain(&e));
+                return Ok(start_failure_code(&e));
+            }
+        };
+        let (Started::Started { attach } | Started::AlreadyRunning { attach }) = started;
+        let stream = attach.expect("attach was asked for");
+        let c = engine.find_container(key)?;
+        let cfg = engine.container_config(&c.id)?;
+        let end = session::run(
+            &mut engine,
+            stream,
+            &Session {
+                container: &c.id,
+                tty: cfg.tty,
+                stdin: args.interactive && cfg.interactive,
+                detach_keys,
+                sig_proxy: true,
+            },
+        )?;
+        return Ok(match end {
+            AttachEnd::Exited(code) => code,
+            AttachEnd::Detached => 0,
+            AttachEnd::Lost => 255,
+        });
+    }
+    let mut failed = false;
+    for c in &args.containers {
+        match engine.start_container(c, false) {
+            Ok(_) => println!("{c}"),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,187 @@
+//! The client side of attach: `coracle run` (attached), `start -a` and `attach` relay
+//! their terminal to a container's monitor over its attach socket.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use super::attach::{self, DetachKeys, FrameReader};
+use super::{tty, FORWARDED_SIGNALS};
+
+pub struct AttachOptions {
+    /// Send our stdin to the container.
+    pub stdin: bool,
+    /// The container has a tty: raw mode on ours, window size passed on.
+    pub tty: bool,
+    /// Detach sequence (empty: none).
+    pub detach_keys: Vec<u8>,
+    /// Pass the signals we receive on to the container (docker's --sig-proxy; never
+    /// with a tty, where ^C is a byte for the container's terminal).
+    pub proxy_signals: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachEnd {
+    /// The container stopped with this exit code.
+    Exited(i32),
+    /// The user typed the detach sequence.
+    Detached,
+    /// The monitor went away without an exit code.
+    Lost,
+}
+
+/// Relays stdin/stdout/stderr to the monitor on `stream` until the container stops,
+/// the user detaches, or the monitor disappears. `on_signal` is called for each
+/// signal to pass on.
+pub fn relay(
+    mut stream: UnixStream,
+    opts: &AttachOptions,
+    on_signal: &mut dyn FnMut(i32),
+) -> io::Result<AttachEnd> {
+    let stdin = io::stdin();
+    let mut mask = SigSet::empty();
+    if opts.tty {
+        mask.add(Signal::SIGWINCH);
+    }
+    if opts.proxy_signals && !opts.tty {
+        for s in FORWARDED_SIGNALS {
+            mask.add(s);
+        }
+    }
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))?;
+    let _restore = Restore(old);
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+
+    let _raw = if opts.tty && opts.stdin {
+        tty::RawMode::enter(stdin.as_fd())
+    } else {
+        None
+    };
+    let send = |s: &mut UnixStream, kind: u8, payload: &[u8]| -> io::Result<()> {
+        let mut frame = Vec::with_capacity(payload.len() + 5);
+        attach::encode(kind, payload, &mut frame);
+        s.write_all(&frame)
+    };
+    if opts.tty {
+        if let Some((rows, cols)) = terminal_size() {
+            send(
+                &mut stream,
+                attach::RESIZE,
+                &attach::encode_resize(rows, cols),
+            )?;
+        }
+    }
+    let mut detach = DetachKeys::new(if opts.stdin {
+        opts.detach_keys.clone()
+    } else {
+        Vec::new()
+    });
+    let mut frames = FrameReader::new();
+    let mut stdin_open = opts.stdin;
+    let mut buf = vec![0u8; 32 * 1024];
+    let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
+    loop {
+        let mut fds = vec![pollfd(sigfd.as_raw_fd()), pollfd(stream.as_raw_fd())];
+        if stdin_open {
+            fds.push(pollfd(stdin.as_raw_fd()));
+        }
+        // SAFETY: fds is a valid array of pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if fds[0].revents != 0 {
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGWINCH) => {
+                        if let Some((rows, cols)) = terminal_size() {
+                            send(
+                                &mut stream,
+                                attach::RESIZE,
+                                &attach::encode_resize(rows, cols),
+                            )?;
+                        }
+                    }
+                    Ok(s) => on_signal(s as i32),
+                    Err(_) => {}
+                }
+            }
+        }
+        if fds[1].revents != 0 {
+            match stream.read(&mut buf) {
+                Ok(0) => return Ok(AttachEnd::Lost),
+                Ok(k) => frames.push(&buf[..k]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Ok(AttachEnd::Lost),
+            }
+            while let Some((kind, payload)) = frames.next_frame()? {
+                match kind {
+                    attach::STDOUT => {
+                        // Our reader going away must not stop the container.
+                        let _ = out.write_all(&payload).and_then(|_| out.flush());
+                    }
+                    attach::STDERR => {
+                        let _ = err.write_all(&payload).and_then(|_| err.flush());
+                    }
+                    attach::EXIT => {
+                        let code = String::from_utf8_lossy(&payload)
+                            .trim()
+                            .parse()
+                            .unwrap_or(255);
+                        return Ok(AttachEnd::Exited(code));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if stdin_open && fds.len() > 2 && fds[2].revents != 0 {
+            let mut lock = stdin.lock();
+            match lock.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    stdin_open = false;
+                    send(&mut stream, attach::STDIN_CLOSE, &[])?;
+                }
+                Ok(k) => {
+                    let (pass, detached) = detach.feed(&buf[..k]);
+                    if !pass.is_empty() {
+                        send(&mut stream, attach::STDIN, &pass)?;
+                    }
+                    if detached {
+                        return Ok(AttachEnd::Detached);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// Our terminal's size: stdin's, else stdout's.
+fn terminal_size() -> Option<(u16, u16)> {
+    // SAFETY: fds 0 and 1 are open for the life of the process.
+    let (i, o) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
+    tty::winsize(i).or_else(|| tty::winsize(o))
+}
+
+struct Restore(SigSet);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
+    }
+}
