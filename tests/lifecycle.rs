@@ -32,6 +32,13 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the container's log says `ready` (its shell has set its traps).
+fn wait_ready(c: &Coracle, name: &str) {
+    wait_for("the container to be ready", Duration::from_secs(10), || {
+        c.run(["logs", name]).stdout.contains("ready")
+    });
+}
+
 /// The container's id, from `ps`.
 fn id_of(c: &Coracle, name: &str) -> String {
     let out = c.run([
@@ -167,9 +174,10 @@ fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
         "box",
         "sh",
         "-c",
-        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done",
     ])
     .assert_success();
+    wait_ready(&c, "polite");
     c.run(["run", "-d", "--name", "stubborn", "box", "sleep", "100"])
         .assert_success();
     let t = Instant::now();
@@ -193,9 +201,10 @@ fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
         "box",
         "sh",
         "-c",
-        "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 42' USR1; echo ready; while true; do sleep 0.1; done",
     ])
     .assert_success();
+    wait_ready(&c, "usr1");
     c.run(["stop", "usr1"]).assert_success();
     assert_eq!(c.run(["wait", "usr1"]).stdout, "42\n");
     // Stopping a stopped container is fine, an unknown one is not.
@@ -220,9 +229,11 @@ fn kill_start_restart_and_wait() {
         "box",
         "sh",
         "-c",
-        "trap 'echo got-hup' HUP; while true; do sleep 0.1; done",
+        "trap 'echo got-hup' HUP; echo ready; while true; do sleep 0.1; done",
     ])
     .assert_success();
+    // The shell must have set its trap before the signal comes.
+    wait_ready(&c, "kk");
     c.run(["kill", "-s", "HUP", "kk"]).assert_success();
     wait_for("the trap", Duration::from_secs(5), || {
         c.run(["logs", "kk"]).stdout.contains("got-hup")
