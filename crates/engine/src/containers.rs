@@ -222,25 +222,33 @@ impl Engine {
     pub(crate) fn kill_and_wait(&mut self, c: &ContainerRecord) -> Result<(), EngineError> {
         let cfg = self.container_config(&c.id)?;
         let rt = Self::runtime_for(&cfg)?;
-        if c.state == status::PAUSED {
-            let _ = rt.kill(&c.id, libc::SIGKILL);
-            let _ = rt.resume(&c.id);
-        } else {
-            let _ = rt.kill(&c.id, libc::SIGKILL);
-        }
-        if c.state == status::RESTARTING {
-            // Between runs there is nothing to kill: tell the monitor to stop waiting.
-            if let Some(pid) = c.monitor_pid {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-        }
-        // Again now and then: a container that was still being started has an init
-        // only later.
         let deadline = Instant::now() + STOP_WAIT;
         loop {
+            // Act on the state as it is now: a container its monitor is still starting
+            // is left alone (the runtime's state is being written; another process
+            // touching it breaks the create) and killed once it runs.
+            match self.db.container(&c.id)? {
+                None => return Ok(()),
+                Some(now) => match now.state.as_str() {
+                    status::RUNNING => {
+                        let _ = rt.kill(&c.id, libc::SIGKILL);
+                    }
+                    status::PAUSED => {
+                        let _ = rt.kill(&c.id, libc::SIGKILL);
+                        let _ = rt.resume(&c.id);
+                    }
+                    // Between runs there is nothing to kill: the monitor stops waiting.
+                    status::RESTARTING => {
+                        if let Some(pid) = now.monitor_pid {
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid as i32),
+                                nix::sys::signal::Signal::SIGTERM,
+                            );
+                        }
+                    }
+                    _ => {}
+                },
+            }
             match self.wait_stopped(&c.id, Duration::from_millis(500))? {
                 Stopped::Record(_) | Stopped::Removed => return Ok(()),
                 Stopped::TimedOut if Instant::now() >= deadline => {
@@ -250,10 +258,22 @@ impl Engine {
                         STOP_WAIT.as_secs()
                     )))
                 }
-                Stopped::TimedOut => {
-                    let _ = rt.kill(&c.id, libc::SIGKILL);
-                }
+                Stopped::TimedOut => {}
             }
+        }
+    }
+
+    /// Waits while container `id` is being started (its monitor claimed it but has not
+    /// recorded it running), so that nothing signals it through the runtime mid-create.
+    pub(crate) fn settled(&mut self, id: &str) -> Result<ContainerRecord, EngineError> {
+        let deadline = Instant::now() + STOP_WAIT;
+        loop {
+            let c = self.find_container(id)?;
+            let starting = c.monitor_pid.is_some() && !c.is_active();
+            if !starting || Instant::now() >= deadline {
+                return Ok(c);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

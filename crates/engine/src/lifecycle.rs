@@ -186,6 +186,10 @@ impl Engine {
             return Ok(());
         }
         self.db.set_container_stopped_by_user(&c.id, true)?;
+        let c = self.settled(&c.id)?;
+        if c.monitor_pid.is_none() {
+            return Ok(());
+        }
         let cfg = self.container_config(&c.id)?;
         if c.state == status::RESTARTING {
             return self.kill_and_wait(&c);
