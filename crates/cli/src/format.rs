@@ -42,34 +42,9 @@ fn go_g(v: f64, digits: i32) -> String {
     }
 }
 
-/// docker/go-units HumanDuration.
+/// docker/go-units HumanDuration (the engine's, which `ps` statuses use too).
 pub fn human_duration(d: std::time::Duration) -> String {
-    let seconds = d.as_secs_f64();
-    let (secs, minutes) = (seconds as i64, (seconds / 60.0) as i64);
-    let hours = (seconds / 3600.0 + 0.5) as i64;
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", (seconds / 3600.0) as i64 / 24 / 365)
-    }
+    coracle_engine::human_duration(chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
 }
 
 /// "3 weeks ago" for an RFC 3339 timestamp; "N/A" when absent or unparsable.

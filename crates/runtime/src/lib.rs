@@ -7,6 +7,7 @@ pub mod exec_session;
 pub mod init;
 pub mod monitor;
 pub mod options;
+mod relay;
 pub mod runtime;
 pub mod seccomp;
 pub mod spec;

@@ -116,6 +116,27 @@ fn row_to_container(r: &Row) -> rusqlite::Result<ContainerRecord> {
     })
 }
 
+/// Ok if no container has `name`; else `NameInUse` naming its holder (Ok side of the
+/// error), or the SQL error (Err side) for the caller to describe.
+fn name_free(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+) -> Result<(), Result<StateError, rusqlite::Error>> {
+    let holder: Option<String> = tx
+        .query_row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(Err)?;
+    match holder {
+        Some(id) => Err(Ok(StateError::NameInUse {
+            name: name.to_string(),
+            id,
+        })),
+        None => Ok(()),
+    }
+}
+
 impl Db {
     /// Record a new container; a taken name is `StateError::NameInUse` naming the
     /// container that has it.
@@ -125,20 +146,8 @@ impl Db {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err(&path, "create container"))?;
-        let holder: Option<String> = tx
-            .query_row(
-                "SELECT id FROM containers WHERE name = ?1",
-                [&c.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql_err(&path, "create container"))?;
-        if let Some(id) = holder {
-            return Err(StateError::NameInUse {
-                name: c.name.clone(),
-                id,
-            });
-        }
+        name_free(&tx, &c.name)
+            .map_err(|e| e.unwrap_or_else(sql_err(&path, "create container")))?;
         tx.execute(
             &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
             params![
@@ -366,20 +375,8 @@ impl Db {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err(&path, "rename container"))?;
-        let holder: Option<String> = tx
-            .query_row(
-                "SELECT id FROM containers WHERE name = ?1",
-                [new_name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql_err(&path, "rename container"))?;
-        if let Some(holder) = holder {
-            return Err(StateError::NameInUse {
-                name: new_name.to_string(),
-                id: holder,
-            });
-        }
+        name_free(&tx, new_name)
+            .map_err(|e| e.unwrap_or_else(sql_err(&path, "rename container")))?;
         tx.execute(
             "UPDATE containers SET name = ?2 WHERE id = ?1",
             params![id, new_name],

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::attach::{self, DetachKeys, FrameReader};
@@ -51,9 +51,7 @@ pub fn relay(
             mask.add(s);
         }
     }
-    let mut old = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))?;
-    let _restore = Restore(old);
+    let _restore = crate::relay::SigmaskGuard::block(&mask)?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
 
     let _raw = if opts.tty && opts.stdin {
@@ -176,12 +174,4 @@ fn terminal_size() -> Option<(u16, u16)> {
     // SAFETY: fds 0 and 1 are open for the life of the process.
     let (i, o) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
     tty::winsize(i).or_else(|| tty::winsize(o))
-}
-
-struct Restore(SigSet);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
-    }
 }

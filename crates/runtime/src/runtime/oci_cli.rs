@@ -22,6 +22,38 @@ pub struct OciCli {
 }
 
 impl OciCli {
+    /// Runs a `create`/`exec` command line with the container's stdio: inherited
+    /// (the runtime's own stdio is what the process gets, so its error messages reach
+    /// the process's stderr as well as the log), or a console socket.
+    fn run_with_io(
+        &self,
+        mut cmd: Command,
+        io: ProcessIo,
+        id: &str,
+    ) -> Result<std::process::ExitStatus, RuntimeError> {
+        match io {
+            ProcessIo::Inherit {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                cmd.stdin(Stdio::from(stdin))
+                    .stdout(Stdio::from(stdout))
+                    .stderr(Stdio::from(stderr));
+            }
+            ProcessIo::ConsoleSocket(path) => {
+                cmd.arg("--console-socket").arg(path);
+                cmd.stdin(Stdio::null()).stdout(Stdio::null());
+            }
+        }
+        cmd.arg(id);
+        cmd.status().map_err(|source| RuntimeError::Io {
+            what: "run OCI runtime",
+            path: self.binary.clone(),
+            source,
+        })
+    }
+
     pub fn new(binary: impl Into<PathBuf>, root: Option<PathBuf>) -> OciCli {
         let binary = binary.into();
         let name = binary
@@ -166,27 +198,7 @@ impl OciCli {
             .arg("--detach")
             .arg("--pid-file")
             .arg(&pid_file);
-        match io {
-            ProcessIo::Inherit {
-                stdin,
-                stdout,
-                stderr,
-            } => {
-                cmd.stdin(Stdio::from(stdin))
-                    .stdout(Stdio::from(stdout))
-                    .stderr(Stdio::from(stderr));
-            }
-            ProcessIo::ConsoleSocket(path) => {
-                cmd.arg("--console-socket").arg(path);
-                cmd.stdin(Stdio::null()).stdout(Stdio::null());
-            }
-        }
-        cmd.arg(id);
-        let status = cmd.status().map_err(|source| RuntimeError::Io {
-            what: "run OCI runtime",
-            path: self.binary.clone(),
-            source,
-        })?;
+        let status = self.run_with_io(cmd, io, id)?;
         if !status.success() {
             let msg = last_log_error(&log).unwrap_or_else(|| format!("{status}"));
             if msg.to_ascii_lowercase().contains("does not exist") {
@@ -253,29 +265,7 @@ impl Runtime for OciCli {
             .arg(bundle)
             .arg("--pid-file")
             .arg(&pid_file);
-        match io {
-            // The runtime's own stdio is what the container inherits; its error
-            // messages therefore reach the container's stderr as well as the log.
-            ProcessIo::Inherit {
-                stdin,
-                stdout,
-                stderr,
-            } => {
-                cmd.stdin(Stdio::from(stdin))
-                    .stdout(Stdio::from(stdout))
-                    .stderr(Stdio::from(stderr));
-            }
-            ProcessIo::ConsoleSocket(path) => {
-                cmd.arg("--console-socket").arg(path);
-                cmd.stdin(Stdio::null()).stdout(Stdio::null());
-            }
-        }
-        cmd.arg(id);
-        let status = cmd.status().map_err(|source| RuntimeError::Io {
-            what: "run OCI runtime",
-            path: self.binary.clone(),
-            source,
-        })?;
+        let status = self.run_with_io(cmd, io, id)?;
         if !status.success() {
             let msg = last_log_error(&log).unwrap_or_else(|| format!("{status}"));
             return Err(RuntimeError::from_message(&self.name, Op::Create, id, msg));

@@ -59,18 +59,19 @@ impl Youki {
         RuntimeError::from_message(self.name(), op, id, error_chain(e))
     }
 
-    fn build_tenant(
+    /// libcontainer's builder for `id` under our state root, with the process's stdio.
+    fn builder<E: Executor + 'static>(
         &self,
         id: &str,
-        process_file: &Path,
+        op: Op,
         io: ProcessIo,
-        executor: TenantExecutor,
-    ) -> Result<u32, RuntimeError> {
-        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        executor: E,
+    ) -> Result<ContainerBuilder, RuntimeError> {
+        let builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
             .with_root_path(&self.root)
-            .map_err(|e| self.err(Op::Exec, id, &e))?
+            .map_err(|e| self.err(op, id, &e))?
             .with_executor(executor);
-        builder = match io {
+        Ok(match io {
             ProcessIo::Inherit {
                 stdin,
                 stdout,
@@ -80,7 +81,17 @@ impl Youki {
                 .with_stdout(stdout)
                 .with_stderr(stderr),
             ProcessIo::ConsoleSocket(path) => builder.with_console_socket(Some(path)),
-        };
+        })
+    }
+
+    fn build_tenant(
+        &self,
+        id: &str,
+        process_file: &Path,
+        io: ProcessIo,
+        executor: TenantExecutor,
+    ) -> Result<u32, RuntimeError> {
+        let builder = self.builder(id, Op::Exec, io, executor)?;
         // Not as_sibling: the intermediate process is our child and the exec'd process
         // its CLONE_PARENT sibling, so our child too.
         let pid = builder
@@ -172,21 +183,7 @@ impl Runtime for Youki {
             path: self.root.clone(),
             source,
         })?;
-        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-            .with_root_path(&self.root)
-            .map_err(|e| self.err(Op::Create, id, &e))?
-            .with_executor(CoracleExecutor);
-        builder = match io {
-            ProcessIo::Inherit {
-                stdin,
-                stdout,
-                stderr,
-            } => builder
-                .with_stdin(stdin)
-                .with_stdout(stdout)
-                .with_stderr(stderr),
-            ProcessIo::ConsoleSocket(path) => builder.with_console_socket(Some(path)),
-        };
+        let builder = self.builder(id, Op::Create, io, CoracleExecutor)?;
         let container = builder
             .as_init(bundle)
             .with_systemd(false)
