@@ -246,7 +246,8 @@ fn terminal(c: &Coracle, runtime: &[&str]) {
     // `script` gives coracle a terminal of its own, here 30 rows by 100 columns.
     let in_script = |exec_args: &str, stdin: &[u8]| {
         let cmd = format!(
-            "stty rows 30 cols 100; {} --root {} exec {exec_args}",
+            "stty rows 30 cols 100; {} {} --root {} exec {exec_args}",
+            netns(c).nsenter_prefix(),
             c.bin().display(),
             c.root().display()
         );

@@ -33,10 +33,11 @@ fn with_healthcheck_image(hc: Value) -> (Registry, Coracle) {
     };
     let reg = Registry::start().expect("start registry");
     push(&reg.host(), "test/hc", "latest", &image, None).expect("push");
-    let c = coracle();
+    let mut c = coracle();
     let name = format!("{}/test/hc", reg.host());
     c.run(["pull", "-q", &name]).assert_success();
     c.run(["tag", &name, "hc"]).assert_success();
+    c.isolate_network();
     (reg, c)
 }
 

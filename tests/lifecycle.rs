@@ -85,7 +85,12 @@ fn cgroups_of(id: &str) -> Vec<String> {
 /// Drives `coracle ARGS` inside `script` (a real pty), feeding `input` chunks with
 /// pauses; returns the terminal output and the exit code.
 fn in_pty(c: &Coracle, args: &str, input: &[(u64, &[u8])]) -> (String, i32) {
-    let cmd = format!("{} --root {} {args}", c.bin().display(), c.root().display());
+    let cmd = format!(
+        "{} {} --root {} {args}",
+        netns(c).nsenter_prefix(),
+        c.bin().display(),
+        c.root().display()
+    );
     let mut child = Command::new("script")
         .args(["-qfec", &cmd, "/dev/null"])
         .stdin(Stdio::piped())

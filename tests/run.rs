@@ -100,9 +100,10 @@ fn entrypoint_cmd_env_workdir_user_hostname() {
         .working_dir("/srv")
         .build();
     push(&reg.host(), "test/ep", "latest", &image, None).unwrap();
-    let c = coracle();
+    let mut c = coracle();
     let name = format!("{}/test/ep", reg.host());
     c.run(["pull", "-q", &name]).assert_success();
+    c.isolate_network();
 
     assert_eq!(run(&c, &[&name]).stdout, "ep default-arg\n");
     assert_eq!(run(&c, &[&name, "x", "y"]).stdout, "ep x y\n");
@@ -186,7 +187,7 @@ fn default_isolation_matches_docker() {
         0
     );
     // --network none: only loopback
-    let links = run(&c, &["box", "ls", "/sys/class/net"]).stdout;
+    let links = run(&c, &["--network", "none", "box", "ls", "/sys/class/net"]).stdout;
     assert_eq!(links.trim(), "lo");
 }
 
@@ -316,9 +317,11 @@ fn the_same_container_runs_under_crun() {
 #[test]
 fn a_terminal_is_a_real_pty() {
     let (_reg, c) = with_busybox();
-    // `script` gives coracle a terminal of its own.
+    // `script` gives coracle a terminal of its own; nsenter keeps it in the test's
+    // network namespace.
     let cmd = format!(
-        "{} --root {} run --rm -t box sh -c 'tty; stty size'",
+        "{} {} --root {} run --rm -t box sh -c 'tty; stty size'",
+        netns(&c).nsenter_prefix(),
         c.bin().display(),
         c.root().display()
     );

@@ -55,13 +55,49 @@ pub fn inspect(c: &Coracle, image: &str) -> serde_json::Value {
 }
 
 /// A store with busybox pulled and tagged `box`, plus its registry (keep it alive).
+/// Pulled from the host's namespace (the registry listens on its loopback); every later
+/// command runs in a network namespace of the test's own, so containers on the default
+/// bridge never touch the host's network.
 pub fn with_busybox() -> (Registry, Coracle) {
     let (reg, _image) = registry_with_busybox();
-    let c = coracle();
+    let mut c = coracle();
     let name = format!("{}/test/busybox", reg.host());
     c.run(["pull", "-q", &name]).assert_success();
     c.run(["tag", &name, "box"]).assert_success();
+    c.isolate_network();
     (reg, c)
+}
+
+/// The test's network namespace ([`with_busybox`] made one).
+#[track_caller]
+pub fn netns(c: &Coracle) -> &NetNs {
+    c.netns()
+        .expect("the store was isolated in a network namespace")
+}
+
+/// `inspect NAME` (a container) as JSON.
+#[track_caller]
+pub fn inspect_container(c: &Coracle, name: &str) -> serde_json::Value {
+    let out = c.run(["inspect", name]);
+    out.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("inspect prints JSON");
+    v[0].clone()
+}
+
+/// Polls `GET /` on `addr` from inside the namespace until an HTTP answer comes (20 s at
+/// most); the status and body.
+#[track_caller]
+pub fn wait_http(ns: &NetNs, addr: std::net::SocketAddr) -> (u16, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match ns.http_get(addr, "/") {
+            Ok(r) => return r,
+            Err(e) if std::time::Instant::now() > deadline => {
+                panic!("no HTTP answer from {addr} in the test namespace: {e}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
 }
 
 /// `coracle run --rm ARGS...`.
@@ -93,5 +129,93 @@ pub fn crun_hybrid_cgroup_fix() {
             .unwrap()
             .success();
         assert!(ok, "mount the hugetlb cgroup hierarchy for crun");
+    }
+}
+
+/// Polls `f` every 50 ms until it holds; panics naming `what` after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The container's IPv4 address on `network` (`inspect`: NetworkSettings.Networks).
+#[track_caller]
+pub fn ip_on(c: &Coracle, name: &str, network: &str) -> String {
+    let v = inspect_container(c, name);
+    v["NetworkSettings"]["Networks"][network]["IPAddress"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has an address on {network}: {v:#}"))
+        .to_string()
+}
+
+/// Arguments after `run -d` for a busybox web server answering `GET /` with
+/// "hello from NAME\n" on port 80.
+pub fn web_server(name: &str) -> Vec<String> {
+    vec![
+        "box".into(),
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "mkdir -p /www && echo 'hello from {name}' > /www/index.html && exec httpd -f -p 80 -h /www"
+        ),
+    ]
+}
+
+/// A tiny HTTP server listening on 0.0.0.0:`port` inside the namespace (the "host"'s
+/// services), answering every request with 200 and `body`; stops when dropped.
+pub struct HostServer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostServer {
+    pub fn start(ns: &NetNs, port: u16, body: &str) -> HostServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = ns
+            .run_in(move || std::net::TcpListener::bind(("0.0.0.0", port)))
+            .expect("bind the host server in the test namespace");
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let body = body.to_string();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                        let mut buf = [0u8; 1024];
+                        let _ = s.read(&mut buf);
+                        let _ = write!(
+                            s,
+                            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        HostServer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HostServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

@@ -70,6 +70,11 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(commands::port::PortArgs),
     /// Execute a command in a running container
     Exec(commands::exec::ExecArgs),
     /// Pause all processes within one or more containers
@@ -165,6 +170,8 @@ pub fn main() -> i32 {
         Command::Container(c) => commands::container::exec(&ctx, c),
         Command::Logs(a) => commands::logs::exec(&ctx, a),
         Command::Volume(c) => commands::volume::exec(&ctx, c),
+        Command::Network(c) => commands::network::exec(&ctx, c),
+        Command::Port(a) => commands::port::exec(&ctx, a),
         Command::Exec(a) => commands::exec::exec(&ctx, a),
         Command::Pause(a) => commands::pause::exec(&ctx, a),
         Command::Unpause(a) => commands::unpause::exec(&ctx, a),

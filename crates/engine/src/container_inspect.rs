@@ -96,10 +96,17 @@ pub struct NetworkSettings {
     pub sandbox_id: String,
     pub sandbox_key: String,
     pub ports: BTreeMap<String, serde_json::Value>,
+    /// The default bridge's endpoint, repeated at the top as docker does.
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    pub mac_address: String,
     pub networks: BTreeMap<String, EndpointSettings>,
 }
 
-/// docker's `EndpointSettings`; empty until coracle has networks with addresses.
+/// docker's `EndpointSettings`: addresses only while the container runs.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EndpointSettings {
@@ -211,10 +218,18 @@ impl Engine {
         } else {
             stored.created.clone()
         };
-        let networks = crate::ps::network_names(&stored.host_config.network_mode)
-            .into_iter()
-            .map(|n| (n, EndpointSettings::default()))
-            .collect();
+        let exposed: Vec<String> = stored
+            .config
+            .exposed_ports
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let nets = self.container_networks(&c.id, c.is_active(), &exposed)?;
+        let default = nets
+            .networks
+            .get(crate::network::DEFAULT_NETWORK)
+            .cloned()
+            .unwrap_or_default();
         Ok(ContainerInspect {
             id: c.id.clone(),
             created,
@@ -245,10 +260,18 @@ impl Engine {
             mounts: stored.mounts,
             config: stored.config,
             network_settings: NetworkSettings {
-                sandbox_id: String::new(),
-                sandbox_key: String::new(),
-                ports: BTreeMap::new(),
-                networks,
+                sandbox_id: if nets.sandbox_key.is_empty() {
+                    String::new()
+                } else {
+                    c.id.clone()
+                },
+                sandbox_key: nets.sandbox_key,
+                ports: nets.ports,
+                gateway: default.gateway,
+                ip_address: default.ip_address,
+                ip_prefix_len: default.ip_prefix_len,
+                mac_address: default.mac_address,
+                networks: nets.networks,
             },
         })
     }

@@ -10,6 +10,8 @@ pub enum EngineError {
     NoSuchImage(String),
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -47,12 +49,16 @@ pub enum EngineError {
     Options(#[from] coracle_runtime::options::OptionsError),
     #[error(transparent)]
     Spec(#[from] coracle_runtime::spec::SpecError),
+    #[error(transparent)]
+    Net(#[from] coracle_net::NetError),
 }
 
 impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::NoSuchImage(_) | EngineError::NoSuchContainer(_) => ErrorKind::NotFound,
+            EngineError::NoSuchImage(_)
+            | EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchNetwork(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EngineError::StartFailed { code: 125, .. } => ErrorKind::Internal,
@@ -63,6 +69,7 @@ impl EngineError {
                 _ => ErrorKind::Internal,
             },
             EngineError::State(e) => e.kind(),
+            EngineError::Net(e) => e.kind(),
             EngineError::Reference(e) => e.kind(),
             EngineError::Platform(e) => e.kind(),
             EngineError::Image(e) => e.kind(),

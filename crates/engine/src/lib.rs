@@ -21,6 +21,7 @@ mod logs;
 mod lookup;
 mod monitor;
 mod names;
+pub mod network;
 mod ps;
 mod pull;
 mod push;

@@ -5,11 +5,14 @@
 //! ended (or removes it, with `--rm`). It reports to the process that started it on a
 //! pipe: `ready` (attach socket bound), then `started PID` or `error CODE MESSAGE`.
 
+use crate::network::{DbNames, DnsService, NetMode};
 use crate::run::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_runtime::monitor::attach::{self, Client};
 use coracle_runtime::monitor::logfile::LogWriter;
-use coracle_runtime::monitor::supervise::{HealthSchedule, Supervisor, SUPERVISOR_SIGNALS};
+use coracle_runtime::monitor::supervise::{
+    HealthSchedule, Service, Supervisor, SUPERVISOR_SIGNALS,
+};
 use coracle_runtime::monitor::{self as rtmon, MonitorError};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -162,6 +165,24 @@ impl Engine {
                 kill_after: h.timeout() + Duration::from_secs(5),
             });
         let exit_file = dir.join("exit");
+        let mut sandbox = match self.setup_network(id, &cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                let code = match &e {
+                    EngineError::StartFailed { code, .. } => *code,
+                    _ => 125,
+                };
+                let msg = e.to_string();
+                drop(dir_lock.take());
+                let finished = self.finish(id, &cfg, None, code, false, &mut clients);
+                if !cfg.rm && finished.is_ok() {
+                    let _ = self.db.set_container_start_failed(id, code as i64, &msg);
+                }
+                sync.say(&format!("error {code} {msg}"));
+                finished?;
+                return Ok(code);
+            }
+        };
         let mut backoff = BACKOFF_START;
         loop {
             let _ = std::fs::remove_file(&exit_file);
@@ -196,6 +217,13 @@ impl Engine {
             sync.close();
             dir_lock = None;
             let ran_from = Instant::now();
+            let mut dns = sandbox.dns.as_mut().map(|server| DnsService {
+                server,
+                names: DbNames {
+                    db: &self.db,
+                    container_id: id,
+                },
+            });
             let mut sup = Supervisor {
                 init,
                 io,
@@ -208,6 +236,7 @@ impl Engine {
                     ..*h
                 }),
                 signals: &signals,
+                service: dns.as_mut().map(|d| d as &mut dyn Service),
             };
             self.db.release_memory();
             rtmon::shed_memory();
@@ -317,6 +346,9 @@ impl Engine {
             let _ = log.flush(std::time::SystemTime::now());
         }
         let mut failures = Vec::new();
+        if cfg.network.mode == NetMode::Bridge {
+            failures.extend(self.release_container_network(id));
+        }
         if let Err(e) = coracle_rootfs::snapshot::unmount(&cfg.rootfs) {
             failures.push(e.to_string());
         }

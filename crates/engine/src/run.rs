@@ -15,12 +15,9 @@ use coracle_image::ImageConfig;
 use coracle_rootfs::snapshot::{self, RootfsMount};
 use coracle_rootfs::{etc_files, VolumeStore};
 use coracle_runtime::options::{
-    HealthConfig, LogOptions, MountRequest, NamespaceMode, NetworkMode, PullPolicy, RestartPolicy,
-    RunOptions,
+    HealthConfig, LogOptions, MountRequest, NamespaceMode, PullPolicy, RestartPolicy, RunOptions,
 };
-use coracle_runtime::spec::{
-    self, EnvContext, NetworkNamespace, ResolvedMount, SeccompChoice, SpecInput,
-};
+use coracle_runtime::spec::{self, EnvContext, ResolvedMount, SeccompChoice, SpecInput};
 use coracle_state::ContainerRecord;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +56,10 @@ pub struct ContainerRuntimeConfig {
     /// them).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// How it is networked (containers made before networks: `none`/host as their
+    /// spec says).
+    #[serde(default)]
+    pub network: crate::network::NetworkConfig,
 }
 
 fn default_stop_signal() -> i32 {
@@ -162,15 +163,6 @@ impl Engine {
         progress: &dyn PullProgress,
     ) -> Result<PreparedContainer, EngineError> {
         let opts = &req.options;
-        let network = match &opts.network {
-            NetworkMode::None => NetworkNamespace::Private,
-            NetworkMode::Host => NetworkNamespace::Host,
-            NetworkMode::DefaultBridge | NetworkMode::Named(_) => {
-                return Err(EngineError::InvalidArgument(
-                    "bridge networks are not available yet: use --network none (the default for now) or --network host".into(),
-                ))
-            }
-        };
         if let Some(name) = &opts.name {
             if !valid_name(name) {
                 return Err(EngineError::InvalidArgument(format!(
@@ -286,22 +278,36 @@ impl Engine {
             .hostname
             .clone()
             .unwrap_or_else(|| id[..12].to_string());
-        let resolv_path = etc_files::host_resolv_conf_path();
-        let etc = etc_files::write_etc_files(
+        let host_resolv_conf =
+            std::fs::read_to_string(etc_files::host_resolv_conf_path()).unwrap_or_default();
+        let net = guard
+            .engine
+            .plan_network(&id, opts, &config, &hostname, &host_resolv_conf)?;
+        guard
+            .engine
+            .db
+            .set_container_endpoints(&id, &net.endpoints)?;
+        let mut etc = etc_files::write_etc_files(
             &dir,
             &etc_files::EtcConfig {
                 hosts: etc_files::HostsConfig {
                     hostname: hostname.clone(),
                     domainname: None,
                     ip: None,
-                    extra_hosts: Vec::new(),
+                    extra_hosts: net.config.extra_hosts.clone(),
                 },
-                host_resolv_conf: std::fs::read_to_string(&resolv_path).unwrap_or_default(),
+                host_resolv_conf,
                 ipv6: false,
-                dns: Default::default(),
+                dns: net.dns.clone(),
             },
         )
         .map_err(EngineError::io("write /etc files for", &dir))?;
+        if let Some(target) = &net.shared_etc_from {
+            // docker: a container on another's network shares its names.
+            let t = guard.engine.containers_dir().join(target);
+            etc.hosts = t.join("hosts");
+            etc.resolv_conf = t.join("resolv.conf");
+        }
 
         let passwd = read_in_root(&root, "/etc/passwd");
         let group = read_in_root(&root, "/etc/group");
@@ -362,7 +368,7 @@ impl Engine {
                 pid: opts.pid,
                 ipc: opts.ipc,
                 uts: opts.uts,
-                network,
+                network: net.namespace.clone(),
             },
             cgroups_path: coracle_runtime::defaults::cgroups_path(&id),
             mounts,
@@ -430,6 +436,7 @@ impl Engine {
             },
             stop_timeout: opts.stop_timeout.unwrap_or_else(default_stop_timeout),
             anonymous_volumes,
+            network: net.config.clone(),
         };
         let cfg_path = dir.join("container.json");
         std::fs::write(

@@ -17,6 +17,8 @@ pub enum StateError {
     },
     #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
     NameInUse { name: String, id: String },
+    #[error("network with name {name} already exists")]
+    NetworkNameInUse { name: String },
     #[error("invalid value in state database for {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
 }
@@ -32,6 +34,7 @@ impl StateError {
                 _ => ErrorKind::Internal,
             },
             StateError::NameInUse { .. } => ErrorKind::Conflict,
+            StateError::NetworkNameInUse { .. } => ErrorKind::Conflict,
             StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorKind::Internal,
         }
     }

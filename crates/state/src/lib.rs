@@ -6,9 +6,11 @@ mod containers;
 mod db;
 mod error;
 mod images;
+mod networks;
 mod schema;
 
 pub use containers::{status, ContainerRecord};
 pub use db::Db;
 pub use error::StateError;
 pub use images::{ImageLayer, ImageRecord, NewImage};
+pub use networks::{EndpointConfig, LeaseRecord, NetworkRecord, PortRecord};

@@ -70,4 +70,51 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE containers ADD COLUMN health TEXT;
     ALTER TABLE containers ADD COLUMN error TEXT;
     "#,
+    // 4: networks, the networks each container is configured for (endpoints), the IP
+    // leases of attached containers and published ports. A network with leases cannot
+    // be deleted (no cascade); removing a container removes its endpoints, leases and
+    // ports. Endpoints name their network without a foreign key: as in docker, a
+    // stopped container may outlive a network it was created for (starting it fails).
+    r#"
+    CREATE TABLE networks (
+        id       TEXT PRIMARY KEY,             -- 64 hex digits
+        name     TEXT NOT NULL UNIQUE,
+        driver   TEXT NOT NULL,
+        bridge   TEXT NOT NULL UNIQUE,         -- Linux bridge, e.g. coracle1
+        subnet   TEXT NOT NULL,                -- CIDR
+        gateway  TEXT NOT NULL,
+        internal INTEGER NOT NULL,
+        labels   TEXT NOT NULL,                -- JSON object
+        created  TEXT NOT NULL                 -- RFC 3339
+    );
+    CREATE TABLE container_endpoints (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        network_id   TEXT NOT NULL,
+        aliases      TEXT NOT NULL,            -- JSON array
+        ip           TEXT,                     -- --ip
+        mac          TEXT,                     -- --mac-address
+        position     INTEGER NOT NULL,         -- order of attachment (eth0, eth1, ...)
+        PRIMARY KEY (container_id, network_id)
+    );
+    CREATE INDEX container_endpoints_network ON container_endpoints(network_id);
+    CREATE TABLE leases (
+        network_id   TEXT NOT NULL REFERENCES networks(id),
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        ip           TEXT NOT NULL,
+        mac          TEXT NOT NULL,
+        host_if      TEXT NOT NULL,
+        container_if TEXT NOT NULL,
+        PRIMARY KEY (network_id, container_id),
+        UNIQUE (network_id, ip)
+    );
+    CREATE INDEX leases_container ON leases(container_id);
+    CREATE TABLE ports (
+        container_id   TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        proto          TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),
+        host_ip        TEXT NOT NULL,          -- 0.0.0.0: every address
+        host_port      INTEGER NOT NULL,
+        container_port INTEGER NOT NULL
+    );
+    CREATE INDEX ports_container ON ports(container_id);
+    "#,
 ];

@@ -1,5 +1,6 @@
 //! Running the `coracle` binary with an isolated store and home.
 
+use crate::netns::NetNs;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
@@ -59,6 +60,8 @@ pub struct Coracle {
     bin: PathBuf,
     tmp: tempfile::TempDir,
     env: Vec<(String, String)>,
+    // Declared last: dropped after Drop::drop has removed the containers inside it.
+    netns: Option<NetNs>,
 }
 
 impl Coracle {
@@ -82,6 +85,7 @@ impl Coracle {
             bin: bin.into(),
             tmp,
             env: Vec::new(),
+            netns: None,
         }
     }
 
@@ -144,7 +148,20 @@ impl Coracle {
         p
     }
 
-    /// The command with `--root`, the isolated env and the extra env applied.
+    /// From now on every command runs inside a network namespace of its own (created
+    /// here, deleted when this value drops), so the bridges, veths and firewall tables
+    /// of bridged containers never touch the host. Idempotent.
+    pub fn isolate_network(&mut self) -> &NetNs {
+        self.netns.get_or_insert_with(NetNs::new)
+    }
+
+    /// The namespace of [`Coracle::isolate_network`], if any.
+    pub fn netns(&self) -> Option<&NetNs> {
+        self.netns.as_ref()
+    }
+
+    /// The command with `--root`, the isolated env and the extra env applied (inside the
+    /// test's network namespace after [`Coracle::isolate_network`]).
     pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -163,6 +180,9 @@ impl Coracle {
             c.env(k, v);
         }
         c.stdin(Stdio::null());
+        if let Some(ns) = &self.netns {
+            ns.enter(&mut c);
+        }
         c
     }
 

@@ -5,7 +5,8 @@
 //! - [`FaultProxy`]: a reverse proxy injecting [`Fault`]s into blob GETs.
 //! - [`Layer`], [`ImageBuilder`], [`IndexBuilder`], [`Fixture`], [`malicious_layer`]:
 //!   fixture images, pushed with [`push`] or written with [`write_oci_layout`].
-//! - [`Coracle`]: runs the binary with an isolated store; [`tree_snapshot`] and
+//! - [`Coracle`]: runs the binary with an isolated store (and, after
+//!   [`Coracle::isolate_network`], inside its own [`NetNs`]); [`tree_snapshot`] and
 //!   [`umoci_unpack`] to compare unpacked trees.
 //!
 //! Everything is synchronous (std threads) and talks only to 127.0.0.1.
@@ -17,6 +18,7 @@ mod fixture;
 mod http;
 mod image;
 mod layer;
+mod netns;
 mod proxy;
 mod registry;
 mod token;
@@ -34,6 +36,7 @@ pub use layer::{
     busybox_path, malicious_layer, raw_header, raw_tar, Entry, EntryKind, Layer, Malicious,
     RawEntry, DEFAULT_MTIME,
 };
+pub use netns::{http_get, NetNs};
 pub use proxy::{Fault, FaultHandle, FaultProxy};
 pub use registry::{free_port, registry_bin, Registry, RegistryAuth};
 pub use token::{TokenIssuer, TOKEN_ISSUER, TOKEN_SERVICE};

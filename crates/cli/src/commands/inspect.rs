@@ -49,7 +49,7 @@ enum Inspected {
 }
 
 /// docker's exit code when the format is not a valid template.
-const EXIT_BAD_TEMPLATE: i32 = 64;
+pub(crate) const EXIT_BAD_TEMPLATE: i32 = 64;
 
 pub fn exec(ctx: &Context, args: InspectArgs) -> anyhow::Result<i32> {
     run(

@@ -229,12 +229,12 @@ fn uses_size(text: &str) -> bool {
 }
 
 /// Row fields that stand for `.Label "key"` lookups.
-const LABEL_FIELD: &str = "Label__";
+pub(crate) const LABEL_FIELD: &str = "Label__";
 
 /// The template engine has no methods with arguments: each `.Label "key"` becomes a
 /// field of its own (`.Label__0`, ...), filled in for every row. Returns the new
 /// text and the keys, in field order.
-fn label_fields(text: &str) -> (String, Vec<String>) {
+pub(crate) fn label_fields(text: &str) -> (String, Vec<String>) {
     let mut keys: Vec<String> = Vec::new();
     let text = with_labels(text, |k| {
         let i = keys.iter().position(|x| x == k).unwrap_or_else(|| {
@@ -247,7 +247,7 @@ fn label_fields(text: &str) -> (String, Vec<String>) {
 }
 
 /// Every `.Label "key"` replaced by what `replace` makes of the key.
-fn with_labels(text: &str, mut replace: impl FnMut(&str) -> String) -> String {
+pub(crate) fn with_labels(text: &str, mut replace: impl FnMut(&str) -> String) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find(".Label") {
@@ -434,7 +434,7 @@ impl Row {
                 "{} ago",
                 coracle_engine::human_duration(now.signed_duration_since(created))
             ),
-            ports: String::new(),
+            ports: crate::commands::port::displayable_ports(&c.ports),
             state: c.state.clone(),
             status: c.status.clone(),
             size,
@@ -524,6 +524,7 @@ mod tests {
             ]),
             mounts: vec![],
             networks: vec!["none".into()],
+            ports: vec![],
             size_rw: None,
             size_root_fs: None,
         }

@@ -94,9 +94,43 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Network: none or host (bridge networks come later)
-    #[arg(long, alias = "net", default_value = "none")]
+    /// Connect a container to a network (bridge, host, none, container:NAME|ID, or a network name)
+    #[arg(long, alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Publish a container's port(s) to the host
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]"
+    )]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub expose: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long)]
+    pub mac_address: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long, alias = "dns-opt", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long, value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
     /// PID namespace: host to share the host's
     #[arg(long)]
     pub pid: Option<String>,

@@ -36,6 +36,7 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     opts.pull = o::parse_pull_policy(&args.pull)?;
     opts.runtime = args.runtime.clone();
     opts.network = o::parse_network(&args.network)?;
+    network_flags(args, &mut opts)?;
     opts.pid = ns("--pid", &args.pid)?;
     opts.ipc = ns("--ipc", &args.ipc)?;
     opts.uts = ns("--uts", &args.uts)?;
@@ -144,6 +145,38 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     Ok(opts)
 }
 
+/// `-p`, `-P`, `--expose`, `--ip`, `--mac-address`, `--network-alias`, `--dns*`,
+/// `--add-host` (the cross-flag rules are `RunOptions::validate`'s).
+fn network_flags(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+    for p in &args.publish {
+        opts.publish.extend(o::parse_publish(p)?);
+    }
+    opts.publish_all = args.publish_all;
+    for e in &args.expose {
+        opts.expose.extend(o::parse_expose(e)?);
+    }
+    opts.ip = args.ip.as_deref().map(o::parse_ipv4_address).transpose()?;
+    opts.mac_address = args.mac_address.as_deref().map(o::parse_mac).transpose()?;
+    opts.network_aliases = args.network_alias.clone();
+    opts.dns = args
+        .dns
+        .iter()
+        .map(|d| o::parse_dns_server(d))
+        .collect::<Result<_, _>>()?;
+    opts.dns_search = args
+        .dns_search
+        .iter()
+        .map(|d| o::parse_dns_search(d))
+        .collect::<Result<_, _>>()?;
+    opts.dns_options = args.dns_option.clone();
+    opts.extra_hosts = args
+        .add_host
+        .iter()
+        .map(|h| o::parse_add_host(h))
+        .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
 fn ns(flag: &'static str, v: &Option<String>) -> anyhow::Result<o::NamespaceMode> {
     Ok(match v {
         Some(s) => o::parse_namespace_mode(flag, s)?,
@@ -155,4 +188,76 @@ fn caps(flag: &'static str, v: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(v.iter()
         .map(|c| o::parse_capability(flag, c))
         .collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn options(flags: &[&str]) -> anyhow::Result<RunOptions> {
+        let argv = ["run"].iter().chain(flags).chain(&["box"]);
+        to_run_options(&Run::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn network_flags_reach_the_run_options() {
+        let o = options(&[]).unwrap();
+        assert_eq!(o.network, o::NetworkMode::DefaultBridge);
+        let o = options(&[
+            "--network=mynet",
+            "-p",
+            "127.0.0.1:8080:80",
+            "-p",
+            "53/udp",
+            "-P",
+            "--expose",
+            "81-82",
+            "--ip",
+            "10.89.0.7",
+            "--mac-address",
+            "02:42:0a:59:00:07",
+            "--network-alias",
+            "db",
+            "--dns",
+            "1.1.1.1",
+            "--dns-search",
+            "example.com",
+            "--dns-opt",
+            "ndots:2",
+            "--dns-option",
+            "timeout:1",
+            "--add-host",
+            "gw:host-gateway",
+        ])
+        .unwrap();
+        assert_eq!(o.network, o::NetworkMode::Named("mynet".into()));
+        assert_eq!(o.publish.len(), 2);
+        assert_eq!(o.publish[0].host_ports, Some((8080, 8080)));
+        assert_eq!(o.publish[1].proto, o::PortProto::Udp);
+        assert!(o.publish_all);
+        assert_eq!(o.expose.len(), 2);
+        assert_eq!(o.ip, Some(std::net::Ipv4Addr::new(10, 89, 0, 7)));
+        assert_eq!(o.mac_address, Some([2, 0x42, 10, 0x59, 0, 7]));
+        assert_eq!(o.network_aliases, ["db"]);
+        assert_eq!(o.dns, [std::net::IpAddr::from([1, 1, 1, 1])]);
+        assert_eq!(o.dns_search, ["example.com"]);
+        assert_eq!(o.dns_options, ["ndots:2", "timeout:1"]);
+        assert_eq!(o.extra_hosts[0].addr, o::HostAddr::HostGateway);
+        let e = options(&["--network", "container:web", "-p", "80"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "conflicting options: port publishing and the container type network mode"
+        );
+        let e = options(&["--dns", "nope"]).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("IP address is not correctly formatted"));
+    }
 }

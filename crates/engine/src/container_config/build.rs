@@ -68,7 +68,7 @@ pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
         attach_stdin: opts.interactive && !detach,
         attach_stdout: !detach,
         attach_stderr: !detach,
-        exposed_ports: img.exposed_ports.clone().filter(|p| !p.is_empty()),
+        exposed_ports: exposed_ports(img.exposed_ports.as_ref(), opts),
         tty: opts.tty,
         open_stdin: opts.interactive,
         stdin_once: opts.interactive && !detach,
@@ -251,7 +251,24 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
             NetworkMode::Host => "host".into(),
             NetworkMode::DefaultBridge => "bridge".into(),
             NetworkMode::Named(n) => n.clone(),
+            NetworkMode::Container(n) => format!("container:{n}"),
         },
+        port_bindings: port_bindings(opts),
+        publish_all_ports: opts.publish_all,
+        dns: opts.dns.iter().map(|d| d.to_string()).collect(),
+        dns_search: opts.dns_search.clone(),
+        dns_options: opts.dns_options.clone(),
+        extra_hosts: some_if_any(
+            opts.extra_hosts
+                .iter()
+                .map(|h| match &h.addr {
+                    coracle_runtime::options::HostAddr::Ip(ip) => format!("{}:{ip}", h.name),
+                    coracle_runtime::options::HostAddr::HostGateway => {
+                        format!("{}:host-gateway", h.name)
+                    }
+                })
+                .collect(),
+        ),
         restart_policy: RestartPolicyJson {
             name: opts.restart.name().into(),
             maximum_retry_count: opts.restart.max_retries(),
@@ -416,6 +433,49 @@ fn mount_points(requests: &[MountRequest], resolved: &[ResolvedMount]) -> Vec<Mo
             }
         })
         .collect()
+}
+
+/// docker's Config.ExposedPorts: the image's, `--expose` and every `-p` port.
+fn exposed_ports(
+    image: Option<&BTreeMap<String, serde_json::Value>>,
+    opts: &RunOptions,
+) -> Option<BTreeMap<String, serde_json::Value>> {
+    let mut out = image.cloned().unwrap_or_default();
+    for e in &opts.expose {
+        out.insert(
+            format!("{}/{}", e.port, e.proto.as_str()),
+            serde_json::json!({}),
+        );
+    }
+    for p in &opts.publish {
+        out.insert(
+            format!("{}/{}", p.container_port, p.proto.as_str()),
+            serde_json::json!({}),
+        );
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// docker's HostConfig.PortBindings: `-p` as given ("" for a random host port).
+fn port_bindings(opts: &RunOptions) -> BTreeMap<String, serde_json::Value> {
+    let mut out: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for p in &opts.publish {
+        let key = format!("{}/{}", p.container_port, p.proto.as_str());
+        let host_port = match p.host_ports {
+            None => String::new(),
+            Some((lo, hi)) if lo == hi => lo.to_string(),
+            Some((lo, hi)) => format!("{lo}-{hi}"),
+        };
+        let binding = serde_json::json!({
+            "HostIp": p.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            "HostPort": host_port,
+        });
+        match out.entry(key).or_insert_with(|| serde_json::json!([])) {
+            serde_json::Value::Array(list) => list.push(binding),
+            other => *other = serde_json::json!([binding]),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

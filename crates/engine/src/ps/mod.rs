@@ -19,6 +19,7 @@ const ACCEPTED: &[&str] = &[
     "ancestor",
     "before",
     "exited",
+    "expose",
     "health",
     "id",
     "is-task",
@@ -26,13 +27,11 @@ const ACCEPTED: &[&str] = &[
     "label",
     "name",
     "network",
+    "publish",
     "since",
     "status",
     "volume",
 ];
-
-/// docker accepts these too; without published ports they cannot work yet.
-const NOT_YET: &[&str] = &["expose", "publish"];
 
 const STATES: &[&str] = &[
     "created",
@@ -67,6 +66,8 @@ pub struct ContainerSummary {
     pub labels: BTreeMap<String, String>,
     pub mounts: Vec<MountPoint>,
     pub networks: Vec<String>,
+    /// Published ports while it runs.
+    pub ports: Vec<crate::network::PortMapping>,
     /// Bytes written by the container (its upper dir), with `size`.
     pub size_rw: Option<u64>,
     /// The image plus `size_rw`, with `size`.
@@ -272,11 +273,8 @@ impl Engine {
         opts: &ListOptions,
     ) -> Result<Vec<ContainerSummary>, EngineError> {
         let f = &opts.filters;
-        if let Some(k) = NOT_YET.iter().find(|k| f.contains(k)) {
-            return Err(EngineError::InvalidArgument(format!(
-                "filter '{k}' is not supported yet: coracle does not publish ports"
-            )));
-        }
+        let publish = port_filters(f, "publish")?;
+        let expose = port_filters(f, "expose")?;
         f.validate(ACCEPTED)?;
         let mut exited = Vec::new();
         for v in f.get("exited") {
@@ -369,6 +367,31 @@ impl Engine {
         let mut image_names: HashMap<String, String> = HashMap::new();
         let mut out = Vec::new();
         for c in candidates {
+            if !publish.is_empty() {
+                let ports = self.published_ports(&c.record.id)?;
+                if !publish
+                    .iter()
+                    .any(|p| ports.iter().any(|m| p.matches(m.container_port, m.proto)))
+                {
+                    continue;
+                }
+            }
+            if !expose.is_empty() {
+                let stored = crate::container_config::StoredConfig::parse(&c.record.config);
+                let exposed: Vec<_> = stored
+                    .config
+                    .exposed_ports
+                    .iter()
+                    .flat_map(|m| m.keys())
+                    .filter_map(|k| coracle_runtime::options::parse_exposed_key(k))
+                    .collect();
+                if !expose
+                    .iter()
+                    .any(|p| exposed.iter().any(|e| p.matches(e.port, e.proto)))
+                {
+                    continue;
+                }
+            }
             match state.verdict(&c) {
                 Verdict::Exclude => continue,
                 Verdict::Stop => break,
@@ -403,6 +426,11 @@ impl Engine {
                 state: c.record.state.clone(),
                 exit_code: c.record.exit_code.unwrap_or(0),
                 networks: network_names(&c.network),
+                ports: if c.record.is_active() {
+                    self.published_ports(&c.record.id)?
+                } else {
+                    Vec::new()
+                },
                 health: c.health,
                 labels: c.labels,
                 mounts: c.mounts,
@@ -446,6 +474,42 @@ impl Engine {
             .map_or(0, |i| i.size());
         (rw, image + rw)
     }
+}
+
+/// A `publish=`/`expose=` filter: a container port or range, tcp unless given.
+struct PortFilter {
+    lo: u16,
+    hi: u16,
+    proto: coracle_runtime::options::PortProto,
+}
+
+impl PortFilter {
+    fn matches(&self, port: u16, proto: coracle_runtime::options::PortProto) -> bool {
+        proto == self.proto && (self.lo..=self.hi).contains(&port)
+    }
+}
+
+fn port_filters(f: &Filters, key: &str) -> Result<Vec<PortFilter>, EngineError> {
+    f.get(key)
+        .map(|v| {
+            let bad = || EngineError::InvalidArgument(format!("invalid filter '{key}={v}'"));
+            let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+            let proto = match proto {
+                "tcp" => coracle_runtime::options::PortProto::Tcp,
+                "udp" => coracle_runtime::options::PortProto::Udp,
+                _ => return Err(bad()),
+            };
+            let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+            let (lo, hi) = (
+                lo.parse::<u16>().map_err(|_| bad())?,
+                hi.parse::<u16>().map_err(|_| bad())?,
+            );
+            if lo > hi {
+                return Err(bad());
+            }
+            Ok(PortFilter { lo, hi, proto })
+        })
+        .collect()
 }
 
 #[cfg(test)]

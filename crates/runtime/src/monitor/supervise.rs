@@ -30,6 +30,18 @@ pub struct HealthSchedule {
     pub kill_after: Duration,
 }
 
+/// Something else the monitor serves from its poll loop (the embedded DNS server of
+/// user-defined networks), so one loop and no threads serve everything.
+pub trait Service {
+    /// Fds to poll for POLLIN.
+    fn fds(&self) -> Vec<RawFd>;
+    /// `fd` is readable.
+    fn ready(&mut self, fd: RawFd);
+    /// When `timeout` must run next, if ever.
+    fn deadline(&self) -> Option<Instant>;
+    fn timeout(&mut self);
+}
+
 pub struct Supervisor<'a> {
     pub init: Pid,
     pub io: ContainerIo,
@@ -41,6 +53,7 @@ pub struct Supervisor<'a> {
     pub stdin_once: bool,
     pub health: Option<HealthSchedule>,
     pub signals: &'a SignalFd,
+    pub service: Option<&'a mut dyn Service>,
 }
 
 /// Signals the monitor takes on its signalfd while supervising: SIGCHLD, and the ones
@@ -108,11 +121,21 @@ impl Supervisor<'_> {
                 }
                 fds.push(pfd(c.stream.as_raw_fd(), ev));
             }
+            let service_at = fds.len();
+            let service_fds = self.service.as_ref().map(|s| s.fds()).unwrap_or_default();
+            for fd in &service_fds {
+                fds.push(pfd(*fd, libc::POLLIN));
+            }
             let now = Instant::now();
-            let wake = [next_probe, probe.as_ref().map(|p| p.deadline)]
-                .into_iter()
-                .flatten()
-                .min();
+            let service_deadline = self.service.as_ref().and_then(|s| s.deadline());
+            let wake = [
+                next_probe,
+                probe.as_ref().map(|p| p.deadline),
+                service_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = wake.map_or(-1, |w| {
                 w.saturating_duration_since(now)
                     .as_millis()
@@ -194,6 +217,16 @@ impl Supervisor<'_> {
                     if client.closed && self.stdin_once {
                         close_stdin = true;
                     }
+                }
+            }
+            if let Some(service) = self.service.as_deref_mut() {
+                for (i, fd) in service_fds.iter().enumerate() {
+                    if fds[service_at + i].revents != 0 {
+                        service.ready(*fd);
+                    }
+                }
+                if service.deadline().is_some_and(|d| Instant::now() >= d) {
+                    service.timeout();
                 }
             }
             self.clients.retain(|c| !c.closed);

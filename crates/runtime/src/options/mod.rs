@@ -4,6 +4,7 @@
 
 mod lifecycle;
 mod mounts;
+mod network;
 mod process;
 mod resources;
 
@@ -18,6 +19,7 @@ pub use mounts::{
     clean_path, merge_tmpfs_options, parse_mount, parse_tmpfs, parse_volume, validate_volume_name,
     MountRequest, Propagation, TmpfsMount,
 };
+pub use network::*;
 pub use process::{
     parse_capability, parse_env, parse_env_file, parse_group_add, parse_namespace_mode,
     parse_network, parse_security_opt, parse_sysctl, parse_user, resolve_capabilities, IdRef,
@@ -151,6 +153,28 @@ pub struct RunOptions {
     pub init: bool,
     pub sysctls: BTreeMap<String, String>,
 
+    // --- Network (the mode is `network` above)
+    /// `-p, --publish`, one entry per container port.
+    pub publish: Vec<PortPublish>,
+    /// `-P, --publish-all`: every exposed port (image and `--expose`) on a random host port.
+    pub publish_all: bool,
+    /// `--expose`.
+    pub expose: Vec<ExposedPort>,
+    /// `--ip` on the (first) user-defined network.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--mac-address` of the (first) network's interface.
+    pub mac_address: Option<[u8; 6]>,
+    /// `--network-alias` on the (first) user-defined network.
+    pub network_aliases: Vec<String>,
+    /// `--dns`: nameservers instead of the host's / the embedded server's upstreams.
+    pub dns: Vec<std::net::IpAddr>,
+    /// `--dns-search` (`.` alone: no search line).
+    pub dns_search: Vec<String>,
+    /// `--dns-option`, verbatim (`ndots:2`).
+    pub dns_options: Vec<String>,
+    /// `--add-host`.
+    pub extra_hosts: Vec<ExtraHost>,
+
     // --- Volumes and mounts
     /// `-v`, `--mount` and `--tmpfs`, in command-line order.
     pub mounts: Vec<MountRequest>,
@@ -222,6 +246,7 @@ impl RunOptions {
                 )));
             }
         }
+        self.validate_network()?;
         let ctx = SysctlContext {
             host_network: self.network == NetworkMode::Host,
             host_ipc: self.ipc == NamespaceMode::Host,
@@ -235,6 +260,63 @@ impl RunOptions {
                     "invalid hostname {h:?}: a hostname is 1 to 64 characters"
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// docker's network-mode conflicts (moby `validateNetContainerMode`, endpoint
+    /// settings), in docker's order and words.
+    fn validate_network(&self) -> Result<(), OptionsError> {
+        let invalid = |m: &str| Err(OptionsError::Invalid(m.to_string()));
+        let publishes = !self.publish.is_empty() || self.publish_all;
+        if let NetworkMode::Container(_) = self.network {
+            if self.hostname.is_some() {
+                return invalid("conflicting options: hostname and the network mode");
+            }
+            if !self.dns.is_empty() || !self.dns_search.is_empty() || !self.dns_options.is_empty() {
+                return invalid("conflicting options: dns and the network mode");
+            }
+            if !self.extra_hosts.is_empty() {
+                return invalid(
+                    "conflicting options: custom host-to-IP mapping and the network mode",
+                );
+            }
+            if publishes {
+                return invalid(
+                    "conflicting options: port publishing and the container type network mode",
+                );
+            }
+            if !self.expose.is_empty() {
+                return invalid(
+                    "conflicting options: port exposing and the container type network mode",
+                );
+            }
+            if let Some(k) = self.sysctls.keys().find(|k| k.starts_with("net.")) {
+                return Err(OptionsError::Invalid(format!(
+                    "sysctl '{k}' is not allowed with --network container: it would change the other container's value"
+                )));
+            }
+        }
+        let user_defined = matches!(self.network, NetworkMode::Named(_));
+        // A MAC address needs an interface of our own: bridge or user network only.
+        if self.mac_address.is_some()
+            && !matches!(
+                self.network,
+                NetworkMode::DefaultBridge | NetworkMode::Named(_)
+            )
+        {
+            return invalid("conflicting options: mac-address and the network mode");
+        }
+        if self.ip.is_some() && !user_defined {
+            return invalid("user specified IP address is supported on user defined networks only");
+        }
+        if !self.network_aliases.is_empty() && !user_defined {
+            return invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            );
+        }
+        if publishes && self.network == NetworkMode::None {
+            return invalid("published ports need a network: --network none has none");
         }
         Ok(())
     }
@@ -332,6 +414,171 @@ mod tests {
             OptionsError::Invalid(String::new()).kind(),
             coracle_core::ErrorKind::InvalidArgument
         );
+    }
+
+    #[test]
+    fn network_conflicts_follow_docker() {
+        let check = |f: &dyn Fn(&mut RunOptions)| {
+            let mut o = RunOptions::new();
+            f(&mut o);
+            o.validate().err().map(|e| e.to_string())
+        };
+        let container = |o: &mut RunOptions| o.network = parse_network("container:web").unwrap();
+        let msg = |m: &str| Some(m.to_string());
+        assert_eq!(check(&container), None);
+        let publish = |o: &mut RunOptions| o.publish = parse_publish("8080:80").unwrap();
+        let ports = msg("conflicting options: port publishing and the container type network mode");
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                publish(o)
+            }),
+            ports
+        );
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                o.publish_all = true
+            }),
+            ports
+        );
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                o.expose = parse_expose("80").unwrap()
+            }),
+            msg("conflicting options: port exposing and the container type network mode")
+        );
+        let dns = msg("conflicting options: dns and the network mode");
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                o.dns = vec![parse_dns_server("1.1.1.1").unwrap()]
+            }),
+            dns
+        );
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                o.dns_search = vec!["example.com".into()]
+            }),
+            dns
+        );
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                o.dns_options = vec!["ndots:1".into()]
+            }),
+            dns
+        );
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                o.extra_hosts = vec![parse_add_host("a:1.2.3.4").unwrap()]
+            }),
+            msg("conflicting options: custom host-to-IP mapping and the network mode")
+        );
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                o.hostname = Some("h".into())
+            }),
+            msg("conflicting options: hostname and the network mode")
+        );
+        let mac = msg("conflicting options: mac-address and the network mode");
+        let set_mac =
+            |o: &mut RunOptions| o.mac_address = Some(parse_mac("02:42:ac:11:00:02").unwrap());
+        assert_eq!(
+            check(&|o| {
+                container(o);
+                set_mac(o)
+            }),
+            mac
+        );
+        assert_eq!(
+            check(&|o| {
+                o.network = NetworkMode::Host;
+                set_mac(o)
+            }),
+            mac
+        );
+        assert_eq!(check(&|o| set_mac(o)), None);
+        assert!(check(&|o| {
+            container(o);
+            o.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        })
+        .unwrap()
+        .contains("--network container"));
+
+        let ip = msg("user specified IP address is supported on user defined networks only");
+        let set_ip = |o: &mut RunOptions| o.ip = Some(parse_ipv4_address("10.89.0.9").unwrap());
+        let alias =
+            msg("network-scoped alias is supported only for containers in user defined networks");
+        let set_alias = |o: &mut RunOptions| o.network_aliases = vec!["db".into()];
+        for mode in [
+            NetworkMode::DefaultBridge,
+            NetworkMode::None,
+            NetworkMode::Host,
+        ] {
+            assert_eq!(
+                check(&|o| {
+                    o.network = mode.clone();
+                    set_ip(o)
+                }),
+                ip
+            );
+            assert_eq!(
+                check(&|o| {
+                    o.network = mode.clone();
+                    set_alias(o)
+                }),
+                alias
+            );
+        }
+        let named = |o: &mut RunOptions| o.network = NetworkMode::Named("mynet".into());
+        assert_eq!(
+            check(&|o| {
+                named(o);
+                set_ip(o);
+                set_alias(o);
+                set_mac(o);
+                publish(o)
+            }),
+            None
+        );
+
+        let none = msg("published ports need a network: --network none has none");
+        assert_eq!(
+            check(&|o| {
+                o.network = NetworkMode::None;
+                publish(o)
+            }),
+            none
+        );
+        assert_eq!(
+            check(&|o| {
+                o.network = NetworkMode::None;
+                o.publish_all = true
+            }),
+            none
+        );
+        assert_eq!(
+            check(&|o| {
+                o.network = NetworkMode::None;
+                o.expose = parse_expose("80").unwrap()
+            }),
+            None
+        );
+        // docker keeps them with host networking (and warns that they are discarded).
+        assert_eq!(
+            check(&|o| {
+                o.network = NetworkMode::Host;
+                publish(o);
+                o.publish_all = true
+            }),
+            None
+        );
+        assert_eq!(check(&publish), None);
     }
 
     #[test]

@@ -371,6 +371,8 @@ pub enum NetworkMode {
     #[default]
     DefaultBridge,
     Named(String),
+    /// `container:NAME|ID`: join that container's network namespace.
+    Container(String),
 }
 
 pub fn parse_network(s: &str) -> Result<NetworkMode, OptionsError> {
@@ -378,10 +380,12 @@ pub fn parse_network(s: &str) -> Result<NetworkMode, OptionsError> {
         "none" => Ok(NetworkMode::None),
         "host" => Ok(NetworkMode::Host),
         "" | "default" | "bridge" => Ok(NetworkMode::DefaultBridge),
-        _ if s.starts_with("container:") => Err(OptionsError::Unsupported {
-            option: format!("--network {s}"),
-            hint: "joining another container's network namespace is not supported yet".into(),
-        }),
+        _ if s.starts_with("container:") => match &s["container:".len()..] {
+            "" => Err(OptionsError::Invalid(
+                "invalid network mode: invalid container format container:<name|id>".into(),
+            )),
+            target => Ok(NetworkMode::Container(target.to_string())),
+        },
         _ => Ok(NetworkMode::Named(s.to_string())),
     }
 }
@@ -572,5 +576,14 @@ mod tests {
             parse_network("mynet").unwrap(),
             NetworkMode::Named("mynet".into())
         );
+        assert_eq!(
+            parse_network("container:web").unwrap(),
+            NetworkMode::Container("web".into())
+        );
+        assert_eq!(
+            parse_network("container:").unwrap_err().to_string(),
+            "invalid network mode: invalid container format container:<name|id>"
+        );
+        assert_eq!(parse_network("").unwrap(), NetworkMode::default());
     }
 }

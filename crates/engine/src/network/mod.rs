@@ -1,0 +1,524 @@
+//! Networks: docker's `network` commands, and what a container is given at create
+//! (its endpoints) and at start (see `sandbox`). The default network `bridge` is an
+//! ordinary record, made on first use: bridge `coracle0` on 10.88.0.0/16, or the
+//! subnet `/etc/coracle/network.toml` names (`default_subnet = "..."`).
+
+mod endpoints;
+mod inspect;
+mod plan;
+mod sandbox;
+
+pub use endpoints::{netns_path, NETNS_DIR};
+pub(crate) use sandbox::{DbNames, DnsService};
+
+use crate::filters::Filters;
+use crate::names::new_container_id;
+use crate::timestamp::parse_timestamp;
+use crate::{Engine, EngineError};
+use coracle_net::{ipam, link};
+use coracle_runtime::options::{PortProto, PortPublish};
+use coracle_state::{EndpointConfig, NetworkRecord};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+pub const DEFAULT_NETWORK: &str = "bridge";
+pub const DEFAULT_BRIDGE: &str = "coracle0";
+/// Where the default network's subnet may be configured (`$CORACLE_NETWORK_CONFIG`
+/// overrides the path).
+pub const NETWORK_CONFIG_PATH: &str = "/etc/coracle/network.toml";
+/// Names docker reserves for its built-in networks besides `bridge`.
+const BUILTIN: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+/// How a container is networked, as its monitor needs to know at each start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NetMode {
+    /// A private namespace with only loopback (also containers made before networks).
+    #[default]
+    None,
+    Host,
+    /// Its own namespace on the networks recorded as its endpoints.
+    Bridge,
+    /// Another container's namespace (that container's id).
+    Container(String),
+}
+
+/// The network part of a container's `container.json`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct NetworkConfig {
+    pub mode: NetMode,
+    /// `-p` and `-P`, as host ports to reserve at each start.
+    #[serde(default)]
+    pub publish: Vec<PortPublish>,
+    /// Its /etc/hosts line names, rewritten with its address at start.
+    #[serde(default)]
+    pub hostname: String,
+    /// `--add-host`, host-gateway already resolved.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, IpAddr)>,
+    /// Where the embedded DNS server sends names it does not know: `--dns`, else the
+    /// host's resolvers.
+    #[serde(default)]
+    pub dns_upstreams: Vec<String>,
+}
+
+pub struct NetworkCreateRequest {
+    pub name: String,
+    pub driver: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSummary {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub scope: String,
+    pub internal: bool,
+    pub ipv6: bool,
+    pub created: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRequest {
+    pub ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortMapping {
+    pub container_port: u16,
+    pub proto: PortProto,
+    /// None: exposed, not published.
+    pub host: Option<(Ipv4Addr, u16)>,
+}
+
+/// A network as `find_network` sees it: a record, or one of the built-ins without a
+/// bridge (`host`, `none`).
+pub(crate) enum Found {
+    Record(NetworkRecord),
+    Builtin {
+        name: &'static str,
+        driver: &'static str,
+    },
+}
+
+fn builtin_id(name: &str) -> String {
+    coracle_core::Digest::sha256_of(format!("coracle network {name}").as_bytes())
+        .hex()
+        .to_string()
+}
+
+fn default_subnet() -> Result<String, EngineError> {
+    #[derive(serde::Deserialize)]
+    struct NetworkToml {
+        default_subnet: Option<String>,
+    }
+    let path = std::env::var_os("CORACLE_NETWORK_CONFIG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| NETWORK_CONFIG_PATH.into());
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ipam::DEFAULT_SUBNET.into())
+        }
+        Err(e) => return Err(EngineError::io("read", &path)(e)),
+    };
+    let cfg: NetworkToml = toml::from_str(&text)
+        .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))?;
+    Ok(cfg
+        .default_subnet
+        .unwrap_or_else(|| ipam::DEFAULT_SUBNET.into()))
+}
+
+impl Engine {
+    /// The default network's record, made on first use.
+    pub(crate) fn default_network(&mut self) -> Result<NetworkRecord, EngineError> {
+        if let Some(n) = self.db.network_by_name(DEFAULT_NETWORK)? {
+            return Ok(n);
+        }
+        let subnet = ipam::parse_subnet(&default_subnet()?)?;
+        let rec = NetworkRecord {
+            id: new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?,
+            name: DEFAULT_NETWORK.into(),
+            driver: "bridge".into(),
+            bridge: DEFAULT_BRIDGE.into(),
+            subnet: subnet.to_string(),
+            gateway: ipam::first_host(subnet).to_string(),
+            internal: false,
+            labels: BTreeMap::new(),
+            created: crate::monitor::now_rfc3339(),
+        };
+        match self.db.insert_network(&rec) {
+            Ok(()) => Ok(rec),
+            // Another process made it first.
+            Err(coracle_state::StateError::NetworkNameInUse { .. }) => self
+                .db
+                .network_by_name(DEFAULT_NETWORK)?
+                .ok_or_else(|| EngineError::Conflict("the default network vanished".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A network by exact name, full id or unique id prefix (docker's order).
+    pub(crate) fn find_network(&mut self, key: &str) -> Result<Found, EngineError> {
+        let not_found = || EngineError::NoSuchNetwork(key.to_string());
+        if key == DEFAULT_NETWORK {
+            return Ok(Found::Record(self.default_network()?));
+        }
+        for (name, driver) in BUILTIN {
+            if key == name || key == builtin_id(name) {
+                return Ok(Found::Builtin { name, driver });
+            }
+        }
+        if let Some(n) = self.db.network_by_name(key)? {
+            return Ok(Found::Record(n));
+        }
+        if key.is_empty() {
+            return Err(not_found());
+        }
+        let matches: Vec<NetworkRecord> = self
+            .db
+            .networks()?
+            .into_iter()
+            .filter(|n| n.id.starts_with(key))
+            .collect();
+        match matches.len() {
+            0 => Err(not_found()),
+            1 => Ok(Found::Record(matches.into_iter().next().expect("one"))),
+            _ => Err(EngineError::InvalidArgument(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                matches.len()
+            ))),
+        }
+    }
+
+    /// A network containers can join by record (not `host`/`none`).
+    pub(crate) fn find_joinable(&mut self, key: &str) -> Result<NetworkRecord, EngineError> {
+        match self.find_network(key)? {
+            Found::Record(n) => Ok(n),
+            Found::Builtin { name, .. } => Err(EngineError::InvalidArgument(format!(
+                "container cannot be connected to the {name} network with other networks"
+            ))),
+        }
+    }
+
+    pub fn network_create(&mut self, req: &NetworkCreateRequest) -> Result<String, EngineError> {
+        if req.driver != "bridge" {
+            return Err(EngineError::InvalidArgument(format!(
+                "plugin \"{}\" not found: coracle has the bridge driver only",
+                req.driver
+            )));
+        }
+        if !crate::names::valid_name(&req.name) {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid network name \"{}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                req.name
+            )));
+        }
+        if req.name == DEFAULT_NETWORK || BUILTIN.iter().any(|(n, _)| *n == req.name) {
+            return Err(EngineError::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        self.default_network()?;
+        let _lock = self.network_lock()?;
+        let existing = self.db.networks()?;
+        let taken: Vec<ipnet::Ipv4Net> = existing
+            .iter()
+            .filter_map(|n| ipam::parse_subnet(&n.subnet).ok())
+            .collect();
+        let subnet = match &req.subnet {
+            Some(s) => {
+                let s = ipam::parse_subnet(s)?;
+                if taken
+                    .iter()
+                    .any(|t| t.contains(&s.network()) || s.contains(&t.network()))
+                {
+                    return Err(EngineError::Conflict(format!(
+                        "invalid pool request: Pool overlaps with other one on this address space ({s})"
+                    )));
+                }
+                s
+            }
+            None => {
+                let mut avoid = taken.clone();
+                avoid.extend(link::host_ipv4_networks().unwrap_or_default());
+                ipam::next_free_subnet(&avoid).ok_or_else(|| {
+                    EngineError::Conflict(
+                        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+                    )
+                })?
+            }
+        };
+        let gateway = match &req.gateway {
+            Some(g) => {
+                let g = ipam::parse_ipv4("gateway", g)?;
+                ipam::check_in_subnet("gateway", subnet, g)?;
+                g
+            }
+            None => ipam::first_host(subnet),
+        };
+        let bridge = (1..)
+            .map(|i| format!("coracle{i}"))
+            .find(|b| !existing.iter().any(|n| &n.bridge == b))
+            .expect("an unused bridge name");
+        let rec = NetworkRecord {
+            id: new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?,
+            name: req.name.clone(),
+            driver: req.driver.clone(),
+            bridge,
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            internal: req.internal,
+            labels: req.labels.clone(),
+            created: crate::monitor::now_rfc3339(),
+        };
+        self.db.insert_network(&rec)?;
+        Ok(rec.id)
+    }
+
+    pub fn network_list(&mut self) -> Result<Vec<NetworkSummary>, EngineError> {
+        self.default_network()?;
+        let mut out: Vec<NetworkSummary> = self
+            .db
+            .networks()?
+            .into_iter()
+            .map(|n| NetworkSummary {
+                id: n.id,
+                name: n.name,
+                driver: n.driver,
+                scope: "local".into(),
+                internal: n.internal,
+                ipv6: false,
+                created: n.created,
+                labels: n.labels,
+            })
+            .collect();
+        for (name, driver) in BUILTIN {
+            out.push(NetworkSummary {
+                id: builtin_id(name),
+                name: name.into(),
+                driver: driver.into(),
+                scope: "local".into(),
+                internal: false,
+                ipv6: false,
+                created: String::new(),
+                labels: BTreeMap::new(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub fn network_remove(&mut self, key: &str) -> Result<(), EngineError> {
+        let n = match self.find_network(key)? {
+            Found::Record(n) if n.name != DEFAULT_NETWORK => n,
+            Found::Record(n) => return Err(predefined(&n.name)),
+            Found::Builtin { name, .. } => return Err(predefined(name)),
+        };
+        // Leases of containers whose monitor died are released first.
+        self.containers()?;
+        let _lock = self.network_lock()?;
+        if !self.db.leases_of_network(&n.id)?.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        self.db.delete_network(&n.id)?;
+        link::delete_link(&n.bridge)?;
+        self.sync_firewall()
+    }
+
+    /// Removes user-defined networks no container (running or not) is configured on;
+    /// returns their names.
+    pub fn network_prune(
+        &mut self,
+        filters: &[(String, String)],
+    ) -> Result<Vec<String>, EngineError> {
+        let mut f = Filters::default();
+        for (k, v) in filters {
+            f.add(k, v);
+        }
+        f.validate(&["label", "label!", "until"])?;
+        let until = f
+            .get("until")
+            .next()
+            .map(|u| parse_timestamp(u, chrono::Utc::now()))
+            .transpose()
+            .map_err(EngineError::InvalidArgument)?;
+        let mut removed = Vec::new();
+        for n in self.db.networks()? {
+            if n.name == DEFAULT_NETWORK
+                || !self.db.network_endpoint_containers(&n.id)?.is_empty()
+                || !f.match_kv_list("label", &n.labels)
+                || (f.contains("label!") && f.match_kv_list("label!", &n.labels))
+            {
+                continue;
+            }
+            if let Some(until) = until {
+                let created = chrono::DateTime::parse_from_rfc3339(&n.created).ok();
+                if created.is_some_and(|t| t.with_timezone(&chrono::Utc) > until) {
+                    continue;
+                }
+            }
+            if self.network_remove(&n.id).is_ok() {
+                removed.push(n.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    pub fn network_connect(
+        &mut self,
+        network: &str,
+        container: &str,
+        req: &EndpointRequest,
+    ) -> Result<(), EngineError> {
+        let c = self.find_container(container)?;
+        let cfg = self.container_config(&c.id)?;
+        if cfg.network.mode != NetMode::Bridge {
+            return Err(EngineError::InvalidArgument(format!(
+                "container {} is not on a bridge network (--network {}): it cannot join others",
+                c.name,
+                mode_name(&cfg.network.mode)
+            )));
+        }
+        let net = self.find_joinable(network)?;
+        if net.name == DEFAULT_NETWORK && (req.ip.is_some() || !req.aliases.is_empty()) {
+            return Err(EngineError::InvalidArgument(
+                "user specified IP address and network-scoped aliases are supported on user defined networks only".into(),
+            ));
+        }
+        let ep = EndpointConfig {
+            network_id: net.id.clone(),
+            aliases: req.aliases.clone(),
+            ip: req.ip.map(|ip| ip.to_string()),
+            mac: None,
+        };
+        if !self.db.add_container_endpoint(&c.id, &ep)? {
+            return Err(EngineError::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                c.name, net.name
+            )));
+        }
+        if c.state != coracle_state::status::RUNNING {
+            return Ok(());
+        }
+        let ns = netns_path(&c.id);
+        let result = (|| {
+            let used = link::links_in(&ns)?;
+            let container_if = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|n| !used.contains(n))
+                .expect("a free interface name");
+            let _lock = self.network_lock()?;
+            self.attach_locked(&c.id, &ns, &net, &ep, &container_if, false)?;
+            self.sync_firewall()
+        })();
+        if result.is_err() {
+            let _ = self.db.remove_container_endpoint(&c.id, &net.id);
+        }
+        result
+    }
+
+    pub fn network_disconnect(
+        &mut self,
+        network: &str,
+        container: &str,
+        force: bool,
+    ) -> Result<(), EngineError> {
+        let net = match self.find_network(network) {
+            Ok(Found::Record(n)) => n,
+            Ok(Found::Builtin { name, .. }) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "container cannot be disconnected from the {name} network"
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        let c = match self.find_container(container) {
+            Ok(c) => c,
+            // docker: -f removes a stale endpoint of a container that is gone.
+            Err(EngineError::NoSuchContainer(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !self
+            .db
+            .container_endpoints(&c.id)?
+            .iter()
+            .any(|e| e.network_id == net.id)
+        {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not connected to network {}",
+                c.id, net.name
+            )));
+        }
+        let lock = self.network_lock()?;
+        if let Some(lease) = self
+            .db
+            .leases_of_container(&c.id)?
+            .into_iter()
+            .find(|l| l.network_id == net.id)
+        {
+            link::detach_in(&netns_path(&c.id), &lease.container_if)?;
+            let mut failures = Vec::new();
+            self.detach_locked(&lease, true, &mut failures);
+            self.sync_firewall()?;
+            if let Some(f) = failures.into_iter().next() {
+                return Err(EngineError::Conflict(f));
+            }
+        }
+        drop(lock);
+        self.db.remove_container_endpoint(&c.id, &net.id)?;
+        Ok(())
+    }
+
+    /// `port`: the container's published ports while it runs.
+    pub fn container_port(&mut self, container: &str) -> Result<Vec<PortMapping>, EngineError> {
+        let c = self.find_container(container)?;
+        self.published_ports(&c.id)
+    }
+
+    pub(crate) fn published_ports(&self, id: &str) -> Result<Vec<PortMapping>, EngineError> {
+        let mut out: Vec<PortMapping> = self
+            .db
+            .container_ports(id)?
+            .into_iter()
+            .map(|p| PortMapping {
+                container_port: p.container_port,
+                proto: if p.proto == "udp" {
+                    PortProto::Udp
+                } else {
+                    PortProto::Tcp
+                },
+                host: Some((
+                    p.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    p.host_port,
+                )),
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn predefined(name: &str) -> EngineError {
+    EngineError::Conflict(format!(
+        "{name} is a pre-defined network and cannot be removed"
+    ))
+}
+
+pub(crate) fn mode_name(mode: &NetMode) -> String {
+    match mode {
+        NetMode::None => "none".into(),
+        NetMode::Host => "host".into(),
+        NetMode::Bridge => "bridge".into(),
+        NetMode::Container(id) => format!("container:{id}"),
+    }
+}

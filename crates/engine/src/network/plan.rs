@@ -1,0 +1,191 @@
+//! What `create` decides about a container's network: the namespace its spec joins,
+//! its endpoints (networks, aliases, `--ip`, `--mac-address`), the ports to publish
+//! at start, and what goes into its /etc/hosts and /etc/resolv.conf.
+
+use super::endpoints::netns_path;
+use super::{NetMode, NetworkConfig, DEFAULT_NETWORK};
+use crate::{Engine, EngineError};
+use coracle_image::ImageConfig;
+use coracle_net::dns::DNS_ADDR;
+use coracle_rootfs::etc_files::DnsOverrides;
+use coracle_runtime::options::{HostAddr, NetworkMode, PortPublish, RunOptions};
+use coracle_runtime::spec::NetworkNamespace;
+use coracle_state::EndpointConfig;
+use std::net::IpAddr;
+
+pub(crate) struct NetworkPlan {
+    pub namespace: NetworkNamespace,
+    pub config: NetworkConfig,
+    pub endpoints: Vec<EndpointConfig>,
+    pub dns: DnsOverrides,
+    /// Container mode: the joined container's /etc files are shared (docker).
+    pub shared_etc_from: Option<String>,
+}
+
+impl Engine {
+    pub(crate) fn plan_network(
+        &mut self,
+        id: &str,
+        opts: &RunOptions,
+        image: &ImageConfig,
+        hostname: &str,
+        host_resolv_conf: &str,
+    ) -> Result<NetworkPlan, EngineError> {
+        let mut config = NetworkConfig {
+            hostname: hostname.to_string(),
+            ..Default::default()
+        };
+        let mut endpoints = Vec::new();
+        let mut user_network = false;
+        let mut shared_etc_from = None;
+        let namespace = match &opts.network {
+            NetworkMode::None => NetworkNamespace::Private,
+            NetworkMode::Host => {
+                config.mode = NetMode::Host;
+                if !opts.publish.is_empty() || opts.publish_all {
+                    eprintln!(
+                        "WARNING: Published ports are discarded when using host network mode"
+                    );
+                }
+                NetworkNamespace::Host
+            }
+            NetworkMode::Container(target) => {
+                let t = self.find_container(target)?;
+                config.mode = NetMode::Container(t.id.clone());
+                shared_etc_from = Some(t.id.clone());
+                // Rewritten with the joined container's current init at each start.
+                NetworkNamespace::Path(netns_path(&t.id))
+            }
+            NetworkMode::DefaultBridge | NetworkMode::Named(_) => {
+                let net = match &opts.network {
+                    NetworkMode::Named(name) => self.find_joinable(name)?,
+                    _ => self.default_network()?,
+                };
+                user_network = net.name != DEFAULT_NETWORK;
+                if !user_network && opts.ip.is_some() {
+                    return Err(EngineError::InvalidArgument(
+                        "user specified IP address is supported on user defined networks only"
+                            .into(),
+                    ));
+                }
+                if !user_network && !opts.network_aliases.is_empty() {
+                    return Err(EngineError::InvalidArgument(
+                        "network-scoped alias is supported only for containers in user defined networks".into(),
+                    ));
+                }
+                if let Some(ip) = opts.ip {
+                    let subnet = coracle_net::ipam::parse_subnet(&net.subnet)?;
+                    coracle_net::ipam::check_in_subnet("--ip", subnet, ip)?;
+                }
+                config.mode = NetMode::Bridge;
+                config.publish = published(opts, image);
+                endpoints.push(EndpointConfig {
+                    network_id: net.id.clone(),
+                    aliases: opts.network_aliases.clone(),
+                    ip: opts.ip.map(|ip| ip.to_string()),
+                    mac: opts.mac_address.map(|m| coracle_net::ipam::format_mac(&m)),
+                });
+                NetworkNamespace::Path(netns_path(id))
+            }
+        };
+        // host-gateway: the default network's gateway, as docker's is docker0's.
+        let gateway = if opts
+            .extra_hosts
+            .iter()
+            .any(|h| h.addr == HostAddr::HostGateway)
+        {
+            Some(
+                self.default_network()?
+                    .gateway
+                    .parse::<IpAddr>()
+                    .map_err(|e| {
+                        EngineError::InvalidArgument(format!("the default network's gateway: {e}"))
+                    })?,
+            )
+        } else {
+            None
+        };
+        config.extra_hosts = opts
+            .extra_hosts
+            .iter()
+            .map(|h| {
+                let ip = match &h.addr {
+                    HostAddr::Ip(ip) => *ip,
+                    HostAddr::HostGateway => gateway.expect("resolved above"),
+                };
+                (h.name.clone(), ip)
+            })
+            .collect();
+        let host_servers: Vec<String> =
+            coracle_net::dns::upstreams_from_resolv_conf(host_resolv_conf)
+                .iter()
+                .map(|a| a.ip().to_string())
+                .collect();
+        let given: Vec<String> = opts.dns.iter().map(|ip| ip.to_string()).collect();
+        let dns = if user_network {
+            // The embedded server answers; it forwards to --dns or the host's servers.
+            config.dns_upstreams = if given.is_empty() {
+                host_servers
+            } else {
+                given
+            };
+            let mut options = opts.dns_options.clone();
+            if !options.iter().any(|o| o.starts_with("ndots:")) {
+                options.push("ndots:0".into());
+            }
+            DnsOverrides {
+                nameservers: vec![DNS_ADDR.to_string()],
+                search: opts.dns_search.clone(),
+                options,
+            }
+        } else {
+            DnsOverrides {
+                nameservers: given,
+                search: opts.dns_search.clone(),
+                options: opts.dns_options.clone(),
+            }
+        };
+        Ok(NetworkPlan {
+            namespace,
+            config,
+            endpoints,
+            dns,
+            shared_etc_from,
+        })
+    }
+}
+
+/// `-p`, plus with `-P` every port the image or `--expose` declares, each on a random
+/// host port (docker's PublishAllPorts).
+fn published(opts: &RunOptions, image: &ImageConfig) -> Vec<PortPublish> {
+    let mut out = opts.publish.clone();
+    if opts.publish_all {
+        let mut exposed: Vec<_> = image
+            .config
+            .exposed_ports
+            .as_ref()
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| coracle_runtime::options::parse_exposed_key(k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        exposed.extend(opts.expose.iter().copied());
+        exposed.sort();
+        exposed.dedup();
+        for e in exposed {
+            if !out
+                .iter()
+                .any(|p| p.container_port == e.port && p.proto == e.proto)
+            {
+                out.push(PortPublish {
+                    host_ip: None,
+                    host_ports: None,
+                    container_port: e.port,
+                    proto: e.proto,
+                });
+            }
+        }
+    }
+    out
+}

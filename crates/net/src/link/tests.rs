@@ -1,0 +1,402 @@
+//! Root tests against the kernel: each runs on a thread that first moves into a network
+//! namespace of its own, so the host's links are never touched. Commands spawned from
+//! that thread (`ip`, `nsenter`) inherit its namespace.
+
+use super::*;
+use crate::netns;
+use rustix::thread::{unshare_unsafe, UnshareFlags};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        unsafe { unshare_unsafe(UnshareFlags::NEWNET) }.expect("unshare(CLONE_NEWNET)");
+        f()
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// A container namespace, removed (unmounted) even when the test fails.
+struct Ns {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = netns::remove(&self.path);
+    }
+}
+
+fn new_ns() -> Ns {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ns");
+    netns::create(&path).unwrap();
+    Ns { path, _dir: dir }
+}
+
+fn output(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ip(args: &[&str]) -> Value {
+    let out = output(Command::new("ip").arg("-j").args(args));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn ip_in(ns: &Ns, args: &[&str]) -> Value {
+    let out = output(
+        Command::new("nsenter")
+            .arg(format!("--net={}", ns.path.display()))
+            .args(["ip", "-j"])
+            .args(args),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sh(args: &[&str]) {
+    output(Command::new("ip").args(args));
+}
+
+fn ping_from(ns: &Ns, target: Ipv4Addr) -> bool {
+    Command::new("nsenter")
+        .arg(format!("--net={}", ns.path.display()))
+        .args(["busybox", "ping", "-c1", "-W2", &target.to_string()])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// "a.b.c.d/len" of every IPv4 address in one `ip -j addr show dev X` answer.
+fn ipv4_of(link: &Value) -> Vec<String> {
+    link[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["family"] == "inet")
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect()
+}
+
+fn is_up(link: &Value) -> bool {
+    link[0]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "UP")
+}
+
+fn bridge() -> BridgeConfig {
+    BridgeConfig {
+        name: "ctest0".into(),
+        gateway: Ipv4Addr::new(10, 123, 0, 1),
+        prefix_len: 16,
+    }
+}
+
+fn endpoint(n: u8) -> Endpoint {
+    Endpoint {
+        bridge: "ctest0".into(),
+        host_if: format!("vethtest{n}"),
+        container_if: "eth0".into(),
+        address: Ipv4Addr::new(10, 123, 0, n),
+        prefix_len: 16,
+        gateway: Some(Ipv4Addr::new(10, 123, 0, 1)),
+        mac: [0x02, 0x42, 10, 123, 0, n],
+    }
+}
+
+fn sysctl(path: &str) -> String {
+    fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+#[test]
+fn ensure_bridge_is_idempotent_and_enables_forwarding() {
+    in_fresh_netns(|| {
+        assert_eq!(
+            sysctl("/proc/sys/net/ipv4/ip_forward"),
+            "0",
+            "a new namespace starts off"
+        );
+        ensure_bridge(&bridge()).unwrap();
+        ensure_bridge(&bridge()).unwrap();
+        let link = ip(&["-d", "addr", "show", "dev", "ctest0"]);
+        assert_eq!(link[0]["linkinfo"]["info_kind"], "bridge");
+        assert_eq!(ipv4_of(&link), ["10.123.0.1/16"]);
+        assert!(is_up(&link));
+        assert!(link_exists("ctest0").unwrap());
+        assert_eq!(sysctl("/proc/sys/net/ipv4/ip_forward"), "1");
+        assert_eq!(sysctl("/proc/sys/net/ipv4/conf/ctest0/route_localnet"), "1");
+    })
+}
+
+#[test]
+fn ensure_bridge_replaces_a_stale_address() {
+    in_fresh_netns(|| {
+        sh(&["link", "add", "ctest0", "type", "bridge"]);
+        sh(&["addr", "add", "10.9.9.1/24", "dev", "ctest0"]);
+        ensure_bridge(&bridge()).unwrap();
+        assert_eq!(
+            ipv4_of(&ip(&["addr", "show", "dev", "ctest0"])),
+            ["10.123.0.1/16"]
+        );
+    })
+}
+
+#[test]
+fn ensure_bridge_refuses_a_link_that_is_not_a_bridge() {
+    in_fresh_netns(|| {
+        sh(&[
+            "link", "add", "ctest0", "type", "veth", "peer", "name", "other",
+        ]);
+        let err = ensure_bridge(&bridge()).unwrap_err();
+        assert!(matches!(err, NetError::Conflict(_)), "{err}");
+    })
+}
+
+#[test]
+fn bridge_keeps_its_mac_when_a_lower_one_joins() {
+    in_fresh_netns(|| {
+        ensure_bridge(&bridge()).unwrap();
+        let mac = ip(&["link", "show", "ctest0"])[0]["address"].clone();
+        sh(&[
+            "link",
+            "add",
+            "low",
+            "address",
+            "02:00:00:00:00:01",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "low2",
+        ]);
+        sh(&["link", "set", "low", "master", "ctest0"]);
+        assert_eq!(ip(&["link", "show", "ctest0"])[0]["address"], mac);
+    })
+}
+
+#[test]
+fn attach_configures_both_ends_and_detach_removes_them() {
+    in_fresh_netns(|| {
+        ensure_bridge(&bridge()).unwrap();
+        let ns = new_ns();
+        attach(&ns.path, &endpoint(2)).unwrap();
+
+        let inside = ip_in(&ns, &["addr", "show", "dev", "eth0"]);
+        assert_eq!(inside[0]["address"], "02:42:0a:7b:00:02");
+        assert_eq!(ipv4_of(&inside), ["10.123.0.2/16"]);
+        assert!(is_up(&inside));
+        let routes = ip_in(&ns, &["route", "show", "default"]);
+        assert_eq!(routes[0]["gateway"], "10.123.0.1", "{routes}");
+        assert_eq!(routes[0]["dev"], "eth0");
+        assert_eq!(links_in(&ns.path).unwrap(), ["lo", "eth0"]);
+
+        let host = ip(&["-d", "link", "show", "vethtest2"]);
+        assert_eq!(host[0]["master"], "ctest0");
+        assert_eq!(
+            host[0]["linkinfo"]["info_slave_data"]["hairpin"], true,
+            "{host}"
+        );
+        assert!(is_up(&host));
+        assert!(link_exists("vethtest2").unwrap());
+        assert!(
+            ping_from(&ns, Ipv4Addr::new(10, 123, 0, 1)),
+            "the gateway answers"
+        );
+
+        detach_in(&ns.path, "eth0").unwrap();
+        assert!(!link_exists("vethtest2").unwrap());
+        assert_eq!(links_in(&ns.path).unwrap(), ["lo"]);
+        detach_in(&ns.path, "eth0").unwrap();
+        detach_in(Path::new("/nonexistent/netns"), "eth0").unwrap();
+    })
+}
+
+#[test]
+fn two_containers_reach_each_other_over_the_bridge() {
+    in_fresh_netns(|| {
+        ensure_bridge(&bridge()).unwrap();
+        let (a, b) = (new_ns(), new_ns());
+        attach(&a.path, &endpoint(2)).unwrap();
+        attach(&b.path, &endpoint(3)).unwrap();
+        assert!(ping_from(&a, Ipv4Addr::new(10, 123, 0, 3)));
+        assert!(ping_from(&b, Ipv4Addr::new(10, 123, 0, 2)));
+        detach_in(&b.path, "eth0").unwrap();
+        assert!(!ping_from(&a, Ipv4Addr::new(10, 123, 0, 3)));
+    })
+}
+
+#[test]
+fn second_network_gets_eth1_without_a_second_default_route() {
+    in_fresh_netns(|| {
+        ensure_bridge(&bridge()).unwrap();
+        let internal = BridgeConfig {
+            name: "ctest1".into(),
+            gateway: Ipv4Addr::new(10, 124, 0, 1),
+            prefix_len: 24,
+        };
+        ensure_bridge(&internal).unwrap();
+        let ns = new_ns();
+        attach(&ns.path, &endpoint(2)).unwrap();
+        let second = Endpoint {
+            bridge: "ctest1".into(),
+            host_if: "vethint".into(),
+            container_if: "eth1".into(),
+            address: Ipv4Addr::new(10, 124, 0, 5),
+            prefix_len: 24,
+            gateway: None,
+            mac: [0x02, 0x42, 10, 124, 0, 5],
+        };
+        attach(&ns.path, &second).unwrap();
+        assert_eq!(links_in(&ns.path).unwrap(), ["lo", "eth0", "eth1"]);
+        assert_eq!(
+            ipv4_of(&ip_in(&ns, &["addr", "show", "dev", "eth1"])),
+            ["10.124.0.5/24"]
+        );
+        let defaults = ip_in(&ns, &["route", "show", "default"]);
+        assert_eq!(defaults.as_array().unwrap().len(), 1, "{defaults}");
+        assert_eq!(defaults[0]["dev"], "eth0");
+        assert!(ping_from(&ns, Ipv4Addr::new(10, 124, 0, 1)));
+    })
+}
+
+#[test]
+fn internal_endpoint_has_no_default_route() {
+    in_fresh_netns(|| {
+        ensure_bridge(&bridge()).unwrap();
+        let ns = new_ns();
+        attach(
+            &ns.path,
+            &Endpoint {
+                gateway: None,
+                ..endpoint(4)
+            },
+        )
+        .unwrap();
+        let routes = ip_in(&ns, &["route", "show", "default"]);
+        assert_eq!(routes, Value::Array(vec![]), "{routes}");
+        assert!(
+            ping_from(&ns, Ipv4Addr::new(10, 123, 0, 1)),
+            "the subnet is still reachable"
+        );
+    })
+}
+
+#[test]
+fn attach_to_a_missing_bridge_fails_without_leftovers() {
+    in_fresh_netns(|| {
+        let ns = new_ns();
+        let err = attach(&ns.path, &endpoint(2)).unwrap_err();
+        assert!(is_errno(&err, libc::ENODEV), "{err}");
+        assert!(!link_exists("vethtest2").unwrap());
+        assert_eq!(links_in(&ns.path).unwrap(), ["lo"]);
+    })
+}
+
+#[test]
+fn attach_failing_inside_the_namespace_removes_the_veth() {
+    in_fresh_netns(|| {
+        ensure_bridge(&bridge()).unwrap();
+        let ns = new_ns();
+        // The gateway is outside the subnet: adding the default route fails last.
+        let ep = Endpoint {
+            gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            ..endpoint(2)
+        };
+        let err = attach(&ns.path, &ep).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                NetError::Netlink {
+                    op: "add route",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!link_exists("vethtest2").unwrap());
+        assert_eq!(links_in(&ns.path).unwrap(), ["lo"]);
+    })
+}
+
+#[test]
+fn attach_never_deletes_a_link_it_did_not_create() {
+    in_fresh_netns(|| {
+        ensure_bridge(&bridge()).unwrap();
+        sh(&[
+            "link",
+            "add",
+            "vethtest2",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "theirs",
+        ]);
+        let ns = new_ns();
+        let err = attach(&ns.path, &endpoint(2)).unwrap_err();
+        assert!(is_errno(&err, libc::EEXIST), "{err}");
+        assert!(link_exists("vethtest2").unwrap());
+        assert!(link_exists("theirs").unwrap());
+        assert_eq!(links_in(&ns.path).unwrap(), ["lo"]);
+    })
+}
+
+#[test]
+fn delete_link_removes_a_link_and_a_missing_one_is_ok() {
+    in_fresh_netns(|| {
+        delete_link("nosuchlink").unwrap();
+        sh(&[
+            "link", "add", "gone1", "type", "veth", "peer", "name", "gone2",
+        ]);
+        assert!(link_exists("gone2").unwrap());
+        delete_link("gone1").unwrap();
+        assert!(!link_exists("gone1").unwrap());
+        assert!(!link_exists("gone2").unwrap(), "the peer goes with it");
+    })
+}
+
+#[test]
+fn host_ipv4_networks_lists_this_namespaces_subnets() {
+    in_fresh_netns(|| {
+        sh(&["link", "add", "h1", "type", "veth", "peer", "name", "h2"]);
+        sh(&["addr", "add", "10.77.1.5/24", "dev", "h1"]);
+        sh(&["addr", "add", "172.31.9.9/16", "dev", "h2"]);
+        let nets = host_ipv4_networks().unwrap();
+        assert!(nets.contains(&"10.77.1.0/24".parse().unwrap()), "{nets:?}");
+        assert!(nets.contains(&"172.31.0.0/16".parse().unwrap()), "{nets:?}");
+        assert!(
+            !nets
+                .iter()
+                .any(|n| n.contains(&Ipv4Addr::new(10, 88, 0, 1))),
+            "{nets:?}"
+        );
+    })
+}
+
+#[test]
+fn invalid_names_are_rejected_before_the_kernel_sees_them() {
+    for name in ["", "a/b", "x y", "sixteen-chars-xx", ".."] {
+        let err = link_exists(name).unwrap_err();
+        assert!(
+            matches!(err, NetError::InvalidArgument(_)),
+            "{name:?}: {err}"
+        );
+    }
+    let err = ensure_bridge(&BridgeConfig {
+        prefix_len: 33,
+        ..bridge()
+    })
+    .unwrap_err();
+    assert!(matches!(err, NetError::InvalidArgument(_)), "{err}");
+}
