@@ -83,6 +83,15 @@ fn published_ports_answer_on_loopback_the_hosts_address_and_from_containers() {
     ]);
     assert_eq!(own.stdout, "hello from web\n", "{}", own.stderr);
 
+    let io = c.run(["stats", "--no-stream", "--format", "{{.NetIO}}", "web"]);
+    assert_ne!(
+        io.stdout.trim(),
+        "0B / 0B",
+        "traffic is counted: {}",
+        io.stderr
+    );
+    assert!(io.stdout.contains(" / "), "{}", io.stdout);
+
     assert_eq!(published(&c, "web", "80"), 18080);
     assert_eq!(published(&c, "web", "80/tcp"), 18080);
     let all = c.run(["port", "web"]);

@@ -140,9 +140,21 @@ const STATS_HEADER: &str =
 #[test]
 fn stats_no_stream_shows_limits_pids_and_zeros_for_stopped() {
     let (_reg, c) = with_busybox();
+    // --network none: no interface, so no traffic (the bridge's counters see IPv6
+    // neighbour discovery).
     let id = detached(
         &c,
-        &["--name", "lim", "--memory", "64m", "box", "sleep", "1000"],
+        &[
+            "--name",
+            "lim",
+            "--network",
+            "none",
+            "--memory",
+            "64m",
+            "box",
+            "sleep",
+            "1000",
+        ],
     );
     let out = c.run(["stats", "--no-stream"]);
     out.assert_success();
