@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Network benchmark, inside a network namespace this script makes (the host's network
-# is not touched):
-#  (a) the network's cost: `coracle run --rm IMAGE true` on the default bridge against
-#      `--network none`, and against bare `crun run` of the same image (target: bridge
-#      <= 3x crun);
-#  (b) time from `run -d -p 18080:80 IMAGE httpd` to the first HTTP 200 on
-#      127.0.0.1:18080, coracle against podman (target: <= 0.33x podman).
+# Networking benchmark, inside a network namespace this script creates (so the bridges
+# and firewall rules of every engine stay off the host):
+#  1. `coracle run --rm IMAGE true` on the default bridge against `--network none` and
+#     bare `crun run` (umoci's bundle and coracle's own spec, as bench/run.sh), hyperfine;
+#  2. time from `run -d -p 18080:80 IMAGE httpd` to the first HTTP 200 on
+#     127.0.0.1:18080, coracle against `podman run -d -p 18080:80`, ROUNDS rounds each.
 # Needs root, crun, podman, umoci, hyperfine, jq, curl, busybox-static.
+#
+# Commands enter the namespace with `nsenter --net` only: `ip netns exec` would also
+# give them a private mount namespace, and the overlays the monitors mount must stay
+# visible to the next command. Peers need the two host fixes of bench/run.sh (a v1
+# hugetlb mount for crun, default_ulimits for podman); both applied idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/net.sh: run as root" >&2; exit 1; }
-for t in crun podman umoci hyperfine jq curl; do
+for t in crun podman umoci hyperfine jq curl nsenter; do
   command -v "$t" >/dev/null || { echo "bench/net.sh: needs $t (apt-get install $t)" >&2; exit 1; }
 done
 runs=${RUNS:-20}
 rounds=${ROUNDS:-10}
+port=18080
 cargo build --release --locked -q
 coracle=${CARGO_TARGET_DIR:-$PWD/target}/release/coracle
 
@@ -31,80 +36,74 @@ bench=/tmp/coracle-bench-net-$$
 ns=coracle-bench-net-$$
 mkdir -p "$bench"
 mount -t tmpfs -o size=2g tmpfs "$bench"
-# podman's default network is 10.88.0.0/16 too: each engine gets a namespace of its own.
 ip netns add "$ns"
 ip -n "$ns" link set lo up
-ip netns add "$ns-podman"
-ip -n "$ns-podman" link set lo up
-# `in_ns ENGINE ARGS...` runs ARGS in ENGINE's namespace; `in_ns ENGINE -- CMD...`
-# runs another command there.
-in_ns() {
-  local n=$ns
-  [ "$1" = podman ] && n=$ns-podman
-  [ "${2:-}" = -- ] && shift 2
-  nsenter --net="/run/netns/$n" "$@"
-}
-C="$coracle --root $bench/coracle"
-P="podman --root $bench/podman --runroot $bench/podman-run --storage-driver overlay"
+IN=(nsenter "--net=/run/netns/$ns")
+C=("$coracle" --root "$bench/coracle")
+P=(podman --root "$bench/podman" --runroot "$bench/podman-run" --storage-driver overlay)
 cleanup() {
-  in_ns $C rm -f -v bench-web >/dev/null 2>&1 || true
-  in_ns $P rm -f bench-web >/dev/null 2>&1 || true
+  # Only what this script started: its own stores' containers, by id.
+  "${IN[@]}" "${C[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r "${IN[@]}" "${C[@]}" rm -f >/dev/null 2>&1 || true
+  "${IN[@]}" "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
   ip netns del "$ns" 2>/dev/null || true
-  ip netns del "$ns-podman" 2>/dev/null || true
   umount -R "$bench" 2>/dev/null || umount -l "$bench"
   rmdir "$bench"
 }
 trap cleanup EXIT
 
 scripts/make-busybox-image.sh "$bench/layout" bench/busybox:latest >/dev/null
-$C load -q -i "$bench/layout"
-$P pull -q "oci:$bench/layout:latest" >/dev/null
-$P tag "$($P images -q | head -n1)" bench/busybox:latest
+"${C[@]}" load -q -i "$bench/layout" >/dev/null
+"${P[@]}" pull -q "oci:$bench/layout:latest" >/dev/null
+"${P[@]}" tag "$("${P[@]}" images -q | head -n1)" bench/busybox:latest
 umoci unpack --image "$bench/layout:latest" "$bench/bundle" >/dev/null
 jq '.process.args = ["true"] | .process.terminal = false' "$bench/bundle/config.json" >"$bench/config.json"
 mv "$bench/config.json" "$bench/bundle/config.json"
-
-# umoci's spec is minimal (no seccomp, 3 capabilities); crun also runs coracle's own
-# spec (a kept container's config.json pointed at the unpacked rootfs).
-in_ns $C run --name spec-source --network none bench/busybox true
+# crun on coracle's own spec (seccomp, capabilities, masked paths, cgroup) too, as
+# bench/run.sh: a kept container's config.json pointed at the unpacked rootfs.
+"${IN[@]}" "${C[@]}" run --name spec-source --network none bench/busybox true
 spec_dir=$(ls -d "$bench"/coracle/containers/*)
 mkdir -p "$bench/same"
 jq --arg root "$bench/bundle/rootfs" '.root.path = $root' "$spec_dir/config.json" >"$bench/same/config.json"
-in_ns $C rm spec-source >/dev/null
+"${IN[@]}" "${C[@]}" rm spec-source >/dev/null
 
-echo "== (a) run --rm true: default bridge vs --network none vs bare crun (in netns $ns)"
-# One bridged run first: the bridge is made once per network, as docker0 is.
-in_ns $C run --rm bench/busybox true
-hyperfine -N --runs "$runs" --warmup 3 --export-json "$bench/a.json" \
-  -n bridge "nsenter --net=/run/netns/$ns $C run --rm bench/busybox true" \
-  -n none "nsenter --net=/run/netns/$ns $C run --rm --network none bench/busybox true" \
-  -n crun "nsenter --net=/run/netns/$ns crun run -b $bench/bundle bench-crun" \
-  -n crun-same-spec "nsenter --net=/run/netns/$ns crun run -b $bench/same bench-crun-same" >/dev/null
+# --- 1. start latency on the default bridge ---------------------------------------
+echo "== run --rm true: default bridge vs --network none vs crun ($runs runs)"
+"${IN[@]}" hyperfine -N --runs "$runs" --warmup 3 --export-json "$bench/start.json" \
+  -n bridge "${C[*]} run --rm bench/busybox true" \
+  -n none "${C[*]} run --rm --network none bench/busybox true" \
+  -n crun "crun run -b $bench/bundle bench-crun" \
+  -n crun-same-spec "crun run -b $bench/same bench-crun-same" >/dev/null
 jq -r '.results | (map(select(.command=="bridge"))[0].mean) as $b |
-  .[] | "\(.command): \(.mean*1000*10|floor/10) ms  bridge/\(.command) = \(($b/.mean*100|floor)/100)"' "$bench/a.json"
+  .[] | "\(.command): \(.mean*1000*10|floor/10) ms  bridge/\(.command) = \(($b/.mean*100|floor)/100)"' "$bench/start.json"
 
-# Milliseconds from starting `run -d -p 18080:80` to the first HTTP 200.
-first_response() {
-  local start now code
-  start=$(date +%s%N)
-  in_ns "$@" run -d --name bench-web -p 18080:80 bench/busybox \
-    sh -c 'mkdir -p /www && echo ok >/www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
-  while :; do
-    code=$(in_ns "$1" -- curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:18080/ || true)
+# --- 2. run -d -p to the first HTTP 200 ------------------------------------------------
+web='mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www'
+# Milliseconds from `run -d` to the first 200 on 127.0.0.1:$port (the poll starts when
+# `run -d` returns, as a user's script would); $1 is the engine command as an array name.
+first_200() {
+  local -n engine=$1
+  local name=$2 t0 t1 code
+  t0=$EPOCHREALTIME
+  "${IN[@]}" "${engine[@]}" run -d --name "$name" -p "$port:80" bench/busybox sh -c "$web" >/dev/null
+  for _ in $(seq 3000); do
+    code=$("${IN[@]}" curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/" || true)
     [ "$code" = 200 ] && break
-    now=$(date +%s%N)
-    [ $(((now - start) / 1000000)) -lt 30000 ] || { echo "no HTTP 200 after 30 s" >&2; exit 1; }
   done
-  now=$(date +%s%N)
-  echo $(((now - start) / 1000000))
-  in_ns "$@" rm -f bench-web >/dev/null
+  t1=$EPOCHREALTIME
+  [ "$code" = 200 ] || { echo "bench/net.sh: $name never answered" >&2; exit 1; }
+  echo "$t0 $t1" | awk '{printf "%.1f\n", ($2-$1)*1000}'
 }
-echo "== (b) run -d -p 18080:80 httpd to the first HTTP 200 on 127.0.0.1:18080 ($rounds rounds)"
-total_c=0; total_p=0
-first_response $C >/dev/null; first_response $P >/dev/null   # warm-up
-for _ in $(seq "$rounds"); do
-  total_c=$((total_c + $(first_response $C)))
-  total_p=$((total_p + $(first_response $P)))
+echo "== run -d -p $port:80 httpd to the first HTTP 200 ($rounds rounds)"
+: >"$bench/coracle.ms"
+: >"$bench/podman.ms"
+for i in $(seq "$rounds"); do
+  first_200 C "web$i" >>"$bench/coracle.ms"
+  "${IN[@]}" "${C[@]}" rm -f "web$i" >/dev/null
+  first_200 P "web$i" >>"$bench/podman.ms"
+  "${IN[@]}" "${P[@]}" rm -f -t 0 "web$i" >/dev/null
 done
-mean_c=$((total_c / rounds)); mean_p=$((total_p / rounds))
-echo "coracle: $mean_c ms  podman: $mean_p ms  coracle/podman = $(awk -v c="$mean_c" -v p="$mean_p" 'BEGIN{printf "%.2f", c/p}')"
+c_ms=$(awk '{s+=$1} END{printf "%.1f", s/NR}' "$bench/coracle.ms")
+p_ms=$(awk '{s+=$1} END{printf "%.1f", s/NR}' "$bench/podman.ms")
+echo "coracle: $c_ms ms  (rounds: $(tr '\n' ' ' <"$bench/coracle.ms"))"
+echo "podman: $p_ms ms  (rounds: $(tr '\n' ' ' <"$bench/podman.ms"))"
+echo "coracle/podman = $(echo "$c_ms $p_ms" | awk '{printf "%.2f", $1/$2}')"
