@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Networking benchmark, inside a network namespace this script creates (so the bridges
-# and firewall rules of every engine stay off the host):
+# Networking benchmark, inside network namespaces this script creates, one per engine
+# (so their bridges and firewall rules stay off the host, and apart: podman's default
+# network is 10.88.0.0/16 too):
 #  1. `coracle run --rm IMAGE true` on the default bridge against `--network none` and
 #     bare `crun run` (umoci's bundle and coracle's own spec, as bench/run.sh), hyperfine;
 #  2. time from `run -d -p 18080:80 IMAGE httpd` to the first HTTP 200 on
@@ -33,19 +34,22 @@ if ! grep -q '^default_ulimits' "$conf" 2>/dev/null; then
 fi
 
 bench=/tmp/coracle-bench-net-$$
-ns=coracle-bench-net-$$
 mkdir -p "$bench"
 mount -t tmpfs -o size=2g tmpfs "$bench"
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-IN=(nsenter "--net=/run/netns/$ns")
+for ns in "coracle-bench-net-$$" "podman-bench-net-$$"; do
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+done
+IN=(nsenter "--net=/run/netns/coracle-bench-net-$$")
+IN_P=(nsenter "--net=/run/netns/podman-bench-net-$$")
 C=("$coracle" --root "$bench/coracle")
 P=(podman --root "$bench/podman" --runroot "$bench/podman-run" --storage-driver overlay)
 cleanup() {
   # Only what this script started: its own stores' containers, by id.
   "${IN[@]}" "${C[@]}" ps -aq --no-trunc 2>/dev/null | xargs -r "${IN[@]}" "${C[@]}" rm -f >/dev/null 2>&1 || true
-  "${IN[@]}" "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
-  ip netns del "$ns" 2>/dev/null || true
+  "${IN_P[@]}" "${P[@]}" rm -af -t 0 >/dev/null 2>&1 || true
+  ip netns del "coracle-bench-net-$$" 2>/dev/null || true
+  ip netns del "podman-bench-net-$$" 2>/dev/null || true
   umount -R "$bench" 2>/dev/null || umount -l "$bench"
   rmdir "$bench"
 }
@@ -59,34 +63,35 @@ umoci unpack --image "$bench/layout:latest" "$bench/bundle" >/dev/null
 jq '.process.args = ["true"] | .process.terminal = false' "$bench/bundle/config.json" >"$bench/config.json"
 mv "$bench/config.json" "$bench/bundle/config.json"
 # crun on coracle's own spec (seccomp, capabilities, masked paths, cgroup) too, as
-# bench/run.sh: a kept container's config.json pointed at the unpacked rootfs.
+# bench/run.sh: a kept container's config.json pointed at the unpacked rootfs (kept:
+# the spec bind-mounts its hosts, hostname and resolv.conf files).
 "${IN[@]}" "${C[@]}" run --name spec-source --network none bench/busybox true
 spec_dir=$(ls -d "$bench"/coracle/containers/*)
 mkdir -p "$bench/same"
 jq --arg root "$bench/bundle/rootfs" '.root.path = $root' "$spec_dir/config.json" >"$bench/same/config.json"
-"${IN[@]}" "${C[@]}" rm spec-source >/dev/null
 
 # --- 1. start latency on the default bridge ---------------------------------------
 echo "== run --rm true: default bridge vs --network none vs crun ($runs runs)"
 "${IN[@]}" hyperfine -N --runs "$runs" --warmup 3 --export-json "$bench/start.json" \
   -n bridge "${C[*]} run --rm bench/busybox true" \
   -n none "${C[*]} run --rm --network none bench/busybox true" \
-  -n crun "crun run -b $bench/bundle bench-crun" \
-  -n crun-same-spec "crun run -b $bench/same bench-crun-same" >/dev/null
+  -n crun "crun run -b $bench/bundle bench-crun-net-$$" \
+  -n crun-same-spec "crun run -b $bench/same bench-crun-same-net-$$" >/dev/null
 jq -r '.results | (map(select(.command=="bridge"))[0].mean) as $b |
   .[] | "\(.command): \(.mean*1000*10|floor/10) ms  bridge/\(.command) = \(($b/.mean*100|floor)/100)"' "$bench/start.json"
 
 # --- 2. run -d -p to the first HTTP 200 ------------------------------------------------
 web='mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www'
 # Milliseconds from `run -d` to the first 200 on 127.0.0.1:$port (the poll starts when
-# `run -d` returns, as a user's script would); $1 is the engine command as an array name.
+# `run -d` returns, as a user's script would); $1 and $2 name the arrays of the
+# namespace prefix and the engine command.
 first_200() {
-  local -n engine=$1
-  local name=$2 t0 t1 code
+  local -n inside=$1 engine=$2
+  local name=$3 t0 t1 code
   t0=$EPOCHREALTIME
-  "${IN[@]}" "${engine[@]}" run -d --name "$name" -p "$port:80" bench/busybox sh -c "$web" >/dev/null
-  for _ in $(seq 3000); do
-    code=$("${IN[@]}" curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/" || true)
+  "${inside[@]}" "${engine[@]}" run -d --name "$name" -p "$port:80" bench/busybox sh -c "$web" >/dev/null
+  for _ in $(seq 1000); do
+    code=$("${inside[@]}" curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/" || true)
     [ "$code" = 200 ] && break
   done
   t1=$EPOCHREALTIME
@@ -97,10 +102,10 @@ echo "== run -d -p $port:80 httpd to the first HTTP 200 ($rounds rounds)"
 : >"$bench/coracle.ms"
 : >"$bench/podman.ms"
 for i in $(seq "$rounds"); do
-  first_200 C "web$i" >>"$bench/coracle.ms"
+  first_200 IN C "web$i" >>"$bench/coracle.ms"
   "${IN[@]}" "${C[@]}" rm -f "web$i" >/dev/null
-  first_200 P "web$i" >>"$bench/podman.ms"
-  "${IN[@]}" "${P[@]}" rm -f -t 0 "web$i" >/dev/null
+  first_200 IN_P P "web$i" >>"$bench/podman.ms"
+  "${IN_P[@]}" "${P[@]}" rm -f -t 0 "web$i" >/dev/null
 done
 c_ms=$(awk '{s+=$1} END{printf "%.1f", s/NR}' "$bench/coracle.ms")
 p_ms=$(awk '{s+=$1} END{printf "%.1f", s/NR}' "$bench/podman.ms")

@@ -272,7 +272,18 @@ fn user_networks_are_listed_inspected_and_resolve_names_and_aliases() {
         let got = client(&format!("timeout 3 wget -qO- {url}; exit $?"));
         assert_eq!(got.stdout, "hello from web\n", "{url}: {}", got.stderr);
     }
-    let short = &inspect_container(&c, "web")["Id"].as_str().unwrap()[..12].to_string();
+    let web_id = inspect_container(&c, "web")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let short = &web_id[..12];
+    let member = &network_inspect(&c, "net1")["Containers"][&web_id];
+    assert_eq!(member["Name"], "web", "{member:#}");
+    assert_eq!(
+        member["IPv4Address"],
+        format!("{web_ip}/24").as_str(),
+        "{member:#}"
+    );
     let got = client(&format!("timeout 3 wget -qO- http://{short}/; exit $?"));
     assert_eq!(
         got.stdout, "hello from web\n",
@@ -457,6 +468,13 @@ fn subnet_gateway_ip_mac_dns_and_add_host_flags() {
     );
     let bad = run(&c, &["--add-host", "nocolon", "box", "true"]);
     assert_eq!(bad.code, 125, "{}", bad.stderr);
+    let missing = run(&c, &["--network", "nosuch", "box", "true"]);
+    assert_eq!(missing.code, 125, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("network nosuch not found"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
@@ -643,8 +661,16 @@ fn concurrent_runs_on_one_network_get_distinct_addresses() {
     rm.extend(names.iter().map(String::as_str));
     c.run(rm).assert_success();
     wait_until(
-        "the veths and the bridge to go",
+        "the veths to go",
         Duration::from_secs(10),
-        || netns(&c).links() == before,
+        // The network's bridge stays while the network exists.
+        || {
+            let now: Vec<String> = netns(&c)
+                .links()
+                .into_iter()
+                .filter(|l| l != "coracle1")
+                .collect();
+            now == before
+        },
     );
 }

@@ -84,10 +84,16 @@ impl Engine {
                 let _ = rt.delete(&c.id, true);
             }
             let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
-            if cfg.network.mode == crate::network::NetMode::Bridge {
-                for f in self.release_container_network(&c.id) {
-                    eprintln!("coracle: cleaning up container {}: {f}", &c.id[..12]);
+            match cfg.network.mode {
+                crate::network::NetMode::Bridge => {
+                    for f in self.release_container_network(&c.id) {
+                        eprintln!("coracle: cleaning up container {}: {f}", &c.id[..12]);
+                    }
                 }
+                crate::network::NetMode::Loopback => {
+                    let _ = coracle_net::netns::remove(&crate::network::netns_path(&c.id));
+                }
+                _ => {}
             }
         }
         let _ = std::fs::remove_file(attach_socket(&c.id));

@@ -346,8 +346,14 @@ impl Engine {
             let _ = log.flush(std::time::SystemTime::now());
         }
         let mut failures = Vec::new();
-        if cfg.network.mode == NetMode::Bridge {
-            failures.extend(self.release_container_network(id));
+        match cfg.network.mode {
+            NetMode::Bridge => failures.extend(self.release_container_network(id)),
+            NetMode::Loopback => {
+                if let Err(e) = coracle_net::netns::remove(&crate::network::netns_path(id)) {
+                    failures.push(e.to_string());
+                }
+            }
+            _ => {}
         }
         if let Err(e) = coracle_rootfs::snapshot::unmount(&cfg.rootfs) {
             failures.push(e.to_string());

@@ -32,9 +32,12 @@ const BUILTIN: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
 /// How a container is networked, as its monitor needs to know at each start.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NetMode {
-    /// A private namespace with only loopback (also containers made before networks).
+    /// The runtime's own namespace (containers made before networks, or `host`).
     #[default]
     None,
+    /// `--network none`: a namespace of its own with loopback up (docker's), made by
+    /// the monitor at `/run/coracle/netns/ID`.
+    Loopback,
     Host,
     /// Its own namespace on the networks recorded as its endpoints.
     Bridge,
@@ -516,7 +519,7 @@ fn predefined(name: &str) -> EngineError {
 
 pub(crate) fn mode_name(mode: &NetMode) -> String {
     match mode {
-        NetMode::None => "none".into(),
+        NetMode::None | NetMode::Loopback => "none".into(),
         NetMode::Host => "host".into(),
         NetMode::Bridge => "bridge".into(),
         NetMode::Container(id) => format!("container:{id}"),

@@ -39,7 +39,10 @@ impl Engine {
         let mut user_network = false;
         let mut shared_etc_from = None;
         let namespace = match &opts.network {
-            NetworkMode::None => NetworkNamespace::Private,
+            NetworkMode::None => {
+                config.mode = NetMode::Loopback;
+                NetworkNamespace::Path(netns_path(id))
+            }
             NetworkMode::Host => {
                 config.mode = NetMode::Host;
                 if !opts.publish.is_empty() || opts.publish_all {

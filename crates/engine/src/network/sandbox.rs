@@ -33,6 +33,12 @@ impl Engine {
     ) -> Result<Sandbox, EngineError> {
         match &cfg.network.mode {
             NetMode::None | NetMode::Host => Ok(Sandbox::default()),
+            NetMode::Loopback => {
+                let ns = netns_path(id);
+                netns::remove(&ns)?;
+                netns::create(&ns)?;
+                Ok(Sandbox::default())
+            }
             NetMode::Container(target) => {
                 self.join_container_network(id, target)?;
                 Ok(Sandbox::default())
