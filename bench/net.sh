@@ -24,14 +24,7 @@ port=18080
 cargo build --release --locked -q
 coracle=${CARGO_TARGET_DIR:-$PWD/target}/release/coracle
 
-if [ -d /sys/fs/cgroup/unified ] && ! grep -q " /sys/fs/cgroup/hugetlb " /proc/self/mountinfo; then
-  mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
-fi
-conf=/etc/containers/containers.conf
-if ! grep -q '^default_ulimits' "$conf" 2>/dev/null; then
-  mkdir -p /etc/containers
-  printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n' >>"$conf"
-fi
+. bench/peer-fixes.sh
 
 bench=/tmp/coracle-bench-net-$$
 mkdir -p "$bench"

@@ -3,7 +3,6 @@
 
 use crate::container_config::StoredConfig;
 use crate::filters::Filters;
-use crate::timestamp::parse_timestamp;
 use crate::{Engine, EngineError};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,17 +21,7 @@ impl Engine {
         filters: &Filters,
     ) -> Result<ContainerPruneReport, EngineError> {
         filters.validate(&["label", "label!", "until"])?;
-        let untils: Vec<&str> = filters.get("until").collect();
-        if untils.len() > 1 {
-            return Err(EngineError::InvalidArgument(
-                "more than one until filter specified".into(),
-            ));
-        }
-        let until = untils
-            .first()
-            .map(|u| parse_timestamp(u, chrono::Utc::now()))
-            .transpose()
-            .map_err(EngineError::InvalidArgument)?;
+        let until = filters.until()?;
         let mut report = ContainerPruneReport::default();
         for c in self.containers()? {
             if c.is_active() {

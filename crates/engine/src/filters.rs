@@ -60,6 +60,21 @@ impl Filters {
     }
 
     /// An error naming the first key not in `accepted` (docker's wording).
+    /// The `until=` of the prune commands (dockerd's rules): at most one.
+    pub(crate) fn until(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
+        let untils: Vec<&str> = self.get("until").collect();
+        if untils.len() > 1 {
+            return Err(EngineError::InvalidArgument(
+                "more than one until filter specified".into(),
+            ));
+        }
+        untils
+            .first()
+            .map(|u| crate::timestamp::parse_timestamp(u, chrono::Utc::now()))
+            .transpose()
+            .map_err(EngineError::InvalidArgument)
+    }
+
     pub fn validate(&self, accepted: &[&str]) -> Result<(), EngineError> {
         match self.fields.keys().find(|k| !accepted.contains(&k.as_str())) {
             Some(k) => Err(EngineError::InvalidArgument(format!(

@@ -172,15 +172,8 @@ impl Engine {
                     EngineError::StartFailed { code, .. } => *code,
                     _ => 125,
                 };
-                let msg = e.to_string();
                 drop(dir_lock.take());
-                let finished = self.finish(id, &cfg, None, code, false, &mut clients);
-                if !cfg.rm && finished.is_ok() {
-                    let _ = self.db.set_container_start_failed(id, code as i64, &msg);
-                }
-                sync.say(&format!("error {code} {msg}"));
-                finished?;
-                return Ok(code);
+                return self.start_failed(id, &cfg, code, &e.to_string(), &mut clients, sync);
             }
         };
         let mut backoff = BACKOFF_START;
@@ -189,20 +182,10 @@ impl Engine {
             let started = match self.start_once(id, &cfg, rt.as_ref()) {
                 Ok(s) => s,
                 Err(e) => {
-                    let code = e.exit_code();
-                    let msg = e.to_string();
                     let _ = rt.delete(id, true);
                     drop(dir_lock.take());
-                    // Reported once torn down (or removed, with --rm), so the caller
-                    // returns to a settled state.
-                    let finished = self.finish(id, &cfg, None, code, false, &mut clients);
-                    if !cfg.rm && finished.is_ok() {
-                        // docker's State.Error: why it did not start.
-                        let _ = self.db.set_container_start_failed(id, code as i64, &msg);
-                    }
-                    sync.say(&format!("error {code} {msg}"));
-                    finished?;
-                    return Ok(code);
+                    let (code, msg) = (e.exit_code(), e.to_string());
+                    return self.start_failed(id, &cfg, code, &msg, &mut clients, sync);
                 }
             };
             let (init, io) = started;
@@ -297,6 +280,27 @@ impl Engine {
             self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
             return Ok(code);
         }
+    }
+
+    /// The container did not start: torn down (or removed, with --rm) first, then
+    /// reported, so the caller returns to a settled state.
+    fn start_failed(
+        &mut self,
+        id: &str,
+        cfg: &ContainerRuntimeConfig,
+        code: i32,
+        msg: &str,
+        clients: &mut Vec<Client>,
+        sync: &mut Sync,
+    ) -> Result<i32, EngineError> {
+        let finished = self.finish(id, cfg, None, code, false, clients);
+        if !cfg.rm && finished.is_ok() {
+            // docker's State.Error: why it did not start.
+            let _ = self.db.set_container_start_failed(id, code as i64, msg);
+        }
+        sync.say(&format!("error {code} {msg}"));
+        finished?;
+        Ok(code)
     }
 
     /// Mounts the root filesystem (if needed), creates and starts the container.

@@ -26,6 +26,13 @@ pub fn netns_path(container_id: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(container_id)
 }
 
+pub(crate) fn firewall_proto(p: coracle_runtime::options::PortProto) -> Proto {
+    match p {
+        coracle_runtime::options::PortProto::Tcp => Proto::Tcp,
+        coracle_runtime::options::PortProto::Udp => Proto::Udp,
+    }
+}
+
 /// The pieces of a network record in the types netlink and the firewall take.
 pub(crate) struct Addressing {
     pub subnet: ipnet::Ipv4Net,
@@ -220,11 +227,7 @@ impl Engine {
             };
             let host_ip: Ipv4Addr = p.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
             state.ports.push(PortForward {
-                proto: if p.proto == "udp" {
-                    Proto::Udp
-                } else {
-                    Proto::Tcp
-                },
+                proto: firewall_proto(super::stored_proto(&p.proto)),
                 host_ip: (!host_ip.is_unspecified()).then_some(host_ip),
                 host_port: p.host_port,
                 container_ip: target,

@@ -13,7 +13,6 @@ pub(crate) use sandbox::{DbNames, DnsService};
 
 use crate::filters::Filters;
 use crate::names::new_container_id;
-use crate::timestamp::parse_timestamp;
 use crate::{Engine, EngineError};
 use coracle_net::{ipam, link};
 use coracle_runtime::options::{PortProto, PortPublish};
@@ -349,12 +348,7 @@ impl Engine {
             f.add(k, v);
         }
         f.validate(&["label", "label!", "until"])?;
-        let until = f
-            .get("until")
-            .next()
-            .map(|u| parse_timestamp(u, chrono::Utc::now()))
-            .transpose()
-            .map_err(EngineError::InvalidArgument)?;
+        let until = f.until()?;
         let mut removed = Vec::new();
         for n in self.db.networks()? {
             if n.name == DEFAULT_NETWORK
@@ -495,11 +489,7 @@ impl Engine {
             .into_iter()
             .map(|p| PortMapping {
                 container_port: p.container_port,
-                proto: if p.proto == "udp" {
-                    PortProto::Udp
-                } else {
-                    PortProto::Tcp
-                },
+                proto: stored_proto(&p.proto),
                 host: Some((
                     p.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
                     p.host_port,
@@ -508,6 +498,15 @@ impl Engine {
             .collect();
         out.sort();
         Ok(out)
+    }
+}
+
+/// A port record's protocol (the database allows only `tcp` and `udp`).
+pub(crate) fn stored_proto(name: &str) -> PortProto {
+    if name == "udp" {
+        PortProto::Udp
+    } else {
+        PortProto::Tcp
     }
 }
 

@@ -8,10 +8,8 @@ use super::{NetMode, DEFAULT_NETWORK};
 use crate::run::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_net::dns::{self, DnsServer};
-use coracle_net::firewall::Proto;
 use coracle_net::{netns, ports, NetError};
 use coracle_rootfs::etc_files;
-use coracle_runtime::options::PortProto;
 use coracle_state::{NetworkRecord, PortRecord};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -75,10 +73,7 @@ impl Engine {
         let mut reservations = Vec::new();
         let mut records = Vec::new();
         for p in &cfg.network.publish {
-            let proto = match p.proto {
-                PortProto::Tcp => Proto::Tcp,
-                PortProto::Udp => Proto::Udp,
-            };
+            let proto = super::endpoints::firewall_proto(p.proto);
             let r = match p.host_ports {
                 None => ports::reserve(proto, p.host_ip, 0),
                 Some((lo, hi)) if lo == hi => ports::reserve(proto, p.host_ip, lo),
