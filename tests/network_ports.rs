@@ -270,6 +270,10 @@ fn teardown_after_rm_rm_f_and_a_killed_monitor_leaves_nothing() {
     // A network's bridge and its rules stay while the network exists (docker0's way):
     // the baseline is taken once the default network has been used.
     run(&c, &["box", "true"]).assert_success();
+    // Its veth goes with its namespace, which the kernel tears down asynchronously.
+    wait_until("the first veth to go", Duration::from_secs(10), || {
+        !ns.links().iter().any(|l| l.starts_with("veth"))
+    });
     let baseline = ns.links();
     let rules = ns.ruleset();
     let no_table = |ns: &NetNs| ns.ruleset() == rules;
