@@ -292,12 +292,19 @@ fn stats_cpu_percent_and_streaming() {
     let cpus = std::thread::available_parallelism().unwrap().get() as f64;
     assert!(cpu > 5.0 && cpu <= 100.0 * cpus + 1.0, "{cpu}");
 
-    // Streaming redraws (docker's clear-screen) until interrupted.
-    let child = c
-        .command(["stats", "--format", "{{.Name}}"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Streaming redraws (docker's clear-screen) until interrupted. SIGINT back to its
+    // default in the child: a test run started in the background (no job control)
+    // inherits it ignored, as an interactive ctrl-c never is.
+    let mut cmd = c.command(["stats", "--format", "{{.Name}}"]);
+    cmd.stdout(Stdio::piped());
+    // SAFETY: only async-signal-safe signal(2) between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2800));
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
