@@ -124,7 +124,8 @@ impl Engine {
     /// Store the layer's blob and unpack it unless already there; returns the
     /// unpacked size.
     fn import_layer(&mut self, layer: &LoadedLayer, chain: &Digest) -> Result<u64, EngineError> {
-        if !self.content.contains(&layer.blob_digest) {
+        let stored_here = !self.content.contains(&layer.blob_digest);
+        if stored_here {
             let mut ingest = self.content.begin(&layer.blob_digest, Some(layer.size))?;
             let mut file = layer.open()?;
             let mut buf = vec![0u8; 256 * 1024];
@@ -147,13 +148,24 @@ impl Engine {
         let writer = self.layers.begin(chain)?;
         let blob = self.content.open_blob(&layer.blob_digest)?;
         let opts = UnpackOptions {
-            mode: WhiteoutMode::Overlay,
             rootless: !rustix::process::geteuid().is_root(),
-            layer: layer.blob_digest.to_string(),
+            limits: crate::pull::unpack_limits(&self.registry_config.limits),
+            compressed_size: Some(layer.size),
+            ..UnpackOptions::new(WhiteoutMode::Overlay, layer.blob_digest.to_string())
         };
         let tar = coracle_rootfs::decompress(blob)
             .map_err(EngineError::io("decompress layer", &layer.path))?;
-        let stats = coracle_rootfs::unpack_layer(tar, writer.dir(), &opts)?;
+        let stats = match coracle_rootfs::unpack_layer(tar, writer.dir(), &opts) {
+            Ok(stats) => stats,
+            Err(e) => {
+                // A blob whose content is refused is not kept (the layer's temp dir
+                // goes with `writer`).
+                if stored_here {
+                    let _ = self.content.remove(&layer.blob_digest);
+                }
+                return Err(e.into());
+            }
+        };
         if stats.diff_id != layer.diff_id {
             return Err(EngineError::InvalidArgument(format!(
                 "layer {}: its content has digest {} but the image config says {}; the archive is corrupt",

@@ -9,9 +9,10 @@ use crate::{Engine, EngineError};
 use bytes::Bytes;
 use coracle_core::{chain_id, Digest, ImageReference, Platform};
 use coracle_image::{
-    BlobPhase, BlobProgress, ContentStore, Descriptor, ImageConfig, RegistryClient,
+    BlobPhase, BlobProgress, ContentStore, Descriptor, ImageConfig, ImageError, RegistryClient,
+    RegistryError,
 };
-use coracle_rootfs::{LayerStore, UnpackOptions, WhiteoutMode};
+use coracle_rootfs::{LayerStore, UnpackLimits, UnpackOptions, WhiteoutMode};
 use coracle_state::{ImageLayer, NewImage};
 use std::io::Read;
 use std::sync::Arc;
@@ -112,6 +113,7 @@ impl Engine {
                 reference: reference.clone(),
                 content: self.content.clone(),
                 layers: self.layers.clone(),
+                limits: unpack_limits(&self.registry_config.limits),
             });
             let limit = self.registry_config.max_concurrent_downloads.max(1);
             let image_layers = runtime.block_on(fetch_layers(ctx, jobs, limit, progress))?;
@@ -172,6 +174,16 @@ struct FetchContext {
     reference: ImageReference,
     content: ContentStore,
     layers: LayerStore,
+    limits: UnpackLimits,
+}
+
+/// The `[limits]` of the registry config as the unpacker takes them.
+pub(crate) fn unpack_limits(l: &coracle_image::LayerLimits) -> UnpackLimits {
+    UnpackLimits {
+        max_size: l.max_layer_size,
+        max_ratio: l.max_layer_ratio,
+        ratio_grace: l.layer_ratio_grace,
+    }
 }
 
 async fn fetch_layers(
@@ -229,9 +241,10 @@ async fn fetch_layer(
     let writer = ctx.layers.begin(&job.chain_id)?;
     let dest = writer.dir().to_path_buf();
     let opts = UnpackOptions {
-        mode: WhiteoutMode::Overlay,
         rootless: !rustix::process::geteuid().is_root(),
-        layer: job.desc.digest.to_string(),
+        limits: ctx.limits,
+        compressed_size: Some(job.desc.size),
+        ..UnpackOptions::new(WhiteoutMode::Overlay, job.desc.digest.to_string())
     };
     let stats = if ctx.content.contains(&job.desc.digest) {
         let file = ctx.content.open_blob(&job.desc.digest)?;
@@ -257,10 +270,20 @@ async fn fetch_layer(
             .await;
         progress.layer(&job.desc.digest, LayerEvent::Extracting);
         let unpacked = unpacker.await.expect("unpack thread panicked");
-        // The download's error explains an unpack failure (truncated stream), not
-        // the other way round.
-        fetched?;
-        unpacked?
+        match (fetched, unpacked) {
+            (Ok(_), Ok(stats)) => stats,
+            // The unpacker refused the content and stopped reading: its error is
+            // the reason, the download only saw its reader go away.
+            (Err(ImageError::Registry(RegistryError::TeeClosed { .. })), Err(e))
+            | (Ok(_), Err(e)) => {
+                // A verified blob whose content is refused is not kept either.
+                let _ = ctx.content.remove(&job.desc.digest);
+                return Err(e);
+            }
+            // Otherwise the download's error explains an unpack failure (truncated
+            // stream), not the other way round.
+            (Err(e), _) => return Err(e.into()),
+        }
     };
     if stats.diff_id != job.diff_id {
         return Err(EngineError::InvalidArgument(format!(

@@ -7,7 +7,10 @@
 //! what to import. Every blob is verified against its digest and every layer against
 //! its diff ID.
 
-use crate::manifest::{self, Compression, ImageConfig, Manifest};
+use crate::manifest::{
+    self, human_size, Compression, ImageConfig, Manifest, ManifestError, MAX_ARCHIVE_INDEX_SIZE,
+    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
+};
 use coracle_core::digest::Hasher;
 use coracle_core::{Digest, ErrorKind, ImageReference};
 use serde_json::{json, Value};
@@ -479,10 +482,48 @@ fn normalize_inside(p: &Path) -> Option<PathBuf> {
     Some(parts.iter().collect())
 }
 
+/// A whole small file (a manifest, index or config) of at most `limit` bytes: refused
+/// from its size on disk before anything is read, and the read bounded regardless.
+fn read_capped(
+    path: &Path,
+    what: impl Fn() -> String,
+    limit: u64,
+    limit_of: &'static str,
+) -> Result<Vec<u8>> {
+    let too_large = |size: String| -> crate::ImageError {
+        ManifestError::TooLarge {
+            what: what(),
+            size,
+            limit,
+            limit_of,
+        }
+        .into()
+    };
+    let file = File::open(path).map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    if len > limit {
+        return Err(too_large(human_size(len)));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(path))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(format!("more than {}", human_size(limit))));
+    }
+    Ok(bytes)
+}
+
 fn read_json(root: &Path, rel: &str) -> Result<(Vec<u8>, Value)> {
     let rel_path = safe_member(Path::new(rel))?;
     let path = root.join(rel_path);
-    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let what = || format!("{rel} of the archive");
+    let bytes = read_capped(
+        &path,
+        what,
+        MAX_ARCHIVE_INDEX_SIZE,
+        "an archive's index files",
+    )?;
     let value = serde_json::from_slice(&bytes)
         .map_err(|e| format_err(&path, format!("invalid JSON: {e}")))?;
     Ok((bytes, value))
@@ -567,7 +608,8 @@ fn read_docker(root: &Path) -> Result<Vec<LoadedImage>> {
             .as_str()
             .ok_or_else(|| format_err(&manifest_path, "entry without Config"))?;
         let config_path = root.join(safe_member(Path::new(config_rel))?);
-        let config_bytes = std::fs::read(&config_path).map_err(io_err(&config_path))?;
+        let what = || format!("config {config_rel} in the archive");
+        let config_bytes = read_capped(&config_path, what, MAX_CONFIG_SIZE, "image configs")?;
         let config_digest = Digest::sha256_of(&config_bytes);
         let named = digest_in_name(config_rel).or_else(|| {
             config_rel
@@ -653,7 +695,17 @@ fn read_oci_descriptor(
     if depth > 8 {
         return Err(format_err(&path, "indexes nested too deeply"));
     }
-    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let what = || format!("manifest {} in the archive", d.digest);
+    if d.size > MAX_MANIFEST_SIZE {
+        return Err(ManifestError::TooLarge {
+            what: what(),
+            size: format!("its descriptor declares {}", human_size(d.size)),
+            limit: MAX_MANIFEST_SIZE,
+            limit_of: "manifests and indexes",
+        }
+        .into());
+    }
+    let bytes = read_capped(&path, what, MAX_MANIFEST_SIZE, "manifests and indexes")?;
     verify_bytes(&format!("manifest {}", d.digest), &bytes, &d.digest)?;
     let tag = tag_from_annotations(d).or(inherited_tag);
     match manifest::parse_manifest(
@@ -671,7 +723,8 @@ fn read_oci_descriptor(
         }
         Manifest::Image(m) => {
             let config_path = blob_path(root, &m.config.digest);
-            let config_bytes = std::fs::read(&config_path).map_err(io_err(&config_path))?;
+            let what = || format!("config {} in the archive", m.config.digest);
+            let config_bytes = read_capped(&config_path, what, MAX_CONFIG_SIZE, "image configs")?;
             verify_bytes(
                 &format!("config {}", m.config.digest),
                 &config_bytes,

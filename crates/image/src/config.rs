@@ -9,6 +9,10 @@
 //! retries = 5
 //! [mirrors]
 //! "docker.io" = ["mirror.example:5000"]
+//! [limits]
+//! max_layer_size = "64GiB"
+//! max_layer_ratio = 100
+//! layer_ratio_grace = "1GiB"
 //! ```
 
 use coracle_core::ErrorKind;
@@ -53,6 +57,74 @@ pub struct RegistryConfig {
     pub max_concurrent_downloads: usize,
     /// How often a failed blob download is retried (with backoff and Range resume).
     pub retries: u32,
+    /// How far a layer may expand when unpacked (pull and load).
+    pub limits: LayerLimits,
+}
+
+/// `[limits]`: ceilings on a layer's expansion, against decompression bombs. The
+/// defaults and their reasons are those of `coracle_rootfs::UnpackLimits`; 0 turns a
+/// limit off. Sizes are bytes, or strings with docker's binary units ("64GiB", "512m").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LayerLimits {
+    /// Most bytes one layer's uncompressed tar stream may have.
+    #[serde(deserialize_with = "de_size")]
+    pub max_layer_size: u64,
+    /// Most uncompressed bytes per compressed byte of a layer blob...
+    pub max_layer_ratio: u64,
+    /// ...enforced only once a layer is past this many uncompressed bytes.
+    #[serde(deserialize_with = "de_size")]
+    pub layer_ratio_grace: u64,
+}
+
+const GIB: u64 = 1 << 30;
+
+impl Default for LayerLimits {
+    fn default() -> Self {
+        LayerLimits {
+            max_layer_size: 64 * GIB,
+            max_layer_ratio: 100,
+            layer_ratio_grace: GIB,
+        }
+    }
+}
+
+/// A size as bytes (integer) or a string with docker's units (`RAMInBytes`: b, k, m,
+/// g, t, optionally followed by "b" or "ib", all powers of 1024, case-insensitive).
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match <Size as serde::Deserialize>::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => parse_size(&t).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid size {t:?}: use bytes or a number with a unit such as \"64GiB\" or \"512m\""
+            ))
+        }),
+    }
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim().to_ascii_lowercase());
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" if unit.is_empty() || unit == "b" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    let value: f64 = num.parse().ok()?;
+    let bytes = value * (1u64 << shift) as f64;
+    (value >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 impl Default for RegistryConfig {
@@ -62,6 +134,7 @@ impl Default for RegistryConfig {
             mirrors: BTreeMap::new(),
             max_concurrent_downloads: 3,
             retries: 5,
+            limits: LayerLimits::default(),
         }
     }
 }
@@ -182,6 +255,64 @@ max_concurrent_downloads = 6
         assert!(err.to_string().contains("/x/r.toml"), "{err}");
         assert!(RegistryConfig::parse("bogus = 1", Path::new("r")).is_err());
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn limits_from_the_file() {
+        assert_eq!(
+            RegistryConfig::default().limits,
+            LayerLimits {
+                max_layer_size: 64 << 30,
+                max_layer_ratio: 100,
+                layer_ratio_grace: 1 << 30,
+            }
+        );
+        let c = RegistryConfig::parse(
+            "[limits]\nmax_layer_size = \"2GiB\"\nmax_layer_ratio = 0\nlayer_ratio_grace = 1048576\n",
+            Path::new("r"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            LayerLimits {
+                max_layer_size: 2 << 30,
+                max_layer_ratio: 0,
+                layer_ratio_grace: 1 << 20,
+            }
+        );
+        // Keys left out keep their defaults.
+        let c = RegistryConfig::parse("[limits]\nmax_layer_ratio = 50\n", Path::new("r")).unwrap();
+        assert_eq!(c.limits.max_layer_ratio, 50);
+        assert_eq!(c.limits.max_layer_size, 64 << 30);
+        let err = RegistryConfig::parse(
+            "[limits]\nmax_layer_size = \"lots\"\n",
+            Path::new("/x/r.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid size \"lots\""), "{err}");
+        assert!(RegistryConfig::parse("[limits]\nmax_size = 1\n", Path::new("r")).is_err());
+    }
+
+    #[test]
+    fn sizes_with_docker_units() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("512", Some(512)),
+            ("512b", Some(512)),
+            ("4k", Some(4096)),
+            ("4KiB", Some(4096)),
+            ("4kb", Some(4096)),
+            ("1.5g", Some(3 << 29)),
+            ("64GiB", Some(64 << 30)),
+            (" 2 TB ", Some(2 << 40)),
+            ("1m", Some(1 << 20)),
+            ("x", None),
+            ("10q", None),
+            ("-1g", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_size(text), want, "{text:?}");
+        }
     }
 
     #[test]

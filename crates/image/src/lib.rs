@@ -17,7 +17,7 @@ pub use archive::{
     LoadedImage, LoadedLayer,
 };
 pub use auth::{AuthError, Credentials, DockerConfig};
-pub use config::{ConfigError, RegistryConfig};
+pub use config::{ConfigError, LayerLimits, RegistryConfig};
 pub use content::{ContentError, ContentStore, Ingest};
 pub use manifest::{
     parse_manifest, Compression, Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest,

@@ -53,6 +53,45 @@ pub enum ManifestError {
     UnsupportedMediaType { what: String, media_type: String },
     #[error("{what}: unsupported layer media type {media_type:?}")]
     UnsupportedLayer { what: String, media_type: String },
+    /// Over [`MAX_MANIFEST_SIZE`], [`MAX_CONFIG_SIZE`] or [`MAX_ARCHIVE_INDEX_SIZE`]:
+    /// refused before it is read into memory.
+    #[error("{what} is too large ({size}): the limit on {limit_of} is {}; refusing it", human_size(*limit))]
+    TooLarge {
+        what: String,
+        /// How we know, e.g. "Content-Length 2147483648 bytes" or "more than 4 MiB sent".
+        size: String,
+        limit: u64,
+        /// e.g. "manifests and indexes".
+        limit_of: &'static str,
+    },
+}
+
+/// Largest manifest or index accepted, from a registry or an archive: containerd's
+/// limit for what it resolves from a registry. Real manifests are a few KiB (128
+/// layers take about 32 KiB); the rest is room for annotations.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+/// Largest image config accepted. Real configs are a few KiB, a few hundred KiB with a
+/// long history or many labels; containerd reads them whole without a limit of its
+/// own. 8 MiB is twice the manifest limit and bounds memory the same way.
+pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
+/// Largest top-level JSON of an archive (`manifest.json`, `index.json`): they list
+/// every image saved together; containerd's importer allows 20 MiB (CVE-2023-25153).
+pub const MAX_ARCHIVE_INDEX_SIZE: u64 = 20 << 20;
+
+/// `4194304` -> `4 MiB`, `1536` -> `1.5 KiB`, `100` -> `100 bytes`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} bytes"),
+        _ if v.fract() == 0.0 => format!("{v:.0} {}", UNITS[unit]),
+        _ => format!("{v:.1} {}", UNITS[unit]),
+    }
 }
 
 impl ManifestError {

@@ -21,7 +21,7 @@
 use crate::auth::{normalize_registry, Credentials, DockerConfig};
 use crate::config::RegistryConfig;
 use crate::content::{ContentError, ContentStore, Ingest};
-use crate::manifest::{self, Descriptor, ImageManifest, Manifest, ACCEPTED_MANIFEST_TYPES};
+use crate::manifest::{self, human_size, Descriptor, ImageManifest, Manifest, ManifestError};
 use crate::{ImageError, Result};
 use bytes::Bytes;
 use coracle_core::{Digest, ErrorKind, ImageReference, Platform};
@@ -502,19 +502,25 @@ impl RegistryClient {
         reference: &ImageReference,
         expected: Option<&Digest>,
     ) -> std::result::Result<(Bytes, Digest), Failure> {
-        let (bytes, _header_digest) = source
-            .client
-            .pull_manifest_raw(oref, &source.auth, ACCEPTED_MANIFEST_TYPES)
-            .await
-            .map_err(|e| classify(e, &source.host, reference, "manifest"))?;
-        // oci-client checked the body against Docker-Content-Digest and the digest in
-        // the reference; check our expectation again in our own terms.
-        let actual = match expected {
-            Some(d) => {
-                let mut h = d.hasher();
-                h.update(&bytes);
-                h.finish()
+        let body = self.get_manifest(source, oref, reference).await?;
+        let bytes = body.bytes;
+        let digest_of = |d: &Digest| {
+            let mut h = d.hasher();
+            h.update(&bytes);
+            h.finish()
+        };
+        // The registry's Docker-Content-Digest, when it sent one it is sure of, must
+        // describe these bytes (as oci-client checked).
+        if let Some(header) = body.digest_header.and_then(|h| h.parse::<Digest>().ok()) {
+            let actual = digest_of(&header);
+            if actual != header {
+                return Err(Failure::Corrupt(format!(
+                    "content does not match its Docker-Content-Digest {header} (got {actual})"
+                )));
             }
+        }
+        let actual = match expected {
+            Some(d) => digest_of(d),
             None => Digest::sha256_of(&bytes),
         };
         match expected {
@@ -547,6 +553,15 @@ impl RegistryClient {
             Manifest::Image(m) => (bytes, digest, None, m),
             Manifest::Index(index) => {
                 let entry = select_platform(&index.manifests, platform)?;
+                if entry.size > manifest::MAX_MANIFEST_SIZE {
+                    return Err(ManifestError::TooLarge {
+                        what: format!("manifest {} ({platform}) of {reference}", entry.digest),
+                        size: format!("the index declares {}", human_size(entry.size)),
+                        limit: manifest::MAX_MANIFEST_SIZE,
+                        limit_of: "manifests and indexes",
+                    }
+                    .into());
+                }
                 let child_ref = source.reference.clone_with_digest(entry.digest.to_string());
                 let (child, child_digest) = self
                     .pull_manifest(source, &child_ref, reference, Some(&entry.digest), retries)
@@ -589,6 +604,16 @@ impl RegistryClient {
         desc: &Descriptor,
         retries: u32,
     ) -> Result<Bytes> {
+        // The read is bounded by the declared size; the declared size by this.
+        if desc.size > manifest::MAX_CONFIG_SIZE {
+            return Err(ManifestError::TooLarge {
+                what: format!("config blob {} of {reference}", desc.digest),
+                size: format!("the manifest declares {}", human_size(desc.size)),
+                limit: manifest::MAX_CONFIG_SIZE,
+                limit_of: "image configs",
+            }
+            .into());
+        }
         let attempt = |mut buf: Vec<u8>| async move {
             let outcome = self.config_attempt(source, reference, desc, &mut buf).await;
             (buf, outcome)

@@ -47,8 +47,73 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
+    /// A GNU sparse entry (old GNU type `S`, or PAX `GNU.sparse.*` records): refused,
+    /// as docker refuses it, since expanding it writes its holes as real zeros.
+    #[error(
+        "layer {layer}: entry {entry:?}: sparse files (GNU sparse tar entries{detail}) are not supported in image layers; rebuild the layer without sparse entries (e.g. without `tar --sparse`)"
+    )]
+    Sparse {
+        layer: String,
+        entry: String,
+        /// e.g. ", declared 10737418240 bytes".
+        detail: String,
+    },
+    /// The uncompressed stream grew past what [`crate::UnpackLimits`] allow.
+    #[error("{}", too_large_message(layer, *limit, *kind, *compressed, limits))]
+    TooLarge {
+        layer: String,
+        /// The budget the stream exceeded, in bytes.
+        limit: u64,
+        kind: crate::LimitKind,
+        /// The blob's (compressed) size, when known.
+        compressed: Option<u64>,
+        limits: crate::UnpackLimits,
+    },
     #[error("unpacking layers is not supported on this platform: {0}")]
     Unsupported(&'static str),
+}
+
+/// `1073741824` -> `1 GiB`, `1536` -> `1.5 KiB`, `100` -> `100 bytes`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn too_large_message(
+    layer: &str,
+    limit: u64,
+    kind: crate::LimitKind,
+    compressed: Option<u64>,
+    limits: &crate::UnpackLimits,
+) -> String {
+    let what = match (kind, compressed) {
+        (crate::LimitKind::Ratio, Some(c)) => format!(
+            "a {} blob unpacks to more than {}, over {}:1 (max_layer_ratio, enforced past the first {})",
+            human_size(c),
+            human_size(limit),
+            limits.max_ratio,
+            human_size(limits.ratio_grace)
+        ),
+        _ => format!(
+            "unpacks to more than {}, the limit on one layer's unpacked size (max_layer_size)",
+            human_size(limit)
+        ),
+    };
+    format!(
+        "layer {layer}: {what}; refusing it as a decompression bomb (raise the limit in the [limits] table of /etc/coracle/registries.toml if the image is genuine)"
+    )
 }
 
 impl UnpackError {
@@ -67,7 +132,9 @@ impl UnpackError {
             },
             UnpackError::PathEscapes { .. }
             | UnpackError::LinkEscapes { .. }
-            | UnpackError::InvalidEntry { .. } => ErrorKind::InvalidArgument,
+            | UnpackError::InvalidEntry { .. }
+            | UnpackError::Sparse { .. }
+            | UnpackError::TooLarge { .. } => ErrorKind::InvalidArgument,
             UnpackError::Syscall { source, .. } => errno_kind(source),
             UnpackError::Unsupported(_) => ErrorKind::Unavailable,
         }

@@ -44,6 +44,8 @@ pub use resolve::{ensure_dir_in_root, ensure_file_in_root, resolve_in_root};
 pub use snapshot::{RootfsKind, RootfsMount};
 #[cfg(unix)]
 pub use store::{LayerStore, LayerWriter};
-pub use unpack::{flatten_into, unpack_layer, UnpackOptions, UnpackStats, WhiteoutMode};
+pub use unpack::{
+    flatten_into, unpack_layer, LimitKind, UnpackLimits, UnpackOptions, UnpackStats, WhiteoutMode,
+};
 #[cfg(target_os = "linux")]
 pub use volume::{copy_up, Volume, VolumeStore};

@@ -32,14 +32,89 @@ pub struct UnpackOptions {
     pub rootless: bool,
     /// The layer's name in errors, e.g. its digest.
     pub layer: String,
+    /// Ceilings on how much the layer may expand to.
+    pub limits: UnpackLimits,
+    /// Size of the blob as stored (compressed), when known: the decompression ratio is
+    /// measured against it.
+    pub compressed_size: Option<u64>,
 }
 
 impl UnpackOptions {
+    /// Options with the default [`UnpackLimits`] and no known compressed size.
     pub fn new(mode: WhiteoutMode, layer: impl Into<String>) -> Self {
         UnpackOptions {
             mode,
             rootless: false,
             layer: layer.into(),
+            limits: UnpackLimits::default(),
+            compressed_size: None,
+        }
+    }
+}
+
+const GIB: u64 = 1 << 30;
+
+/// How far one layer may expand: a small blob must not be able to fill the store's
+/// filesystem (a gzip or zstd bomb). Both are measured on the uncompressed tar stream,
+/// which bounds what unpacking writes (sparse entries, the only way a tar writes more
+/// than it carries, are refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Most bytes one layer's uncompressed tar stream may have; 0: no limit.
+    pub max_size: u64,
+    /// Most uncompressed bytes per compressed byte; 0: no limit. Only enforced once the
+    /// stream is past `ratio_grace`: small layers of zeros are legitimate.
+    pub max_ratio: u64,
+    /// Uncompressed bytes any layer may have whatever its ratio.
+    pub ratio_grace: u64,
+}
+
+impl Default for UnpackLimits {
+    /// 64 GiB, and 100:1 past the first GiB. Real layers stay far below both: large
+    /// ones (CUDA, ML frameworks, baked-in weights) are a few to ~20 GiB and compress
+    /// 1-3:1; text-heavy ones (sources, node_modules) 5-10:1. gzip cannot exceed about
+    /// 1030:1, so 100:1 past 1 GiB stops a zero bomb after 1 GiB while leaving a
+    /// tenfold margin over any real layer.
+    fn default() -> Self {
+        UnpackLimits {
+            max_size: 64 * GIB,
+            max_ratio: 100,
+            ratio_grace: GIB,
+        }
+    }
+}
+
+/// Which limit a layer broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// [`UnpackLimits::max_size`].
+    Size,
+    /// [`UnpackLimits::max_ratio`].
+    Ratio,
+}
+
+impl UnpackLimits {
+    /// No limits at all.
+    pub const NONE: UnpackLimits = UnpackLimits {
+        max_size: 0,
+        max_ratio: 0,
+        ratio_grace: 0,
+    };
+
+    /// The most uncompressed bytes a layer whose blob has `compressed` bytes may have,
+    /// and the limit that sets it; `None`: unlimited.
+    pub fn budget(&self, compressed: Option<u64>) -> Option<(u64, LimitKind)> {
+        let by_size = (self.max_size > 0).then_some((self.max_size, LimitKind::Size));
+        let by_ratio = match (self.max_ratio, compressed) {
+            (0, _) | (_, None) => None,
+            (ratio, Some(c)) => Some((
+                c.saturating_mul(ratio).max(self.ratio_grace),
+                LimitKind::Ratio,
+            )),
+        };
+        match (by_size, by_ratio) {
+            (Some(s), Some(r)) => Some(if r.0 < s.0 { r } else { s }),
+            (s, r) => s.or(r),
         }
     }
 }
@@ -94,10 +169,11 @@ where
 {
     let mut all = Vec::new();
     for (i, blob) in layers.into_iter().enumerate() {
+        // These blobs were accepted (limits and all) when they were pulled or loaded.
         let opts = UnpackOptions {
-            mode: WhiteoutMode::Apply,
             rootless,
-            layer: format!("layer {i}"),
+            limits: UnpackLimits::NONE,
+            ..UnpackOptions::new(WhiteoutMode::Apply, format!("layer {i}"))
         };
         let reader = crate::compression::decompress(blob).map_err(|source| UnpackError::Read {
             layer: opts.layer.clone(),

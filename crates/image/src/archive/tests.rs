@@ -328,3 +328,97 @@ fn rejects_unknown_format() {
     let err = read_archive(&path, &f.scratch).unwrap_err();
     assert!(err.to_string().contains("neither"), "{err}");
 }
+
+/// JSON `value` padded with trailing whitespace to `size` bytes (still valid JSON).
+fn padded_json(value: serde_json::Value, size: usize) -> Vec<u8> {
+    let mut v = serde_json::to_vec(&value).unwrap();
+    v.resize(size, b' ');
+    v
+}
+
+#[test]
+fn oversized_configs_and_index_files_are_refused() {
+    let f = fixture();
+    let tar = layer_tar("hello", b"world");
+    let diff = Digest::sha256_of(&tar);
+    let cfg: Vec<u8> = {
+        let small = config_for(std::slice::from_ref(&diff));
+        padded_json(serde_json::from_slice(&small).unwrap(), 9 << 20)
+    };
+    let cfg_name = format!("{}.json", Digest::sha256_of(&cfg).hex());
+    let layer_name = format!("{}/layer.tar", diff.hex());
+    let manifest = serde_json::to_vec(
+        &json!([{"Config": cfg_name, "RepoTags": ["x:1"], "Layers": [layer_name]}]),
+    )
+    .unwrap();
+    let path = f.scratch.parent().unwrap().join("big-config.tar");
+    std::fs::write(
+        &path,
+        raw_tar(&[
+            ("manifest.json", &manifest),
+            (&cfg_name, &cfg),
+            (&layer_name, &tar),
+        ]),
+    )
+    .unwrap();
+    let err = read_archive(&path, &f.scratch).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("config {cfg_name} in the archive is too large (9 MiB): the limit on image configs is 8 MiB; refusing it")
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+
+    // A manifest.json past 20 MiB.
+    let huge = padded_json(json!([]), 21 << 20);
+    std::fs::write(&path, raw_tar(&[("manifest.json", &huge)])).unwrap();
+    let err = read_archive(&path, &f.scratch).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "manifest.json of the archive is too large (21 MiB): the limit on an archive's index files is 20 MiB"
+        ),
+        "{err}"
+    );
+    // Nothing of either load is left in the scratch dir.
+    assert!(std::fs::read_dir(&f.scratch).unwrap().next().is_none());
+}
+
+#[test]
+fn oversized_oci_manifests_are_refused() {
+    let f = fixture();
+    let layout = f.scratch.parent().unwrap().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let write_index = |desc: &manifest::Descriptor| {
+        std::fs::write(
+            layout.join("index.json"),
+            serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [desc]})).unwrap(),
+        )
+        .unwrap();
+    };
+    // A 5 MiB index blob, its descriptor honest about the size.
+    let big = padded_json(
+        json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": []}),
+        5 << 20,
+    );
+    let desc = oci_blob(&layout, manifest::OCI_INDEX, &big);
+    write_index(&desc);
+    let err = read_archive(&layout, &f.scratch).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("manifest {} in the archive is too large (its descriptor declares 5 MiB): the limit on manifests and indexes is 4 MiB; refusing it", desc.digest)
+    );
+    // The descriptor lies (says small): the file's own size is caught.
+    let mut lying = desc.clone();
+    lying.size = 100;
+    write_index(&lying);
+    let err = read_archive(&layout, &f.scratch).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is too large (5 MiB): the limit on manifests and indexes is 4 MiB"),
+        "{err}"
+    );
+}

@@ -1,6 +1,8 @@
 //! Blob GETs (layers and configs) as our own HTTP requests, so that what oci-client's
 //! errors drop stays visible: the status, `Retry-After` (seconds or an HTTP-date) and
-//! `Content-Range`/206 versus 200 on a resumed download. oci-client still runs the
+//! `Content-Range`/206 versus 200 on a resumed download. Manifest GETs too: oci-client
+//! reads a manifest body whole, however large, and a registry could send gigabytes;
+//! ours stop at [`MAX_MANIFEST_SIZE`]. oci-client still runs the
 //! auth flow ([`oci_client::Client::auth`] hands us the bearer token); the URL is built
 //! the way oci-client builds it (including `?ns=<registry>` through a mirror), and
 //! redirects to blob storage are followed by reqwest, which drops `Authorization` when
@@ -10,12 +12,14 @@ use super::{
     classify, Failure, RegistryClient, RegistryError, Source, CONNECT_TIMEOUT, READ_TIMEOUT,
     USER_AGENT,
 };
-use crate::manifest::Descriptor;
+use crate::manifest::{
+    human_size, Descriptor, ManifestError, ACCEPTED_MANIFEST_TYPES, MAX_MANIFEST_SIZE,
+};
 use bytes::Bytes;
 use coracle_core::{Digest, ImageReference};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_RANGE, RANGE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_RANGE, RANGE, RETRY_AFTER};
 use reqwest::StatusCode;
 use std::time::{Duration, SystemTime};
 
@@ -47,6 +51,28 @@ pub(super) fn blob_url(scheme: &str, reference: &Reference, digest: &Digest) -> 
             .map(|ns| format!("?ns={ns}"))
             .unwrap_or_default(),
     )
+}
+
+/// `<scheme>://<host>/v2/<repository>/manifests/<digest or tag>`, plus `?ns=<registry>`
+/// through a mirror (oci-client's `to_v2_manifest_url`).
+pub(super) fn manifest_url(scheme: &str, reference: &Reference) -> String {
+    format!(
+        "{scheme}://{registry}/v2/{repository}/manifests/{object}{ns}",
+        registry = reference.resolve_registry(),
+        repository = reference.repository(),
+        object = reference.digest().or(reference.tag()).unwrap_or("latest"),
+        ns = reference
+            .namespace()
+            .map(|ns| format!("?ns={ns}"))
+            .unwrap_or_default(),
+    )
+}
+
+/// A manifest as the registry sent it.
+pub(super) struct ManifestBody {
+    pub bytes: Bytes,
+    /// `Docker-Content-Digest`, when the registry sent one.
+    pub digest_header: Option<String>,
 }
 
 /// A blob response whose status was 200 or 206, positioned at the offset asked for.
@@ -167,7 +193,21 @@ impl RegistryClient {
         offset: u64,
         auth: Option<(&Source, Option<&str>)>,
     ) -> Result<reqwest::Response, Failure> {
+        self.send_get_accepting(url, offset, auth, None).await
+    }
+
+    /// [`Self::send_get`] with an `Accept` header.
+    async fn send_get_accepting(
+        &self,
+        url: &str,
+        offset: u64,
+        auth: Option<(&Source, Option<&str>)>,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, Failure> {
         let mut request = self.http.get(url);
+        if let Some(accept) = accept {
+            request = request.header(ACCEPT, accept);
+        }
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
         }
@@ -196,6 +236,116 @@ impl RegistryClient {
                 Failure::transient(error_chain(&e))
             }
         })
+    }
+
+    /// GET the manifest `oref` names from `source` (re-authenticating once on a 401),
+    /// read into memory up to [`MAX_MANIFEST_SIZE`]: a larger `Content-Length` is
+    /// refused before the body is read, and a body without one (or lying) is cut off
+    /// as soon as it passes the limit. Statuses are sorted as for blobs.
+    pub(super) async fn get_manifest(
+        &self,
+        source: &Source,
+        oref: &Reference,
+        reference: &ImageReference,
+    ) -> Result<ManifestBody, Failure> {
+        let url = manifest_url(source.scheme, oref);
+        let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
+        let mut token = self.pull_token(source, reference, None).await?;
+        let mut response = self
+            .send_get_accepting(&url, 0, Some((source, token.as_deref())), Some(&accept))
+            .await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            token = self.pull_token(source, reference, Some(&token)).await?;
+            response = self
+                .send_get_accepting(&url, 0, Some((source, token.as_deref())), Some(&accept))
+                .await?;
+        }
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.manifest_failure(source, reference, response).await);
+        }
+        let what = || format!("manifest for {reference} from {}", source.host);
+        let too_large = |size: String| {
+            Failure::Fatal(
+                ManifestError::TooLarge {
+                    what: what(),
+                    size,
+                    limit: MAX_MANIFEST_SIZE,
+                    limit_of: "manifests and indexes",
+                }
+                .into(),
+            )
+        };
+        if let Some(len) = response.content_length().filter(|&l| l > MAX_MANIFEST_SIZE) {
+            return Err(too_large(format!(
+                "Content-Length {len} bytes, {}",
+                human_size(len)
+            )));
+        }
+        let digest_header = response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err(Failure::transient(error_chain(&e))),
+            };
+            if (body.len() + chunk.len()) as u64 > MAX_MANIFEST_SIZE {
+                return Err(too_large(format!(
+                    "more than {} sent",
+                    human_size(MAX_MANIFEST_SIZE)
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(ManifestBody {
+            bytes: Bytes::from(body),
+            digest_header,
+        })
+    }
+
+    /// A manifest GET's error status, sorted like oci-client's errors were: 401/403
+    /// denied, 404 manifest unknown, 408/429/5xx transient, the rest a protocol error.
+    async fn manifest_failure(
+        &self,
+        source: &Source,
+        reference: &ImageReference,
+        response: reqwest::Response,
+    ) -> Failure {
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers(), SystemTime::now());
+        let message = error_message(status, response).await;
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status.is_server_error()
+        {
+            return Failure::Transient {
+                reason: message,
+                retry_after,
+            };
+        }
+        let registry = source.host.clone();
+        let err = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Unauthorized {
+                registry,
+                repository: reference.familiar_name(),
+                message,
+            },
+            StatusCode::NOT_FOUND => RegistryError::ManifestUnknown {
+                reference: reference.to_string(),
+                message,
+            },
+            _ => RegistryError::Protocol {
+                registry,
+                what: format!("manifest of {reference}"),
+                message,
+            },
+        };
+        Failure::Fatal(err.into())
     }
 
     /// Sort a blob response: 200/206 become a body positioned at `offset`; 429, 5xx

@@ -55,6 +55,10 @@ enum Mode {
     Token,
     /// Manifest GETs get 500 twice, then the manifest.
     ManifestUnavailable,
+    /// Manifest GETs announce `Content-Length: 2 GiB` and send up to 64 MiB of it.
+    HugeManifest,
+    /// Manifest GETs stream up to 64 MiB chunked, without a Content-Length.
+    EndlessManifest,
 }
 
 /// Counts of what the fake registry served.
@@ -63,6 +67,38 @@ struct Seen {
     blob_gets: AtomicUsize,
     manifest_gets: AtomicUsize,
     token_gets: AtomicUsize,
+    /// Body bytes of HugeManifest/EndlessManifest the client took before it stopped.
+    manifest_bytes_sent: AtomicUsize,
+}
+
+/// Writes an oversized manifest body (`Mode::HugeManifest` or `EndlessManifest`) until
+/// 64 MiB are out or the client hangs up; counts what was written.
+async fn send_oversized_manifest(sock: &mut tokio::net::TcpStream, mode: Mode, seen: &Seen) {
+    let chunked = mode == Mode::EndlessManifest;
+    let length = if chunked {
+        "Transfer-Encoding: chunked".to_string()
+    } else {
+        format!("Content-Length: {}", 2u64 << 30)
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {OCI_MANIFEST}\r\n{length}\r\nConnection: close\r\n\r\n"
+    );
+    if sock.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    // JSON whitespace: a client without a limit reads all of it before parsing.
+    let piece = vec![b' '; 64 << 10];
+    let mut framed = format!("{:x}\r\n", piece.len()).into_bytes();
+    framed.extend_from_slice(&piece);
+    framed.extend_from_slice(b"\r\n");
+    for _ in 0..1024 {
+        let data = if chunked { &framed } else { &piece };
+        if sock.write_all(data).await.is_err() {
+            return;
+        }
+        seen.manifest_bytes_sent
+            .fetch_add(piece.len(), Ordering::SeqCst);
+    }
 }
 
 fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
@@ -124,6 +160,12 @@ async fn fake_registry(
                 let resp = if path.starts_with("/token") {
                     let n = seen.token_gets.fetch_add(1, Ordering::SeqCst) + 1;
                     response("200 OK", &[], format!(r#"{{"token":"t{n}"}}"#).as_bytes())
+                } else if path.contains("/manifests/")
+                    && matches!(mode, Mode::HugeManifest | Mode::EndlessManifest)
+                {
+                    seen.manifest_gets.fetch_add(1, Ordering::SeqCst);
+                    send_oversized_manifest(&mut sock, mode, &seen).await;
+                    return;
                 } else if path.contains("/manifests/") {
                     let n = seen.manifest_gets.fetch_add(1, Ordering::SeqCst);
                     match &manifest {
@@ -421,6 +463,73 @@ async fn corrupt_config_is_reported_clearly() {
         2,
         "fetched again once"
     );
+}
+
+#[tokio::test]
+async fn oversized_manifest_is_refused_by_its_content_length() {
+    let (result, seen, _) = resolve_with(Mode::HugeManifest, CONFIG).await;
+    let err = result.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("manifest for 127.0.0.1:"), "{msg}");
+    assert!(
+        msg.contains("is too large (Content-Length 2147483648 bytes, 2 GiB): the limit on manifests and indexes is 4 MiB"),
+        "{msg}"
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(seen.manifest_gets.load(Ordering::SeqCst), 1, "not retried");
+    // The body was never read: what the server got out fits in socket buffers.
+    let sent = seen.manifest_bytes_sent.load(Ordering::SeqCst);
+    assert!(
+        sent < 64 << 20,
+        "the client stopped reading ({sent} bytes sent)"
+    );
+}
+
+#[tokio::test]
+async fn oversized_manifest_without_a_length_is_cut_off_at_the_limit() {
+    let (result, seen, _) = resolve_with(Mode::EndlessManifest, CONFIG).await;
+    let err = result.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(
+            "is too large (more than 4 MiB sent): the limit on manifests and indexes is 4 MiB"
+        ),
+        "{msg}"
+    );
+    assert_eq!(seen.manifest_gets.load(Ordering::SeqCst), 1, "not retried");
+    let sent = seen.manifest_bytes_sent.load(Ordering::SeqCst);
+    assert!(
+        sent < 64 << 20,
+        "the client stopped reading ({sent} bytes sent)"
+    );
+}
+
+#[tokio::test]
+async fn config_declared_over_the_limit_is_not_fetched() {
+    let config_desc = Descriptor::new(OCI_CONFIG, Digest::sha256_of(b"x"), 2 << 30);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc, "layers": [],
+    }))
+    .unwrap();
+    let (addr, seen) = fake_registry(b"x".to_vec(), Some(manifest), Mode::CutThenRange).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = RegistryClient::with_docker_config(
+        &RegistryConfig::default(),
+        None,
+        DockerConfig::at(&dir.path().join("docker")),
+    )
+    .unwrap();
+    let reference = ImageReference::parse(&format!("{addr}/test/cfg:latest")).unwrap();
+    let err = client
+        .resolve(&reference, &Platform::parse("linux/amd64").unwrap())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("config blob {} of {reference} is too large (the manifest declares 2 GiB): the limit on image configs is 8 MiB", config_desc.digest)),
+        "{msg}"
+    );
+    assert_eq!(seen.blob_gets.load(Ordering::SeqCst), 0, "never fetched");
 }
 
 /// The futures stay `Send` (callers may spawn them).

@@ -29,15 +29,25 @@ const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
 /// Hashes every byte read through it: the diff ID is the digest of the whole stream.
+/// Also counts them, and fails once they exceed `budget` (setting `over`, so that
+/// the error reported is the limit, not whatever the tar reader made of it).
 struct HashReader<R> {
     inner: R,
     hasher: Sha256,
+    count: u64,
+    budget: Option<u64>,
+    over: Rc<Cell<bool>>,
 }
 
 impl<R: Read> Read for HashReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        if self.budget.is_some_and(|b| self.count > b) {
+            self.over.set(true);
+            return Err(io::Error::other("layer exceeds its unpack limit"));
+        }
         Ok(n)
     }
 }
@@ -61,6 +71,9 @@ pub(super) fn unpack_layer<R: Read>(
     let hashing = HashReader {
         inner: tar_stream,
         hasher: Sha256::new(),
+        count: 0,
+        budget: u.budget.map(|(b, _)| b),
+        over: u.over.clone(),
     };
     let mut archive = tar::Archive::new(BufReader::with_capacity(BUF_SIZE, hashing));
     {
@@ -137,6 +150,10 @@ struct Unpacker<'o> {
     meta: Meta,
     size: Cell<u64>,
     entries: u64,
+    /// The most uncompressed bytes this layer may have, and which limit set it.
+    budget: Option<(u64, super::LimitKind)>,
+    /// Set by the stream's reader once the budget is exceeded.
+    over: Rc<Cell<bool>>,
 }
 
 /// Cleans an archive path into `out` (components joined by `/`, leading `/` dropped,
@@ -234,12 +251,23 @@ impl<'o> Unpacker<'o> {
             },
             size: Cell::new(0),
             entries: 0,
+            budget: opts.limits.budget(opts.compressed_size),
+            over: Rc::new(Cell::new(false)),
         }
     }
 
     // ---- errors -------------------------------------------------------------------
 
     fn read_err(&self, source: io::Error) -> UnpackError {
+        if let (true, Some((limit, kind))) = (self.over.get(), self.budget) {
+            return UnpackError::TooLarge {
+                layer: self.opts.layer.clone(),
+                limit,
+                kind,
+                compressed: self.opts.compressed_size,
+                limits: self.opts.limits,
+            };
+        }
         UnpackError::Read {
             layer: self.opts.layer.clone(),
             source,
@@ -274,6 +302,11 @@ impl<'o> Unpacker<'o> {
         self.entries += 1;
         self.entry_name.clear();
         self.entry_name.extend_from_slice(&entry.path_bytes());
+        if ty.is_gnu_sparse() {
+            // The tar crate would expand the holes into real zeros: a few bytes of
+            // archive could declare terabytes.
+            return Err(self.sparse(&self.entry_name, entry.size()));
+        }
         self.read_meta(entry)?;
         if clean(&self.entry_name, &mut self.rel).is_err() {
             return Err(UnpackError::PathEscapes {
@@ -312,7 +345,7 @@ impl<'o> Unpacker<'o> {
         use tar::EntryType as T;
         match ty {
             _ if is_dir => self.dir(ns),
-            T::Regular | T::Continuous | T::GNUSparse => self.file(entry, ns),
+            T::Regular | T::Continuous => self.file(entry, ns),
             T::Symlink => self.symlink(entry, ns),
             T::Link => self.hardlink(entry, ns),
             T::Char | T::Block | T::Fifo => self.node(entry, ty, ns),
@@ -342,12 +375,24 @@ impl<'o> Unpacker<'o> {
             Ok(None) => return Ok(()),
             Err(e) => return Err(self.read_err(e)),
         };
+        let mut sparse: Option<(Vec<u8>, Option<u64>)> = None;
         for ext in exts {
             let ext = ext.map_err(|e| UnpackError::Read {
                 layer: self.opts.layer.clone(),
                 source: e,
             })?;
             let (k, v) = (ext.key_bytes(), ext.value_bytes());
+            // PAX sparse formats 0.0, 0.1 and 1.0: the data holds a map of holes
+            // that GNU tar (and Go's archive/tar) expand.
+            if let Some(field) = k.strip_prefix(b"GNU.sparse.") {
+                let s = sparse.get_or_insert_with(|| (self.entry_name.clone(), None));
+                match field {
+                    b"name" => s.0 = v.to_vec(),
+                    b"realsize" | b"size" => s.1 = parse_pax_u64(v),
+                    _ => {}
+                }
+                continue;
+            }
             if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
                 self.meta.xattrs.push((name.to_vec(), v.to_vec()));
                 continue;
@@ -360,7 +405,22 @@ impl<'o> Unpacker<'o> {
                 _ => {}
             }
         }
-        Ok(())
+        match sparse {
+            Some((name, size)) => Err(self.sparse(&name, size.unwrap_or(0))),
+            None => Ok(()),
+        }
+    }
+
+    fn sparse(&self, name: &[u8], declared: u64) -> UnpackError {
+        UnpackError::Sparse {
+            layer: self.opts.layer.clone(),
+            entry: lossy(name),
+            detail: if declared > 0 {
+                format!(", declared {}", crate::error::human_size(declared))
+            } else {
+                String::new()
+            },
+        }
     }
 
     // ---- resolving parents inside the root ----------------------------------------

@@ -867,3 +867,200 @@ fn throughput_many_small_files() {
         stats.entries as f64 / el.as_secs_f64()
     );
 }
+
+// ---- sparse entries and expansion limits ------------------------------------------
+
+const TEN_GIB: u64 = 10 << 30;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Decompresses `blob` (as pull and load do) and unpacks it with `limits`.
+fn unpack_blob(blob: &[u8], dest: &Path, limits: UnpackLimits) -> Result<UnpackStats, UnpackError> {
+    let opts = UnpackOptions {
+        limits,
+        compressed_size: Some(blob.len() as u64),
+        ..overlay()
+    };
+    let tar = crate::compression::decompress(Cursor::new(blob.to_vec())).unwrap();
+    unpack_layer(tar, dest, &opts)
+}
+
+/// An old-GNU sparse entry (type 'S') named `big` declaring `real` bytes: one 512-byte
+/// data block at its very end, a hole before it.
+fn old_gnu_sparse_layer(real: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path("big").unwrap();
+    h.set_entry_type(T::GNUSparse);
+    h.set_mode(0o644);
+    h.set_mtime(1_600_000_000);
+    h.set_size(512);
+    {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.set_real_size(real);
+        gnu.sparse[0].set_offset(real - 512);
+        gnu.sparse[0].set_length(512);
+    }
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &[7u8; 512][..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn old_gnu_sparse_entry_declaring_10_gib_is_refused() {
+    let mut layer = Tar::new();
+    layer.file("etc/motd", b"hi", DEFAULT);
+    let mut tar = layer.finish();
+    tar.truncate(tar.len() - 1024); // drop the end-of-archive blocks
+    tar.extend(old_gnu_sparse_layer(TEN_GIB));
+    let blob = gzip(&tar);
+    assert!(blob.len() < 200, "a tiny layer: {} bytes", blob.len());
+    let s = Sandbox::new();
+    let err = unpack_blob(&blob, &s.dest, UnpackLimits::NONE).unwrap_err();
+    assert!(matches!(err, UnpackError::Sparse { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("layer sha256:test: entry \"big\": sparse files"),
+        "{msg}"
+    );
+    assert!(msg.contains("declared 10 GiB"), "{msg}");
+    assert_eq!(err.kind(), coracle_core::ErrorKind::InvalidArgument);
+    assert!(
+        !s.dest.join("big").exists(),
+        "nothing of the sparse file written"
+    );
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn pax_sparse_entries_are_refused() {
+    // GNU tar's PAX format 1.0: the map of holes leads the data of a regular entry.
+    let mut map = b"1\n10737418239\n1\n".to_vec();
+    map.resize(512, 0);
+    map.push(b'x');
+    let mut t = Tar::new();
+    t.pax(&[
+        ("GNU.sparse.major", b"1"),
+        ("GNU.sparse.minor", b"0"),
+        ("GNU.sparse.name", b"var/big"),
+        ("GNU.sparse.realsize", b"10737418240"),
+    ])
+    .file("var/GNUSparseFile.0/big", &map, DEFAULT);
+    let s = Sandbox::new();
+    let err = unpack(&t.finish(), &s.dest, &overlay()).unwrap_err();
+    assert!(matches!(err, UnpackError::Sparse { .. }), "{err}");
+    assert!(err.to_string().contains("entry \"var/big\""), "{err}");
+    assert!(err.to_string().contains("declared 10 GiB"), "{err}");
+    assert!(!s.dest.join("var").exists());
+
+    // Format 0.x: offsets and sizes as PAX records.
+    let mut t = Tar::new();
+    t.pax(&[
+        ("GNU.sparse.size", b"10737418240"),
+        ("GNU.sparse.numblocks", b"1"),
+        ("GNU.sparse.offset", b"10737418239"),
+        ("GNU.sparse.numbytes", b"1"),
+    ])
+    .file("old", b"x", DEFAULT);
+    let s = Sandbox::new();
+    let err = unpack(&t.finish(), &s.dest, &overlay()).unwrap_err();
+    assert!(err.to_string().contains("entry \"old\": sparse"), "{err}");
+}
+
+#[test]
+fn budget_takes_the_tighter_limit() {
+    let l = UnpackLimits {
+        max_size: 64 << 30,
+        max_ratio: 100,
+        ratio_grace: 1 << 30,
+    };
+    assert_eq!(l, UnpackLimits::default());
+    // Small blobs: the grace applies.
+    assert_eq!(l.budget(Some(1000)), Some((1 << 30, LimitKind::Ratio)));
+    // 100 MiB compressed: 100x.
+    assert_eq!(
+        l.budget(Some(100 << 20)),
+        Some((10_000 << 20, LimitKind::Ratio))
+    );
+    // A big blob: the size ceiling is the tighter one.
+    assert_eq!(l.budget(Some(10 << 30)), Some((64 << 30, LimitKind::Size)));
+    // Unknown compressed size: only the ceiling.
+    assert_eq!(l.budget(None), Some((64 << 30, LimitKind::Size)));
+    assert_eq!(UnpackLimits::NONE.budget(Some(1)), None);
+    let ratio_only = UnpackLimits { max_size: 0, ..l };
+    assert_eq!(ratio_only.budget(None), None);
+}
+
+#[test]
+fn layer_over_the_size_ceiling_fails_naming_the_limit() {
+    let mut t = Tar::new();
+    t.file("a", &vec![1u8; 3 << 20], DEFAULT);
+    let tar = t.finish();
+    let limits = UnpackLimits {
+        max_size: 2 << 20,
+        ..UnpackLimits::NONE
+    };
+    let s = Sandbox::new();
+    let err = unpack_blob(&tar, &s.dest, limits).unwrap_err();
+    assert!(
+        matches!(err, UnpackError::TooLarge { limit, kind: LimitKind::Size, .. } if limit == 2 << 20),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("layer sha256:test: unpacks to more than 2 MiB"),
+        "{msg}"
+    );
+    assert!(msg.contains("max_layer_size"), "{msg}");
+    assert_eq!(err.kind(), coracle_core::ErrorKind::InvalidArgument);
+
+    // At the ceiling exactly, it unpacks.
+    let s = Sandbox::new();
+    let exact = UnpackLimits {
+        max_size: tar.len() as u64,
+        ..UnpackLimits::NONE
+    };
+    unpack_blob(&tar, &s.dest, exact).unwrap();
+}
+
+#[test]
+fn zero_bomb_past_the_ratio_is_refused_but_small_zero_layers_pass() {
+    let mut t = Tar::new();
+    t.file("zeros", &vec![0u8; 64 << 20], DEFAULT);
+    let blob = gzip(&t.finish());
+    assert!(blob.len() < 128 << 10, "{} bytes", blob.len());
+    let limits = UnpackLimits {
+        ratio_grace: 4 << 20,
+        ..UnpackLimits::default()
+    };
+    let s = Sandbox::new();
+    let err = unpack_blob(&blob, &s.dest, limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UnpackError::TooLarge {
+                kind: LimitKind::Ratio,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("over 100:1 (max_layer_ratio"), "{msg}");
+    assert!(msg.contains("past the first 4 MiB"), "{msg}");
+    // It stopped at the budget: the file is at most that long.
+    let written = fs::metadata(s.dest.join("zeros")).map_or(0, |m| m.len());
+    assert!(
+        written <= (blob.len() as u64 * 100).max(4 << 20),
+        "{written}"
+    );
+
+    // With the default grace of 1 GiB the same 64 MiB of zeros is fine.
+    let s = Sandbox::new();
+    let stats = unpack_blob(&blob, &s.dest, UnpackLimits::default()).unwrap();
+    assert_eq!(stats.size, 64 << 20);
+}
