@@ -191,7 +191,18 @@ fn decompression_bomb_is_refused_past_the_configured_ratio() {
     let archive = oci_archive(&c, "bomb", &image);
     let out = c.run(["load", "-i", archive.to_str().unwrap()]);
     out.assert_code(1);
+    // Refused while the archive is verified, before anything is stored.
+    let expected = format!(
+        "layer blobs/sha256/{} unpacks to more than 8 MiB: a ",
+        blob.digest.hex()
+    );
     assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("over 100:1 (max_layer_ratio, enforced past the first 8 MiB)"),
+        "{}",
+        out.stderr
+    );
     assert_nothing_kept(&c, &image);
     assert_still_usable(&c, &reg);
 }

@@ -56,7 +56,8 @@ impl Engine {
     /// directory). Returns docker's lines: `Loaded image: NAME` or `Loaded image ID: ID`.
     pub fn load_images(&mut self, path: &Path) -> Result<Vec<String>, EngineError> {
         let _lock = self.paths.lock(LockMode::Shared)?;
-        let archive = coracle_image::read_archive(path, &self.paths.tmp())?;
+        let limits = &self.registry_config.limits;
+        let archive = coracle_image::read_archive_with(path, &self.paths.tmp(), limits)?;
         let mut lines = Vec::new();
         for image in &archive.images {
             let id = self.import(image)?;

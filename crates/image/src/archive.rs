@@ -7,6 +7,7 @@
 //! what to import. Every blob is verified against its digest and every layer against
 //! its diff ID.
 
+use crate::config::LayerLimits;
 use crate::manifest::{
     self, human_size, Compression, ImageConfig, Manifest, ManifestError, MAX_ARCHIVE_INDEX_SIZE,
     MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
@@ -36,6 +37,14 @@ pub enum ArchiveError {
         what: String,
         expected: Digest,
         actual: Digest,
+    },
+    /// Past the `[limits]` of the registry config (see [`LayerLimits`]).
+    #[error("archive: {what} unpacks to more than {}: {why}; refusing it as a decompression bomb (raise the limit in the [limits] table of /etc/coracle/registries.toml if the image is genuine)", human_size(*limit))]
+    TooLarge {
+        what: String,
+        limit: u64,
+        /// Which limit, e.g. "the limit on one layer's unpacked size (max_layer_size)".
+        why: String,
     },
 }
 
@@ -117,6 +126,79 @@ impl<R: Read> Read for HashReader<R> {
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
+    }
+}
+
+/// Fails a write that would take the total past `left` bytes.
+struct Budgeted<W> {
+    inner: W,
+    left: u64,
+}
+
+/// The error [`Budgeted`] and [`BudgetReader`] fail with.
+#[derive(Debug)]
+struct OverBudget;
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("over the unpack limit")
+    }
+}
+
+impl std::error::Error for OverBudget {}
+
+fn is_over_budget(e: &crate::ImageError) -> bool {
+    matches!(e, crate::ImageError::Archive(ArchiveError::Io { source, .. })
+        if source.get_ref().is_some_and(|s| s.is::<OverBudget>()))
+}
+
+impl<W: Write> Write for Budgeted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(io::Error::other(OverBudget));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Fails once more than `left` bytes were read through it, setting `over` (the tar
+/// reader may not hand the error back as it was).
+struct BudgetReader<R> {
+    inner: R,
+    left: u64,
+    over: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for BudgetReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.checked_sub(n as u64) {
+            Some(left) => self.left = left,
+            None => {
+                self.over.set(true);
+                return Err(io::Error::other(OverBudget));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Why `budget` is what it is, for [`ArchiveError::TooLarge`].
+fn budget_reason(by_ratio: bool, limits: &LayerLimits, compressed: u64) -> String {
+    if by_ratio {
+        format!(
+            "a {} blob over {}:1 (max_layer_ratio, enforced past the first {})",
+            human_size(compressed),
+            limits.max_layer_ratio,
+            human_size(limits.layer_ratio_grace)
+        )
+    } else {
+        "the limit on one layer's unpacked size (max_layer_size)".to_string()
     }
 }
 
@@ -350,8 +432,20 @@ impl LoadedLayer {
 
 /// Read a docker-archive or OCI layout (directory, or tar possibly gzip/zstd
 /// compressed). Tar archives are extracted into a temp dir under `scratch` (in the
-/// store, so layers can later be renamed into place).
+/// store, so layers can later be renamed into place). The default [`LayerLimits`]
+/// apply; see [`read_archive_with`].
 pub fn read_archive(path: &Path, scratch: &Path) -> Result<LoadedArchive> {
+    read_archive_with(path, scratch, &LayerLimits::default())
+}
+
+/// [`read_archive`] with these limits: no member may be larger than a layer may be, a
+/// compressed archive may not expand past the ratio, and every layer is refused as
+/// soon as it expands past them (before anything of it is stored).
+pub fn read_archive_with(
+    path: &Path,
+    scratch: &Path,
+    limits: &LayerLimits,
+) -> Result<LoadedArchive> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     let (root, dir) = if meta.is_dir() {
         (path.to_path_buf(), None)
@@ -361,13 +455,13 @@ pub fn read_archive(path: &Path, scratch: &Path) -> Result<LoadedArchive> {
             .prefix("load-")
             .tempdir_in(scratch)
             .map_err(io_err(scratch))?;
-        extract(path, dir.path())?;
+        extract(path, dir.path(), limits)?;
         (dir.path().to_path_buf(), Some(dir))
     };
     let images = if root.join("manifest.json").is_file() {
-        read_docker(&root)?
+        read_docker(&root, limits)?
     } else if root.join("index.json").is_file() && root.join("oci-layout").is_file() {
-        read_oci(&root)?
+        read_oci(&root, limits)?
     } else {
         return Err(format_err(
             path,
@@ -395,9 +489,10 @@ fn safe_member(name: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn extract(archive: &Path, dest: &Path) -> Result<()> {
+fn extract(archive: &Path, dest: &Path, limits: &LayerLimits) -> Result<()> {
     let compression = sniff_file(archive)?;
     let file = File::open(archive).map_err(io_err(archive))?;
+    let compressed = file.metadata().map_err(io_err(archive))?.len();
     let reader: Box<dyn Read> = match compression {
         Compression::None => Box::new(io::BufReader::new(file)),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
@@ -405,11 +500,45 @@ fn extract(archive: &Path, dest: &Path) -> Result<()> {
             Box::new(zstd::stream::read::Decoder::new(file).map_err(io_err(archive))?)
         }
     };
+    // A compressed archive is held to the layers' ratio as a whole: its members are
+    // written to disk before any layer is looked at.
+    let ratio = LayerLimits {
+        max_layer_size: 0,
+        ..*limits
+    };
+    let budget = match compression {
+        Compression::None => None,
+        _ => ratio.budget(Some(compressed)),
+    };
+    let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    let reader = BudgetReader {
+        inner: reader,
+        left: budget.map_or(u64::MAX, |(b, _)| b),
+        over: over.clone(),
+    };
+    let too_large = |what: String, (limit, by_ratio): (u64, bool)| -> crate::ImageError {
+        ArchiveError::TooLarge {
+            what,
+            limit,
+            why: budget_reason(by_ratio, limits, compressed),
+        }
+        .into()
+    };
+    let read_err = |e: io::Error| match budget {
+        Some(b) if over.get() => too_large(format!("{}", archive.display()), b),
+        _ => io_err(archive)(e),
+    };
     let mut tar = tar::Archive::new(reader);
     let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for entry in tar.entries().map_err(io_err(archive))? {
-        let mut entry = entry.map_err(io_err(archive))?;
+    for entry in tar.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
         let name = entry.path().map_err(io_err(archive))?.into_owned();
+        if limits.max_layer_size > 0 && entry.size() > limits.max_layer_size {
+            return Err(too_large(
+                format!("member {} of {}", name.display(), archive.display()),
+                (limits.max_layer_size, false),
+            ));
+        }
         let rel = safe_member(&name)?;
         if rel.as_os_str().is_empty() {
             continue;
@@ -424,7 +553,10 @@ fn extract(archive: &Path, dest: &Path) -> Result<()> {
                     std::fs::create_dir_all(parent).map_err(io_err(parent))?;
                 }
                 let mut f = File::create(&target).map_err(io_err(&target))?;
-                io::copy(&mut entry, &mut f).map_err(io_err(&target))?;
+                io::copy(&mut entry, &mut f).map_err(|e| match budget {
+                    Some(b) if over.get() => too_large(format!("{}", archive.display()), b),
+                    _ => io_err(&target)(e),
+                })?;
             }
             // Old docker saves link duplicate layers; resolved to copies below,
             // never created as links on disk.
@@ -549,14 +681,34 @@ fn verify_bytes(what: &str, bytes: &[u8], expected: &Digest) -> Result<()> {
     Ok(())
 }
 
-/// Check a layer file against its diff ID (and its blob digest when known).
+/// Check a layer file (`rel` in the archive) against its diff ID (and its blob digest
+/// when known), refusing it once it expands past `limits`.
 fn verify_layer(
-    path: &Path,
+    (root, rel): (&Path, &str),
     diff_id: &Digest,
     blob: Option<&Digest>,
     media_type: Option<&str>,
+    limits: &LayerLimits,
 ) -> Result<LoadedLayer> {
-    let d = decompress_to(path, io::sink())?;
+    let path = &root.join(safe_member(Path::new(rel))?);
+    let compressed = std::fs::metadata(path).map_err(io_err(path))?.len();
+    let budget = limits.budget(Some(compressed));
+    let sink = Budgeted {
+        inner: io::sink(),
+        left: budget.map_or(u64::MAX, |(b, _)| b),
+    };
+    let d = match decompress_to(path, sink) {
+        Err(e) if is_over_budget(&e) => {
+            let (limit, by_ratio) = budget.expect("only a budget is exceeded");
+            return Err(ArchiveError::TooLarge {
+                what: format!("layer {rel}"),
+                limit,
+                why: budget_reason(by_ratio, limits, compressed),
+            }
+            .into());
+        }
+        r => r?,
+    };
     if let Some(expected) = blob {
         if *expected != d.blob {
             return Err(ArchiveError::DigestMismatch {
@@ -596,7 +748,7 @@ fn digest_in_name(rel: &str) -> Option<Digest> {
     None
 }
 
-fn read_docker(root: &Path) -> Result<Vec<LoadedImage>> {
+fn read_docker(root: &Path, limits: &LayerLimits) -> Result<Vec<LoadedImage>> {
     let manifest_path = root.join("manifest.json");
     let (_, manifest) = read_json(root, "manifest.json")?;
     let entries = manifest
@@ -636,9 +788,14 @@ fn read_docker(root: &Path) -> Result<Vec<LoadedImage>> {
         }
         let mut layers = Vec::new();
         for (rel, diff_id) in layer_rels.iter().zip(&config.diff_ids) {
-            let path = root.join(safe_member(Path::new(rel))?);
             let named = digest_in_name(rel);
-            layers.push(verify_layer(&path, diff_id, named.as_ref(), None)?);
+            layers.push(verify_layer(
+                (root, rel),
+                diff_id,
+                named.as_ref(),
+                None,
+                limits,
+            )?);
         }
         let repo_tags = entry["RepoTags"]
             .as_array()
@@ -660,14 +817,14 @@ fn read_docker(root: &Path) -> Result<Vec<LoadedImage>> {
     Ok(images)
 }
 
-fn read_oci(root: &Path) -> Result<Vec<LoadedImage>> {
+fn read_oci(root: &Path, limits: &LayerLimits) -> Result<Vec<LoadedImage>> {
     let (_, index) = read_json(root, "index.json")?;
     let index_path = root.join("index.json");
     let descs: Vec<manifest::Descriptor> = serde_json::from_value(index["manifests"].clone())
         .map_err(|e| format_err(&index_path, format!("invalid manifests: {e}")))?;
     let mut images = Vec::new();
     for d in &descs {
-        read_oci_descriptor(root, d, None, &mut images, 0)?;
+        read_oci_descriptor(root, d, None, &mut images, 0, limits)?;
     }
     Ok(images)
 }
@@ -690,6 +847,7 @@ fn read_oci_descriptor(
     inherited_tag: Option<String>,
     images: &mut Vec<LoadedImage>,
     depth: usize,
+    limits: &LayerLimits,
 ) -> Result<()> {
     let path = blob_path(root, &d.digest);
     if depth > 8 {
@@ -718,7 +876,7 @@ fn read_oci_descriptor(
                 if child.platform.as_ref().is_some_and(|p| p.is_unknown()) {
                     continue; // attestations
                 }
-                read_oci_descriptor(root, child, tag.clone(), images, depth + 1)?;
+                read_oci_descriptor(root, child, tag.clone(), images, depth + 1, limits)?;
             }
         }
         Manifest::Image(m) => {
@@ -745,7 +903,14 @@ fn read_oci_descriptor(
             let mut layers = Vec::new();
             for (l, diff_id) in m.layers.iter().zip(&config.diff_ids) {
                 let lp = blob_path(root, &l.digest);
-                let layer = verify_layer(&lp, diff_id, Some(&l.digest), Some(&l.media_type))?;
+                let rel = format!("blobs/{}/{}", l.digest.algorithm_name(), l.digest.hex());
+                let layer = verify_layer(
+                    (root, &rel),
+                    diff_id,
+                    Some(&l.digest),
+                    Some(&l.media_type),
+                    limits,
+                )?;
                 if layer.size != l.size {
                     return Err(format_err(
                         &lp,

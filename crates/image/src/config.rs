@@ -89,6 +89,23 @@ impl Default for LayerLimits {
     }
 }
 
+impl LayerLimits {
+    /// The most uncompressed bytes a layer whose blob has `compressed` bytes may have,
+    /// and whether the ratio (rather than the size ceiling) sets it; `None`: no limit.
+    /// The same rule as `coracle_rootfs::UnpackLimits::budget`.
+    pub fn budget(&self, compressed: Option<u64>) -> Option<(u64, bool)> {
+        let by_size = (self.max_layer_size > 0).then_some((self.max_layer_size, false));
+        let by_ratio = match (self.max_layer_ratio, compressed) {
+            (0, _) | (_, None) => None,
+            (ratio, Some(c)) => Some((c.saturating_mul(ratio).max(self.layer_ratio_grace), true)),
+        };
+        match (by_size, by_ratio) {
+            (Some(s), Some(r)) => Some(if r.0 < s.0 { r } else { s }),
+            (s, r) => s.or(r),
+        }
+    }
+}
+
 /// A size as bytes (integer) or a string with docker's units (`RAMInBytes`: b, k, m,
 /// g, t, optionally followed by "b" or "ib", all powers of 1024, case-insensitive).
 fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {

@@ -13,8 +13,8 @@ pub mod manifest;
 pub mod registry;
 
 pub use archive::{
-    read_archive, write_docker_archive, ArchiveError, ArchiveImage, ArchiveLayer, LoadedArchive,
-    LoadedImage, LoadedLayer,
+    read_archive, read_archive_with, write_docker_archive, ArchiveError, ArchiveImage,
+    ArchiveLayer, LoadedArchive, LoadedImage, LoadedLayer,
 };
 pub use auth::{AuthError, Credentials, DockerConfig};
 pub use config::{ConfigError, LayerLimits, RegistryConfig};

@@ -422,3 +422,108 @@ fn oversized_oci_manifests_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn layer_bombs_and_oversized_members_are_refused_before_anything_is_stored() {
+    let f = fixture();
+    // 64 MiB of zeros in a small zstd blob, in an OCI layout.
+    let layout = f.scratch.parent().unwrap().join("bomb-layout");
+    let tar = layer_tar("zeros", &vec![0u8; 64 << 20]);
+    let diff = Digest::sha256_of(&tar);
+    let layer = oci_blob(
+        &layout,
+        manifest::OCI_LAYER_ZSTD,
+        &zstd::encode_all(&tar[..], 3).unwrap(),
+    );
+    let config = oci_blob(
+        &layout,
+        manifest::OCI_CONFIG,
+        &config_for(std::slice::from_ref(&diff)),
+    );
+    let m = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+        "config": config, "layers": [layer],
+    }))
+    .unwrap();
+    let mdesc = oci_blob(&layout, manifest::OCI_MANIFEST, &m);
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [mdesc]})).unwrap(),
+    )
+    .unwrap();
+    // The defaults let 64 MiB of zeros through.
+    read_archive(&layout, &f.scratch).unwrap();
+    let limits = LayerLimits {
+        layer_ratio_grace: 4 << 20,
+        ..LayerLimits::default()
+    };
+    let err = read_archive_with(&layout, &f.scratch, &limits).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "archive: layer blobs/sha256/{} unpacks to more than 4 MiB: a ",
+            layer.digest.hex()
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("blob over 100:1 (max_layer_ratio, enforced past the first 4 MiB)"),
+        "{msg}"
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+
+    // A zstd-compressed docker-archive whose (uncompressed) layer.tar is the bomb:
+    // the archive as a whole expands past the ratio while it is extracted.
+    let cfg = config_for(std::slice::from_ref(&diff));
+    let cfg_name = format!("{}.json", Digest::sha256_of(&cfg).hex());
+    let layer_name = format!("{}/layer.tar", diff.hex());
+    let manifest =
+        serde_json::to_vec(&json!([{"Config": cfg_name, "Layers": [layer_name]}])).unwrap();
+    let docker = raw_tar(&[
+        ("manifest.json", &manifest),
+        (&cfg_name, &cfg),
+        (&layer_name, &tar),
+    ]);
+    let path = f.scratch.parent().unwrap().join("bomb.tar.zst");
+    std::fs::write(&path, zstd::encode_all(&docker[..], 3).unwrap()).unwrap();
+    let tiny = LayerLimits {
+        layer_ratio_grace: 1 << 20,
+        ..LayerLimits::default()
+    };
+    let err = read_archive_with(&path, &f.scratch, &tiny).unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "archive: {} unpacks to more than 1 MiB",
+            path.display()
+        )),
+        "{err}"
+    );
+    // A member larger than any layer may be.
+    let small = LayerLimits {
+        max_layer_size: 1 << 20,
+        ..LayerLimits::default()
+    };
+    let plain = f.scratch.parent().unwrap().join("big-member.tar");
+    std::fs::write(
+        &plain,
+        raw_tar(&[("manifest.json", b"[]"), ("big", &vec![1u8; 2 << 20])]),
+    )
+    .unwrap();
+    let err = read_archive_with(&plain, &f.scratch, &small).unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "archive: member big of {} unpacks to more than 1 MiB: the limit on one layer's unpacked size (max_layer_size)",
+            plain.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(&f.scratch).unwrap().next().is_none(),
+        "nothing left"
+    );
+}
