@@ -98,6 +98,8 @@ enum Command {
     Wait(commands::wait::WaitArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(commands::attach::AttachArgs),
+    /// Display system-wide information
+    Info(commands::info::InfoArgs),
     /// Manage coracle itself
     #[command(subcommand)]
     System(commands::system::SystemCommand),
@@ -183,6 +185,7 @@ pub fn main() -> i32 {
         Command::Restart(a) => commands::restart::exec(&ctx, a),
         Command::Wait(a) => commands::wait::exec(&ctx, a),
         Command::Attach(a) => commands::attach::exec(&ctx, a),
+        Command::Info(a) => commands::info::exec(&ctx, a),
         Command::System(c) => commands::system::exec(&ctx, c),
         Command::Top(a) => commands::top::exec(&ctx, a),
         Command::Stats(a) => commands::stats::exec(&ctx, a),

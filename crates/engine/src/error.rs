@@ -51,6 +51,8 @@ pub enum EngineError {
     Spec(#[from] coracle_runtime::spec::SpecError),
     #[error(transparent)]
     Net(#[from] coracle_net::NetError),
+    #[error(transparent)]
+    Lsm(#[from] coracle_runtime::lsm::LsmError),
 }
 
 impl EngineError {
@@ -80,6 +82,7 @@ impl EngineError {
             EngineError::Volume(e) => e.kind(),
             EngineError::Options(e) => e.kind(),
             EngineError::Spec(e) => e.kind(),
+            EngineError::Lsm(e) => e.kind(),
         }
     }
 

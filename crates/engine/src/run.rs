@@ -403,6 +403,21 @@ impl Engine {
             .as_deref()
             .is_none_or(|r| r.is_empty() || r == coracle_runtime::runtime::BUILTIN);
         if builtin {
+            crate::devices::check_builtin_paths(&input.devices)?;
+        }
+        crate::lsm::confine(
+            &mut spec,
+            coracle_runtime::lsm::HostLsm::detect(Path::new("/")),
+            &crate::lsm::Confinement {
+                security: &opts.security,
+                privileged: opts.privileged,
+                shares_host_pid_or_ipc: opts.pid == NamespaceMode::Host
+                    || opts.ipc == NamespaceMode::Host,
+                builtin_runtime: builtin,
+                containers_dir: &guard.engine.containers_dir(),
+            },
+        )?;
+        if builtin {
             // The bundle is for youki, which reads MASKED_EQ arguments swapped.
             if let Some(linux) = spec.linux_mut().as_mut() {
                 if let Some(seccomp) = linux.seccomp().clone() {
@@ -477,6 +492,9 @@ impl Engine {
         let volumes = self.volumes()?;
         let mut out = Vec::new();
         let mut anonymous = Vec::new();
+        for m in requests {
+            refuse_proc_mount(m)?;
+        }
         for m in requests {
             match m {
                 MountRequest::Bind {
@@ -718,3 +736,22 @@ fn x32_abi_available() -> bool {
 fn x32_abi_available() -> bool {
     false
 }
+
+/// Mounts over or inside /proc are refused before anything is created (runc's rule,
+/// which makes docker refuse to start such a container).
+fn refuse_proc_mount(m: &MountRequest) -> Result<(), EngineError> {
+    let (source, target, procfs) = match m {
+        MountRequest::Bind { source, target, .. } => {
+            let procfs = crate::info::fs_magic(source) == Some(PROC_SUPER_MAGIC);
+            (source.display().to_string(), target, procfs)
+        }
+        MountRequest::Named { name, target, .. } => (name.clone(), target, false),
+        MountRequest::Anonymous { target, .. } => ("volume".to_string(), target, false),
+        MountRequest::Tmpfs(t) => ("tmpfs".to_string(), &t.target, false),
+    };
+    coracle_runtime::options::check_proc_mount(&source, target, procfs)
+        .map_err(EngineError::InvalidArgument)
+}
+
+/// linux/magic.h
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;

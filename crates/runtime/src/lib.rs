@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod exec_session;
 pub mod init;
 pub mod monitor;
+pub mod lsm;
 pub mod options;
 mod relay;
 pub mod runtime;

@@ -7,6 +7,7 @@ pub mod create;
 pub mod exec;
 pub mod image;
 pub mod images;
+pub mod info;
 pub mod inspect;
 pub mod kill;
 pub mod load;

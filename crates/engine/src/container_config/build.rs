@@ -226,6 +226,12 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
     if opts.security.unconfined_system_paths {
         security_opt.push("systempaths=unconfined".into());
     }
+    if let Some(p) = &opts.security.apparmor {
+        security_opt.push(format!("apparmor={p}"));
+    }
+    for l in &opts.security.labels {
+        security_opt.push(format!("label={l}"));
+    }
     let defaults_or = |list: &[&str]| {
         if opts.privileged {
             None

@@ -16,8 +16,8 @@ pub use lifecycle::{
     DEFAULT_DETACH_KEYS,
 };
 pub use mounts::{
-    clean_path, merge_tmpfs_options, parse_mount, parse_tmpfs, parse_volume, validate_volume_name,
-    MountRequest, Propagation, TmpfsMount,
+    check_proc_mount, clean_path, merge_tmpfs_options, parse_mount, parse_tmpfs, parse_volume,
+    validate_volume_name, MountRequest, Propagation, TmpfsMount,
 };
 pub use network::*;
 pub use process::{

@@ -377,6 +377,47 @@ pub fn parse_tmpfs(s: &str) -> Result<TmpfsMount, OptionsError> {
     })
 }
 
+/// Files under /proc that lxcfs emulates: the only mount targets inside /proc that
+/// runc (and so docker) accepts.
+const LXCFS_PROC_TARGETS: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
+
+/// runc's `checkProcMount`, which makes docker refuse to start such a container:
+/// nothing may be mounted over /proc but a procfs (a bind of one, `source_is_procfs`),
+/// and nothing inside /proc but lxcfs's files. A tmpfs over /proc or /proc/sys would
+/// hide the masked and read-only paths the runtime set up. `source` names the mount
+/// in the message (`tmpfs`, the host path, the volume). `target` is cleaned.
+pub fn check_proc_mount(source: &str, target: &str, source_is_procfs: bool) -> Result<(), String> {
+    let target = clean_path(Path::new(target));
+    let Ok(rel) = target.strip_prefix("/proc") else {
+        return Ok(());
+    };
+    let why = if rel.as_os_str().is_empty() {
+        if source_is_procfs {
+            return Ok(());
+        }
+        "is not of type proc"
+    } else if LXCFS_PROC_TARGETS.iter().any(|t| Path::new(t) == target) {
+        return Ok(());
+    } else {
+        "is inside /proc"
+    };
+    let target = target.display();
+    Err(format!(
+        "error mounting {source:?} to rootfs at \"{target}\": \"{target}\" cannot be mounted because it {why}"
+    ))
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "t" => Some(true),
@@ -583,6 +624,39 @@ pub fn parse_mount<'a>(s: &'a str) -> Result<MountRequest, OptionsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_over_proc_are_refused_as_runc_does() {
+        for t in [
+            "/proc",
+            "/proc/",
+            "/proc/sys",
+            "/proc/sys/kernel",
+            "/proc/1",
+            "/x/../proc/sys",
+        ] {
+            let err = check_proc_mount("tmpfs", t, false).unwrap_err();
+            assert!(
+                err.starts_with("error mounting \"tmpfs\" to rootfs at \"/proc"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            check_proc_mount("tmpfs", "/proc", false).unwrap_err(),
+            "error mounting \"tmpfs\" to rootfs at \"/proc\": \"/proc\" cannot be mounted because it is not of type proc"
+        );
+        assert_eq!(
+            check_proc_mount("tmpfs", "/proc/sys", false).unwrap_err(),
+            "error mounting \"tmpfs\" to rootfs at \"/proc/sys\": \"/proc/sys\" cannot be mounted because it is inside /proc"
+        );
+        // a procfs bound over /proc, lxcfs's files, and everything outside /proc pass
+        assert!(check_proc_mount("/proc", "/proc", true).is_ok());
+        assert!(check_proc_mount("/var/lib/lxcfs/proc/meminfo", "/proc/meminfo", false).is_ok());
+        assert!(check_proc_mount("/proc", "/proc/sys", true).is_err());
+        for t in ["/processes", "/procfs", "/data/proc", "/sys"] {
+            assert!(check_proc_mount("tmpfs", t, false).is_ok(), "{t}");
+        }
+    }
 
     fn bind(src: &str, dst: &str, ro: bool) -> MountRequest {
         MountRequest::Bind {

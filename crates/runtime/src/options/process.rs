@@ -262,12 +262,17 @@ pub struct SecurityOptions {
     pub no_new_privileges: bool,
     /// `systempaths=unconfined`: no masked or read-only /proc and /sys paths.
     pub unconfined_system_paths: bool,
+    /// `apparmor=PROFILE|unconfined`; applies where the host has AppArmor enabled
+    /// (None: the default profile, or unconfined when privileged).
+    pub apparmor: Option<String>,
+    /// `label=disable|user:U|role:R|type:T|level:L|filetype:F`, in order; applies where
+    /// the host has SELinux enabled.
+    pub labels: Vec<String>,
 }
 
 /// Apply one `--security-opt` to `into`. Supported: `seccomp=unconfined|PATH`,
-/// `no-new-privileges[=|:true|false]`, `systempaths=unconfined`. `label=disable` and
-/// `apparmor=unconfined` ask for what coracle already does (no SELinux label, no
-/// AppArmor profile) and are accepted; any other `label=`/`apparmor=` is refused.
+/// `no-new-privileges[=|:true|false]`, `systempaths=unconfined`, `apparmor=PROFILE`,
+/// `label=...` (checked here; applied only where the host has that LSM, as docker).
 pub fn parse_security_opt(s: &str, into: &mut SecurityOptions) -> Result<(), OptionsError> {
     const FLAG: &str = "--security-opt";
     if s == "no-new-privileges" {
@@ -313,21 +318,15 @@ pub fn parse_security_opt(s: &str, into: &mut SecurityOptions) -> Result<(), Opt
             }
             into.unconfined_system_paths = true;
         }
-        "label" if v == "disable" => {}
-        "apparmor" if v == "unconfined" => {}
-        "label" | "apparmor" => {
-            return Err(OptionsError::Unsupported {
-                option: format!("--security-opt {s}"),
-                hint: format!(
-                "coracle applies no {} confinement; remove the option (only {k}={} is accepted)",
-                if k == "label" { "SELinux" } else { "AppArmor" },
-                if k == "label" {
-                    "disable"
-                } else {
-                    "unconfined"
-                }
-            ),
-            })
+        "label" => {
+            crate::lsm::selinux::validate_option(v).map_err(|e| bad(FLAG, s, e.to_string()))?;
+            into.labels.push(v.to_string());
+        }
+        "apparmor" => {
+            if v.is_empty() {
+                return Err(bad(FLAG, s, "apparmor takes a profile name or unconfined"));
+            }
+            into.apparmor = Some(v.to_string());
         }
         _ => {
             return Err(OptionsError::Invalid(format!(
@@ -547,9 +546,15 @@ mod tests {
         assert!(o.unconfined_system_paths);
         parse_security_opt("label=disable", &mut o).unwrap();
         parse_security_opt("apparmor=unconfined", &mut o).unwrap();
-        let e = parse_security_opt("label=type:svirt_t", &mut o).unwrap_err();
-        assert!(e.to_string().contains("not supported"), "{e}");
-        assert!(parse_security_opt("apparmor=docker-default", &mut o).is_err());
+        assert_eq!(o.apparmor.as_deref(), Some("unconfined"));
+        parse_security_opt("label=type:svirt_t", &mut o).unwrap();
+        parse_security_opt("label:level:s0:c1,c2", &mut o).unwrap();
+        assert_eq!(o.labels, ["disable", "type:svirt_t", "level:s0:c1,c2"]);
+        let e = parse_security_opt("label=colour:red", &mut o).unwrap_err();
+        assert!(e.to_string().contains("bad label option"), "{e}");
+        assert!(parse_security_opt("apparmor=", &mut o).is_err());
+        parse_security_opt("apparmor=my-profile", &mut o).unwrap();
+        assert_eq!(o.apparmor.as_deref(), Some("my-profile"));
         assert_eq!(
             parse_security_opt("foo", &mut o).unwrap_err().to_string(),
             "Invalid --security-opt: \"foo\""

@@ -1,7 +1,10 @@
 //! Seccomp profiles in docker's JSON format, converted to the OCI runtime spec.
 //!
-//! `default.json` is coracle's own default profile. Its semantics reproduce docker's
-//! default profile (moby/moby `profiles/seccomp/default.json`, Apache-2.0): deny with
+//! `default.json` is coracle's own default profile. Its rules are those of docker's
+//! default profile, github.com/moby/profiles/seccomp v0.2.3 (moby/moby
+//! `profiles/seccomp/default.json`, Apache-2.0; vendored by moby/moby at commit
+//! b985e2313a8676e18072b442911fc8f64f17d440, docker v29.7.2-150), with comments; when
+//! moby changes its profile, port the change here and say which version. Deny with
 //! EPERM, allow the ordinary system calls, unlock privileged ones with the capability
 //! that guards them, ENOSYS for `clone3` so that libc falls back to `clone`, whose
 //! namespace flags are then filtered.
@@ -434,13 +437,85 @@ mod tests {
         assert_eq!(clone3.len(), 1);
         assert_eq!(clone3[0].action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(clone3[0].errno_ret(), Some(38));
-        // socket: anything but AF_VSOCK
-        let socket = rules_for(&s, "socket");
+        // socket: every family but AF_ALG (38) and AF_VSOCK (40)
+        let socket: Vec<(u64, LinuxSeccompOperator)> = rules_for(&s, "socket")
+            .iter()
+            .map(|c| {
+                let a = c.args().as_ref().unwrap()[0];
+                assert_eq!(a.index(), 0);
+                (a.value(), a.op())
+            })
+            .collect();
         assert_eq!(
-            socket[0].args().as_ref().unwrap()[0].op(),
-            LinuxSeccompOperator::ScmpCmpNe
+            socket,
+            vec![
+                (38, LinuxSeccompOperator::ScmpCmpLt),
+                (39, LinuxSeccompOperator::ScmpCmpEq),
+                (40, LinuxSeccompOperator::ScmpCmpGt)
+            ]
         );
         assert_eq!(rules_for(&s, "personality").len(), 5);
+    }
+
+    /// io_uring queues I/O that seccomp never sees, and AF_ALG exposes the kernel's
+    /// crypto API: moby's profile denies both, even with every capability.
+    #[test]
+    fn io_uring_and_af_alg_are_denied() {
+        let all_caps = caps(&[
+            "CAP_SYS_ADMIN",
+            "CAP_SYS_PTRACE",
+            "CAP_NET_ADMIN",
+            "CAP_BPF",
+        ]);
+        for (arch, caps) in [
+            ("x86_64", caps(&[])),
+            ("aarch64", caps(&[])),
+            ("x86_64", all_caps),
+        ] {
+            let s = default_seccomp(&caps, arch, None).unwrap();
+            for denied in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+                assert!(rules_for(&s, denied).is_empty(), "{denied} on {arch}");
+            }
+            // no socket rule lets family 38 through
+            for rule in rules_for(&s, "socket") {
+                let a = rule
+                    .args()
+                    .as_ref()
+                    .expect("socket is only allowed by family")[0];
+                let allows_alg = match a.op() {
+                    LinuxSeccompOperator::ScmpCmpLt => 38 < a.value(),
+                    LinuxSeccompOperator::ScmpCmpEq => a.value() == 38,
+                    LinuxSeccompOperator::ScmpCmpGt => 38 > a.value(),
+                    LinuxSeccompOperator::ScmpCmpNe => a.value() != 38,
+                    op => panic!("unexpected socket operator {op:?}"),
+                };
+                assert!(!allows_alg, "{rule:?} allows AF_ALG");
+            }
+        }
+    }
+
+    /// The profile follows moby's v0.2.3 profile: a few of the syscalls it added.
+    #[test]
+    fn follows_moby_profile() {
+        let s = default_seccomp(&caps(&[]), "x86_64", None).unwrap();
+        for ok in [
+            "mseal",
+            "statmount",
+            "listmount",
+            "getxattrat",
+            "uretprobe",
+            "socketcall",
+        ] {
+            assert!(allowed_unconditionally(&s, ok), "{ok}");
+        }
+        assert!(rules_for(&s, "lsm_set_self_attr").is_empty());
+        let s = default_seccomp(&caps(&["CAP_SYS_ADMIN"]), "x86_64", None).unwrap();
+        assert!(allowed_unconditionally(&s, "lsm_set_self_attr"));
+        let s = default_seccomp(&caps(&[]), "loongarch64", None).unwrap();
+        assert_eq!(
+            s.architectures().as_ref().unwrap(),
+            &vec![Arch::ScmpArchLoongarch64]
+        );
     }
 
     #[test]

@@ -147,11 +147,9 @@ pub fn exec_process(container: &Process, input: &ExecInput) -> Result<Process, S
     } else {
         from.bounding().clone().unwrap_or_default()
     };
+    // AppArmor profile and SELinux label stay the container's, even for `exec
+    // --privileged` (docker: "privileged configuration of the container is inherited").
     p.set_capabilities(Some(capabilities_for(bounding, uid, &from)));
-    if input.privileged {
-        // docker runs a privileged exec unconfined by AppArmor.
-        p.set_apparmor_profile(None);
-    }
     p.set_terminal(Some(input.tty));
     p.set_console_size(None);
     Ok(p)
@@ -315,6 +313,11 @@ mod tests {
         // Security settings other than capabilities stay the container's.
         assert_eq!(p.no_new_privileges(), Some(true));
         assert_eq!(p.rlimits(), c.rlimits());
+        // AppArmor too, as docker keeps it for `exec --privileged`.
+        let mut confined = c.clone();
+        confined.set_apparmor_profile(Some("coracle-default".into()));
+        let p = exec_process(&confined, &i).unwrap();
+        assert_eq!(p.apparmor_profile().as_deref(), Some("coracle-default"));
     }
 
     #[test]

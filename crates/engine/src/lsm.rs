@@ -1,0 +1,207 @@
+//! AppArmor and SELinux confinement of a new container, as dockerd applies it, on hosts
+//! that have the module enabled (elsewhere the options are checked and have no effect,
+//! as docker's).
+
+use crate::EngineError;
+use coracle_runtime::lsm::{apparmor, selinux, HostLsm};
+use coracle_runtime::options::SecurityOptions;
+use oci_spec::runtime::Spec;
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+
+/// What decides a container's confinement besides its `--security-opt`s.
+pub(crate) struct Confinement<'a> {
+    pub security: &'a SecurityOptions,
+    pub privileged: bool,
+    /// `--pid host` or `--ipc host`: docker disables SELinux labels for these.
+    pub shares_host_pid_or_ipc: bool,
+    /// The bundle is for the built-in runtime.
+    pub builtin_runtime: bool,
+    /// The store's containers directory, whose bundles hold the MCS levels in use.
+    pub containers_dir: &'a Path,
+}
+
+/// Sets `process.apparmorProfile`, `process.selinuxLabel` and `linux.mountLabel`.
+pub(crate) fn confine(spec: &mut Spec, host: HostLsm, c: &Confinement) -> Result<(), EngineError> {
+    if host.apparmor {
+        let profile = apparmor::container_profile(c.security.apparmor.as_deref(), c.privileged);
+        if profile == apparmor::DEFAULT_PROFILE {
+            apparmor::ensure_default_loaded()?;
+        }
+        if let Some(p) = spec.process_mut().as_mut() {
+            p.set_apparmor_profile(Some(profile));
+        }
+    }
+    if host.selinux && !c.privileged && !c.shares_host_pid_or_ipc {
+        let level = fresh_mcs_level(c.containers_dir)?;
+        let contexts = selinux::default_contexts(Path::new("/"));
+        if let Some(labels) = selinux::container_labels(&contexts, &level, &c.security.labels)? {
+            if c.builtin_runtime {
+                return Err(EngineError::InvalidArgument(BUILTIN_NO_SELINUX.into()));
+            }
+            if let Some(p) = spec.process_mut().as_mut() {
+                p.set_selinux_label(Some(labels.process));
+            }
+            if let Some(l) = spec.linux_mut().as_mut() {
+                l.set_mount_label(Some(labels.mount));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// youki's libcontainer 0.7.0 passes the mount label to its mounts but never sets the
+/// process label: a container would run with the caller's context.
+const BUILTIN_NO_SELINUX: &str = "SELinux is enabled on this host and the built-in runtime \
+(youki's libcontainer 0.7.0) cannot apply a container's SELinux process label: \
+run it with --runtime crun (or runc), or with --security-opt label=disable to run it \
+without SELinux separation";
+
+/// An MCS level no container of the store uses (docker keeps them unique per daemon).
+fn fresh_mcs_level(containers_dir: &Path) -> Result<String, EngineError> {
+    let used = used_mcs_levels(containers_dir);
+    let mut urandom =
+        std::fs::File::open("/dev/urandom").map_err(EngineError::io("open", "/dev/urandom"))?;
+    for _ in 0..1000 {
+        let mut b = [0u8; 4];
+        urandom
+            .read_exact(&mut b)
+            .map_err(EngineError::io("read", "/dev/urandom"))?;
+        if let Some(level) = selinux::mcs_level(b, &used) {
+            return Ok(level);
+        }
+    }
+    Err(EngineError::Conflict(
+        "no free SELinux MCS level for a new container: remove unused containers".into(),
+    ))
+}
+
+fn used_mcs_levels(containers_dir: &Path) -> HashSet<String> {
+    let mut used = HashSet::new();
+    let Ok(entries) = std::fs::read_dir(containers_dir) else {
+        return used;
+    };
+    for e in entries.flatten() {
+        let Ok(spec) = Spec::load(e.path().join("config.json")) else {
+            continue;
+        };
+        let label = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.selinux_label().clone());
+        if let Some(level) = label.as_deref().and_then(selinux::level_of) {
+            used.insert(level.to_string());
+        }
+    }
+    used
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec::default()
+    }
+
+    fn confinement<'a>(s: &'a SecurityOptions, dir: &'a Path) -> Confinement<'a> {
+        Confinement {
+            security: s,
+            privileged: false,
+            shares_host_pid_or_ipc: false,
+            builtin_runtime: true,
+            containers_dir: dir,
+        }
+    }
+
+    #[test]
+    fn nothing_changes_without_an_lsm() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SecurityOptions {
+            apparmor: Some("mine".into()),
+            labels: vec!["type:spc_t".into()],
+            ..Default::default()
+        };
+        let mut sp = spec();
+        confine(&mut sp, HostLsm::default(), &confinement(&s, dir.path())).unwrap();
+        assert_eq!(sp, spec());
+    }
+
+    #[test]
+    fn apparmor_profile_is_set() {
+        // A named profile needs no loading, so this runs without AppArmor.
+        let dir = tempfile::tempdir().unwrap();
+        let s = SecurityOptions {
+            apparmor: Some("mine".into()),
+            ..Default::default()
+        };
+        let host = HostLsm {
+            apparmor: true,
+            selinux: false,
+        };
+        let mut sp = spec();
+        confine(&mut sp, host, &confinement(&s, dir.path())).unwrap();
+        assert_eq!(
+            sp.process().as_ref().unwrap().apparmor_profile().as_deref(),
+            Some("mine")
+        );
+        let s = SecurityOptions::default();
+        let mut c = confinement(&s, dir.path());
+        c.privileged = true;
+        let mut sp = spec();
+        confine(&mut sp, host, &c).unwrap();
+        assert_eq!(
+            sp.process().as_ref().unwrap().apparmor_profile().as_deref(),
+            Some("unconfined")
+        );
+    }
+
+    #[test]
+    fn selinux_labels_or_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostLsm {
+            apparmor: false,
+            selinux: true,
+        };
+        let s = SecurityOptions::default();
+        let mut c = confinement(&s, dir.path());
+        let err = confine(&mut spec(), host, &c).unwrap_err().to_string();
+        assert!(err.contains("--runtime crun"), "{err}");
+        c.builtin_runtime = false;
+        let mut sp = spec();
+        confine(&mut sp, host, &c).unwrap();
+        let label = sp
+            .process()
+            .as_ref()
+            .unwrap()
+            .selinux_label()
+            .clone()
+            .unwrap();
+        assert!(
+            label.starts_with("system_u:system_r:container_t:s0:c"),
+            "{label}"
+        );
+        let mount = sp.linux().as_ref().unwrap().mount_label().clone().unwrap();
+        assert_eq!(selinux::level_of(&mount), selinux::level_of(&label));
+        // the level is taken: a stored bundle holding it is seen
+        std::fs::create_dir(dir.path().join("c1")).unwrap();
+        sp.save(dir.path().join("c1/config.json")).unwrap();
+        let used = used_mcs_levels(dir.path());
+        assert!(used.contains(selinux::level_of(&label).unwrap()));
+        // label=disable, --privileged: no labels, and the built-in runtime is fine
+        let s = SecurityOptions {
+            labels: vec!["disable".into()],
+            ..Default::default()
+        };
+        let mut c = confinement(&s, dir.path());
+        let mut sp = spec();
+        confine(&mut sp, host, &c).unwrap();
+        assert_eq!(sp.process().as_ref().unwrap().selinux_label(), &None);
+        let s = SecurityOptions::default();
+        c.security = &s;
+        c.privileged = true;
+        confine(&mut sp, host, &c).unwrap();
+        assert_eq!(sp.process().as_ref().unwrap().selinux_label(), &None);
+    }
+}
