@@ -195,9 +195,7 @@ pub fn main() -> i32 {
             sync_fd,
             attach_wait,
         } => monitor(&ctx, &id, sync_fd, attach_wait),
-        Command::Healthcheck { id } => ctx
-            .engine()
-            .and_then(|mut e| Ok(e.run_health_probe(&id).map(|()| 0)?)),
+        Command::Healthcheck { id } => healthcheck(&ctx, &id),
     };
     match result {
         Ok(code) => code,
@@ -208,6 +206,29 @@ pub fn main() -> i32 {
     }
 }
 
+/// Both hidden commands below fork into the container with the built-in runtime,
+/// which must be done from a sealed copy of the binary (CVE-2019-5736). Their spawners
+/// (`start`, the monitor) start them sealed already; when run otherwise, this
+/// re-executes from a sealed copy (same arguments; fds without close-on-exec stay
+/// open). A container that cannot be looked up is left to the command to report.
+fn engine_sealed_for(ctx: &Context, key: &str) -> anyhow::Result<coracle_engine::Engine> {
+    let mut engine = ctx.engine()?;
+    if !engine.runs_builtin_runtime(key).unwrap_or(false)
+        || coracle_runtime::exeseal::self_is_sealed()
+    {
+        return Ok(engine);
+    }
+    drop(engine);
+    // Returns only on failure (or if the binary turned out sealed after all).
+    coracle_runtime::exeseal::ensure_sealed()?;
+    ctx.engine()
+}
+
+fn healthcheck(ctx: &Context, id: &str) -> anyhow::Result<i32> {
+    engine_sealed_for(ctx, id)?.run_health_probe(id)?;
+    Ok(0)
+}
+
 fn monitor(
     ctx: &Context,
     id: &str,
@@ -215,10 +236,10 @@ fn monitor(
     attach_wait: bool,
 ) -> anyhow::Result<i32> {
     use std::os::fd::{FromRawFd, OwnedFd};
+    let mut engine = engine_sealed_for(ctx, id)?;
     // SAFETY: `start` passes the write end of its report pipe as this fd number and
     // nothing else in this process owns it.
     let sync = sync_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    let mut engine = ctx.engine()?;
     Ok(engine.run_monitor(id, coracle_engine::MonitorArgs { sync, attach_wait })?)
 }
 

@@ -236,6 +236,14 @@ impl Engine {
         })
     }
 
+    /// Whether container `key` runs under the built-in runtime: the processes that
+    /// enter it then fork from coracle itself and must run from a sealed copy of it.
+    pub fn runs_builtin_runtime(&mut self, key: &str) -> Result<bool, EngineError> {
+        let c = self.find_container(key)?;
+        let runtime = Self::runtime_for(&self.container_config(&c.id)?)?;
+        Ok(runtime.name() == coracle_runtime::runtime::BUILTIN)
+    }
+
     /// The runtime of container `id` (for a re-executed exec session).
     pub fn exec_runtime(&self, id: &str) -> Result<Box<dyn Runtime>, EngineError> {
         Self::runtime_for(&self.container_config(id)?)

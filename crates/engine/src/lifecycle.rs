@@ -67,7 +67,28 @@ impl Engine {
         // Opened by the monitor itself once it holds the container: creating it here
         // could race a concurrent `rm` emptying the directory.
         let log_path = dir.join(crate::monitor::MONITOR_LOG);
-        let mut cmd = Command::new("/proc/self/exe");
+        // The built-in runtime forks the container's init from the monitor: it runs
+        // from a sealed copy of this binary (CVE-2019-5736), spawned straight from it.
+        let sealed = if self.runs_builtin_runtime(&c.id)? {
+            Some(
+                coracle_runtime::exeseal::seal_self().map_err(|e| EngineError::StartFailed {
+                    code: 125,
+                    message: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
+        let program = sealed
+            .as_ref()
+            .map(|s| s.path())
+            .unwrap_or_else(|| "/proc/self/exe".into());
+        let mut cmd = Command::new(program);
+        cmd.arg0(
+            std::env::args_os()
+                .next()
+                .unwrap_or_else(|| "coracle".into()),
+        );
         cmd.arg("--root")
             .arg(&self.paths.root)
             .arg("__monitor")
@@ -100,6 +121,7 @@ impl Engine {
             .spawn()
             .map_err(EngineError::io("start the monitor for", &dir))?;
         drop(write);
+        drop(sealed);
         // Nobody waits for the monitor but whoever ends up its parent; dropping
         // `Child` neither waits nor kills.
         drop(child);

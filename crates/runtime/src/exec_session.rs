@@ -1,15 +1,16 @@
 //! The caller's side of `exec`: runs a process in a running container through its
-//! [`Runtime`] and stays with it until it exits, the way `docker exec` attaches:
-//! the process's stdio is ours (or a pty relayed to our terminal with `-t`), the
-//! signals we get are passed on to it, and our exit code is its own. With `-d` the
-//! process is started on /dev/null and left running.
+//! [`Runtime`] and stays with it until it exits, the way `docker exec` attaches: the
+//! process's stdio is pipes we relay to ours (stdin only with `-i`, else /dev/null, as
+//! docker), or a pty relayed to our terminal with `-t`; the signals we get are passed
+//! on to it, and our exit code is its own. With `-d` the process is started on
+//! /dev/null and left running.
 //!
 //! The exec'd process must be our child (youki) or be adopted by us (an OCI runtime
 //! binary forks it and exits): this process becomes a child subreaper. As every fork of
 //! a container process, this must run in a single-threaded process.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,8 +29,9 @@ use crate::runtime::{ExecFailure, ProcessIo, Runtime, RuntimeError};
 /// How the caller takes part in the exec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOptions {
-    /// `-i`: our stdin goes to the process (directly, or through its pty with `-t`);
-    /// otherwise it reads /dev/null (no tty) or nothing is written to its pty.
+    /// `-i`: our stdin goes to the process (through a pipe, or its pty with `-t`), and
+    /// our end of input is its; otherwise it reads /dev/null (no tty) or nothing is
+    /// written to its pty.
     pub interactive: bool,
     /// `-d`: start the process with stdio on /dev/null and return at once; it is
     /// reparented when we exit. A terminal is not allocated then: nothing would hold
@@ -183,23 +185,50 @@ pub fn run(
             process = &sized;
         }
     }
+    // Without a terminal the process gets pipes we relay, as docker's: never our own
+    // stdio, which it could keep (a terminal, a file our output went to) after we exit.
+    let mut pipes = None;
     let io = match &console {
         Some(c) => ProcessIo::ConsoleSocket(c.path().to_path_buf()),
-        None => ProcessIo::Inherit {
-            stdin: if opts.interactive {
-                dup(stdin.as_fd())?
+        None => {
+            let (stdin, ours) = if opts.interactive {
+                let (r, w) = pipe()?;
+                (r, Some(w))
             } else {
-                dev_null()?
-            },
-            stdout: dup(std::io::stdout().as_fd())?,
-            stderr: dup(std::io::stderr().as_fd())?,
-        },
+                (dev_null()?, None)
+            };
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            pipes = Some(relay::Pipes {
+                stdin: ours,
+                stdout: out_r,
+                stderr: err_r,
+            });
+            ProcessIo::Inherit {
+                stdin,
+                stdout: out_w,
+                stderr: err_w,
+            }
+        }
     };
+    // The runtime consumes `io`: once it returns, only the process holds the write
+    // ends, so their end of file is the process's (and its children's) last output.
     let pid = rt
         .exec(id, process, io)
         .map_err(|e| runtime_error(id, process, e))?;
     let pid = Pid::from_raw(pid as i32);
-    let result = attach(console, opts.interactive, &sigfd, pid);
+    let result = match pipes {
+        Some(p) => relay::relay_pipes_until_exit(&sigfd, pid, p, &mut |signo| {
+            if let Ok(sig) = Signal::try_from(signo) {
+                let _ = nix::sys::signal::kill(pid, sig);
+            }
+        })
+        .map_err(|source| ExecError::Sys {
+            call: "poll",
+            source,
+        }),
+        None => attach(console, opts.interactive, &sigfd, pid),
+    };
     if result.is_err() {
         // Nobody would serve its terminal or wait for it.
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
@@ -279,10 +308,11 @@ fn dev_null() -> Result<OwnedFd, ExecError> {
         })
 }
 
-fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, ExecError> {
-    fd.try_clone_to_owned().map_err(|source| ExecError::Io {
-        what: "dup stdio fd",
-        path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+/// A pipe, both ends close-on-exec (the runtime moves the process's end onto its
+/// stdio).
+fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| ExecError::Sys {
+        call: "pipe2",
         source,
     })
 }

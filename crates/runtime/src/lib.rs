@@ -4,6 +4,7 @@
 pub mod cgroup_stats;
 pub mod defaults;
 pub mod exec_session;
+pub mod exeseal;
 pub mod init;
 pub mod monitor;
 pub mod lsm;

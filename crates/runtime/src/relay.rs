@@ -216,3 +216,202 @@ impl Drop for SigmaskGuard {
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
     }
 }
+
+/// The caller's ends of an exec'd process's stdio pipes.
+pub(crate) struct Pipes {
+    /// Where our stdin goes (`-i`); None when the process reads /dev/null.
+    pub stdin: Option<OwnedFd>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Most of our stdin held for a process that does not read it yet.
+const STDIN_BUFFER: usize = 64 * 1024;
+
+/// Relays the process's stdout and stderr pipes to ours and our stdin (if relayed) to
+/// its stdin pipe, closing that at our end of input; hands signals read from `sigfd`
+/// to `forward` (SIGCHLD reaps) and returns `child`'s docker exit code once reaped,
+/// after copying what it left in the pipes. Our stdio is never the process's: it
+/// cannot keep or read our terminal or files after it (or we) exits.
+pub(crate) fn relay_pipes_until_exit(
+    sigfd: &SignalFd,
+    child: Pid,
+    pipes: Pipes,
+    forward: &mut dyn FnMut(i32),
+) -> nix::Result<i32> {
+    // A closed output of ours must fail the write (EPIPE), not kill us: the process
+    // then gets EPIPE as it would writing to a closed pipe itself.
+    let _sigpipe = IgnoreSigpipe::new();
+    let Pipes {
+        mut stdin,
+        stdout,
+        stderr,
+    } = pipes;
+    for fd in [Some(&stdout), Some(&stderr), stdin.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        set_nonblocking(fd.as_raw_fd())?;
+    }
+    // (the process's output pipe, our fd it is copied to)
+    let mut outs = [Some((stdout, 1)), Some((stderr, 2))];
+    let mut reading_stdin = stdin.is_some();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if !reading_stdin && pending.is_empty() {
+            // Our end of input is the process's.
+            stdin = None;
+        }
+        let mut fds = vec![pollin(sigfd.as_raw_fd())];
+        for (fd, _) in outs.iter().flatten() {
+            fds.push(pollin(fd.as_raw_fd()));
+        }
+        if reading_stdin && pending.len() < STDIN_BUFFER {
+            fds.push(pollin(0));
+        }
+        if let Some(w) = stdin.as_ref().filter(|_| !pending.is_empty()) {
+            fds.push(libc::pollfd {
+                fd: w.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            });
+        }
+        // SAFETY: fds is a valid array of pollfd.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+            match nix::Error::last() {
+                nix::Error::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        let ready = |fd: RawFd| fds.iter().any(|p| p.fd == fd && p.revents != 0);
+        for out in outs.iter_mut() {
+            if out.as_ref().is_some_and(|(fd, _)| ready(fd.as_raw_fd())) {
+                copy_available(out, &mut buf, false);
+            }
+        }
+        if reading_stdin && ready(0) {
+            match nix::unistd::read(0, &mut buf) {
+                Ok(0) => reading_stdin = false,
+                Ok(k) => pending.extend_from_slice(&buf[..k]),
+                Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                Err(_) => reading_stdin = false,
+            }
+        }
+        if let Some(w) = stdin.as_ref().filter(|w| ready(w.as_raw_fd())) {
+            match nix::unistd::write(w, &pending) {
+                Ok(k) => {
+                    pending.drain(..k);
+                }
+                Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                // The process closed its stdin: nothing more reaches it.
+                Err(_) => {
+                    pending.clear();
+                    reading_stdin = false;
+                }
+            }
+        }
+        if ready(sigfd.as_raw_fd()) {
+            if let Some(code) = read_signals(sigfd, child, forward) {
+                for out in outs.iter_mut() {
+                    copy_available(out, &mut buf, true);
+                }
+                return Ok(code);
+            }
+        }
+    }
+}
+
+fn pollin(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// Copies what the pipe holds to our fd (once, or with `all` until it is empty);
+/// closes it at its end, or when ours is gone.
+fn copy_available(out: &mut Option<(OwnedFd, RawFd)>, buf: &mut [u8], all: bool) {
+    while let Some((fd, ours)) = out.as_ref() {
+        match nix::unistd::read(fd.as_raw_fd(), buf) {
+            Ok(0) => *out = None,
+            Ok(k) => {
+                if write_all(*ours, &buf[..k]).is_err() {
+                    *out = None;
+                }
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::EAGAIN) => return,
+            Err(_) => *out = None,
+        }
+        if !all {
+            return;
+        }
+    }
+}
+
+/// Writes all of `data` to `fd`, waiting while it is full (it may be non-blocking).
+fn write_all(fd: RawFd, mut data: &[u8]) -> nix::Result<()> {
+    // SAFETY: fd is one of our stdio descriptors, open for the whole call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    while !data.is_empty() {
+        match nix::unistd::write(borrowed, data) {
+            Ok(k) => data = &data[k..],
+            Err(nix::Error::EINTR) => {}
+            Err(nix::Error::EAGAIN) => {
+                let mut p = [libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                }];
+                // SAFETY: p is a valid array of one pollfd.
+                unsafe { libc::poll(p.as_mut_ptr(), 1, -1) };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Handles the queued signals: SIGCHLD reaps (returning `child`'s code once it is
+/// reaped), the others go to `forward` (SIGWINCH: no terminal to resize).
+fn read_signals(sigfd: &SignalFd, child: Pid, forward: &mut dyn FnMut(i32)) -> Option<i32> {
+    while let Ok(Some(info)) = sigfd.read_signal() {
+        let signo = info.ssi_signo as i32;
+        match Signal::try_from(signo) {
+            Ok(Signal::SIGCHLD) => {
+                if let Some(code) = reap(child) {
+                    return Some(code);
+                }
+            }
+            Ok(Signal::SIGWINCH) | Err(_) => {}
+            // Not yet reaped, so the pid is still the process's.
+            Ok(_) => forward(signo),
+        }
+    }
+    None
+}
+
+/// SIGPIPE ignored until dropped (then its earlier disposition is back).
+struct IgnoreSigpipe {
+    old: Option<nix::sys::signal::SigHandler>,
+}
+
+impl IgnoreSigpipe {
+    fn new() -> IgnoreSigpipe {
+        use nix::sys::signal::{signal, SigHandler};
+        // SAFETY: SIG_IGN installs no handler.
+        let old = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.ok();
+        IgnoreSigpipe { old }
+    }
+}
+
+impl Drop for IgnoreSigpipe {
+    fn drop(&mut self) {
+        if let Some(old) = self.old {
+            // SAFETY: restores the disposition signal() returned.
+            let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, old) };
+        }
+    }
+}

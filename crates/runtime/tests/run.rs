@@ -23,6 +23,11 @@ type Case = fn(&Env, &str);
 fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     if std::env::var_os(CHILD_ENV).is_some() {
+        // As coracle's `__monitor`: the built-in runtime forks from a sealed copy only.
+        if let Err(e) = coracle_runtime::exeseal::ensure_sealed() {
+            eprintln!("coracle: {e}");
+            std::process::exit(125);
+        }
         std::process::exit(monitor::main(&args[1..]));
     }
     let bench = args

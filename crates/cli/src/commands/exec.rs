@@ -3,9 +3,11 @@
 //!
 //! This process runs the exec itself (its stdio, pty, signals and exit code are the
 //! command's): the runtime forks the process into the container, which must not be
-//! done from a multi-threaded process. `exec` starts no threads, so it runs in place;
-//! should this process ever have more than one thread, it re-executes itself as the
-//! hidden `__exec` with the prepared process.
+//! done from a multi-threaded process, and with the built-in runtime must be done from
+//! a sealed copy of the binary (see `coracle_runtime::exeseal`). So unless this process
+//! already runs sealed (or the container's runtime is an OCI runtime binary, which
+//! seals itself) and has one thread, it re-executes itself, sealed, as the hidden
+//! `__exec` with the prepared process.
 //!
 //! Exit codes as docker's: the command's own; 126/127 when it cannot be run; 1 when
 //! the container is not running (or does not exist); 125 for bad flags.
@@ -16,8 +18,10 @@ use clap::Args;
 use coracle_core::ErrorKind;
 use coracle_engine::{ExecRequest, PreparedExec};
 use coracle_runtime::exec_session::{self, ExecError, ExecOptions, Process};
+use coracle_runtime::exeseal;
 use coracle_runtime::options as o;
-use coracle_runtime::runtime::Runtime;
+use coracle_runtime::runtime::{Runtime, BUILTIN};
+use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
@@ -128,7 +132,9 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<i32> {
         detach: args.detach,
         console_dir: PreparedExec::console_dir(),
     };
-    if exec_session::single_threaded() {
+    let builtin = prepared.runtime.name() == BUILTIN;
+    let sealed = builtin && exeseal::self_is_sealed();
+    if exec_session::single_threaded() && (sealed || !builtin) {
         return Ok(run(
             prepared.runtime.as_ref(),
             &prepared.container_id,
@@ -136,23 +142,36 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<i32> {
             &opts,
         ));
     }
-    // exec returns only on failure; on success this process (same pid, terminal and
-    // signals) becomes the session.
-    let mut cmd = std::process::Command::new("/proc/self/exe");
-    cmd.arg("--root")
-        .arg(&ctx.root)
-        .arg("__exec")
-        .arg("--id")
-        .arg(&prepared.container_id)
-        .arg("--process")
-        .arg(serde_json::to_string(&prepared.process)?);
+    // The exec returns only on failure; on success this process (same pid, terminal
+    // and signals) becomes the session.
+    let mut argv: Vec<OsString> = vec![
+        std::env::args_os()
+            .next()
+            .unwrap_or_else(|| "coracle".into()),
+        "--root".into(),
+        ctx.root.clone().into(),
+        "__exec".into(),
+        "--id".into(),
+        prepared.container_id.clone().into(),
+        "--process".into(),
+        serde_json::to_string(&prepared.process)?.into(),
+    ];
     if args.interactive {
-        cmd.arg("--interactive");
+        argv.push("--interactive".into());
     }
     if args.detach {
-        cmd.arg("--detach");
+        argv.push("--detach".into());
     }
-    let err = cmd.exec();
+    if builtin && !sealed {
+        // The built-in runtime forks into the container from this process: it must
+        // run from a sealed copy of the binary (CVE-2019-5736).
+        let err = exeseal::seal_self()?.exec(&argv);
+        anyhow::bail!("{err}")
+    }
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(&argv[0])
+        .args(&argv[1..])
+        .exec();
     anyhow::bail!("re-execute coracle for exec: {err}")
 }
 
@@ -161,6 +180,11 @@ pub fn session(ctx: &Context, args: ExecSessionArgs) -> anyhow::Result<i32> {
     let process: Process = serde_json::from_str(&args.process)
         .map_err(|e| anyhow::anyhow!("__exec --process: {e}"))?;
     let runtime = ctx.engine()?.exec_runtime(&args.id)?;
+    if runtime.name() == BUILTIN {
+        // Returns only when already sealed; otherwise this process is replaced by a
+        // sealed copy run with the same arguments.
+        exeseal::ensure_sealed()?;
+    }
     let opts = ExecOptions {
         interactive: args.interactive,
         detach: args.detach,

@@ -28,6 +28,7 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Process, Spec};
 
 use super::{error_chain, Op, ProcessIo, Runtime, RuntimeError, RuntimeState, Status};
+use crate::exeseal;
 
 /// youki's libcontainer with its state under `root` (one directory per container).
 #[derive(Debug, Clone)]
@@ -82,6 +83,20 @@ impl Youki {
                 .with_stderr(stderr),
             ProcessIo::ConsoleSocket(path) => builder.with_console_socket(Some(path)),
         })
+    }
+
+    /// libcontainer forks the container's processes from this one: until they exec the
+    /// user's program their /proc/self/exe is ours. Refuse to do it from the host's
+    /// binary (see [`crate::exeseal`]) and stay non-dumpable from here on.
+    fn seal_check(&self, op: Op, id: &str) -> Result<(), RuntimeError> {
+        exeseal::require_sealed()
+            .and_then(|()| exeseal::set_non_dumpable())
+            .map_err(|e| RuntimeError::Failed {
+                runtime: self.name().to_string(),
+                op,
+                id: id.to_string(),
+                message: e.to_string(),
+            })
     }
 
     fn build_tenant(
@@ -183,6 +198,7 @@ impl Runtime for Youki {
             path: self.root.clone(),
             source,
         })?;
+        self.seal_check(Op::Create, id)?;
         let builder = self.builder(id, Op::Create, io, CoracleExecutor)?;
         let container = builder
             .as_init(bundle)
@@ -227,6 +243,7 @@ impl Runtime for Youki {
 
     fn exec(&self, id: &str, process: &Process, io: ProcessIo) -> Result<u32, RuntimeError> {
         let container = self.load(id, Op::Exec)?;
+        self.seal_check(Op::Exec, id)?;
         let dir = self.root.join(id);
         let spec_path = container.bundle().join("config.json");
         let spec = Spec::load(&spec_path).map_err(|e| self.err(Op::Exec, id, &e))?;
