@@ -151,10 +151,11 @@ impl Mount {
                             "libcontainer can't run in a Legacy or Hybrid cgroup setup without the v1 feature"
                         );
                         #[cfg(feature = "v1")]
-                        self.mount_cgroup_v1(mount, options).map_err(|err| {
-                            tracing::error!("failed to mount cgroup v1: {}", err);
-                            err
-                        })?
+                        self.mount_cgroup_v1(mount, options, &mount_option_config)
+                            .map_err(|err| {
+                                tracing::error!("failed to mount cgroup v1: {}", err);
+                                err
+                            })?
                     }
                     Unified => {
                         #[cfg(not(feature = "v2"))]
@@ -241,9 +242,57 @@ impl Mount {
         Ok(())
     }
 
+    /// Changes that must wait until every mount of the spec is in place: a read-only
+    /// cgroup v1 tmpfs is made read-only only now, so that later mounts below it can
+    /// still create their mount points.
+    pub fn finalize_mount(&self, mount: &SpecMount, options: &MountOptions) -> Result<()> {
+        if mount.typ().as_deref() != Some("cgroup")
+            || !parse_mount(mount)?.flags.contains(MsFlags::MS_RDONLY)
+        {
+            return Ok(());
+        }
+        let cgroup_setup = libcgroups::common::get_cgroup_setup().map_err(|err| {
+            tracing::error!("failed to determine cgroup setup: {}", err);
+            MountError::Other(err.into())
+        })?;
+        if matches!(cgroup_setup, Unified) {
+            // cgroup2 was mounted read-only directly
+            return Ok(());
+        }
+        let tmpfs: OwnedFd = Root::open(options.root)?
+            .resolve(mount.destination())?
+            .into();
+        let mount_attr = linux::MountAttr {
+            attr_set: linux::MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        self.syscall
+            .mount_setattr(
+                tmpfs.as_fd(),
+                Path::new(""),
+                linux::AT_EMPTY_PATH,
+                &mount_attr,
+                mem::size_of::<linux::MountAttr>(),
+            )
+            .map_err(|err| {
+                tracing::error!("failed to make the cgroup tmpfs read-only: {}", err);
+                err.into()
+            })
+    }
+
     #[cfg(feature = "v1")]
-    fn mount_cgroup_v1(&self, cgroup_mount: &SpecMount, options: &MountOptions) -> Result<()> {
+    fn mount_cgroup_v1(
+        &self,
+        cgroup_mount: &SpecMount,
+        options: &MountOptions,
+        mount_option_config: &MountOptionConfig,
+    ) -> Result<()> {
         tracing::debug!("mounting cgroup v1 filesystem");
+        // The spec's "ro" applies to every hierarchy mounted below the tmpfs (and to the
+        // tmpfs itself, in finalize_mount).
+        let read_only = mount_option_config.flags.contains(MsFlags::MS_RDONLY);
         // create tmpfs into which the cgroup subsystems will be mounted
         let tmpfs = SpecMountBuilder::default()
             .source("tmpfs")
@@ -331,6 +380,7 @@ impl Mount {
                         options,
                         subsystem_name,
                         subsystem_name == "systemd",
+                        read_only,
                     )?;
                 } else {
                     self.setup_emulated_subsystem(
@@ -340,6 +390,7 @@ impl Mount {
                         subsystem_name == "systemd",
                         host_mount,
                         &process_cgroups,
+                        read_only,
                     )?;
                 }
 
@@ -361,6 +412,7 @@ impl Mount {
         options: &MountOptions,
         subsystem_name: &str,
         named: bool,
+        read_only: bool,
     ) -> Result<()> {
         tracing::debug!(
             "Mounting (namespaced) {:?} cgroup subsystem",
@@ -382,15 +434,21 @@ impl Mount {
                 err
             })?;
 
-        let data: Cow<str> = if named {
-            format!("name={subsystem_name}").into()
+        // mount_into_container passes each data entry to fsconfig(2) as one parameter, and
+        // the kernel wants one per controller: "cpu,cpuacct" as a single key is EINVAL.
+        let data: Vec<String> = if named {
+            vec![format!("name={subsystem_name}")]
         } else {
-            subsystem_name.into()
+            subsystem_name.split(',').map(str::to_owned).collect()
         };
 
+        let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if read_only {
+            flags |= MsFlags::MS_RDONLY;
+        }
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            data: vec![data.into_owned()],
+            flags,
+            data,
             rec_attr: None,
         };
 
@@ -415,6 +473,7 @@ impl Mount {
         named: bool,
         host_mount: &Path,
         process_cgroups: &HashMap<String, String>,
+        read_only: bool,
     ) -> Result<()> {
         tracing::debug!("Mounting (emulated) {:?} cgroup subsystem", subsystem_name);
         let named_hierarchy: Cow<str> = if named {
@@ -450,10 +509,16 @@ impl Mount {
                 )
                 .typ("bind")
                 .options(
-                    ["rw", "rbind"]
-                        .iter()
-                        .map(|o| o.to_string())
-                        .collect::<Vec<String>>(),
+                    [
+                        if read_only { "ro" } else { "rw" },
+                        "rbind",
+                        "nosuid",
+                        "noexec",
+                        "nodev",
+                    ]
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<String>>(),
                 )
                 .build()?;
             tracing::debug!("Mounting emulated cgroup subsystem: {:?}", emulated);
@@ -1456,6 +1521,102 @@ mod tests {
         assert_eq!(
             mv[0].to_dirfd_path.as_deref(),
             Some(tmp.path().join_safely(container_cgroup)?.as_path())
+        );
+
+        Ok(())
+    }
+
+    #[test]
+    #[cfg(feature = "v1")]
+    fn test_namespaced_comounted_subsystem_read_only() -> Result<()> {
+        // arrange
+        let tmp = tempfile::tempdir().unwrap();
+        let spec_cgroup_mount = SpecMountBuilder::default()
+            .destination(PathBuf::from("/sys/fs/cgroup"))
+            .source("cgroup")
+            .typ("cgroup")
+            .build()
+            .context("failed to build cgroup mount")?;
+        let mount_opts = MountOptions {
+            root: tmp.path(),
+            label: None,
+            cgroup_ns: true,
+        };
+        let mounter = Mount::new();
+
+        // act
+        mounter
+            .setup_namespaced_subsystem(&spec_cgroup_mount, &mount_opts, "cpu,cpuacct", false, true)
+            .context("failed to mount cpu,cpuacct")?;
+
+        // assert: one fsconfig flag per controller, and the mount is read-only
+        let s = helper_syscall(&mounter);
+        assert_eq!(
+            s.get_fsconfig_args(),
+            vec![
+                fsc_str("source", "cgroup"),
+                fsc_flag("cpu"),
+                fsc_flag("cpuacct"),
+                fsc_create()
+            ]
+        );
+        let setattr = s.get_mount_setattr_args();
+        assert_eq!(setattr.len(), 1);
+        assert_eq!(
+            setattr[0].attr_set,
+            linux::MOUNT_ATTR_RDONLY
+                | linux::MOUNT_ATTR_NOEXEC
+                | linux::MOUNT_ATTR_NOSUID
+                | linux::MOUNT_ATTR_NODEV
+        );
+        let mv = s.get_move_mount_args();
+        assert_eq!(mv.len(), 1);
+        assert_eq!(
+            mv[0].to_dirfd_path.as_deref(),
+            Some(tmp.path().join("sys/fs/cgroup/cpu,cpuacct").as_path())
+        );
+
+        Ok(())
+    }
+
+    #[test]
+    #[cfg(feature = "v1")]
+    fn test_namespaced_named_subsystem_read_write() -> Result<()> {
+        // arrange
+        let tmp = tempfile::tempdir().unwrap();
+        let spec_cgroup_mount = SpecMountBuilder::default()
+            .destination(PathBuf::from("/sys/fs/cgroup"))
+            .source("cgroup")
+            .typ("cgroup")
+            .build()
+            .context("failed to build cgroup mount")?;
+        let mount_opts = MountOptions {
+            root: tmp.path(),
+            label: None,
+            cgroup_ns: true,
+        };
+        let mounter = Mount::new();
+
+        // act
+        mounter
+            .setup_namespaced_subsystem(&spec_cgroup_mount, &mount_opts, "systemd", true, false)
+            .context("failed to mount systemd")?;
+
+        // assert
+        let s = helper_syscall(&mounter);
+        assert_eq!(
+            s.get_fsconfig_args(),
+            vec![
+                fsc_str("source", "cgroup"),
+                fsc_str("name", "systemd"),
+                fsc_create()
+            ]
+        );
+        let setattr = s.get_mount_setattr_args();
+        assert_eq!(setattr.len(), 1);
+        assert_eq!(
+            setattr[0].attr_set,
+            linux::MOUNT_ATTR_NOEXEC | linux::MOUNT_ATTR_NOSUID | linux::MOUNT_ATTR_NODEV
         );
 
         Ok(())

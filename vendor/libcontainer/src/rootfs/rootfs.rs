@@ -88,6 +88,9 @@ impl RootFS {
             for mount in mounts {
                 mounter.setup_mount(mount, &global_options)?;
             }
+            for mount in mounts {
+                mounter.finalize_mount(mount, &global_options)?;
+            }
         }
         Ok(())
     }
