@@ -274,8 +274,8 @@ async fn fetch_layer(
             (Ok(_), Ok(stats)) => stats,
             // The unpacker refused the content and stopped reading: its error is
             // the reason, the download only saw its reader go away.
-            (Err(ImageError::Registry(RegistryError::TeeClosed { .. })), Err(e))
-            | (Ok(_), Err(e)) => {
+            (Err(ImageError::Registry(RegistryError::TeeClosed { .. })), Err(e)) => return Err(e),
+            (Ok(_), Err(e)) => {
                 // A verified blob whose content is refused is not kept either.
                 let _ = ctx.content.remove(&job.desc.digest);
                 return Err(e);
