@@ -4,7 +4,7 @@
 
 use crate::EngineError;
 use coracle_runtime::lsm::{apparmor, selinux, HostLsm};
-use coracle_runtime::options::SecurityOptions;
+use coracle_runtime::options::{MountRequest, Relabel, SecurityOptions};
 use oci_spec::runtime::Spec;
 use std::collections::HashSet;
 use std::io::Read;
@@ -20,6 +20,8 @@ pub(crate) struct Confinement<'a> {
     pub builtin_runtime: bool,
     /// The store's containers directory, whose bundles hold the MCS levels in use.
     pub containers_dir: &'a Path,
+    /// The mounts asked for: `-v SRC:DST:z|Z` binds are relabelled.
+    pub mounts: &'a [MountRequest],
 }
 
 /// Sets `process.apparmorProfile`, `process.selinuxLabel` and `linux.mountLabel`.
@@ -43,9 +45,27 @@ pub(crate) fn confine(spec: &mut Spec, host: HostLsm, c: &Confinement) -> Result
             if let Some(p) = spec.process_mut().as_mut() {
                 p.set_selinux_label(Some(labels.process));
             }
+            relabel_binds(c.mounts, &labels.mount)?;
             if let Some(l) = spec.linux_mut().as_mut() {
                 l.set_mount_label(Some(labels.mount));
             }
+        }
+    }
+    Ok(())
+}
+
+/// docker relabels a `:z`/`:Z` bind's source before the container starts, so that the
+/// confined process may use it.
+fn relabel_binds(mounts: &[MountRequest], mount_label: &str) -> Result<(), EngineError> {
+    for m in mounts {
+        if let MountRequest::Bind {
+            source,
+            relabel: Some(r),
+            ..
+        } = m
+        {
+            let label = selinux::relabel_target(source, mount_label, *r == Relabel::Shared)?;
+            selinux::relabel(source, &label)?;
         }
     }
     Ok(())
@@ -112,6 +132,7 @@ mod tests {
             shares_host_pid_or_ipc: false,
             builtin_runtime: true,
             containers_dir: dir,
+            mounts: &[],
         }
     }
 
@@ -203,5 +224,65 @@ mod tests {
         c.privileged = true;
         confine(&mut sp, host, &c).unwrap();
         assert_eq!(sp.process().as_ref().unwrap().selinux_label(), &None);
+    }
+
+    #[test]
+    fn z_binds_are_relabelled_with_the_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostLsm {
+            apparmor: false,
+            selinux: true,
+        };
+        let bind = |source: &Path, relabel| MountRequest::Bind {
+            source: source.to_path_buf(),
+            target: "/data".into(),
+            read_only: false,
+            propagation: None,
+            create_source: true,
+            recursive: true,
+            relabel,
+        };
+        let s = SecurityOptions::default();
+        let mut c = confinement(&s, dir.path());
+        c.builtin_runtime = false;
+        // The system's directories are refused, as go-selinux refuses them.
+        let usr = [bind(Path::new("/usr"), Some(Relabel::Shared))];
+        c.mounts = &usr;
+        let err = confine(&mut spec(), host, &c).unwrap_err().to_string();
+        assert_eq!(err, "SELinux relabeling of /usr is not allowed");
+        // Elsewhere the label is written on the tree. Without SELinux, root may still
+        // set the attribute (it is then plain data); others get EPERM.
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/file"), "x").unwrap();
+        let data = [bind(&src, Some(Relabel::Private))];
+        c.mounts = &data;
+        let mut sp = spec();
+        match confine(&mut sp, host, &c) {
+            Ok(()) => {
+                let mount = sp.linux().as_ref().unwrap().mount_label().clone().unwrap();
+                for p in [src.clone(), src.join("sub/file")] {
+                    let mut buf = vec![0u8; 256];
+                    let n = rustix::fs::getxattr(&p, "security.selinux", &mut buf[..]).unwrap();
+                    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), mount, "{p:?}");
+                }
+            }
+            Err(e) => assert!(
+                e.to_string()
+                    .starts_with(&format!("relabel {}", src.display())),
+                "{e}"
+            ),
+        }
+        // Without z/Z, or with labels disabled, nothing is touched.
+        let plain = [bind(&src, None)];
+        c.mounts = &plain;
+        confine(&mut spec(), host, &c).unwrap();
+        let disabled = SecurityOptions {
+            labels: vec!["disable".into()],
+            ..Default::default()
+        };
+        c.security = &disabled;
+        c.mounts = &data;
+        confine(&mut spec(), host, &c).unwrap();
     }
 }

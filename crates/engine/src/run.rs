@@ -415,6 +415,7 @@ impl Engine {
                     || opts.ipc == NamespaceMode::Host,
                 builtin_runtime: builtin,
                 containers_dir: &guard.engine.containers_dir(),
+                mounts: &opts.mounts,
             },
         )?;
         if builtin {
@@ -504,6 +505,8 @@ impl Engine {
                     propagation,
                     create_source,
                     recursive,
+                    // applied with the SELinux labels (crate::lsm)
+                    relabel: _,
                 } => {
                     if !source.exists() {
                         if *create_source {

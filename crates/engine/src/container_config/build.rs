@@ -338,6 +338,7 @@ fn bind_mode(m: &MountRequest) -> String {
     let MountRequest::Bind {
         read_only,
         propagation,
+        relabel,
         ..
     } = m
     else {
@@ -346,6 +347,11 @@ fn bind_mode(m: &MountRequest) -> String {
     let mut parts = Vec::new();
     if *read_only {
         parts.push("ro");
+    }
+    match relabel {
+        Some(coracle_runtime::options::Relabel::Shared) => parts.push("z"),
+        Some(coracle_runtime::options::Relabel::Private) => parts.push("Z"),
+        None => {}
     }
     if let Some(p) = propagation {
         parts.push(p.as_str());

@@ -2,6 +2,17 @@
 //! through `apparmor_parser`) and SELinux (process and mount labels with a private MCS
 //! pair). Detection reads files under a root path (`/` for the host) so that tests can
 //! fake `/sys` and `/proc` on a tempdir.
+//!
+//! Written and tested on a host with neither module. Unit-tested: detection on fake
+//! trees, the profile text (golden, rendered from moby's template), profile choice,
+//! label generation, MCS levels, relabel targets and the relabel writes (as plain
+//! xattrs). Not exercised against a real kernel module: `apparmor_parser -Kr` loading
+//! the profile and the kernel enforcing it (libcontainer 0.7.0 writes
+//! `attr/apparmor/exec` for create and exec; crun/runc apply `process.apparmorProfile`
+//! themselves), and SELinux labels enforced by crun/runc. The built-in runtime
+//! cannot set a process label (libcontainer 0.7.0 has no SELinux support beyond the
+//! mount label), so on a host with SELinux enabled it refuses to create a labelled
+//! container rather than run it unconfined.
 
 pub mod apparmor;
 pub mod selinux;
@@ -21,6 +32,8 @@ pub enum LsmError {
     ProfileLoad { profile: String, detail: String },
     #[error("bad label option {0:?}, valid options 'disable' or 'user, role, level, type, filetype' followed by ':' and a value")]
     BadLabelOption(String),
+    #[error("SELinux relabeling of {} is not allowed", .0.display())]
+    RelabelRefused(PathBuf),
 }
 
 impl LsmError {
@@ -29,7 +42,9 @@ impl LsmError {
             LsmError::Io { .. } | LsmError::ProfileLoad { .. } => {
                 coracle_core::ErrorKind::Unavailable
             }
-            LsmError::BadLabelOption(_) => coracle_core::ErrorKind::InvalidArgument,
+            LsmError::BadLabelOption(_) | LsmError::RelabelRefused(_) => {
+                coracle_core::ErrorKind::InvalidArgument
+            }
         }
     }
 }

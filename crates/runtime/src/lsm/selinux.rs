@@ -139,6 +139,91 @@ pub fn container_labels(
     Ok(Some(Labels { process, mount }))
 }
 
+/// Paths go-selinux refuses to relabel (the system's own directories, and `home`).
+fn relabel_refused(path: &Path, home: Option<&Path>) -> bool {
+    const SYSTEM: &[&str] = &[
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/etc/passwd",
+        "/etc/pki",
+        "/etc/shadow",
+        "/home",
+        "/lib",
+        "/lib64",
+        "/media",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/var",
+        "/var/lib",
+        "/var/log",
+    ];
+    SYSTEM.iter().any(|s| Path::new(s) == path) || home.is_some_and(|h| h == path)
+}
+
+/// The label `-v SRC:DST:z|Z` gives the source: the container's mount label, at level
+/// `s0` when shared (`z`) so that every container may use it; an error for the
+/// system's directories (go-selinux `Relabel`).
+pub fn relabel_target(path: &Path, mount_label: &str, shared: bool) -> Result<String, LsmError> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    if relabel_refused(path, home.as_deref()) {
+        return Err(LsmError::RelabelRefused(path.to_path_buf()));
+    }
+    Ok(if shared {
+        with_part(mount_label, "level", "s0")
+    } else {
+        mount_label.to_string()
+    })
+}
+
+/// Sets `security.selinux` to `label` on `path` and everything under it (symlinks
+/// themselves, not their targets), as `chcon -R`.
+pub fn relabel(path: &Path, label: &str) -> Result<(), LsmError> {
+    let io = |source: std::io::Error| LsmError::Io {
+        what: "relabel",
+        path: path.to_path_buf(),
+        source,
+    };
+    set_label(path, label).map_err(io)?;
+    let meta = std::fs::symlink_metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).map_err(io)? {
+            relabel(&entry.map_err(io)?.path(), label)?;
+        }
+    }
+    Ok(())
+}
+
+fn set_label(path: &Path, label: &str) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; the value is read
+    // for `label.len()` bytes only.
+    let r = unsafe {
+        libc::lsetxattr(
+            c_path.as_ptr(),
+            c"security.selinux".as_ptr(),
+            label.as_ptr().cast(),
+            label.len(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// The MCS level of a label (`s0:c1,c2` of `u:r:t:s0:c1,c2`).
 pub fn level_of(label: &str) -> Option<&str> {
     label.splitn(4, ':').nth(3)
@@ -232,6 +317,29 @@ mod tests {
         let (p, f) = default_contexts(root.path());
         assert_eq!(p, "system_u:system_r:svirt_lxc_net_t:s0");
         assert_eq!(f, "system_u:object_r:svirt_sandbox_file_t:s0");
+    }
+
+    #[test]
+    fn relabel_targets_as_go_selinux() {
+        let mount = "system_u:object_r:container_file_t:s0:c1,c2";
+        let p = Path::new("/srv/data");
+        assert_eq!(relabel_target(p, mount, false).unwrap(), mount);
+        assert_eq!(
+            relabel_target(p, mount, true).unwrap(),
+            "system_u:object_r:container_file_t:s0"
+        );
+        for refused in ["/", "/usr", "/etc", "/var/lib", "/home"] {
+            let err = relabel_target(Path::new(refused), mount, true).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("SELinux relabeling of {refused} is not allowed")
+            );
+        }
+        assert!(relabel_refused(
+            Path::new("/home/me"),
+            Some(Path::new("/home/me"))
+        ));
+        assert!(!relabel_refused(Path::new("/usr/local/data"), None));
     }
 
     #[test]

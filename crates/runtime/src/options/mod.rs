@@ -17,7 +17,7 @@ pub use lifecycle::{
 };
 pub use mounts::{
     check_proc_mount, clean_path, merge_tmpfs_options, parse_mount, parse_tmpfs, parse_volume,
-    validate_volume_name, MountRequest, Propagation, TmpfsMount,
+    validate_volume_name, MountRequest, Propagation, Relabel, TmpfsMount,
 };
 pub use network::*;
 pub use process::{

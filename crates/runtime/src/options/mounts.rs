@@ -51,6 +51,13 @@ pub struct TmpfsMount {
     pub options: Vec<String>,
 }
 
+/// `z` (content shared between containers) or `Z` (private to this container).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relabel {
+    Shared,
+    Private,
+}
+
 /// A mount asked for on the command line, before the engine resolves it to host paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountRequest {
@@ -66,6 +73,9 @@ pub enum MountRequest {
         create_source: bool,
         /// false only for `bind-recursive=disabled`.
         recursive: bool,
+        /// `-v SRC:DST:z|Z`: relabel the source for SELinux (shared or private to the
+        /// container); has an effect only where SELinux is enabled, as in docker.
+        relabel: Option<Relabel>,
     },
     /// A named volume, created on first use.
     Named {
@@ -105,6 +115,7 @@ impl MountRequest {
                 propagation,
                 create_source,
                 recursive,
+                relabel,
             } if source.is_relative() => MountRequest::Bind {
                 source: clean_path(&cwd.join(source)),
                 target,
@@ -112,6 +123,7 @@ impl MountRequest {
                 propagation,
                 create_source,
                 recursive,
+                relabel,
             },
             other => other,
         }
@@ -212,7 +224,8 @@ fn parse_volume_mode(mode: &str) -> Option<VolumeMode> {
 
 /// `-v, --volume`: `DST`, `DST:MODE`, `SRC:DST`, `SRC:DST:MODE`. SRC is a host path
 /// when it is absolute or starts with `./` or `../`, otherwise a volume name. MODE is a
-/// comma list of `ro|rw`, `z|Z` (accepted and ignored: no SELinux), a propagation
+/// comma list of `ro|rw`, `z|Z` (SELinux relabelling of a host path, where SELinux is
+/// enabled; ignored for volumes and elsewhere, as docker), a propagation
 /// (binds only), `nocopy`.
 pub fn parse_volume(s: &str) -> Result<MountRequest, OptionsError> {
     const FLAG: &str = "-v, --volume";
@@ -269,6 +282,13 @@ pub fn parse_volume(s: &str) -> Result<MountRequest, OptionsError> {
                 propagation: mode.propagation,
                 create_source: true,
                 recursive: true,
+                relabel: mode.relabel.map(|c| {
+                    if c == 'Z' {
+                        Relabel::Private
+                    } else {
+                        Relabel::Shared
+                    }
+                }),
             })
         }
         Some(name) => {
@@ -566,6 +586,7 @@ pub fn parse_mount<'a>(s: &'a str) -> Result<MountRequest, OptionsError> {
                 propagation,
                 create_source: false,
                 recursive,
+                relabel: None,
             })
         }
         "volume" => {
@@ -666,7 +687,24 @@ mod tests {
             propagation: None,
             create_source: true,
             recursive: true,
+            relabel: None,
         }
+    }
+
+    #[test]
+    fn volume_relabel_modes() {
+        let MountRequest::Bind { relabel, .. } = parse_volume("/h:/c:z").unwrap() else {
+            panic!("bind")
+        };
+        assert_eq!(relabel, Some(Relabel::Shared));
+        let MountRequest::Bind {
+            relabel, read_only, ..
+        } = parse_volume("/h:/c:ro,Z").unwrap()
+        else {
+            panic!("bind")
+        };
+        assert_eq!((relabel, read_only), (Some(Relabel::Private), true));
+        assert!(parse_volume("/h:/c:z,Z").is_err());
     }
 
     #[test]
@@ -794,7 +832,8 @@ mod tests {
                 read_only: true,
                 propagation: None,
                 create_source: false,
-                recursive: true
+                recursive: true,
+                relabel: None
             }
         );
         assert_eq!(
@@ -805,7 +844,8 @@ mod tests {
                 read_only: false,
                 propagation: Some(Propagation::Rslave),
                 create_source: false,
-                recursive: true
+                recursive: true,
+                relabel: None
             }
         );
         assert_eq!(
