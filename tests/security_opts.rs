@@ -279,3 +279,46 @@ fn mounts_over_proc_are_refused() {
     let out = run(&c, &["--tmpfs", "/procx", "box", "true"]);
     out.assert_success();
 }
+
+/// On a host without AppArmor or SELinux (this one), their options are checked and,
+/// as docker does, have no effect; a malformed one is refused.
+#[test]
+fn lsm_options_are_checked_and_ignored_without_the_lsm() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run containers");
+        return;
+    }
+    let apparmor = std::fs::read("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|b| b.first() == Some(&b'Y'));
+    if apparmor || std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("skipped: this host has AppArmor or SELinux");
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    let out = run(&c, &["--security-opt", "label=colour:red", "box", "true"]);
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(out.stderr.contains("bad label option"), "{}", out.stderr);
+    let data = c.tmp().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), "hello\n").unwrap();
+    let bind = format!("{}:/data:Z", data.display());
+    let out = run(
+        &c,
+        &[
+            "--security-opt",
+            "apparmor=some-profile",
+            "--security-opt",
+            "label=type:spc_t",
+            "-v",
+            &bind,
+            "box",
+            "cat",
+            "/data/f",
+        ],
+    );
+    out.assert_success();
+    assert_eq!(out.stdout, "hello\n");
+    // Nothing was relabelled.
+    let mut buf = [0u8; 256];
+    assert!(rustix::fs::getxattr(&data, "security.selinux", &mut buf[..]).is_err());
+}
