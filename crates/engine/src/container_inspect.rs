@@ -209,6 +209,7 @@ impl Engine {
         } else {
             (None, None)
         };
+        let lsm = crate::lsm::StoredConfinement::read(&dir.join("config.json"));
         let path = |f: &str| dir.join(f).display().to_string();
         let logs = stored.host_config.log_config.kind != "none";
         let created = if stored.created.is_empty() {
@@ -249,9 +250,9 @@ impl Engine {
             restart_count: c.restart_count,
             driver: graph_driver.name.clone(),
             platform: "linux".into(),
-            mount_label: String::new(),
-            process_label: String::new(),
-            app_armor_profile: String::new(),
+            mount_label: lsm.mount_label,
+            process_label: lsm.process_label,
+            app_armor_profile: lsm.apparmor_profile,
             exec_ids: None,
             host_config: stored.host_config,
             graph_driver,

@@ -97,6 +97,37 @@ fn fresh_mcs_level(containers_dir: &Path) -> Result<String, EngineError> {
     ))
 }
 
+/// What `inspect` shows of a container's confinement (empty where none was applied).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct StoredConfinement {
+    pub apparmor_profile: String,
+    pub process_label: String,
+    pub mount_label: String,
+}
+
+impl StoredConfinement {
+    /// From the container's bundle `config.json`.
+    pub(crate) fn read(config: &Path) -> StoredConfinement {
+        let Ok(spec) = Spec::load(config) else {
+            return StoredConfinement::default();
+        };
+        let process = spec.process().as_ref();
+        StoredConfinement {
+            apparmor_profile: process
+                .and_then(|p| p.apparmor_profile().clone())
+                .unwrap_or_default(),
+            process_label: process
+                .and_then(|p| p.selinux_label().clone())
+                .unwrap_or_default(),
+            mount_label: spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.mount_label().clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 fn used_mcs_levels(containers_dir: &Path) -> HashSet<String> {
     let mut used = HashSet::new();
     let Ok(entries) = std::fs::read_dir(containers_dir) else {
@@ -210,6 +241,15 @@ mod tests {
         sp.save(dir.path().join("c1/config.json")).unwrap();
         let used = used_mcs_levels(dir.path());
         assert!(used.contains(selinux::level_of(&label).unwrap()));
+        let stored = StoredConfinement::read(&dir.path().join("c1/config.json"));
+        assert_eq!(
+            (stored.process_label, stored.mount_label),
+            (label.clone(), mount)
+        );
+        assert_eq!(
+            StoredConfinement::read(&dir.path().join("none.json")),
+            StoredConfinement::default()
+        );
         // label=disable, --privileged: no labels, and the built-in runtime is fine
         let s = SecurityOptions {
             labels: vec!["disable".into()],
