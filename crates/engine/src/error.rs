@@ -27,6 +27,12 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// The store belongs to another user (or cannot even be looked at).
+    #[error("permission denied: {}", store_permission(path, owner.as_deref()))]
+    StorePermission {
+        path: PathBuf,
+        owner: Option<String>,
+    },
     #[error(transparent)]
     State(#[from] coracle_state::StateError),
     #[error(transparent)]
@@ -62,7 +68,9 @@ impl EngineError {
             | EngineError::NoSuchContainer(_)
             | EngineError::NoSuchNetwork(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
-            EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            EngineError::InvalidArgument(_) | EngineError::StorePermission { .. } => {
+                ErrorKind::InvalidArgument
+            }
             EngineError::StartFailed { code: 125, .. } => ErrorKind::Internal,
             EngineError::StartFailed { .. } => ErrorKind::InvalidArgument,
             EngineError::Io { source, .. } => match source.kind() {
@@ -92,5 +100,15 @@ impl EngineError {
     ) -> impl FnOnce(std::io::Error) -> EngineError {
         let path = path.into();
         move |source| EngineError::Io { what, path, source }
+    }
+}
+
+fn store_permission(path: &std::path::Path, owner: Option<&str>) -> String {
+    match owner {
+        Some(o) => format!("this store belongs to {o} ({})", path.display()),
+        None => format!(
+            "cannot access the store {}; use a store of your own (--root)",
+            path.display()
+        ),
     }
 }

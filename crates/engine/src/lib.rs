@@ -24,6 +24,7 @@ mod lsm;
 mod monitor;
 mod names;
 pub mod network;
+mod perms;
 mod ps;
 mod pull;
 mod push;
@@ -76,13 +77,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Open (creating if needed) the store at `root`, and remove what interrupted
-    /// pulls left behind.
+    /// Open (creating if needed) the store at `root`, private to its owner (see
+    /// `perms`), and remove what interrupted pulls left behind.
     pub fn open(root: impl Into<PathBuf>) -> Result<Engine, EngineError> {
         let paths = StorePaths::new(root);
-        for dir in [&paths.root, &paths.blobs(), &paths.layers(), &paths.tmp()] {
-            std::fs::create_dir_all(dir).map_err(EngineError::io("create store directory", dir))?;
-        }
+        perms::check_owner(&paths.root)?;
+        perms::secure_store(&paths)?;
         let db = Db::open(&paths.database())?;
         let content = ContentStore::open(&paths.blobs())?;
         let layers = LayerStore::open(paths.layers())?;

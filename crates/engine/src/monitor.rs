@@ -129,10 +129,13 @@ impl Engine {
 
         let sock_path = attach_socket(id);
         let sock_dir = sock_path.parent().expect("socket path has a parent");
-        std::fs::create_dir_all(sock_dir).map_err(EngineError::io("create", sock_dir))?;
+        crate::perms::private_dir(sock_dir).map_err(EngineError::io("create", sock_dir))?;
         let _ = std::fs::remove_file(&sock_path);
         let listener =
             UnixListener::bind(&sock_path).map_err(EngineError::io("bind", &sock_path))?;
+        // Only the store's owner attaches (the directory is private too).
+        crate::perms::fix_mode(&sock_path, crate::perms::FILE_MODE)
+            .map_err(EngineError::io("chmod", &sock_path))?;
         let _socket = RemoveOnDrop(sock_path.clone());
         sync.say("ready");
         let mut clients = Vec::new();
@@ -398,9 +401,11 @@ impl Engine {
 /// before this point go to the report pipe.
 fn redirect_stderr(path: &Path) {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
     if let Ok(f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(crate::perms::FILE_MODE)
         .open(path)
     {
         // SAFETY: dup2 onto fd 2, which this process owns.

@@ -107,8 +107,8 @@ impl Engine {
         if std::fs::read(&path).ok().as_deref() == Some(bytes) {
             return Ok(path);
         }
-        let dir = self.paths.root.join("bin");
-        std::fs::create_dir_all(&dir).map_err(EngineError::io("create", &dir))?;
+        let dir = self.paths.bin();
+        crate::perms::private_dir(&dir).map_err(EngineError::io("create", &dir))?;
         let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(EngineError::io("create", &dir))?;
         std::fs::write(tmp.path(), bytes).map_err(EngineError::io("write", tmp.path()))?;
         use std::os::unix::fs::PermissionsExt;
@@ -120,11 +120,11 @@ impl Engine {
     }
 
     pub fn containers_dir(&self) -> PathBuf {
-        self.paths.root.join("containers")
+        self.paths.containers()
     }
 
     pub fn volumes(&self) -> Result<VolumeStore, EngineError> {
-        Ok(VolumeStore::open(self.paths.root.join("volumes"))?)
+        Ok(VolumeStore::open(self.paths.volumes())?)
     }
 
     fn image_for_run(
@@ -187,7 +187,7 @@ impl Engine {
         // The directory exists and is locked before the record does, so a concurrent
         // `rm` of the new name waits for a complete container instead of removing a
         // half-made one (see `remove_stopped`).
-        std::fs::create_dir_all(&dir)
+        crate::perms::private_dir(&dir)
             .map_err(EngineError::io("create container directory", &dir))?;
         let _dir_lock = crate::containers::lock_dir(&dir)?;
         let unmade = |e: EngineError| {
@@ -430,7 +430,8 @@ impl Engine {
         }
         let config_path = dir.join("config.json");
         let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
-        std::fs::write(&config_path, json).map_err(EngineError::io("write", &config_path))?;
+        crate::perms::write_private(&config_path, &json)
+            .map_err(EngineError::io("write", &config_path))?;
         let monitor_config = ContainerRuntimeConfig {
             id: id.clone(),
             name: name.clone(),
@@ -455,9 +456,9 @@ impl Engine {
             network: net.config.clone(),
         };
         let cfg_path = dir.join("container.json");
-        std::fs::write(
+        crate::perms::write_private(
             &cfg_path,
-            serde_json::to_vec_pretty(&monitor_config).expect("config serialises"),
+            &serde_json::to_vec_pretty(&monitor_config).expect("config serialises"),
         )
         .map_err(EngineError::io("write", &cfg_path))?;
         // Mounted only while it runs: the monitor mounts it at each start. A `--rm`

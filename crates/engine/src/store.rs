@@ -6,6 +6,7 @@
 
 use crate::EngineError;
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_ROOT: &str = "/var/lib/coracle";
@@ -30,6 +31,26 @@ impl StorePaths {
     }
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+    /// Binaries the store provides to containers (the `--init` binary).
+    pub fn bin(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+    /// The database and the WAL and shared-memory files SQLite keeps beside it.
+    pub(crate) fn database_files(&self) -> [PathBuf; 3] {
+        let db = self.database();
+        let with = |suffix: &str| {
+            let mut p = db.clone().into_os_string();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        [with("-wal"), with("-shm"), db]
     }
     fn lock_file(&self) -> PathBuf {
         self.root.join("store.lock")
@@ -70,6 +91,7 @@ impl StorePaths {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(crate::perms::FILE_MODE)
             .open(&path)
             .map_err(EngineError::io("open store lock", &path))?;
         let op = match mode {

@@ -19,6 +19,10 @@ impl Db {
             let path = path.display().to_string();
             move |source| StateError::Sqlite { path, op, source }
         };
+        create_private(path).map_err(|source| StateError::Create {
+            path: path.display().to_string(),
+            source,
+        })?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -83,8 +87,60 @@ impl Db {
     }
 }
 
+/// The database holds containers' environments (secrets): create it 0600 before
+/// SQLite does (it would use 0644). SQLite gives its WAL and shared-memory files the
+/// database file's mode, so those are 0600 too. An empty file is an empty database.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        r => r.map(drop),
+    }
+}
+
 /// Wraps a SQLite error with the database path and the operation that failed.
 pub(crate) fn sql_err(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
     let path = path.display().to_string();
     move |source| StateError::Sqlite { path, op, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Under a permissive umask too: the database and SQLite's WAL and shared-memory
+    /// files hold containers' environments.
+    #[test]
+    fn database_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        // SAFETY: umask(2) only sets this process's file creation mask; restored
+        // right after (other tests meanwhile create files as with a 0 mask: harmless).
+        let old = unsafe { umask(0) };
+        let db = Db::open(&path);
+        unsafe { umask(old) };
+        let db = db.unwrap();
+        db.conn
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+
+    // libc's (std links it); mode_t is u32 on Linux.
+    extern "C" {
+        fn umask(mask: u32) -> u32;
+    }
 }

@@ -9,6 +9,12 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("state database {path}: create: {source}")]
+    Create {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("state database {path} has schema version {found}, newer than this coracle understands ({supported}); upgrade coracle")]
     TooNew {
         path: String,
@@ -33,6 +39,7 @@ impl StateError {
                 Some(rusqlite::ErrorCode::ConstraintViolation) => ErrorKind::Conflict,
                 _ => ErrorKind::Internal,
             },
+            StateError::Create { .. } => ErrorKind::Internal,
             StateError::NameInUse { .. } => ErrorKind::Conflict,
             StateError::NetworkNameInUse { .. } => ErrorKind::Conflict,
             StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorKind::Internal,

@@ -16,6 +16,7 @@ use coracle_state::{EndpointConfig, LeaseRecord, NetworkRecord};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Container network namespaces, bind-mounted per container (tmpfs: gone at reboot,
@@ -55,6 +56,7 @@ impl Engine {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(crate::perms::FILE_MODE)
             .open(&path)
             .map_err(EngineError::io("open", &path))?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
@@ -251,7 +253,7 @@ impl Engine {
         }
         let _ = std::fs::remove_file(&applied);
         Nftables::new().apply(&state)?;
-        if let Err(e) = std::fs::write(&applied, &wanted) {
+        if let Err(e) = crate::perms::write_private(&applied, wanted.as_bytes()) {
             eprintln!("coracle: record firewall state {}: {e}", applied.display());
         }
         Ok(())

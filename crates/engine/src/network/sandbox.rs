@@ -183,7 +183,7 @@ impl Engine {
             }
         }
         let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
-        std::fs::write(&path, json).map_err(EngineError::io("write", &path))
+        crate::perms::write_private(&path, &json).map_err(EngineError::io("write", &path))
     }
 }
 

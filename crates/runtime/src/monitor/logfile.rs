@@ -22,8 +22,9 @@ pub const PARTIAL_SIZE: usize = 16 * 1024;
 /// line can take ~100 KiB) is given back so a single odd line does not pin the memory.
 const KEEP_ENTRY_CAPACITY: usize = 32 * 1024;
 
-/// docker's json-file mode.
-const FILE_MODE: u32 = 0o640;
+/// Owner only: logs carry whatever the container prints, secrets included (docker's
+/// json-file is 0640, readable by root's group too).
+const FILE_MODE: u32 = 0o600;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stream {

@@ -424,7 +424,15 @@ pub fn write_exit_file(path: &Path, code: i32) -> Result<(), MonitorError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = fs::File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+    // Private, as every state file of a container.
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| io("create", &tmp, e))?;
     f.write_all(format!("{code}\n").as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| io("write", &tmp, e))?;

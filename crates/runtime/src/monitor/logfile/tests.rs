@@ -134,7 +134,7 @@ fn complete_lines_become_docker_entries() {
     );
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(s.log()).unwrap().permissions());
-    assert_eq!(mode & 0o777, 0o640);
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
