@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use coracle_core::ErrorKind;
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+use nix::sys::statfs::OVERLAYFS_SUPER_MAGIC;
 
 /// The seals a memfd copy must carry to count as sealed.
 const BASE_SEALS: SealFlag = SealFlag::F_SEAL_SEAL
@@ -48,7 +49,6 @@ const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
 const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
 const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
-const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
 /// An empty directory for overlay's second lower layer, on kernels that refuse a
 /// detached tmpfs there (overlay needs two lower layers to run without an upper one).
@@ -198,7 +198,7 @@ fn is_sealed_file(fd: BorrowedFd<'_>) -> bool {
         return false;
     };
     let read_only = st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
-    if st.filesystem_type().0 as i64 != OVERLAYFS_SUPER_MAGIC || !read_only {
+    if st.filesystem_type() != OVERLAYFS_SUPER_MAGIC || !read_only {
         return false;
     }
     match mount_id(fd) {
@@ -461,6 +461,65 @@ mod tests {
         );
     }
 
+    /// Runs `exe --help` (this test binary: prints libtest's usage) and waits.
+    fn run_help(exe: &Path) -> std::process::ExitStatus {
+        std::process::Command::new(exe)
+            .arg("--help")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    }
+
+    #[test]
+    fn sealed_copies_run() {
+        let memfd = SealedExe {
+            fd: memfd_copy().unwrap(),
+            kind: SealKind::Memfd,
+        };
+        assert!(run_help(&memfd.path()).success());
+        if nix::unistd::geteuid().is_root() {
+            let sealed = seal_self().unwrap();
+            assert_eq!(sealed.kind(), SealKind::Overlay);
+            assert!(run_help(&sealed.path()).success());
+        }
+    }
+
+    /// `cargo test -p coracle-runtime --lib exeseal::tests::cost -- --ignored
+    /// --nocapture`: what sealing and running from a sealed copy cost.
+    #[test]
+    #[ignore]
+    fn cost() {
+        use std::time::Instant;
+        let size = fs::metadata("/proc/self/exe").unwrap().len();
+        let n = 20u32;
+        let t = Instant::now();
+        for _ in 0..n {
+            drop(overlay_copy().unwrap());
+        }
+        let overlay = t.elapsed() / n;
+        let t = Instant::now();
+        for _ in 0..5 {
+            drop(memfd_copy().unwrap());
+        }
+        let memfd = t.elapsed() / 5;
+        let exe = fs::read_link("/proc/self/exe").unwrap();
+        let sealed = seal_self().unwrap();
+        let time = |p: &Path| {
+            run_help(p);
+            let t = Instant::now();
+            for _ in 0..n {
+                run_help(p);
+            }
+            t.elapsed() / n
+        };
+        let (plain, from_overlay) = (time(&exe), time(&sealed.path()));
+        println!(
+            "binary {} MB: overlay seal {overlay:?}, memfd copy {memfd:?}; \
+             exec+run --help: plain {plain:?}, from the overlay {from_overlay:?}",
+            size >> 20
+        );
+    }
+
     #[test]
     fn scratch_layer_works_too() {
         if !nix::unistd::geteuid().is_root() {
@@ -472,7 +531,7 @@ mod tests {
         let exe = fs::read_link("/proc/self/exe").unwrap();
         let mnt = overlay_mount(exe.parent().unwrap(), &scratch).unwrap();
         let st = nix::sys::statfs::fstatfs(mnt.as_fd()).unwrap();
-        assert_eq!(st.filesystem_type().0 as i64, OVERLAYFS_SUPER_MAGIC);
+        assert!(st.filesystem_type() == OVERLAYFS_SUPER_MAGIC);
         drop(mnt);
         fs::remove_dir_all(&scratch).unwrap();
     }
