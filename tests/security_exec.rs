@@ -313,13 +313,15 @@ fn monitor_and_health_probe_run_sealed() {
 /// `fd N LINK` lines for fds 0-2 of an exec'd shell.
 const FDS: &str = r#"for f in 0 1 2; do echo "fd $f $(readlink /proc/$$/fd/$f)"; done"#;
 
+/// A line of terminal output without what the terminal echoed before it (our end of
+/// input reaches the pty as its EOF character, echoed as `^D` or a control byte).
+fn unecho(line: &str) -> &str {
+    line.trim_start_matches(|c: char| c.is_control() || c == '^' || c == 'D' || c == '@')
+}
+
 fn fd_links(text: &str) -> Vec<(u32, String)> {
     text.lines()
-        // A terminal may echo a control character (our end of input) first.
-        .filter_map(|l| {
-            l.trim_start_matches(|c: char| c.is_control() || c == '^' || c == '@')
-                .strip_prefix("fd ")
-        })
+        .filter_map(|l| unecho(l).strip_prefix("fd "))
         .filter_map(|l| {
             let (n, link) = l.split_once(' ')?;
             Some((n.parse().ok()?, link.to_string()))
@@ -407,12 +409,12 @@ fn stdio_is_relayed(c: &Coracle, runtime: &[&str]) {
     }
     let pts = text
         .lines()
-        .find_map(|l| l.strip_prefix("pts "))
+        .find_map(|l| unecho(l).strip_prefix("pts "))
         .unwrap_or_else(|| panic!("{text}"))
         .to_string();
     let devs: Vec<&str> = text
         .lines()
-        .filter_map(|l| l.strip_prefix("dev "))
+        .filter_map(|l| unecho(l).strip_prefix("dev "))
         .collect();
     assert_eq!(devs.len(), 3, "{text}");
     for d in devs {
@@ -421,6 +423,10 @@ fn stdio_is_relayed(c: &Coracle, runtime: &[&str]) {
             "-t: not the container's pty: {d}; {text}"
         );
     }
+
+    // Nothing of coracle's own environment reaches the process.
+    let out = c.run(["exec", "fds", "env"]);
+    assert!(!out.stdout.contains("CORACLE"), "{}", out.stdout);
 
     // stdin reaches the process and its end is the process's end of input.
     let out = c.run_stdin(["exec", "-i", "fds", "cat"], b"hi\n");

@@ -37,6 +37,9 @@ const BASE_SEALS: SealFlag = SealFlag::F_SEAL_SEAL
     .union(SealFlag::F_SEAL_GROW)
     .union(SealFlag::F_SEAL_WRITE);
 
+/// Set by [`SealedExe::exec`] so that [`ensure_sealed`] never re-executes in a loop.
+const REEXEC_ENV: &str = "CORACLE_SEALED_REEXEC";
+
 /// Lowest fd number a [`SealedExe`] gets: a child that moves its stdio or an inherited
 /// pipe onto the low numbers before exec cannot replace the file it execs.
 const MIN_FD: RawFd = 10;
@@ -121,6 +124,8 @@ impl SealedExe {
             .filter_map(|a| CString::new(a.as_bytes()).ok())
             .collect();
         let env: Vec<CString> = std::env::vars_os()
+            .filter(|(k, _)| k != REEXEC_ENV)
+            .chain([(REEXEC_ENV.into(), "1".into())])
             .filter_map(|(k, v)| {
                 let mut kv = k.as_bytes().to_vec();
                 kv.push(b'=');
@@ -155,6 +160,12 @@ pub fn seal_self() -> Result<SealedExe, SealError> {
 pub fn ensure_sealed() -> Result<(), SealError> {
     if self_is_sealed() {
         return Ok(());
+    }
+    if std::env::var_os(REEXEC_ENV).is_some() {
+        // Only a loop breaker: whether we are sealed is read from the file itself.
+        return Err(SealError::NotSealed(
+            "re-executed from a sealed copy, yet /proc/self/exe is not one".into(),
+        ));
     }
     let sealed = seal_self()?;
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -399,20 +410,39 @@ fn memfd_copy() -> Result<OwnedFd, SealError> {
     let _ = out.set_permissions(fs::Permissions::from_mode(0o511));
     let fd = OwnedFd::from(out);
     // Newer seals first, each on its own: a kernel without one still gets the rest.
-    for extra in [
-        SealFlag::F_SEAL_FUTURE_WRITE,
-        SealFlag::from_bits_retain(libc::F_SEAL_EXEC),
-    ] {
-        let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_ADD_SEALS(extra));
+    // F_SEAL_FUTURE_WRITE (5.1) refused the private writable mappings exec makes until
+    // 5.5 (kernel commit 05d351102dbe); F_SEAL_WRITE covers it anyway.
+    let mut extra = vec![SealFlag::from_bits_retain(libc::F_SEAL_EXEC)];
+    if kernel_at_least(5, 5) {
+        extra.push(SealFlag::F_SEAL_FUTURE_WRITE);
+    }
+    for seal in extra {
+        let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_ADD_SEALS(seal));
     }
     fcntl(fd.as_raw_fd(), FcntlArg::F_ADD_SEALS(BASE_SEALS))
         .map_err(|e| sys("fcntl(F_ADD_SEALS)")(e.into()))?;
     Ok(fd)
 }
 
+/// Whether the running kernel's version is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_version_compares() {
+        assert!(kernel_at_least(3, 0));
+        assert!(!kernel_at_least(999, 0));
+    }
 
     #[test]
     fn lower_dirs_are_escaped() {
