@@ -3,6 +3,11 @@
 //! whose v1 controllers are co-mounted (`net_cls,net_prio` with `net_cls`/`net_prio`
 //! symlinks, systemd's layout). The v2 and co-mounted layouts are made inside a private
 //! mount namespace around one coracle command; the host's mount table is never touched.
+//!
+//! Also the device allow-list where only a BPF program can enforce it (pure cgroup v2):
+//! the container is in the host's root v1 devices cgroup there (a real v2 host has no
+//! other), which allows everything, so the program is all that stands between container
+//! root (CAP_MKNOD) and the host's disks.
 
 mod common;
 use common::*;
@@ -412,4 +417,230 @@ fn mounts_below_a_read_only_sys_fs_cgroup_still_work() {
     assert!(out.stdout.starts_with("written\n"), "{}", out.stdout);
     assert!(out.stdout.contains(EROFS), "{}", out.stdout);
     assert!(vol.join("f").exists());
+}
+
+/// `coracle run --rm ARGS` where libcontainer takes its cgroup v2 path: on the host when
+/// it is pure v2, else in the v2 layout made in a private mount namespace. `None` (the
+/// test skips) where the host has no cgroup2 hierarchy.
+fn run_on_v2(c: &Coracle, args: &[&str]) -> Option<Output> {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    if host_is_cgroup_v2_only() {
+        return Some(c.run(all));
+    }
+    if !Path::new("/sys/fs/cgroup/unified").is_dir() {
+        eprintln!("skipped: no cgroup2 hierarchy on this host to lay out as a v2 host");
+        return None;
+    }
+    Some(in_private_mount_ns(c, V2_SETUP, &all))
+}
+
+/// Opens (read-only, no read: `: <PATH`) each NAME=PATH; one line each, `NAME: opened`
+/// or `NAME: <errno text>`. The nodes under /tmp are made first with mknod (allowed:
+/// docker's rules let a container make any node, only not open it).
+const DEVICE_PROBE: &str = r#"
+mknod /tmp/loop b 7 0 && mknod /tmp/loopctl c 10 237 && echo "mknod: ok"
+probe() {
+  if e=$( { : <"$2"; } 2>&1 ); then echo "$1: opened"; else echo "$1: ${e##*: }"; fi
+}
+probe loop /tmp/loop
+probe loopctl /tmp/loopctl
+for d in null zero full random urandom tty; do probe $d /dev/$d; done
+[ -e /dev/loop-control ] && probe added /dev/loop-control
+echo x >/dev/null && echo "write null: ok"
+echo "read zero: $(head -c3 /dev/zero | wc -c) bytes"
+"#;
+
+#[track_caller]
+fn device_result<'a>(out: &'a Output, name: &str) -> &'a str {
+    let prefix = format!("{name}: ");
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no result for {name}:\n{}\n{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn cgroup_v2_device_rules_are_enforced() {
+    if skip_unless_root() {
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    let Some(out) = run_on_v2(&c, &["box", "sh", "-c", DEVICE_PROBE]) else {
+        return;
+    };
+    out.assert_success();
+    assert_eq!(device_result(&out, "mknod"), "ok");
+    // The made nodes: a loop block device and /dev/loop-control, neither allowed.
+    assert_eq!(device_result(&out, "loop"), "Operation not permitted");
+    assert_eq!(device_result(&out, "loopctl"), "Operation not permitted");
+    for d in ["null", "zero", "full", "random", "urandom"] {
+        assert_eq!(device_result(&out, d), "opened", "{}", out.stdout);
+    }
+    // /dev/tty: allowed by the rules; with no controlling terminal the open gets ENXIO.
+    assert_ne!(device_result(&out, "tty"), "Operation not permitted");
+    assert_eq!(device_result(&out, "write null"), "ok");
+    assert_eq!(device_result(&out, "read zero"), "3 bytes");
+
+    // --device adds its rule; everything else stays denied.
+    let out = run_on_v2(
+        &c,
+        &[
+            "--device",
+            "/dev/loop-control",
+            "box",
+            "sh",
+            "-c",
+            DEVICE_PROBE,
+        ],
+    )
+    .expect("v2 layout");
+    out.assert_success();
+    assert_eq!(device_result(&out, "added"), "opened");
+    assert_eq!(device_result(&out, "loop"), "Operation not permitted");
+
+    // --privileged: every device. This also shows that nothing but the v2 rules (no v1
+    // devices cgroup, no LSM) denied the node above.
+    let out = run_on_v2(&c, &["--privileged", "box", "sh", "-c", DEVICE_PROBE]).expect("v2 layout");
+    out.assert_success();
+    assert_eq!(device_result(&out, "loop"), "opened");
+    assert_eq!(device_result(&out, "loopctl"), "opened");
+}
+
+/// bpf(2) `BPF_PROG_QUERY`'s part of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfQuery {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+}
+
+const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_CGROUP_DEVICE: u32 = 6;
+
+fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
+    // SAFETY: attr is the repr(C) prefix of union bpf_attr that cmd reads.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Ids of the device programs attached to the cgroup directory `dir`.
+fn device_programs(dir: &Path) -> Vec<u32> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(dir).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
+    let mut ids = [0u32; 64];
+    let mut q = BpfQuery {
+        target_fd: f.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_QUERY, &mut q).expect("BPF_PROG_QUERY");
+    ids[..q.prog_cnt as usize].to_vec()
+}
+
+/// Whether BPF program `id` still exists (it is freed once nothing refers to it).
+fn bpf_program_exists(id: u32) -> bool {
+    let mut attr = [id, 0, 0];
+    match bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) {
+        Ok(fd) => {
+            // SAFETY: the fd the kernel just gave us.
+            unsafe { libc::close(fd as i32) };
+            true
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+        Err(e) => panic!("BPF_PROG_GET_FD_BY_ID {id}: {e}"),
+    }
+}
+
+#[track_caller]
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cgroup_v2_device_program_goes_with_the_container() {
+    if skip_unless_root() {
+        return;
+    }
+    let v2_root = if host_is_cgroup_v2_only() {
+        Path::new("/sys/fs/cgroup")
+    } else {
+        Path::new("/sys/fs/cgroup/unified")
+    };
+    if !v2_root.join("cgroup.procs").exists() {
+        eprintln!("skipped: no cgroup2 hierarchy on this host");
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    let sync = c.tmp().join("sync");
+    std::fs::create_dir(&sync).unwrap();
+    let vol = format!("{}:/sync", sync.display());
+    let script = "touch /sync/up; while [ ! -e /sync/go ]; do sleep 0.05; done";
+    std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            run_on_v2(
+                &c,
+                &["--name", "devprog", "-v", &vol, "box", "sh", "-c", script],
+            )
+            .expect("v2 layout")
+        });
+        wait_for("the container to start", || {
+            sync.join("up").exists() || run.is_finished()
+        });
+        if !sync.join("up").exists() {
+            let out = run.join().unwrap();
+            panic!(
+                "the container did not start:\n{}\n{}",
+                out.stdout, out.stderr
+            );
+        }
+        let id = inspect_container(&c, "devprog")["Id"]
+            .as_str()
+            .expect("Id")
+            .to_string();
+        let cgroup = v2_root.join("coracle").join(&id);
+        let progs = device_programs(&cgroup);
+        // Where v1 is mounted the container's process is in its root devices cgroup,
+        // which allows every device: the program is the only rule.
+        let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
+        let pid = procs.lines().next().expect("a process in the cgroup");
+        let v1 = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        std::fs::write(sync.join("go"), "").unwrap();
+        let out = run.join().unwrap();
+        out.assert_success();
+        assert_eq!(progs.len(), 1, "one device program on {}", cgroup.display());
+        if let Some(l) = v1.lines().find(|l| l.contains(":devices:")) {
+            assert!(l.ends_with(":devices:/"), "v1 devices cgroup: {l}");
+        }
+        assert!(!cgroup.exists(), "{} removed", cgroup.display());
+        // The kernel frees a removed cgroup's programs asynchronously.
+        wait_for("the device program to be freed", || {
+            !bpf_program_exists(progs[0])
+        });
+    });
 }

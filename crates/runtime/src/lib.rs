@@ -1,6 +1,7 @@
 //! Coracle's runtime: run options and image config -> OCI runtime spec (pure), the
 //! default seccomp profile, and (in `runtime`) the Runtime trait and its implementations.
 
+pub mod cgroup_devices;
 pub mod cgroup_stats;
 pub mod defaults;
 pub mod exec_session;

@@ -28,7 +28,7 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Process, Spec};
 
 use super::{error_chain, Op, ProcessIo, Runtime, RuntimeError, RuntimeState, Status};
-use crate::exeseal;
+use crate::{cgroup_devices, exeseal};
 
 /// youki's libcontainer with its state under `root` (one directory per container).
 #[derive(Debug, Clone)]
@@ -83,6 +83,16 @@ impl Youki {
                 .with_stderr(stderr),
             ProcessIo::ConsoleSocket(path) => builder.with_console_socket(Some(path)),
         })
+    }
+
+    /// The spec's device rules on a pure cgroup v2 host, where libcontainer (built
+    /// without libcgroups' `cgroupsv2_devices`) applies none: see [`cgroup_devices`].
+    fn apply_v2_devices(&self, bundle: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        if !cgroup_devices::host_is_unified() {
+            return Ok(());
+        }
+        let spec = Spec::load(bundle.join("config.json"))?;
+        Ok(cgroup_devices::apply(&spec)?)
     }
 
     /// libcontainer forks the container's processes from this one: until they exec the
@@ -200,12 +210,17 @@ impl Runtime for Youki {
         })?;
         self.seal_check(Op::Create, id)?;
         let builder = self.builder(id, Op::Create, io, CoracleExecutor)?;
-        let container = builder
+        let mut container = builder
             .as_init(bundle)
             .with_systemd(false)
             .with_detach(true)
             .build()
             .map_err(|e| self.err(Op::Create, id, &e))?;
+        // The init waits for start: no code of the image has run yet.
+        if let Err(e) = self.apply_v2_devices(bundle) {
+            let _ = container.delete(true);
+            return Err(self.err(Op::Create, id, &*e));
+        }
         container
             .pid()
             .map(|p| p.as_raw() as u32)
