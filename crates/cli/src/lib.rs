@@ -200,7 +200,9 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {}", error_chain(&e));
+            // Never a panic: a monitor's stderr is a file in the store, which may be
+            // on a full disk.
+            coracle_runtime::note!("Error: {}", error_chain(&e));
             exit_code(&e)
         }
     }

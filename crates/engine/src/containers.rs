@@ -80,14 +80,15 @@ impl Engine {
         let dir = self.containers_dir().join(&c.id);
         let cfg = self.container_config(&c.id).ok();
         if let Some(cfg) = &cfg {
-            if let Ok(rt) = Self::runtime_for(cfg) {
-                let _ = rt.delete(&c.id, true);
-            }
+            self.delete_from_runtime(&c.id, cfg);
             let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
             match cfg.network.mode {
                 crate::network::NetMode::Bridge => {
                     for f in self.release_container_network(&c.id) {
-                        eprintln!("coracle: cleaning up container {}: {f}", &c.id[..12]);
+                        coracle_runtime::note!(
+                            "coracle: cleaning up container {}: {f}",
+                            &c.id[..12]
+                        );
                     }
                 }
                 crate::network::NetMode::Loopback => {
@@ -114,6 +115,8 @@ impl Engine {
     /// Every container, newest first, reconciled (only records with a monitor are
     /// checked, so this stays one query for stopped containers).
     pub fn containers(&mut self) -> Result<Vec<ContainerRecord>, EngineError> {
+        // Also those of containers removed since: nothing else would remember them.
+        self.retry_teardowns();
         let all = self.db.containers()?;
         let mut out = Vec::with_capacity(all.len());
         for c in &all {
@@ -210,6 +213,8 @@ impl Engine {
         cfg: &ContainerRuntimeConfig,
         volumes: bool,
     ) -> Result<(), EngineError> {
+        // Its monitor's runtime teardown failed: once more before the record goes.
+        self.redo_teardown(id);
         coracle_rootfs::snapshot::unmount(&cfg.rootfs)?;
         let dir = self.containers_dir().join(id);
         coracle_rootfs::remove_tree(&dir).map_err(EngineError::io("remove", &dir))?;
@@ -221,7 +226,7 @@ impl Engine {
                 // but a named reference to the hash is possible): keep it then.
                 if self.volume_users(v)?.is_empty() {
                     if let Err(e) = store.remove(v) {
-                        eprintln!("coracle: remove volume {v}: {e}");
+                        coracle_runtime::note!("coracle: remove volume {v}: {e}");
                     }
                 }
             }

@@ -182,6 +182,15 @@ impl Engine {
         let mut backoff = BACKOFF_START;
         loop {
             let _ = std::fs::remove_file(&exit_file);
+            // Taken now, while there is space: the exit is recorded even if the disk
+            // fills up while the container runs.
+            let reserved = match rtmon::ExitFileReservation::new(&exit_file) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    coracle_runtime::note!("coracle: {e}");
+                    None
+                }
+            };
             let started = match self.start_once(id, &cfg, rt.as_ref()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -233,22 +242,26 @@ impl Engine {
             let code = match result {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("coracle: monitor {}: {e}", short(id));
+                    coracle_runtime::note!("coracle: monitor {}: {e}", short(id));
                     let _ = rt.kill(id, libc::SIGKILL);
                     255
                 }
             };
-            if let Err(e) = rtmon::write_exit_file(&exit_file, code) {
-                eprintln!("coracle: {e}");
+            let recorded = match reserved {
+                Some(r) => r.commit(code),
+                None => rtmon::write_exit_file(&exit_file, code),
+            };
+            if let Err(e) = recorded {
+                coracle_runtime::note!("coracle: {e}");
             }
             // docker: once checks stop, the container reads unhealthy (the supervisor
             // has killed and reaped any probe still running).
             if let Err(e) = self.stop_health(id) {
-                eprintln!("coracle: {e}");
+                coracle_runtime::note!("coracle: {e}");
             }
             let oom = oom_killed(id);
             if let Err(e) = rt.delete(id, true) {
-                eprintln!("coracle: delete container {}: {e}", short(id));
+                coracle_runtime::note!("coracle: delete container {}: {e}", short(id));
             }
             let rec = self.db.container(id)?;
             let Some(rec) = rec else {
@@ -350,7 +363,7 @@ impl Engine {
         clients: &mut Vec<Client>,
     ) -> Result<(), EngineError> {
         if let Some(log) = log {
-            let _ = log.flush(std::time::SystemTime::now());
+            log.flush(std::time::SystemTime::now());
         }
         let mut failures = Vec::new();
         match cfg.network.mode {
@@ -388,7 +401,7 @@ impl Engine {
             }
         };
         for f in failures {
-            eprintln!("coracle: cleaning up container {}: {f}", short(id));
+            coracle_runtime::note!("coracle: cleaning up container {}: {f}", short(id));
         }
         for c in clients.drain(..) {
             c.finish(code, Duration::from_secs(5));

@@ -52,8 +52,7 @@ fn numbered_lines(path: &Path, log: &LogOptions, n: usize) {
             Stream::Stdout,
             format!("line {i}\n").as_bytes(),
             at(1000 + i as u64, 0),
-        )
-        .unwrap();
+        );
     }
 }
 
@@ -67,12 +66,10 @@ fn what_the_writer_writes_reads_back_on_its_streams() {
     let path = dir.path().join("c-json.log");
     let mut w = LogWriter::open(&path, &LogOptions::default()).unwrap();
     let t = at(1_795_428_000, 120_000_000);
-    w.write(Stream::Stdout, b"out <a & b> \"q\" \\ \t\n", t)
-        .unwrap();
-    w.write(Stream::Stderr, b"err \xe2\x82 bad\nno newline", t)
-        .unwrap();
-    w.write(Stream::Stdout, "ünï 🚀\n".as_bytes(), t).unwrap();
-    w.flush(t).unwrap();
+    w.write(Stream::Stdout, b"out <a & b> \"q\" \\ \t\n", t);
+    w.write(Stream::Stderr, b"err \xe2\x82 bad\nno newline", t);
+    w.write(Stream::Stdout, "ünï 🚀\n".as_bytes(), t);
+    w.flush(t);
     drop(w);
     let r = read(&path, 1, &LogsOptions::default());
     assert_eq!(r.out, "out <a & b> \"q\" \\ \t\nünï 🚀\n");
@@ -252,8 +249,7 @@ fn follow_survives_rotation_and_ends_when_inactive() {
     let path = dir.path().join("c-json.log");
     let log = rotating(Some(1024), 8);
     let mut w = LogWriter::open(&path, &log).unwrap();
-    w.write(Stream::Stdout, b"line 0\n", SystemTime::now())
-        .unwrap();
+    w.write(Stream::Stdout, b"line 0\n", SystemTime::now());
     let done = Arc::new(AtomicBool::new(false));
     let writer = {
         let done = done.clone();
@@ -264,14 +260,13 @@ fn follow_survives_rotation_and_ends_when_inactive() {
                 } else {
                     Stream::Stdout
                 };
-                w.write(stream, format!("line {i}\n").as_bytes(), SystemTime::now())
-                    .unwrap();
+                w.write(stream, format!("line {i}\n").as_bytes(), SystemTime::now());
                 // ~85 ms per file, 8 files: the reader may lag ~600 ms without losing any.
                 std::thread::sleep(Duration::from_millis(6));
             }
             // Partial, then flushed at exit.
-            w.write(Stream::Stdout, b"last", SystemTime::now()).unwrap();
-            w.flush(SystemTime::now()).unwrap();
+            w.write(Stream::Stdout, b"last", SystemTime::now());
+            w.flush(SystemTime::now());
             done.store(true, Ordering::SeqCst);
         })
     };
@@ -309,8 +304,7 @@ fn follow_waits_for_the_log_to_appear_and_stops_past_until() {
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(250));
             let mut w = LogWriter::open(&path, &LogOptions::default()).unwrap();
-            w.write(Stream::Stdout, b"hello\n", SystemTime::now())
-                .unwrap();
+            w.write(Stream::Stdout, b"hello\n", SystemTime::now());
         })
     };
     let until = SystemTime::now() + Duration::from_millis(500);
@@ -341,8 +335,7 @@ fn follow_with_tail_zero_prints_only_new_entries() {
     let r = read_with(&path, 1, &follow, false, &mut || {
         polls += 1;
         if polls == 1 {
-            w.write(Stream::Stdout, b"new\n", SystemTime::now())
-                .unwrap();
+            w.write(Stream::Stdout, b"new\n", SystemTime::now());
         }
         Ok(polls < 3)
     });

@@ -143,7 +143,7 @@ impl Engine {
             let mut failures = Vec::new();
             self.detach_locked(&lease, true, &mut failures);
             for f in failures {
-                eprintln!("coracle: {f}");
+                coracle_runtime::note!("coracle: {f}");
             }
             return Err(e.into());
         }
@@ -254,7 +254,7 @@ impl Engine {
         let _ = std::fs::remove_file(&applied);
         Nftables::new().apply(&state)?;
         if let Err(e) = crate::perms::write_private(&applied, wanted.as_bytes()) {
-            eprintln!("coracle: record firewall state {}: {e}", applied.display());
+            coracle_runtime::note!("coracle: record firewall state {}: {e}", applied.display());
         }
         Ok(())
     }

@@ -46,7 +46,7 @@ impl Engine {
             NetworkMode::Host => {
                 config.mode = NetMode::Host;
                 if !opts.publish.is_empty() || opts.publish_all {
-                    eprintln!(
+                    coracle_runtime::note!(
                         "WARNING: Published ports are discarded when using host network mode"
                     );
                 }

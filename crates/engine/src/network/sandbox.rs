@@ -43,7 +43,7 @@ impl Engine {
             }
             NetMode::Bridge => self.setup_bridged(id, cfg).inspect_err(|_| {
                 for f in self.release_container_network(id) {
-                    eprintln!("coracle: {f}");
+                    coracle_runtime::note!("coracle: {f}");
                 }
             }),
         }

@@ -5,6 +5,13 @@
 //!
 //! The monitor's RSS target is 1 MiB: the only buffers are one line per stream (at most
 //! docker's 16 KiB partial-message size) and one reused entry buffer.
+//!
+//! A log that cannot be written (a full disk) never stops the container or its
+//! monitor: entries are dropped and counted while writes fail (docker's json-file
+//! driver only returns the error), an entry the file took only part of is completed
+//! first once it takes data again (no torn JSON lines), and the first entry after that
+//! is a report on stderr, `coracle: N log lines dropped: no space left on device`,
+//! also noted once in the monitor's own log.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -65,6 +72,12 @@ pub struct LogWriter {
     max_file: u32,
     held: [Held; 2],
     entry: Vec<u8>,
+    /// The rest of an entry the file took only part of.
+    tail: Vec<u8>,
+    /// Entries dropped since writes began to fail.
+    dropped: u64,
+    /// Why writes fail (None while they succeed).
+    failure: Option<io::Error>,
 }
 
 impl LogWriter {
@@ -81,13 +94,22 @@ impl LogWriter {
             max_file: opts.max_file.max(1),
             held: Default::default(),
             entry: Vec::new(),
+            tail: Vec::new(),
+            dropped: 0,
+            failure: None,
         })
+    }
+
+    /// Entries dropped since writes began to fail (0 while the log is written).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Feeds bytes just read from the container's stream. Complete lines become
     /// entries; a partial line is held per stream and written when its newline
     /// arrives, at [`flush`](Self::flush), or when it reaches [`PARTIAL_SIZE`].
-    pub fn write(&mut self, stream: Stream, mut data: &[u8], now: SystemTime) -> io::Result<()> {
+    /// Entries the file does not take are dropped and counted, never an error.
+    pub fn write(&mut self, stream: Stream, mut data: &[u8], now: SystemTime) {
         let i = stream.index();
         while !data.is_empty() {
             let room = PARTIAL_SIZE - self.held[i].line.len();
@@ -97,14 +119,13 @@ impl LogWriter {
                     let held = &mut self.held[i];
                     let time = held.partial_since.take().unwrap_or(now);
                     if held.line.is_empty() {
-                        self.write_entry(stream, &window[..nl], true, time)?;
+                        self.write_entry(stream, &window[..nl], true, time);
                     } else {
                         let mut line = std::mem::take(&mut held.line);
                         line.extend_from_slice(&window[..nl]);
-                        let r = self.write_entry(stream, &line, true, time);
+                        self.write_entry(stream, &line, true, time);
                         line.clear();
                         self.held[i].line = line;
-                        r?;
                     }
                     data = &data[nl + 1..];
                 }
@@ -114,58 +135,129 @@ impl LogWriter {
                     data = &data[window.len()..];
                     if held.line.len() == PARTIAL_SIZE {
                         let time = *held.partial_since.get_or_insert(now);
-                        self.write_held(stream, time)?;
+                        self.write_held(stream, time);
                     }
                 }
             }
         }
-        Ok(())
     }
 
     /// Writes held partial lines (container exited).
-    pub fn flush(&mut self, now: SystemTime) -> io::Result<()> {
+    pub fn flush(&mut self, now: SystemTime) {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let held = &mut self.held[stream.index()];
             let time = held.partial_since.take().unwrap_or(now);
             if !held.line.is_empty() {
-                self.write_held(stream, time)?;
+                self.write_held(stream, time);
             }
         }
-        Ok(())
     }
 
     /// The held line of `stream` as a partial entry; the buffer is kept for reuse.
-    fn write_held(&mut self, stream: Stream, time: SystemTime) -> io::Result<()> {
+    fn write_held(&mut self, stream: Stream, time: SystemTime) {
         let mut line = std::mem::take(&mut self.held[stream.index()].line);
-        let r = self.write_entry(stream, &line, false, time);
+        self.write_entry(stream, &line, false, time);
         line.clear();
         self.held[stream.index()].line = line;
-        r
     }
 
-    fn write_entry(
-        &mut self,
-        stream: Stream,
-        line: &[u8],
-        complete: bool,
-        time: SystemTime,
-    ) -> io::Result<()> {
-        self.entry.clear();
-        encode_entry(&mut self.entry, stream, line, complete, time);
-        let len = self.entry.len() as u64;
+    fn write_entry(&mut self, stream: Stream, line: &[u8], complete: bool, time: SystemTime) {
+        if !self.recover(time) {
+            self.dropped += 1;
+            return;
+        }
+        let mut entry = std::mem::take(&mut self.entry);
+        entry.clear();
+        encode_entry(&mut entry, stream, line, complete, time);
+        if let Err((e, written)) = self.append(&entry) {
+            if written == 0 {
+                self.dropped += 1;
+            }
+            self.failed(e);
+        }
+        if entry.capacity() <= KEEP_ENTRY_CAPACITY {
+            self.entry = entry;
+        }
+    }
+
+    /// Before an entry after failed writes: the torn entry's rest, then the report of
+    /// what was dropped. Whether the file takes data again.
+    fn recover(&mut self, time: SystemTime) -> bool {
+        if !self.tail.is_empty() {
+            let tail = std::mem::take(&mut self.tail);
+            match write_some(&mut self.file, &tail) {
+                Ok(()) => self.size += tail.len() as u64,
+                Err((e, n)) => {
+                    self.size += n as u64;
+                    self.tail = tail[n..].to_vec();
+                    self.failed(e);
+                    return false;
+                }
+            }
+        }
+        if self.dropped > 0 {
+            let reason = self.failure.as_ref().map_or_else(String::new, describe);
+            let n = self.dropped;
+            let noun = if n == 1 { "line" } else { "lines" };
+            let report = format!("coracle: {n} log {noun} dropped: {reason}");
+            let mut entry = Vec::with_capacity(report.len() + 64);
+            encode_entry(&mut entry, Stream::Stderr, report.as_bytes(), true, time);
+            let out = self.append(&entry);
+            if let Err((e, 0)) = out {
+                self.failed(e);
+                return false;
+            }
+            // The report is out (or its rest waits in `tail`): later drops are new.
+            self.dropped = 0;
+            super::note(format_args!(
+                "coracle: container log {}: {n} log {noun} dropped: {reason}",
+                self.path.display()
+            ));
+            if let Err((e, _)) = out {
+                self.failed(e);
+                return false;
+            }
+        }
+        self.failure = None;
+        true
+    }
+
+    /// A write failed: noted once per run of failures (on a full disk the note itself
+    /// may not be written).
+    fn failed(&mut self, e: io::Error) {
+        if self.failure.is_none() {
+            super::note(format_args!(
+                "coracle: container log {}: {}: dropping log lines until it can be written",
+                self.path.display(),
+                describe(&e)
+            ));
+            self.failure = Some(e);
+        }
+    }
+
+    /// Writes a whole entry (rotating first if it would not fit). On failure, the
+    /// error and how much was written; the rest of a torn entry is kept in `tail`.
+    fn append(&mut self, entry: &[u8]) -> Result<(), (io::Error, usize)> {
+        let len = entry.len() as u64;
         if self
             .max_size
             .is_some_and(|max| self.size > 0 && self.size + len > max)
         {
-            self.rotate()?;
+            self.rotate().map_err(|e| (e, 0))?;
         }
-        let r = self.file.write_all(&self.entry);
-        if self.entry.capacity() > KEEP_ENTRY_CAPACITY {
-            self.entry = Vec::new();
+        match write_some(&mut self.file, entry) {
+            Ok(()) => {
+                self.size += len;
+                Ok(())
+            }
+            Err((e, n)) => {
+                self.size += n as u64;
+                if n > 0 {
+                    self.tail = entry[n..].to_vec();
+                }
+                Err((e, n))
+            }
         }
-        r?;
-        self.size += len;
-        Ok(())
     }
 
     /// moby's rotation: drop the oldest, shift `log.N-1` → `log.N` ... `log` → `log.1`,
@@ -194,6 +286,47 @@ impl LogWriter {
         self.file = open_append(&self.path, true)?;
         self.size = 0;
         Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if self.dropped > 0 {
+            super::note(format_args!(
+                "coracle: container log {}: {} log lines dropped: {}",
+                self.path.display(),
+                self.dropped,
+                self.failure.as_ref().map_or_else(String::new, describe)
+            ));
+        }
+    }
+}
+
+/// `write_all` that says how much was written when it fails.
+fn write_some(file: &mut File, data: &[u8]) -> Result<(), (io::Error, usize)> {
+    let mut done = 0;
+    while done < data.len() {
+        match file.write(&data[done..]) {
+            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), done)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, done)),
+        }
+    }
+    Ok(())
+}
+
+/// An error as Go words it (`no space left on device`), for the drop report.
+fn describe(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let desc = nix::errno::Errno::from_raw(code).desc();
+            let mut chars = desc.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_lowercase().chain(chars).collect::<String>()
+            })
+        }
+        None => e.to_string(),
     }
 }
 

@@ -184,14 +184,14 @@ pub fn main(args: &[OsString]) -> i32 {
     let cfg = match MonitorConfig::from_args(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("coracle: {e}");
+            note(format_args!("coracle: {e}"));
             return 125;
         }
     };
     match run_foreground(&cfg) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("coracle: {e}");
+            note(format_args!("coracle: {e}"));
             e.exit_code()
         }
     }
@@ -237,7 +237,7 @@ pub fn run_foreground_with(cfg: &MonitorConfig, rt: &dyn Runtime) -> Result<i32,
     }
     // Teardown: report and keep going; the container's exit code wins.
     if let Err(e) = rt.delete(&cfg.id, true) {
-        eprintln!("coracle: delete container {}: {e}", cfg.id);
+        note(format_args!("coracle: delete container {}: {e}", cfg.id));
     }
     reap_all();
     match (result, exit_file_err) {
@@ -421,9 +421,7 @@ pub fn write_exit_file(path: &Path, code: i32) -> Result<(), MonitorError> {
         path: p.to_path_buf(),
         source,
     };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tmp_path(path);
     // Private, as every state file of a container.
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()
@@ -437,6 +435,93 @@ pub fn write_exit_file(path: &Path, code: i32) -> Result<(), MonitorError> {
         .and_then(|_| f.sync_all())
         .map_err(|e| io("write", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| io("rename exit file to", path, e))
+}
+
+/// The space of a container's exit file, taken when the container starts: on a disk
+/// that fills up while it runs, its exit code can still be recorded. The file is
+/// `PATH.tmp` until [`commit`](Self::commit) renames it into place.
+pub struct ExitFileReservation {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: fs::File,
+}
+
+impl ExitFileReservation {
+    /// Creates `PATH.tmp` holding a block of its own.
+    pub fn new(path: &Path) -> Result<ExitFileReservation, MonitorError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = tmp_path(path);
+        let io = |source| MonitorError::Io {
+            what: "reserve the exit file",
+            path: tmp.clone(),
+            source,
+        };
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        // Written rather than fallocated: every file system allocates written data.
+        file.write_all(&[b'\n'; 64])
+            .and_then(|_| file.sync_all())
+            .map_err(io)?;
+        Ok(ExitFileReservation {
+            path: path.to_path_buf(),
+            tmp,
+            file,
+        })
+    }
+
+    /// Writes `code` into the reserved block (no new space needed: it overwrites,
+    /// then shrinks) and renames it into place; falls back to [`write_exit_file`].
+    pub fn commit(mut self, code: i32) -> Result<(), MonitorError> {
+        use std::io::{Seek, SeekFrom};
+        let text = format!("{code}\n");
+        let written = self
+            .file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.file.write_all(text.as_bytes()))
+            .and_then(|_| self.file.set_len(text.len() as u64))
+            .and_then(|_| self.file.sync_all())
+            .and_then(|_| fs::rename(&self.tmp, &self.path));
+        match written {
+            Ok(()) => Ok(()),
+            Err(_) => write_exit_file(&self.path, code),
+        }
+    }
+}
+
+impl Drop for ExitFileReservation {
+    /// Not committed (the container did not start): the reservation goes. After a
+    /// commit there is nothing left at `tmp` to remove.
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+/// Writes one line to stderr and ignores failure. The monitor's stderr is
+/// `monitor.log` in the store: on a full disk `eprintln!` panics, and a panicking
+/// monitor takes the container's output pipes (and so the container) with it.
+pub fn note(args: std::fmt::Arguments<'_>) {
+    let mut line = args.to_string();
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// [`note`] with `format!` arguments: `eprintln!` that never panics.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::monitor::note(format_args!($($arg)*))
+    };
 }
 
 /// Reads an exit file written by [`write_exit_file`].
@@ -593,6 +678,23 @@ Private_Dirty:         0 kB
         write_exit_file(&p, 137).unwrap();
         assert_eq!(read_exit_file(&p), Some(137));
         assert!(!dir.join("exit.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reserved_exit_file_is_committed_in_place() {
+        let dir = std::env::temp_dir().join(format!("coracle-exitres-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("exit");
+        let r = ExitFileReservation::new(&p).unwrap();
+        assert!(dir.join("exit.tmp").exists() && !p.exists());
+        r.commit(143).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "143\n");
+        assert!(!dir.join("exit.tmp").exists());
+        fs::remove_file(&p).unwrap();
+        // Not committed (the container never started): nothing is left.
+        drop(ExitFileReservation::new(&p).unwrap());
+        assert!(!dir.join("exit.tmp").exists() && !p.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -16,7 +16,7 @@ pub struct AttachOptions {
     pub stdin: bool,
     /// The container has a tty: raw mode on ours, window size passed on.
     pub tty: bool,
-    /// Detach sequence (empty: none).
+    /// Detach sequence (empty: none). Applies only with `tty`.
     pub detach_keys: Vec<u8>,
     /// Pass the signals we receive on to the container (docker's --sig-proxy; never
     /// with a tty, where ^C is a byte for the container's terminal).
@@ -73,7 +73,9 @@ pub fn relay(
             )?;
         }
     }
-    let mut detach = DetachKeys::new(if opts.stdin {
+    // Only a terminal's keystrokes can be a detach sequence: without a tty, stdin is
+    // data (a piped tar or blob holds 0x10 0x11 often enough), as in docker.
+    let mut detach = DetachKeys::new(if opts.stdin && opts.tty {
         opts.detach_keys.clone()
     } else {
         Vec::new()

@@ -66,6 +66,9 @@ pub const SUPERVISOR_SIGNALS: [Signal; 5] = [
     Signal::SIGQUIT,
 ];
 
+/// Input queued for the container's stdin beyond which clients are not read.
+const STDIN_BUFFER: usize = 256 * 1024;
+
 struct Probe {
     pid: Pid,
     deadline: Instant,
@@ -114,8 +117,11 @@ impl Supervisor<'_> {
                 fds.push(pfd(fd, libc::POLLOUT));
             }
             let clients_at = fds.len();
+            // Clients' input waits in their sockets while the container is slow to
+            // read it, rather than piling up here.
+            let take_input = to_stdin.len() < STDIN_BUFFER;
             for c in &self.clients {
-                let mut ev = libc::POLLIN;
+                let mut ev = if take_input { libc::POLLIN } else { 0 };
                 if !c.pending.is_empty() {
                     ev |= libc::POLLOUT;
                 }
@@ -255,7 +261,7 @@ impl Supervisor<'_> {
                             })
                         }
                         Err(e) => {
-                            eprintln!("coracle: start health probe: {e}");
+                            super::note(format_args!("coracle: start health probe: {e}"));
                             next_probe = Some(now + h.period(started));
                         }
                     }
@@ -268,9 +274,7 @@ impl Supervisor<'_> {
             self.pump(fd, &mut buf);
         }
         if let Some(log) = &mut self.log {
-            if let Err(e) = log.flush(SystemTime::now()) {
-                eprintln!("coracle: write container log: {e}");
-            }
+            log.flush(SystemTime::now());
         }
         if let Some(p) = probe {
             let _ = nix::sys::signal::kill(p.pid, Signal::SIGKILL);
@@ -314,10 +318,9 @@ impl Supervisor<'_> {
             match nix::unistd::read(fd, buf) {
                 Ok(0) => return,
                 Ok(n) => {
+                    // A log the disk does not take drops lines; output goes on.
                     if let Some(log) = &mut self.log {
-                        if let Err(e) = log.write(stream, &buf[..n], SystemTime::now()) {
-                            eprintln!("coracle: write container log: {e}");
-                        }
+                        log.write(stream, &buf[..n], SystemTime::now());
                     }
                     for c in &mut self.clients {
                         c.send(kind, &buf[..n]);
@@ -358,7 +361,7 @@ impl Supervisor<'_> {
             match self.listener.accept() {
                 Ok((stream, _)) => match Client::new(stream) {
                     Ok(c) => self.clients.push(c),
-                    Err(e) => eprintln!("coracle: attach client: {e}"),
+                    Err(e) => super::note(format_args!("coracle: attach client: {e}")),
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return,

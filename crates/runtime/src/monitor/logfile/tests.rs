@@ -121,8 +121,8 @@ fn complete_lines_become_docker_entries() {
     let s = Scratch::new("lines");
     let mut w = LogWriter::open(&s.log(), &opts(None, 1)).unwrap();
     let t = at(1_795_428_000, 123_456_789);
-    w.write(Stream::Stdout, b"out <1>\nerr", t).unwrap();
-    w.write(Stream::Stderr, b"oops\n", t).unwrap();
+    w.write(Stream::Stdout, b"out <1>\nerr", t);
+    w.write(Stream::Stderr, b"oops\n", t);
     assert_eq!(
         std::fs::read_to_string(s.log()).unwrap(),
         concat!(
@@ -141,11 +141,11 @@ fn complete_lines_become_docker_entries() {
 fn partial_lines_are_held_per_stream() {
     let s = Scratch::new("partial");
     let mut w = LogWriter::open(&s.log(), &opts(None, 1)).unwrap();
-    w.write(Stream::Stdout, b"he", at(10, 0)).unwrap();
-    w.write(Stream::Stderr, b"e1\n", at(11, 0)).unwrap();
-    w.write(Stream::Stdout, b"llo\nwor", at(12, 0)).unwrap();
-    w.write(Stream::Stderr, b"tail", at(13, 0)).unwrap();
-    w.flush(at(14, 0)).unwrap();
+    w.write(Stream::Stdout, b"he", at(10, 0));
+    w.write(Stream::Stderr, b"e1\n", at(11, 0));
+    w.write(Stream::Stdout, b"llo\nwor", at(12, 0));
+    w.write(Stream::Stderr, b"tail", at(13, 0));
+    w.flush(at(14, 0));
     assert_eq!(
         lines(&s.log()),
         [
@@ -158,7 +158,7 @@ fn partial_lines_are_held_per_stream() {
         ]
     );
     // Nothing held: flushing again writes nothing.
-    w.flush(at(15, 0)).unwrap();
+    w.flush(at(15, 0));
     assert_eq!(lines(&s.log()).len(), 4);
 }
 
@@ -169,13 +169,13 @@ fn long_lines_are_split_at_16k_with_the_first_piece_time() {
     // Fits: 16383 bytes + newline is one complete entry.
     let mut fits = vec![b'a'; PARTIAL_SIZE - 1];
     fits.push(b'\n');
-    w.write(Stream::Stdout, &fits, at(1, 0)).unwrap();
+    w.write(Stream::Stdout, &fits, at(1, 0));
     // 2 * 16384 + 10 bytes, fed in odd chunks: two partial pieces, then the rest.
     let long = vec![b'b'; 2 * PARTIAL_SIZE + 10];
     for (i, chunk) in long.chunks(5000).enumerate() {
-        w.write(Stream::Stdout, chunk, at(2 + i as u64, 0)).unwrap();
+        w.write(Stream::Stdout, chunk, at(2 + i as u64, 0));
     }
-    w.write(Stream::Stdout, b"\n", at(20, 0)).unwrap();
+    w.write(Stream::Stdout, b"\n", at(20, 0));
     let l = lines(&s.log());
     assert_eq!(l.len(), 4);
     let log = |i: usize| -> (String, String) {
@@ -196,9 +196,8 @@ fn long_lines_are_split_at_16k_with_the_first_piece_time() {
         assert_eq!(log(i).1, "1970-01-01T00:00:05Z", "piece {i}");
     }
     // Exactly 16 KiB then a newline: a full piece, then an empty complete line.
-    w.write(Stream::Stderr, &vec![b'c'; PARTIAL_SIZE], at(30, 0))
-        .unwrap();
-    w.write(Stream::Stderr, b"\nnext\n", at(31, 0)).unwrap();
+    w.write(Stream::Stderr, &vec![b'c'; PARTIAL_SIZE], at(30, 0));
+    w.write(Stream::Stderr, b"\nnext\n", at(31, 0));
     let l = lines(&s.log());
     assert!(
         l[5].starts_with(r#"{"log":"\n","stream":"stderr","time":"1970-01-01T00:00:30Z"}"#),
@@ -212,10 +211,10 @@ fn long_lines_are_split_at_16k_with_the_first_piece_time() {
 fn reopening_appends() {
     let s = Scratch::new("append");
     let mut w = LogWriter::open(&s.log(), &opts(None, 1)).unwrap();
-    w.write(Stream::Stdout, b"first run\n", at(1, 0)).unwrap();
+    w.write(Stream::Stdout, b"first run\n", at(1, 0));
     drop(w);
     let mut w = LogWriter::open(&s.log(), &opts(None, 1)).unwrap();
-    w.write(Stream::Stdout, b"second run\n", at(2, 0)).unwrap();
+    w.write(Stream::Stdout, b"second run\n", at(2, 0));
     let l = lines(&s.log());
     assert_eq!(l.len(), 2);
     assert!(l[0].contains("first run") && l[1].contains("second run"));
@@ -229,8 +228,7 @@ fn rotate_run(s: &Scratch, max_size: u64, max_file: u32, n: usize) -> Vec<Vec<St
             Stream::Stdout,
             format!("line {i}\n").as_bytes(),
             at(1_795_428_000 + i as u64, 1),
-        )
-        .unwrap();
+        );
     }
     let mut files = Vec::new();
     for k in (1..max_file + 2).rev() {
@@ -315,14 +313,63 @@ fn one_file_is_recreated_in_place() {
 fn an_entry_larger_than_max_size_gets_a_file_of_its_own() {
     let s = Scratch::new("big");
     let mut w = LogWriter::open(&s.log(), &opts(Some(100), 3)).unwrap();
-    w.write(Stream::Stdout, b"small\n", at(1, 0)).unwrap();
-    w.write(Stream::Stdout, &[b'x'; 300], at(2, 0)).unwrap();
-    w.write(Stream::Stdout, b"\nsmall again\n", at(3, 0))
-        .unwrap();
+    w.write(Stream::Stdout, b"small\n", at(1, 0));
+    w.write(Stream::Stdout, &[b'x'; 300], at(2, 0));
+    w.write(Stream::Stdout, b"\nsmall again\n", at(3, 0));
     let log1 = PathBuf::from(format!("{}.1", s.log().display()));
     let log2 = PathBuf::from(format!("{}.2", s.log().display()));
     assert!(lines(&log2)[0].contains("\"small\\n\""));
     assert_eq!(lines(&log1).len(), 1);
     assert!(lines(&log1)[0].contains(&"x".repeat(300)));
     assert!(lines(&s.log())[0].contains("small again"));
+}
+
+#[test]
+fn entries_the_disk_refuses_are_dropped_counted_and_reported_once() {
+    let s = Scratch::new("full");
+    let mut w = LogWriter::open(&s.log(), &opts(None, 1)).unwrap();
+    w.write(Stream::Stdout, b"before\n", at(1, 0));
+    // /dev/full refuses every write with ENOSPC.
+    let real = std::mem::replace(
+        &mut w.file,
+        OpenOptions::new().write(true).open("/dev/full").unwrap(),
+    );
+    w.write(Stream::Stdout, b"lost 1\nlost 2\n", at(2, 0));
+    w.write(Stream::Stderr, b"lost 3\npartial", at(3, 0));
+    w.flush(at(4, 0));
+    assert_eq!(w.dropped(), 4);
+    w.file = real;
+    w.write(Stream::Stdout, b"after 1\n", at(5, 0));
+    w.write(Stream::Stdout, b"after 2\n", at(6, 0));
+    assert_eq!(w.dropped(), 0);
+    assert_eq!(
+        lines(&s.log()),
+        [
+            r#"{"log":"before\n","stream":"stdout","time":"1970-01-01T00:00:01Z"}"#,
+            r#"{"log":"coracle: 4 log lines dropped: no space left on device\n","stream":"stderr","time":"1970-01-01T00:00:05Z"}"#,
+            r#"{"log":"after 1\n","stream":"stdout","time":"1970-01-01T00:00:05Z"}"#,
+            r#"{"log":"after 2\n","stream":"stdout","time":"1970-01-01T00:00:06Z"}"#,
+        ]
+    );
+}
+
+#[test]
+fn a_torn_entry_is_completed_before_anything_else() {
+    let s = Scratch::new("torn");
+    let mut w = LogWriter::open(&s.log(), &opts(None, 1)).unwrap();
+    // As if the disk had taken only the first 10 bytes of an entry, then refused one.
+    let mut entry = Vec::new();
+    encode_entry(&mut entry, Stream::Stdout, b"torn", true, at(1, 0));
+    w.file.write_all(&entry[..10]).unwrap();
+    w.size = 10;
+    w.tail = entry[10..].to_vec();
+    w.failure = Some(io::Error::from_raw_os_error(libc::ENOSPC));
+    w.dropped = 1;
+    w.write(Stream::Stdout, b"next\n", at(2, 0));
+    let l = lines(&s.log());
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert!(l[0].contains(r#""log":"torn\n""#), "{}", l[0]);
+    assert!(l[1].contains("coracle: 1 log line dropped: no space left on device"));
+    assert!(l[2].contains(r#""log":"next\n""#));
+    assert_eq!(w.size, std::fs::metadata(s.log()).unwrap().len());
 }

@@ -1,0 +1,272 @@
+//! A full store: the monitors of running containers survive it. Log lines that cannot
+//! be written are dropped and counted, reported once when space returns, and the
+//! container keeps running and ends with its real exit code.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A store on a tmpfs of `size` mounted over the test store's root. Drop removes the
+/// store's containers (the `Coracle`'s own Drop) before unmounting.
+struct TmpfsStore {
+    c: Option<Coracle>,
+    mount: PathBuf,
+}
+
+impl TmpfsStore {
+    fn new(c: Coracle, size: &str) -> TmpfsStore {
+        let mount = c.root();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(&mount)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs on {}", mount.display());
+        TmpfsStore { c: Some(c), mount }
+    }
+
+    fn c(&self) -> &Coracle {
+        self.c.as_ref().unwrap()
+    }
+
+    fn c_mut(&mut self) -> &mut Coracle {
+        self.c.as_mut().unwrap()
+    }
+}
+
+impl Drop for TmpfsStore {
+    fn drop(&mut self) {
+        drop(self.c.take());
+        let _ = rustix::mount::unmount(&self.mount, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Fills the file system of `path` (a new file) until it refuses more.
+fn fill(path: &Path) -> std::fs::File {
+    let mut f = std::fs::File::create(path).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        let buf = vec![0u8; chunk];
+        loop {
+            match f.write(&buf) {
+                Ok(n) if n == buf.len() => {}
+                Ok(_) => break,
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "fill {path:?}: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    f
+}
+
+fn free_bytes(path: &Path) -> u64 {
+    let s = rustix::fs::statvfs(path).unwrap();
+    s.f_bavail * s.f_frsize
+}
+
+/// The pid of the `__monitor` process of container `id`.
+fn monitor_pid(id: &str) -> Option<i32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.contains(&&b"__monitor"[..]) && args.contains(&id.as_bytes()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Alive and not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.to_string()))
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+/// The last number the container wrote to its progress file (None while it rewrites
+/// it).
+fn progress(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join("n"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[track_caller]
+fn progress_now(dir: &Path) -> u64 {
+    let mut n = None;
+    wait_until("a progress count", Duration::from_secs(10), || {
+        n = progress(dir);
+        n.is_some()
+    });
+    n.unwrap()
+}
+
+/// The json log's complete entries: (stream, log text). The last one may still be
+/// being written (or, on the full disk, wait for the rest of its bytes).
+fn entries_of(log: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("a torn entry in the log: {l:?}: {e}"));
+            (
+                v["stream"].as_str().unwrap().to_string(),
+                v["log"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn line_numbers(entries: &[(String, String)]) -> Vec<u64> {
+    entries
+        .iter()
+        .filter(|(s, _)| s == "stdout")
+        .map(|(_, l)| {
+            l.trim_end()
+                .strip_prefix("line ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected stdout entry {l:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_store_drops_log_lines_and_the_container_runs_on() {
+    if !is_root() {
+        eprintln!("skipped: needs root (tmpfs store)");
+        return;
+    }
+    let (reg, _image) = registry_with_busybox();
+    let mut store = TmpfsStore::new(coracle(), "48m");
+    let name = format!("{}/test/busybox", reg.host());
+    store.c().run(["pull", "-q", &name]).assert_success();
+    store.c().run(["tag", &name, "box"]).assert_success();
+    store.c_mut().isolate_network();
+    let c = store.c();
+    let root = c.root();
+
+    // The container counts in its log and, off the store, in a progress file.
+    let progress_dir = c.tmp().join("progress");
+    std::fs::create_dir(&progress_dir).unwrap();
+    let script =
+        "i=0; while true; do echo \"line $i\"; echo $i > /p/n; i=$((i+1)); usleep 2000; done";
+    c.run([
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "-v",
+        &format!("{}:/p", progress_dir.display()),
+        "box",
+        "sh",
+        "-c",
+        script,
+    ])
+    .assert_success();
+    let id = inspect_container(c, "talker")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cdir = root.join("containers").join(&id);
+    let log = cdir.join(format!("{id}-json.log"));
+    wait_until("the first log lines", Duration::from_secs(20), || {
+        progress(&progress_dir).is_some_and(|n| n >= 50)
+    });
+    let monitor = monitor_pid(&id).expect("the container's monitor runs");
+
+    let filler_path = root.join("filler");
+    let filler = fill(&filler_path);
+    assert_eq!(free_bytes(&root), 0, "the store is full");
+    let full_at = progress_now(&progress_dir);
+    // Hundreds of lines printed with no room for them.
+    wait_until(
+        "the container to print on while the store is full",
+        Duration::from_secs(30),
+        || {
+            assert!(
+                alive(monitor),
+                "the monitor died on the full store; monitor.log: {:?}",
+                std::fs::read_to_string(cdir.join("monitor.log"))
+            );
+            progress(&progress_dir).is_some_and(|n| n >= full_at + 500)
+        },
+    );
+    assert_eq!(free_bytes(&root), 0, "the store stayed full");
+    assert!(alive(monitor), "the monitor survives the full store");
+
+    drop(filler);
+    std::fs::remove_file(&filler_path).unwrap();
+    let freed_at = progress_now(&progress_dir);
+    wait_until("logging to resume", Duration::from_secs(30), || {
+        assert!(alive(monitor), "the monitor died after space returned");
+        line_numbers(&entries_of(&log))
+            .last()
+            .is_some_and(|n| *n > freed_at + 20)
+    });
+
+    // Every line is either in the log or counted in the one drop report, which stands
+    // where the lines are missing.
+    let entries = entries_of(&log);
+    let markers: Vec<(usize, &String)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, (s, l))| s == "stderr" && l.contains("log lines dropped"))
+        .map(|(i, (_, l))| (i, l))
+        .collect();
+    assert_eq!(markers.len(), 1, "one drop report: {markers:?}");
+    let (at, marker) = markers[0];
+    let dropped: u64 = marker
+        .strip_prefix("coracle: ")
+        .and_then(|m| m.strip_suffix(" log lines dropped: no space left on device\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("drop report {marker:?}"));
+    assert!(dropped > 0);
+    let before = line_numbers(&entries[..at]);
+    let after = line_numbers(&entries[at + 1..]);
+    assert_eq!(
+        before,
+        (0..before.len() as u64).collect::<Vec<_>>(),
+        "nothing lost before the disk filled"
+    );
+    let first_after = before.len() as u64 + dropped;
+    assert_eq!(
+        after,
+        (first_after..first_after + after.len() as u64).collect::<Vec<_>>(),
+        "the dropped lines are exactly those reported"
+    );
+    let monitor_log = std::fs::read_to_string(cdir.join("monitor.log")).unwrap();
+    assert_eq!(
+        monitor_log.matches("log lines dropped").count(),
+        1,
+        "monitor.log: {monitor_log}"
+    );
+
+    let out = c.run(["stop", "-t", "1", "talker"]);
+    out.assert_success();
+    let code = inspect_container(c, "talker")["State"]["ExitCode"]
+        .as_i64()
+        .unwrap();
+    assert!(code == 137 || code == 143, "exit code {code}");
+    let ps = c.run(["ps", "-a"]);
+    let line = ps
+        .stdout
+        .lines()
+        .find(|l| l.contains("talker"))
+        .unwrap_or_else(|| panic!("talker in ps -a: {}", ps.stdout));
+    assert!(line.contains(&format!("Exited ({code})")), "ps -a: {line}");
+    c.run(["rm", "talker"]).assert_success();
+}
