@@ -62,7 +62,7 @@ fn network_inspect(c: &Coracle, name: &str) -> Value {
     v[0].clone()
 }
 
-/// "10.89.3.0/24" + 50 -> "10.89.3.50".
+/// "172.18.0.0/16" + 50 -> "172.18.0.50".
 fn host_in(subnet: &str, last: u8) -> String {
     let net = subnet.split('/').next().unwrap();
     let mut octets: Vec<&str> = net.split('.').collect();
@@ -77,13 +77,13 @@ fn the_default_bridge_gives_addresses_a_route_and_the_hosts_resolvers() {
     let addr = run(&c, &["box", "ip", "-4", "addr", "show", "eth0"]);
     addr.assert_success();
     assert!(
-        addr.stdout.contains("inet 10.88.") && addr.stdout.contains("/16 "),
+        addr.stdout.contains("inet 172.17.") && addr.stdout.contains("/16 "),
         "{}",
         addr.stdout
     );
     let route = run(&c, &["box", "ip", "route"]);
     assert!(
-        route.stdout.contains("default via 10.88.0.1 dev eth0"),
+        route.stdout.contains("default via 172.17.0.1 dev eth0"),
         "{}",
         route.stdout
     );
@@ -95,8 +95,8 @@ fn the_default_bridge_gives_addresses_a_route_and_the_hosts_resolvers() {
     let one = inspect_container(&c, "one");
     let net = &one["NetworkSettings"]["Networks"]["bridge"];
     let ip = net["IPAddress"].as_str().expect("IPAddress").to_string();
-    assert!(ip.starts_with("10.88."), "{net:#}");
-    assert_eq!(net["Gateway"], "10.88.0.1", "{net:#}");
+    assert!(ip.starts_with("172.17."), "{net:#}");
+    assert_eq!(net["Gateway"], "172.17.0.1", "{net:#}");
     assert_eq!(net["IPPrefixLen"], 16, "{net:#}");
     let own = c.run(["exec", "one", "ip", "-4", "addr", "show", "eth0"]);
     assert!(
@@ -242,7 +242,8 @@ fn user_networks_are_listed_inspected_and_resolve_names_and_aliases() {
         .unwrap()
         .to_string();
     assert!(
-        subnet.starts_with("10.89.") && subnet.ends_with(".0/24"),
+        // The default bridge took docker's first pool, 172.17.0.0/16.
+        subnet == "172.18.0.0/16",
         "{n:#}"
     );
     assert_eq!(
@@ -281,7 +282,7 @@ fn user_networks_are_listed_inspected_and_resolve_names_and_aliases() {
     assert_eq!(member["Name"], "web", "{member:#}");
     assert_eq!(
         member["IPv4Address"],
-        format!("{web_ip}/24").as_str(),
+        format!("{web_ip}/16").as_str(),
         "{member:#}"
     );
     let got = client(&format!("timeout 3 wget -qO- http://{short}/; exit $?"));
@@ -462,7 +463,7 @@ fn subnet_gateway_ip_mac_dns_and_add_host_flags() {
         hosts.stdout
     );
     assert!(
-        entries.iter().any(|e| e[..] == ["10.88.0.1", "gw"]),
+        entries.iter().any(|e| e[..] == ["172.17.0.1", "gw"]),
         "{}",
         hosts.stdout
     );
@@ -528,7 +529,7 @@ fn network_connect_and_disconnect_add_and_remove_interfaces() {
     let back_ip = ip_on(&c, "api", "back");
     let eth1 = c.run(["exec", "api", "ip", "-4", "addr", "show", "eth1"]);
     assert!(
-        eth1.stdout.contains(&format!("inet {back_ip}/24")),
+        eth1.stdout.contains(&format!("inet {back_ip}/16")),
         "{}",
         eth1.stdout
     );
@@ -629,6 +630,10 @@ fn network_rm_refuses_networks_in_use_and_prune_removes_unused_ones() {
 fn concurrent_runs_on_one_network_get_distinct_addresses() {
     let (_reg, c) = with_busybox();
     create_network(&c, &["net1"]);
+    let bridge = network_inspect(&c, "net1")["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = netns(&c).links();
     let names: Vec<String> = (0..8).map(|i| format!("par{i}")).collect();
     std::thread::scope(|s| {
@@ -668,7 +673,7 @@ fn concurrent_runs_on_one_network_get_distinct_addresses() {
             let now: Vec<String> = netns(&c)
                 .links()
                 .into_iter()
-                .filter(|l| l != "coracle1")
+                .filter(|l| *l != bridge)
                 .collect();
             now == before
         },

@@ -291,7 +291,14 @@ fn teardown_after_rm_rm_f_and_a_killed_monitor_leaves_nothing() {
     .assert_success();
     let id = id_of(&c, "web");
     let links = ns.links();
-    assert!(links.iter().any(|l| l == "coracle0"), "{links:?}");
+    let out = c.run(["network", "inspect", "bridge"]);
+    let v: serde_json::Value = serde_json::from_str(&out.assert_success().stdout).unwrap();
+    let bridge = v[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(bridge.starts_with("coracle"), "{bridge}");
+    assert!(links.contains(&bridge), "{links:?}");
     assert!(links.iter().any(|l| l.starts_with("veth")), "{links:?}");
     assert!(
         ns.ruleset().contains("table inet coracle"),
@@ -356,7 +363,7 @@ fn teardown_after_rm_rm_f_and_a_killed_monitor_leaves_nothing() {
     // Every lease went back: the next container gets the first address again, and the
     // published port is free.
     run_web(&c, "again", &["-p", "18080:80"]);
-    assert_eq!(ip_on(&c, "again", "bridge"), "10.88.0.2");
+    assert_eq!(ip_on(&c, "again", "bridge"), "172.17.0.2");
     wait_http(ns, addr("127.0.0.1", 18080));
 }
 

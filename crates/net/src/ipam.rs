@@ -8,8 +8,46 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::net::Ipv4Addr;
 
-/// The default `bridge` network.
-pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
+/// Where subnets of new networks come from when none is given: docker's
+/// `default-address-pools` (172.17.0.0/16 ... 172.31.0.0/16, then 192.168.0.0/16 in
+/// /20s), walked in order by the default bridge and by `network create` alike. A
+/// candidate overlapping a route or an interface address on the host, or a network of
+/// the store, is skipped, as docker does: podman's 10.88.0.0/16 and 10.89.N.0/24, a VPN
+/// or a LAN on 192.168.x never share an address with our bridges. (Before, coracle
+/// used podman's own 10.88.0.0/16, and published ports hung wherever podman0 was up.)
+/// Yields every candidate, in that order.
+pub fn default_candidates() -> impl Iterator<Item = Ipv4Net> {
+    let net = |a, b, c, len| Ipv4Net::new(Ipv4Addr::new(a, b, c, 0), len).expect("valid");
+    (17..=31u8)
+        .map(move |b| net(172, b, 0, 16))
+        .chain((0..16u8).map(move |i| net(192, 168, i * 16, 20)))
+}
+
+/// Something on the host holding IPv4 space: a route or an interface's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostNet {
+    pub net: Ipv4Net,
+    /// As `ip` prints it, e.g. "route 10.88.0.0/16 dev podman0", "address
+    /// 172.17.0.1/16 of docker0".
+    pub what: String,
+}
+
+/// The first candidate overlapping neither `taken` (the store's networks) nor
+/// anything on the host.
+pub fn choose_subnet(
+    candidates: impl IntoIterator<Item = Ipv4Net>,
+    taken: &[Ipv4Net],
+    host: &[HostNet],
+) -> Option<Ipv4Net> {
+    candidates
+        .into_iter()
+        .find(|c| !taken.iter().any(|t| overlaps(*c, *t)) && host_overlap(*c, host).is_none())
+}
+
+/// What on the host `subnet` would share addresses with, if anything.
+pub fn host_overlap(subnet: Ipv4Net, host: &[HostNet]) -> Option<&HostNet> {
+    host.iter().find(|h| overlaps(subnet, h.net))
+}
 
 /// A `--subnet` value: IPv4 CIDR with no host bits set (docker's rules and messages).
 pub fn parse_subnet(s: &str) -> Result<Ipv4Net, NetError> {
@@ -78,14 +116,8 @@ pub fn check_in_subnet(what: &str, subnet: Ipv4Net, ip: Ipv4Addr) -> Result<(), 
     )))
 }
 
-/// First 10.89.N.0/24 (N = 0..=255) overlapping none of `taken`.
-pub fn next_free_subnet(taken: &[Ipv4Net]) -> Option<Ipv4Net> {
-    (0..=255u8)
-        .map(|n| Ipv4Net::new(Ipv4Addr::new(10, 89, n, 0), 24).expect("prefix 24 is valid"))
-        .find(|candidate| !taken.iter().any(|t| overlaps(*candidate, *t)))
-}
-
-fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+/// Whether two subnets share an address.
+pub fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
@@ -140,7 +172,7 @@ mod tests {
     #[test]
     fn subnets_follow_docker_rules() {
         assert_eq!(parse_subnet("10.1.0.0/24").unwrap(), net("10.1.0.0/24"));
-        assert_eq!(parse_subnet(DEFAULT_SUBNET).unwrap(), net("10.88.0.0/16"));
+        assert_eq!(parse_subnet("10.88.0.0/16").unwrap(), net("10.88.0.0/16"));
         assert_eq!(
             msg(parse_subnet("FOO")),
             "invalid subnet FOO: invalid CIDR address: FOO"
@@ -216,27 +248,53 @@ mod tests {
     }
 
     #[test]
-    fn next_free_subnet_avoids_overlaps() {
-        assert_eq!(next_free_subnet(&[]), Some(net("10.89.0.0/24")));
+    fn the_default_pools_are_dockers() {
+        let all: Vec<Ipv4Net> = default_candidates().collect();
+        assert_eq!(all.len(), 15 + 16);
+        assert_eq!(all[0], net("172.17.0.0/16"));
+        assert_eq!(all[14], net("172.31.0.0/16"));
+        assert_eq!(all[15], net("192.168.0.0/20"));
+        assert_eq!(all[16], net("192.168.16.0/20"));
+        assert_eq!(all[30], net("192.168.240.0/20"));
+        assert!(!all.iter().any(|n| overlaps(*n, net("10.88.0.0/16"))));
+    }
+
+    #[test]
+    fn choose_subnet_skips_the_store_and_the_host() {
+        let host = |n: &str, what: &str| HostNet {
+            net: net(n),
+            what: what.to_string(),
+        };
         assert_eq!(
-            next_free_subnet(&[net("10.89.0.0/24"), net("10.89.1.128/25")]),
-            Some(net("10.89.2.0/24"))
+            choose_subnet(default_candidates(), &[], &[]),
+            Some(net("172.17.0.0/16"))
         );
-        // A host route inside a candidate and a wide net covering several both count.
+        // docker0's address, a route inside the next candidate, a store network
+        // covering two more: the first free one after them.
+        let on_host = [
+            host("172.17.0.1/16", "address 172.17.0.1/16 of docker0"),
+            host("172.18.5.0/24", "route 172.18.5.0/24 dev wg0"),
+            host("10.88.0.0/16", "route 10.88.0.0/16 dev podman0"),
+        ];
+        let taken = [net("172.19.0.0/16"), net("172.20.0.0/16")];
         assert_eq!(
-            next_free_subnet(&[
-                net("10.89.0.5/32"),
-                net("10.89.0.0/23"),
-                net("10.88.0.0/16")
-            ]),
-            Some(net("10.89.2.0/24"))
+            choose_subnet(default_candidates(), &taken, &on_host),
+            Some(net("172.21.0.0/16"))
         );
-        assert_eq!(next_free_subnet(&[net("10.0.0.0/8")]), None);
-        let all: Vec<_> = (0..=255u8)
-            .map(|n| Ipv4Net::new(Ipv4Addr::new(10, 89, n, 0), 24).unwrap())
-            .collect();
-        assert_eq!(next_free_subnet(&all[..255]), Some(net("10.89.255.0/24")));
-        assert_eq!(next_free_subnet(&all), None);
+        assert_eq!(
+            host_overlap(net("10.88.1.0/24"), &on_host).map(|h| h.what.as_str()),
+            Some("route 10.88.0.0/16 dev podman0")
+        );
+        assert_eq!(host_overlap(net("10.89.0.0/24"), &on_host), None);
+        // A wide route covering every candidate: nothing left.
+        let wide = [host("172.16.0.0/12", "r"), host("192.168.0.0/16", "r")];
+        assert_eq!(choose_subnet(default_candidates(), &[], &wide), None);
+        // Given candidates are walked in their order.
+        let mine = [net("10.10.0.0/24"), net("10.10.1.0/24")];
+        assert_eq!(
+            choose_subnet(mine, &[net("10.10.0.128/25")], &[]),
+            Some(net("10.10.1.0/24"))
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use crate::{netns, NetError};
+use crate::{ipam, netns, NetError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeConfig {
@@ -164,16 +164,56 @@ pub fn detach_in(netns: &Path, container_if: &str) -> Result<(), NetError> {
     netns::run_in(netns, || delete_link(container_if))?
 }
 
-/// IPv4 networks on this namespace's links (address/prefix), to avoid for new subnets.
-pub fn host_ipv4_networks() -> Result<Vec<Ipv4Net>, NetError> {
-    let mut nets: Vec<Ipv4Net> = Netlink::open()?
-        .ipv4_addresses(None)?
-        .into_iter()
-        .map(|n| n.trunc())
-        .collect();
-    nets.sort();
-    nets.dedup();
-    Ok(nets)
+/// The IPv4 space this namespace already uses, to keep new subnets clear of it:
+/// routes of every routing table (docker reads the main one; policy tables of VPNs
+/// count as much) except the local table and default routes, and the networks of every
+/// interface's addresses, which cover interfaces that are down (their routes are
+/// gone, their addresses are not: podman0 between two podman runs). Anything on link
+/// `ignore` is left out: a bridge of ours being re-made.
+pub fn host_networks(ignore: Option<&str>) -> Result<Vec<ipam::HostNet>, NetError> {
+    let mut nl = Netlink::open()?;
+    let names = nl.link_names()?;
+    let name_of = |index: u32| names.get(&index).cloned().unwrap_or(format!("if{index}"));
+    let mut found = Vec::new();
+    for route in nl.ipv4_routes()? {
+        let dev = route.oif.map(name_of);
+        if route.net.prefix_len() == 0 || (dev.is_some() && dev.as_deref() == ignore) {
+            continue;
+        }
+        let mut what = match route.kind {
+            Some(kind) => format!("route {kind} {}", route.net),
+            None => format!("route {}", route.net),
+        };
+        if let Some(dev) = dev {
+            what.push_str(&format!(" dev {dev}"));
+        }
+        if route.table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+            what.push_str(&format!(" table {}", route.table));
+        }
+        found.push(ipam::HostNet {
+            net: route.net,
+            what,
+        });
+    }
+    for (index, addr) in nl.ipv4_addresses_of_links()? {
+        let dev = name_of(index);
+        if Some(dev.as_str()) == ignore {
+            continue;
+        }
+        found.push(ipam::HostNet {
+            net: addr.trunc(),
+            what: format!("address {addr} of {dev}"),
+        });
+    }
+    Ok(found)
+}
+
+struct Ipv4Route {
+    net: Ipv4Net,
+    oif: Option<u32>,
+    table: u32,
+    /// Set for routes that are not plain unicast ("blackhole", "unreachable"...).
+    kind: Option<&'static str>,
 }
 
 /// Names of the links inside the netns at `path` (to pick the next ethN).
@@ -282,6 +322,20 @@ fn random_mac() -> Result<[u8; 6], NetError> {
     }
     mac[0] = (mac[0] & 0xfe) | 0x02;
     Ok(mac)
+}
+
+/// An address message's address with its prefix. IFA_LOCAL is the interface's own
+/// address (IFA_ADDRESS is the peer's on point-to-point links).
+fn address_net(a: &AddressMessage) -> Option<Ipv4Net> {
+    let local = a.attributes.iter().find_map(|attr| match attr {
+        AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+        _ => None,
+    });
+    let address = a.attributes.iter().find_map(|attr| match attr {
+        AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+        _ => None,
+    });
+    Ipv4Net::new(local.or(address)?, a.header.prefix_len).ok()
 }
 
 /// A route netlink socket in the namespace of the thread that opened it.
@@ -467,6 +521,100 @@ impl Netlink {
         self.ack(RouteNetlinkMessage::SetLink(msg), 0, "set up", name)
     }
 
+    /// Every link's index and name.
+    fn link_names(&mut self) -> Result<std::collections::HashMap<u32, String>, NetError> {
+        let replies = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+            "list links",
+            "",
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => {
+                    Some((link.header.index, link_name(&link)?.to_string()))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// IPv4 routes of every table but the local one (which only repeats the host's
+    /// own and broadcast addresses).
+    fn ipv4_routes(&mut self) -> Result<Vec<Ipv4Route>, NetError> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet;
+        let replies = self.request(
+            RouteNetlinkMessage::GetRoute(msg),
+            NLM_F_DUMP,
+            "list routes",
+            "",
+        )?;
+        let mut routes = Vec::new();
+        for m in replies {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            let mut table = u32::from(r.header.table);
+            let (mut dst, mut oif) = (None, None);
+            for attr in &r.attributes {
+                match attr {
+                    RouteAttribute::Table(t) => table = *t,
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => dst = Some(*ip),
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    _ => {}
+                }
+            }
+            // RT_TABLE_LOCAL
+            if table == 255 {
+                continue;
+            }
+            let kind = match r.header.kind {
+                RouteType::Unicast => None,
+                RouteType::BlackHole => Some("blackhole"),
+                RouteType::Unreachable => Some("unreachable"),
+                RouteType::Prohibit => Some("prohibit"),
+                RouteType::Local => Some("local"),
+                RouteType::Broadcast | RouteType::Multicast | RouteType::Anycast => continue,
+                _ => Some("other"),
+            };
+            let dst = dst.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let Ok(net) = Ipv4Net::new(dst, r.header.destination_prefix_length) else {
+                continue;
+            };
+            routes.push(Ipv4Route {
+                net: net.trunc(),
+                oif,
+                table,
+                kind,
+            });
+        }
+        Ok(routes)
+    }
+
+    /// Every link's IPv4 addresses, with the link's index.
+    fn ipv4_addresses_of_links(&mut self) -> Result<Vec<(u32, Ipv4Net)>, NetError> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(msg),
+            NLM_F_DUMP,
+            "list addresses",
+            "",
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => {
+                    let net = address_net(&a)?;
+                    Some((a.header.index, net))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// IPv4 addresses with their prefix, of one link or of all.
     fn ipv4_addresses(&mut self, index: Option<u32>) -> Result<Vec<Ipv4Net>, NetError> {
         let mut msg = AddressMessage::default();
@@ -484,19 +632,7 @@ impl Netlink {
                 _ => None,
             })
             .filter(|a| index.is_none_or(|i| a.header.index == i))
-            .filter_map(|a| {
-                // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer's on
-                // point-to-point links).
-                let local = a.attributes.iter().find_map(|attr| match attr {
-                    AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
-                    _ => None,
-                });
-                let address = a.attributes.iter().find_map(|attr| match attr {
-                    AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
-                    _ => None,
-                });
-                Ipv4Net::new(local.or(address)?, a.header.prefix_len).ok()
-            })
+            .filter_map(|a| address_net(&a))
             .collect())
     }
 

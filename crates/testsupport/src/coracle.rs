@@ -61,7 +61,8 @@ pub struct Coracle {
     tmp: tempfile::TempDir,
     env: Vec<(String, String)>,
     // Declared last: dropped after Drop::drop has removed the containers inside it.
-    netns: Option<NetNs>,
+    // Shared by stores that run in one namespace (`share_network_of`).
+    netns: Option<std::sync::Arc<NetNs>>,
 }
 
 impl Coracle {
@@ -152,12 +153,24 @@ impl Coracle {
     /// here, deleted when this value drops), so the bridges, veths and firewall tables
     /// of bridged containers never touch the host. Idempotent.
     pub fn isolate_network(&mut self) -> &NetNs {
-        self.netns.get_or_insert_with(NetNs::new)
+        self.netns
+            .get_or_insert_with(|| std::sync::Arc::new(NetNs::new()))
+    }
+
+    /// From now on every command runs in `other`'s network namespace (made there by
+    /// [`Coracle::isolate_network`]): two stores sharing one namespace. The namespace
+    /// lives until both are dropped.
+    pub fn share_network_of(&mut self, other: &Coracle) -> &NetNs {
+        let ns = other
+            .netns
+            .clone()
+            .expect("the other store has a network namespace (isolate_network)");
+        self.netns.insert(ns)
     }
 
     /// The namespace of [`Coracle::isolate_network`], if any.
     pub fn netns(&self) -> Option<&NetNs> {
-        self.netns.as_ref()
+        self.netns.as_deref()
     }
 
     /// The command with `--root`, the isolated env and the extra env applied (inside the

@@ -236,23 +236,27 @@ impl Engine {
                 container_port: p.container_port,
             });
         }
+        // This store's own table: other stores in this namespace own theirs, and
+        // their rules only ever match their own bridges.
+        let table = self.store_net().table();
+        let firewall = Nftables::with_table(&table);
         // Most starts and stops change no rule (no ports, a bridge already up): skip
-        // `nft` then. The record is per network namespace (tmpfs: gone at reboot, with
-        // the rules).
+        // `nft` then. The record is per network namespace and table (tmpfs: gone at
+        // reboot, with the rules).
         let Some(cookie) = netns_cookie() else {
-            Nftables::new().apply(&state)?;
+            firewall.apply(&state)?;
             return Ok(());
         };
         let applied = Path::new(NETNS_DIR)
             .parent()
             .expect("under /run/coracle")
-            .join(format!("firewall-{cookie}.state"));
+            .join(format!("firewall-{cookie}-{table}.state"));
         let wanted = format!("{state:?}");
         if std::fs::read_to_string(&applied).is_ok_and(|s| s == wanted) {
             return Ok(());
         }
         let _ = std::fs::remove_file(&applied);
-        Nftables::new().apply(&state)?;
+        firewall.apply(&state)?;
         if let Err(e) = crate::perms::write_private(&applied, wanted.as_bytes()) {
             coracle_runtime::note!("coracle: record firewall state {}: {e}", applied.display());
         }

@@ -1,7 +1,13 @@
 //! Networks: docker's `network` commands, and what a container is given at create
 //! (its endpoints) and at start (see `sandbox`). The default network `bridge` is an
-//! ordinary record, made on first use: bridge `coracle0` on 10.88.0.0/16, or the
-//! subnet `/etc/coracle/network.toml` names (`default_subnet = "..."`).
+//! ordinary record, made on first use: on the first subnet of docker's default pools
+//! that nothing on the host uses (see `ipam::DEFAULT_POOLS`), or the subnet
+//! `/etc/coracle/network.toml` names (`default_subnet = "..."`).
+//!
+//! Several stores may share one network namespace (`--root`, CI jobs, tests): each
+//! owns its firewall table and its bridges, named for the store (`StoreNet`), and
+//! their subnets keep clear of each other because each one avoids the routes the
+//! others' bridges put on the host.
 
 mod endpoints;
 mod inspect;
@@ -17,8 +23,10 @@ use crate::{Engine, EngineError};
 use coracle_net::{ipam, link};
 use coracle_runtime::options::{PortProto, PortPublish};
 use coracle_state::{EndpointConfig, NetworkRecord};
+use ipnet::Ipv4Net;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 pub const DEFAULT_NETWORK: &str = "bridge";
 pub const DEFAULT_BRIDGE: &str = "coracle0";
@@ -114,40 +122,124 @@ fn builtin_id(name: &str) -> String {
         .to_string()
 }
 
-fn default_subnet() -> Result<String, EngineError> {
+/// `default_subnet` from the network configuration file, with the file's path.
+fn configured_default_subnet() -> Result<Option<(String, PathBuf)>, EngineError> {
     #[derive(serde::Deserialize)]
     struct NetworkToml {
         default_subnet: Option<String>,
     }
     let path = std::env::var_os("CORACLE_NETWORK_CONFIG")
-        .map(std::path::PathBuf::from)
+        .map(PathBuf::from)
         .unwrap_or_else(|| NETWORK_CONFIG_PATH.into());
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ipam::DEFAULT_SUBNET.into())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(EngineError::io("read", &path)(e)),
     };
     let cfg: NetworkToml = toml::from_str(&text)
         .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))?;
-    Ok(cfg
-        .default_subnet
-        .unwrap_or_else(|| ipam::DEFAULT_SUBNET.into()))
+    Ok(cfg.default_subnet.map(|s| (s, path)))
+}
+
+/// What keeps this store's networking apart from other stores' in the same network
+/// namespace: its firewall table, its bridges' names and its firewall-state record.
+pub(crate) struct StoreNet {
+    /// The system store (`/var/lib/coracle`) keeps the names coracle always used:
+    /// table `inet coracle`, bridges `coracle0`, `coracle1`...
+    system: bool,
+    /// 8 hex digits of the sha256 of the store's canonical path.
+    tag: String,
+}
+
+impl StoreNet {
+    /// `coracle`, or `coracle-<tag>` (nft names allow letters, digits, `-` and `_`).
+    pub(crate) fn table(&self) -> String {
+        if self.system {
+            "coracle".into()
+        } else {
+            format!("coracle-{}", self.tag)
+        }
+    }
 }
 
 impl Engine {
+    pub(crate) fn store_net(&self) -> StoreNet {
+        let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or(p.to_path_buf());
+        let root = canonical(&self.paths.root);
+        let system = root == canonical(std::path::Path::new(crate::DEFAULT_ROOT));
+        let digest = coracle_core::Digest::sha256_of(root.as_os_str().as_encoded_bytes());
+        StoreNet {
+            system,
+            tag: digest.hex()[..8].to_string(),
+        }
+    }
+
+    /// A new network's id and bridge. The system store numbers its bridges (`coracle0`
+    /// for the default network); other stores name them `coracle` + 8 hex digits of
+    /// the network id, as docker names its `br-<id>`, so no two stores ever pick the
+    /// same bridge, even when one made its records while the other's bridges were down.
+    fn new_bridge(
+        &self,
+        default: bool,
+        existing: &[NetworkRecord],
+    ) -> Result<(String, String), EngineError> {
+        let new_id = || new_container_id().map_err(EngineError::io("read", "/dev/urandom"));
+        if self.store_net().system {
+            let bridge = if default {
+                DEFAULT_BRIDGE.to_string()
+            } else {
+                (1..)
+                    .map(|i| format!("coracle{i}"))
+                    .find(|b| !existing.iter().any(|n| &n.bridge == b))
+                    .expect("an unused bridge name")
+            };
+            return Ok((new_id()?, bridge));
+        }
+        loop {
+            let id = new_id()?;
+            let bridge = format!("coracle{}", &id[..8]);
+            if !existing.iter().any(|n| n.bridge == bridge) && !link::link_exists(&bridge)? {
+                return Ok((id, bridge));
+            }
+        }
+    }
+
+    /// The default network's subnet: the configured one, which must not overlap a
+    /// route or address on the host, or the first free one of the default pools.
+    fn choose_default_subnet(
+        &self,
+        bridge: &str,
+        existing: &[NetworkRecord],
+    ) -> Result<Ipv4Net, EngineError> {
+        let host = link::host_networks(Some(bridge))?;
+        if let Some((s, path)) = configured_default_subnet()? {
+            let subnet = ipam::parse_subnet(&s)?;
+            if let Some(h) = ipam::host_overlap(subnet, &host) {
+                return Err(EngineError::Conflict(format!(
+                    "default_subnet {subnet} ({}) overlaps with the host's {}: choose another subnet there",
+                    path.display(),
+                    h.what
+                )));
+            }
+            return Ok(subnet);
+        }
+        ipam::choose_subnet(ipam::default_candidates(), &subnets_of(existing), &host)
+            .ok_or_else(no_free_pool)
+    }
+
     /// The default network's record, made on first use.
     pub(crate) fn default_network(&mut self) -> Result<NetworkRecord, EngineError> {
         if let Some(n) = self.db.network_by_name(DEFAULT_NETWORK)? {
             return Ok(n);
         }
-        let subnet = ipam::parse_subnet(&default_subnet()?)?;
+        let existing = self.db.networks()?;
+        let (id, bridge) = self.new_bridge(true, &existing)?;
+        let subnet = self.choose_default_subnet(&bridge, &existing)?;
         let rec = NetworkRecord {
-            id: new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?,
+            id,
             name: DEFAULT_NETWORK.into(),
             driver: "bridge".into(),
-            bridge: DEFAULT_BRIDGE.into(),
+            bridge,
             subnet: subnet.to_string(),
             gateway: ipam::first_host(subnet).to_string(),
             internal: false,
@@ -230,32 +322,27 @@ impl Engine {
         self.default_network()?;
         let _lock = self.network_lock()?;
         let existing = self.db.networks()?;
-        let taken: Vec<ipnet::Ipv4Net> = existing
-            .iter()
-            .filter_map(|n| ipam::parse_subnet(&n.subnet).ok())
-            .collect();
+        let taken = subnets_of(&existing);
+        let (id, bridge) = self.new_bridge(false, &existing)?;
+        let host = link::host_networks(Some(&bridge))?;
         let subnet = match &req.subnet {
             Some(s) => {
                 let s = ipam::parse_subnet(s)?;
-                if taken
-                    .iter()
-                    .any(|t| t.contains(&s.network()) || s.contains(&t.network()))
-                {
+                if taken.iter().any(|t| ipam::overlaps(*t, s)) {
                     return Err(EngineError::Conflict(format!(
                         "invalid pool request: Pool overlaps with other one on this address space ({s})"
                     )));
                 }
+                if let Some(h) = ipam::host_overlap(s, &host) {
+                    return Err(EngineError::Conflict(format!(
+                        "invalid pool request: {s} overlaps with the host's {}: choose another --subnet",
+                        h.what
+                    )));
+                }
                 s
             }
-            None => {
-                let mut avoid = taken.clone();
-                avoid.extend(link::host_ipv4_networks().unwrap_or_default());
-                ipam::next_free_subnet(&avoid).ok_or_else(|| {
-                    EngineError::Conflict(
-                        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
-                    )
-                })?
-            }
+            None => ipam::choose_subnet(ipam::default_candidates(), &taken, &host)
+                .ok_or_else(no_free_pool)?,
         };
         let gateway = match &req.gateway {
             Some(g) => {
@@ -265,12 +352,8 @@ impl Engine {
             }
             None => ipam::first_host(subnet),
         };
-        let bridge = (1..)
-            .map(|i| format!("coracle{i}"))
-            .find(|b| !existing.iter().any(|n| &n.bridge == b))
-            .expect("an unused bridge name");
         let rec = NetworkRecord {
-            id: new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?,
+            id,
             name: req.name.clone(),
             driver: req.driver.clone(),
             bridge,
@@ -508,6 +591,20 @@ pub(crate) fn stored_proto(name: &str) -> PortProto {
     } else {
         PortProto::Tcp
     }
+}
+
+fn subnets_of(networks: &[NetworkRecord]) -> Vec<Ipv4Net> {
+    networks
+        .iter()
+        .filter_map(|n| ipam::parse_subnet(&n.subnet).ok())
+        .collect()
+}
+
+/// docker's words when the pools are used up.
+fn no_free_pool() -> EngineError {
+    EngineError::Conflict(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+    )
 }
 
 fn predefined(name: &str) -> EngineError {

@@ -1,11 +1,15 @@
-//! The nftables driver: one table (`inet coracle`) holding every rule we need, rebuilt
+//! The nftables driver: one table per store (`inet coracle`, or the name the engine
+//! gives a store of its own) holding every rule that store needs, rebuilt
 //! from the desired state and swapped in with a single `nft -j -f -` transaction
 //! (add table; delete table; add table + chains + rules). The kernel applies a
 //! transaction all or nothing, so no packet ever sees a half-built table, applying
 //! the same state twice leaves one copy of each rule, and rules of networks or ports
 //! that are gone vanish without being tracked one by one.
 //!
-//! The table only ever holds our rules, so nothing else on the host is touched; `nft`
+//! The table only ever holds one store's rules, so nothing else on the host (another
+//! store's table included) is touched. Several tables' base chains see every packet,
+//! and a drop in any of them is final, so the forward rules only ever drop traffic
+//! into or out of the store's own bridges (iifname/oifname match them); `nft`
 //! runs as a child of the calling thread and so acts on that thread's network
 //! namespace (which is how the root tests in firewall/mod.rs stay off the host).
 
@@ -50,7 +54,7 @@ impl Nftables {
         Nftables::with_table(DEFAULT_TABLE)
     }
 
-    /// A driver owning another table (tests, or a second engine on the same host).
+    /// A driver owning another table (each store's own, or tests').
     pub fn with_table(name: &str) -> Nftables {
         Nftables {
             table: name.to_string(),

@@ -365,20 +365,40 @@ fn delete_link_removes_a_link_and_a_missing_one_is_ok() {
 }
 
 #[test]
-fn host_ipv4_networks_lists_this_namespaces_subnets() {
+fn host_networks_lists_routes_of_every_table_and_addresses_of_down_links() {
     in_fresh_netns(|| {
         sh(&["link", "add", "h1", "type", "veth", "peer", "name", "h2"]);
         sh(&["addr", "add", "10.77.1.5/24", "dev", "h1"]);
-        sh(&["addr", "add", "172.31.9.9/16", "dev", "h2"]);
-        let nets = host_ipv4_networks().unwrap();
-        assert!(nets.contains(&"10.77.1.0/24".parse().unwrap()), "{nets:?}");
-        assert!(nets.contains(&"172.31.0.0/16".parse().unwrap()), "{nets:?}");
+        sh(&["link", "set", "h1", "up"]);
+        sh(&["link", "set", "h2", "up"]);
+        sh(&["route", "add", "10.90.0.0/16", "dev", "h1"]);
+        sh(&["route", "add", "blackhole", "10.91.0.0/16", "table", "100"]);
+        sh(&["route", "add", "default", "via", "10.77.1.1"]);
+        // Down: its route is gone, its address stays.
+        sh(&["link", "add", "podman0", "type", "bridge"]);
+        sh(&["addr", "add", "10.88.0.1/16", "dev", "podman0"]);
+        let found = host_networks(None).unwrap();
+        let what: Vec<&str> = found.iter().map(|h| h.what.as_str()).collect();
+        for expected in [
+            "route 10.77.1.0/24 dev h1",
+            "route 10.90.0.0/16 dev h1",
+            "route blackhole 10.91.0.0/16 table 100",
+            "address 10.77.1.5/24 of h1",
+            "address 10.88.0.1/16 of podman0",
+        ] {
+            assert!(what.contains(&expected), "{expected} missing: {what:#?}");
+        }
         assert!(
-            !nets
-                .iter()
-                .any(|n| n.contains(&Ipv4Addr::new(10, 88, 0, 1))),
-            "{nets:?}"
+            !found.iter().any(|h| h.net.prefix_len() == 0),
+            "no default route: {what:#?}"
         );
+        let net = |s: &str| s.parse::<Ipv4Net>().unwrap();
+        assert!(found.iter().any(|h| h.net == net("10.88.0.0/16")));
+        assert!(found.iter().any(|h| h.net == net("10.77.1.0/24")));
+        // Our own bridge being re-made is not in the way of itself.
+        let without = host_networks(Some("podman0")).unwrap();
+        assert!(!without.iter().any(|h| h.what.contains("podman0")));
+        assert_eq!(without.len(), found.len() - 1);
     })
 }
 
