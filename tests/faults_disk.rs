@@ -64,6 +64,42 @@ fn fill(path: &Path) -> std::fs::File {
     f
 }
 
+/// Takes whatever space appears on a full file system until dropped.
+struct KeepFull {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KeepFull {
+    fn start(path: &Path) -> KeepFull {
+        use std::sync::atomic::Ordering;
+        let mut f = std::fs::File::create(path).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let buf = [0u8; 4096];
+            while !flag.load(Ordering::Relaxed) {
+                if f.write(&buf).is_err() && f.write(&buf[..1]).is_err() {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        KeepFull {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for KeepFull {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn free_bytes(path: &Path) -> u64 {
     let s = rustix::fs::statvfs(path).unwrap();
     s.f_bavail * s.f_frsize
@@ -144,18 +180,24 @@ fn line_numbers(entries: &[(String, String)]) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn a_full_store_drops_log_lines_and_the_container_runs_on() {
-    if !is_root() {
-        eprintln!("skipped: needs root (tmpfs store)");
-        return;
-    }
+/// busybox as `box` in a store on a small tmpfs (keep the registry alive).
+fn tmpfs_store_with_busybox() -> (Registry, TmpfsStore) {
     let (reg, _image) = registry_with_busybox();
     let mut store = TmpfsStore::new(coracle(), "48m");
     let name = format!("{}/test/busybox", reg.host());
     store.c().run(["pull", "-q", &name]).assert_success();
     store.c().run(["tag", &name, "box"]).assert_success();
     store.c_mut().isolate_network();
+    (reg, store)
+}
+
+#[test]
+fn a_full_store_drops_log_lines_and_the_container_runs_on() {
+    if !is_root() {
+        eprintln!("skipped: needs root (tmpfs store)");
+        return;
+    }
+    let (_reg, store) = tmpfs_store_with_busybox();
     let c = store.c();
     let root = c.root();
 
@@ -269,4 +311,73 @@ fn a_full_store_drops_log_lines_and_the_container_runs_on() {
         .unwrap_or_else(|| panic!("talker in ps -a: {}", ps.stdout));
     assert!(line.contains(&format!("Exited ({code})")), "ps -a: {line}");
     c.run(["rm", "talker"]).assert_success();
+}
+
+#[test]
+fn a_container_that_exits_while_the_store_is_full_keeps_its_exit_code() {
+    if !is_root() {
+        eprintln!("skipped: needs root (tmpfs store)");
+        return;
+    }
+    let (_reg, store) = tmpfs_store_with_busybox();
+    let c = store.c();
+    let root = c.root();
+    let progress_dir = c.tmp().join("progress");
+    std::fs::create_dir(&progress_dir).unwrap();
+    let script = "i=0; while [ ! -e /p/stop ]; do echo \"line $i\"; echo $i > /p/n; i=$((i+1)); usleep 2000; done; exit 3";
+    c.run([
+        "run",
+        "-d",
+        "--name",
+        "quitter",
+        "-v",
+        &format!("{}:/p", progress_dir.display()),
+        "box",
+        "sh",
+        "-c",
+        script,
+    ])
+    .assert_success();
+    let id = inspect_container(c, "quitter")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until("the first log lines", Duration::from_secs(20), || {
+        progress(&progress_dir).is_some_and(|n| n >= 20)
+    });
+    let monitor = monitor_pid(&id).expect("the container's monitor runs");
+
+    let filler_path = root.join("filler");
+    let filler = fill(&filler_path);
+    let full_at = progress_now(&progress_dir);
+    wait_until(
+        "lines printed on the full store",
+        Duration::from_secs(30),
+        || progress(&progress_dir).is_some_and(|n| n >= full_at + 50),
+    );
+    // The container ends while nothing can be written to the store (what its
+    // teardown frees is taken again at once): its monitor records what it can and
+    // goes.
+    let keep_full = KeepFull::start(&root.join("filler2"));
+    std::fs::write(progress_dir.join("stop"), b"").unwrap();
+    wait_until("the monitor to finish", Duration::from_secs(30), || {
+        !alive(monitor)
+    });
+    drop(keep_full);
+    assert_eq!(free_bytes(&root), 0, "the store stayed full");
+
+    drop(filler);
+    std::fs::remove_file(&filler_path).unwrap();
+    std::fs::remove_file(root.join("filler2")).unwrap();
+    let state = &inspect_container(c, "quitter")["State"];
+    assert_eq!(state["Status"], "exited", "{state}");
+    assert_eq!(state["ExitCode"], 3, "{state}");
+    let ps = c.run(["ps", "-a"]);
+    let line = ps
+        .stdout
+        .lines()
+        .find(|l| l.contains("quitter"))
+        .unwrap_or_else(|| panic!("quitter in ps -a: {}", ps.stdout));
+    assert!(line.contains("Exited (3)"), "ps -a: {line}");
+    c.run(["rm", "quitter"]).assert_success();
 }
