@@ -185,6 +185,28 @@ fn new_networks_keep_clear_of_the_hosts_routes_and_addresses() {
     }
     let names = c.run(["network", "ls", "--format", "{{.Name}}"]).stdout;
     assert!(!names.lines().any(|n| n == "clash"), "{names}");
+
+    // Pools of one's own (docker's default-address-pools): podman's is skipped whole.
+    std::fs::write(
+        &config,
+        "default_address_pools = [\n  { base = \"10.88.0.0/16\", size = 24 },\n  { base = \"10.200.0.0/23\", size = 24 },\n]\n",
+    )
+    .unwrap();
+    c.env("CORACLE_NETWORK_CONFIG", &config);
+    c.run(["network", "create", "mine"]).assert_success();
+    assert_eq!(subnet_of(&c, "mine"), "10.200.0.0/24");
+    std::fs::write(
+        &config,
+        "default_address_pools = [{ base = \"10.201.0.0/16\", size = 8 }]\n",
+    )
+    .unwrap();
+    let bad = c.run(["network", "create", "bad"]);
+    assert!(
+        bad.stderr
+            .contains("invalid address pool 10.201.0.0/16: size /8 must be between /16 and /32"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]

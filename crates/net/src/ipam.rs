@@ -8,6 +8,39 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::net::Ipv4Addr;
 
+/// A range new networks' subnets are cut from: `base` split into /`size` subnets, as
+/// an entry of docker's `default-address-pools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPool {
+    pub base: Ipv4Net,
+    pub size: u8,
+}
+
+impl AddressPool {
+    /// docker's checks: base a valid subnet, size between its prefix and 32.
+    pub fn new(base: &str, size: u8) -> Result<AddressPool, NetError> {
+        let base = parse_subnet(base)?;
+        if size < base.prefix_len() || size > 32 {
+            return Err(NetError::InvalidArgument(format!(
+                "invalid address pool {base}: size /{size} must be between /{} and /32",
+                base.prefix_len()
+            )));
+        }
+        Ok(AddressPool { base, size })
+    }
+
+    /// Its subnets, in address order.
+    pub fn subnets(self) -> impl Iterator<Item = Ipv4Net> {
+        let first = u32::from(self.base.network()) as u64;
+        let count = 1u64 << (self.size - self.base.prefix_len());
+        let step = 1u64 << (32 - self.size);
+        (0..count).map(move |i| {
+            let addr = Ipv4Addr::from((first + i * step) as u32);
+            Ipv4Net::new(addr, self.size).expect("size checked")
+        })
+    }
+}
+
 /// Where subnets of new networks come from when none is given: docker's
 /// `default-address-pools` (172.17.0.0/16 ... 172.31.0.0/16, then 192.168.0.0/16 in
 /// /20s), walked in order by the default bridge and by `network create` alike. A
@@ -15,12 +48,20 @@ use std::net::Ipv4Addr;
 /// the store, is skipped, as docker does: podman's 10.88.0.0/16 and 10.89.N.0/24, a VPN
 /// or a LAN on 192.168.x never share an address with our bridges. (Before, coracle
 /// used podman's own 10.88.0.0/16, and published ports hung wherever podman0 was up.)
-/// Yields every candidate, in that order.
-pub fn default_candidates() -> impl Iterator<Item = Ipv4Net> {
-    let net = |a, b, c, len| Ipv4Net::new(Ipv4Addr::new(a, b, c, 0), len).expect("valid");
+pub fn default_pools() -> Vec<AddressPool> {
+    let pool = |a, b, len, size| AddressPool {
+        base: Ipv4Net::new(Ipv4Addr::new(a, b, 0, 0), len).expect("valid"),
+        size,
+    };
     (17..=31u8)
-        .map(move |b| net(172, b, 0, 16))
-        .chain((0..16u8).map(move |i| net(192, 168, i * 16, 20)))
+        .map(|b| pool(172, b, 16, 16))
+        .chain([pool(192, 168, 16, 20)])
+        .collect()
+}
+
+/// Every candidate subnet of `pools`, pool by pool.
+pub fn candidates(pools: &[AddressPool]) -> impl Iterator<Item = Ipv4Net> + '_ {
+    pools.iter().flat_map(|p| p.subnets())
 }
 
 /// Something on the host holding IPv4 space: a route or an interface's address.
@@ -249,7 +290,7 @@ mod tests {
 
     #[test]
     fn the_default_pools_are_dockers() {
-        let all: Vec<Ipv4Net> = default_candidates().collect();
+        let all: Vec<Ipv4Net> = candidates(&default_pools()).collect();
         assert_eq!(all.len(), 15 + 16);
         assert_eq!(all[0], net("172.17.0.0/16"));
         assert_eq!(all[14], net("172.31.0.0/16"));
@@ -260,13 +301,44 @@ mod tests {
     }
 
     #[test]
+    fn pools_split_their_base_and_are_checked() {
+        let p = AddressPool::new("10.10.0.0/16", 24).unwrap();
+        let subnets: Vec<Ipv4Net> = p.subnets().collect();
+        assert_eq!(subnets.len(), 256);
+        assert_eq!(subnets[0], net("10.10.0.0/24"));
+        assert_eq!(subnets[255], net("10.10.255.0/24"));
+        let whole = AddressPool::new("0.0.0.0/0", 1).unwrap();
+        assert_eq!(
+            whole.subnets().collect::<Vec<_>>(),
+            [net("0.0.0.0/1"), net("128.0.0.0/1")]
+        );
+        assert_eq!(
+            AddressPool::new("10.0.0.0/16", 32)
+                .unwrap()
+                .subnets()
+                .count(),
+            1 << 16
+        );
+        assert_eq!(
+            msg(AddressPool::new("10.10.0.0/16", 8)),
+            "invalid address pool 10.10.0.0/16: size /8 must be between /16 and /32"
+        );
+        assert!(msg(AddressPool::new("10.10.0.0/16", 33)).contains("/33"));
+        assert!(msg(AddressPool::new("10.10.0.1/16", 24)).contains("it should be"));
+        let two = [p, AddressPool::new("10.20.0.0/23", 24).unwrap()];
+        let all: Vec<Ipv4Net> = candidates(&two).collect();
+        assert_eq!(all.len(), 258);
+        assert_eq!(all[256], net("10.20.0.0/24"));
+    }
+
+    #[test]
     fn choose_subnet_skips_the_store_and_the_host() {
         let host = |n: &str, what: &str| HostNet {
             net: net(n),
             what: what.to_string(),
         };
         assert_eq!(
-            choose_subnet(default_candidates(), &[], &[]),
+            choose_subnet(candidates(&default_pools()), &[], &[]),
             Some(net("172.17.0.0/16"))
         );
         // docker0's address, a route inside the next candidate, a store network
@@ -278,7 +350,7 @@ mod tests {
         ];
         let taken = [net("172.19.0.0/16"), net("172.20.0.0/16")];
         assert_eq!(
-            choose_subnet(default_candidates(), &taken, &on_host),
+            choose_subnet(candidates(&default_pools()), &taken, &on_host),
             Some(net("172.21.0.0/16"))
         );
         assert_eq!(
@@ -288,7 +360,10 @@ mod tests {
         assert_eq!(host_overlap(net("10.89.0.0/24"), &on_host), None);
         // A wide route covering every candidate: nothing left.
         let wide = [host("172.16.0.0/12", "r"), host("192.168.0.0/16", "r")];
-        assert_eq!(choose_subnet(default_candidates(), &[], &wide), None);
+        assert_eq!(
+            choose_subnet(candidates(&default_pools()), &[], &wide),
+            None
+        );
         // Given candidates are walked in their order.
         let mine = [net("10.10.0.0/24"), net("10.10.1.0/24")];
         assert_eq!(

@@ -1,8 +1,9 @@
 //! Networks: docker's `network` commands, and what a container is given at create
 //! (its endpoints) and at start (see `sandbox`). The default network `bridge` is an
-//! ordinary record, made on first use: on the first subnet of docker's default pools
-//! that nothing on the host uses (see `ipam::DEFAULT_POOLS`), or the subnet
-//! `/etc/coracle/network.toml` names (`default_subnet = "..."`).
+//! ordinary record, made on first use: on the first subnet of the address pools
+//! (docker's by default, see `ipam::default_pools`; `default_address_pools` in
+//! `/etc/coracle/network.toml`) that nothing on the host uses, or on the subnet that
+//! file names (`default_subnet = "..."`).
 //!
 //! Several stores may share one network namespace (`--root`, CI jobs, tests): each
 //! owns its firewall table and its bridges, named for the store (`StoreNet`), and
@@ -122,23 +123,55 @@ fn builtin_id(name: &str) -> String {
         .to_string()
 }
 
-/// `default_subnet` from the network configuration file, with the file's path.
-fn configured_default_subnet() -> Result<Option<(String, PathBuf)>, EngineError> {
+/// `/etc/coracle/network.toml`: the default network's subnet (docker's `bip`) and
+/// the pools new networks' subnets come from (docker's `default-address-pools`).
+struct NetworkSettings {
+    default_subnet: Option<String>,
+    pools: Vec<ipam::AddressPool>,
+    path: PathBuf,
+}
+
+fn network_settings() -> Result<NetworkSettings, EngineError> {
     #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Pool {
+        base: String,
+        size: u8,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct NetworkToml {
         default_subnet: Option<String>,
+        default_address_pools: Option<Vec<Pool>>,
     }
     let path = std::env::var_os("CORACLE_NETWORK_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| NETWORK_CONFIG_PATH.into());
+    let invalid = |e: &dyn std::fmt::Display| {
+        EngineError::InvalidArgument(format!("{}: {e}", path.display()))
+    };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(EngineError::io("read", &path)(e)),
     };
-    let cfg: NetworkToml = toml::from_str(&text)
-        .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))?;
-    Ok(cfg.default_subnet.map(|s| (s, path)))
+    let cfg: NetworkToml = toml::from_str(&text).map_err(|e| invalid(&e))?;
+    let pools = match cfg.default_address_pools {
+        None => ipam::default_pools(),
+        Some(pools) if pools.is_empty() => {
+            return Err(invalid(&"default_address_pools is empty"));
+        }
+        Some(pools) => pools
+            .iter()
+            .map(|p| ipam::AddressPool::new(&p.base, p.size))
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid(&e))?,
+    };
+    Ok(NetworkSettings {
+        default_subnet: cfg.default_subnet,
+        pools,
+        path,
+    })
 }
 
 /// What keeps this store's networking apart from other stores' in the same network
@@ -212,19 +245,20 @@ impl Engine {
         existing: &[NetworkRecord],
     ) -> Result<Ipv4Net, EngineError> {
         let host = link::host_networks(Some(bridge))?;
-        if let Some((s, path)) = configured_default_subnet()? {
-            let subnet = ipam::parse_subnet(&s)?;
+        let settings = network_settings()?;
+        if let Some(s) = &settings.default_subnet {
+            let subnet = ipam::parse_subnet(s)?;
             if let Some(h) = ipam::host_overlap(subnet, &host) {
                 return Err(EngineError::Conflict(format!(
                     "default_subnet {subnet} ({}) overlaps with the host's {}: choose another subnet there",
-                    path.display(),
+                    settings.path.display(),
                     h.what
                 )));
             }
             return Ok(subnet);
         }
-        ipam::choose_subnet(ipam::default_candidates(), &subnets_of(existing), &host)
-            .ok_or_else(no_free_pool)
+        let candidates = ipam::candidates(&settings.pools);
+        ipam::choose_subnet(candidates, &subnets_of(existing), &host).ok_or_else(no_free_pool)
     }
 
     /// The default network's record, made on first use.
@@ -341,8 +375,11 @@ impl Engine {
                 }
                 s
             }
-            None => ipam::choose_subnet(ipam::default_candidates(), &taken, &host)
-                .ok_or_else(no_free_pool)?,
+            None => {
+                let pools = network_settings()?.pools;
+                ipam::choose_subnet(ipam::candidates(&pools), &taken, &host)
+                    .ok_or_else(no_free_pool)?
+            }
         };
         let gateway = match &req.gateway {
             Some(g) => {
