@@ -80,9 +80,7 @@ impl Engine {
         let dir = self.containers_dir().join(&c.id);
         let cfg = self.container_config(&c.id).ok();
         if let Some(cfg) = &cfg {
-            if let Ok(rt) = Self::runtime_for(cfg) {
-                let _ = rt.delete(&c.id, true);
-            }
+            self.delete_from_runtime(&c.id, cfg);
             let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
             match cfg.network.mode {
                 crate::network::NetMode::Bridge => {
@@ -117,6 +115,8 @@ impl Engine {
     /// Every container, newest first, reconciled (only records with a monitor are
     /// checked, so this stays one query for stopped containers).
     pub fn containers(&mut self) -> Result<Vec<ContainerRecord>, EngineError> {
+        // Also those of containers removed since: nothing else would remember them.
+        self.retry_teardowns();
         let all = self.db.containers()?;
         let mut out = Vec::with_capacity(all.len());
         for c in &all {
@@ -213,6 +213,8 @@ impl Engine {
         cfg: &ContainerRuntimeConfig,
         volumes: bool,
     ) -> Result<(), EngineError> {
+        // Its monitor's runtime teardown failed: once more before the record goes.
+        self.redo_teardown(id);
         coracle_rootfs::snapshot::unmount(&cfg.rootfs)?;
         let dir = self.containers_dir().join(id);
         coracle_rootfs::remove_tree(&dir).map_err(EngineError::io("remove", &dir))?;

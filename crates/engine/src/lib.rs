@@ -32,6 +32,7 @@ mod rename;
 mod run;
 mod stats;
 mod store;
+mod teardown;
 mod timestamp;
 mod top;
 mod unpack;

@@ -256,8 +256,16 @@ impl Engine {
             self.db.set_container_stopped_by_user(&c.id, true)?;
         }
         let rt = Self::runtime_for(&cfg)?;
-        rt.kill(&c.id, signal)
-            .map_err(|e| EngineError::Conflict(format!("cannot kill container: {key}: {e}")))
+        rt.kill(&c.id, signal).map_err(|e| match e {
+            // It ended (and its monitor deleted it) since the record was read.
+            coracle_runtime::runtime::RuntimeError::NotFound { .. } => {
+                EngineError::Conflict(format!(
+                    "cannot kill container: {key}: container {} is not running",
+                    c.id
+                ))
+            }
+            e => EngineError::Conflict(format!("cannot kill container: {key}: {e}")),
+        })
     }
 
     /// `restart [-t N]`: stop (if running), then start.

@@ -194,7 +194,7 @@ impl Engine {
             let started = match self.start_once(id, &cfg, rt.as_ref()) {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = rt.delete(id, true);
+                    self.delete_from_runtime(id, &cfg);
                     drop(dir_lock.take());
                     let (code, msg) = (e.exit_code(), e.to_string());
                     return self.start_failed(id, &cfg, code, &msg, &mut clients, sync);
@@ -260,9 +260,8 @@ impl Engine {
                 coracle_runtime::note!("coracle: {e}");
             }
             let oom = oom_killed(id);
-            if let Err(e) = rt.delete(id, true) {
-                coracle_runtime::note!("coracle: delete container {}: {e}", short(id));
-            }
+            // Waits for the cgroups to empty; what still fails is retried later.
+            self.delete_from_runtime(id, &cfg);
             let rec = self.db.container(id)?;
             let Some(rec) = rec else {
                 return Ok(code);

@@ -63,6 +63,27 @@ impl OciCli {
         OciCli { binary, root, name }
     }
 
+    /// `delete --force` again once the container's cgroups (coracle's path for them)
+    /// are gone.
+    fn delete_after_teardown(&self, id: &str) -> Result<(), RuntimeError> {
+        crate::teardown::remove_cgroups(
+            &crate::defaults::cgroups_path(id),
+            crate::teardown::TIMEOUT,
+        )
+        .map_err(|e| RuntimeError::Failed {
+            runtime: self.name.clone(),
+            op: Op::Delete,
+            id: id.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut cmd = self.command();
+        cmd.args(["delete", "--force", id]);
+        match self.run(Op::Delete, id, cmd) {
+            Err(RuntimeError::NotFound { .. }) => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
     pub fn binary(&self) -> &Path {
         &self.binary
     }
@@ -294,6 +315,10 @@ impl Runtime for OciCli {
         cmd.arg(id);
         match self.run(Op::Delete, id, cmd) {
             Err(RuntimeError::NotFound { .. }) if force => Ok(()),
+            // The runtime gave up on a cgroup its processes had not left yet (crun and
+            // runc retry only briefly): empty and remove them as our own teardown
+            // does, then let the runtime remove its state.
+            Err(RuntimeError::Failed { .. }) if force => self.delete_after_teardown(id),
             r => r.map(drop),
         }
     }

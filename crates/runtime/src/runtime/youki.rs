@@ -28,7 +28,7 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Process, Spec};
 
 use super::{error_chain, Op, ProcessIo, Runtime, RuntimeError, RuntimeState, Status};
-use crate::{cgroup_devices, exeseal};
+use crate::{cgroup_devices, defaults, exeseal, teardown};
 
 /// youki's libcontainer with its state under `root` (one directory per container).
 #[derive(Debug, Clone)]
@@ -58,6 +58,53 @@ impl Youki {
 
     fn err(&self, op: Op, id: &str, e: &dyn std::error::Error) -> RuntimeError {
         RuntimeError::from_message(self.name(), op, id, error_chain(e))
+    }
+
+    /// Locks the container's state directory (see [`teardown::lock_dir`]): exclusive
+    /// for operations that write `state.json` or remove it. NotFound once deleted.
+    fn lock(&self, id: &str, exclusive: bool) -> Result<fs::File, RuntimeError> {
+        let dir = self.root.join(id);
+        teardown::lock_dir(&dir, exclusive).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                RuntimeError::NotFound {
+                    id: id.to_string(),
+                    runtime: self.name().to_string(),
+                }
+            } else {
+                RuntimeError::Io {
+                    what: "lock runtime state",
+                    path: dir,
+                    source,
+                }
+            }
+        })
+    }
+
+    /// The container's cgroups path as libcontainer recorded it at create, else the
+    /// one coracle gives every container.
+    fn cgroups_path(&self, id: &str) -> String {
+        libcontainer::config::YoukiConfig::load(self.root.join(id))
+            .ok()
+            .map(|c| c.cgroup_path.to_string_lossy().into_owned())
+            .filter(|p| !p.trim_matches('/').is_empty())
+            .unwrap_or_else(|| defaults::cgroups_path(id))
+    }
+
+    /// libcontainer's delete without its two weak spots: it gives up on a cgroup
+    /// after ~100 ms of EBUSY, and with `force` it SIGKILLs the pid in `state.json`,
+    /// which after the monitor has reaped the init may be another process. Here every
+    /// process found in the container's cgroups is killed until they are empty, then
+    /// the state directory goes. Coracle's specs carry no hooks and no Intel RDT, the
+    /// other things libcontainer's delete handles. Called with the lock held.
+    fn teardown(&self, id: &str, op: Op) -> Result<(), RuntimeError> {
+        let fail = |e: teardown::TeardownError| RuntimeError::Failed {
+            runtime: self.name().to_string(),
+            op,
+            id: id.to_string(),
+            message: e.to_string(),
+        };
+        teardown::remove_cgroups(&self.cgroups_path(id), teardown::TIMEOUT).map_err(fail)?;
+        teardown::remove_state_dir(&self.root.join(id), teardown::TIMEOUT).map_err(fail)
     }
 
     /// libcontainer's builder for `id` under our state root, with the process's stdio.
@@ -233,31 +280,49 @@ impl Runtime for Youki {
     }
 
     fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        let _lock = self.lock(id, true)?;
         let mut c = self.load(id, Op::Start)?;
         c.start().map_err(|e| self.err(Op::Start, id, &e))
     }
 
     fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
+        // libcontainer's kill rewrites state.json: never while a delete reads it.
+        let _lock = self.lock(id, true)?;
         let mut c = self.load(id, Op::Kill)?;
         let sig = Signal::try_from(signal).map_err(|e| self.err(Op::Kill, id, &e))?;
         c.kill(sig, false).map_err(|e| self.err(Op::Kill, id, &e))
     }
 
     fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
-        let mut c = match self.load(id, Op::Delete) {
-            Ok(c) => c,
-            Err(RuntimeError::NotFound { .. }) if force => {
-                // A create that died half-way may leave the directory without state.
-                let _ = fs::remove_dir_all(self.root.join(id));
-                return Ok(());
-            }
+        let _lock = match self.lock(id, true) {
+            Ok(l) => Some(l),
+            // Gone already, or never created: cgroups a failed teardown or create
+            // left are still removed.
+            Err(RuntimeError::NotFound { .. }) if force => None,
             Err(e) => return Err(e),
         };
-        c.delete(force).map_err(|e| self.err(Op::Delete, id, &e))
+        if !force {
+            let c = self.load(id, Op::Delete)?;
+            if !matches!(
+                c.status(),
+                ContainerStatus::Stopped | ContainerStatus::Created
+            ) {
+                return Err(RuntimeError::Failed {
+                    runtime: self.name().to_string(),
+                    op: Op::Delete,
+                    id: id.to_string(),
+                    message: format!("cannot delete a {:?} container: stop it first", c.status()),
+                });
+            }
+        }
+        self.teardown(id, Op::Delete)
     }
 
     fn exec(&self, id: &str, process: &Process, io: ProcessIo) -> Result<u32, RuntimeError> {
-        let container = self.load(id, Op::Exec)?;
+        let container = {
+            let _read = self.lock(id, false)?;
+            self.load(id, Op::Exec)?
+        };
         self.seal_check(Op::Exec, id)?;
         let dir = self.root.join(id);
         let spec_path = container.bundle().join("config.json");
@@ -298,17 +363,22 @@ impl Runtime for Youki {
     }
 
     fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        let _lock = self.lock(id, true)?;
         let mut c = self.load(id, Op::Pause)?;
         c.pause().map_err(|e| self.err(Op::Pause, id, &e))
     }
 
     fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        let _lock = self.lock(id, true)?;
         let mut c = self.load(id, Op::Resume)?;
         c.resume().map_err(|e| self.err(Op::Resume, id, &e))
     }
 
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError> {
-        let c = self.load(id, Op::State)?;
+        let c = {
+            let _read = self.lock(id, false)?;
+            self.load(id, Op::State)?
+        };
         let status = match c.status() {
             ContainerStatus::Creating => Status::Creating,
             ContainerStatus::Created => Status::Created,
