@@ -171,6 +171,23 @@ fn new_networks_keep_clear_of_the_hosts_routes_and_addresses() {
     );
     assert_eq!(by_name.stdout, "hello from app\n", "{}", by_name.stderr);
 
+    // A route that came after its network was made (podman started later): the
+    // network's bridge is refused, naming the route, rather than ports that hang.
+    c.run(["network", "create", "late"]).assert_success();
+    assert_eq!(subnet_of(&c, "late"), "172.22.0.0/16");
+    ip(ns, &["route", "add", "172.22.0.0/16", "dev", "podman0"]);
+    let links = ns.links();
+    let refused = run(&c, &["--network", "late", "box", "true"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains("overlaps with the host's route 172.22.0.0/16 dev podman0"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(ns.links(), links, "no bridge or veth left behind");
+
     // --subnet overlapping a route or an address of the host: refused, naming it.
     for (subnet, what) in [
         ("10.88.5.0/24", "route 10.88.0.0/16 dev podman0"),

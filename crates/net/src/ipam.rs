@@ -71,6 +71,8 @@ pub struct HostNet {
     /// As `ip` prints it, e.g. "route 10.88.0.0/16 dev podman0", "address
     /// 172.17.0.1/16 of docker0".
     pub what: String,
+    /// A route (else an address).
+    pub route: bool,
 }
 
 /// The first candidate overlapping neither `taken` (the store's networks) nor
@@ -336,6 +338,7 @@ mod tests {
         let host = |n: &str, what: &str| HostNet {
             net: net(n),
             what: what.to_string(),
+            route: what.starts_with("route"),
         };
         assert_eq!(
             choose_subnet(candidates(&default_pools()), &[], &[]),

@@ -56,6 +56,7 @@ pub fn ensure_bridge(c: &BridgeConfig) -> Result<(), NetError> {
             )))
         }
         None => {
+            check_routes_clear(wanted.trunc(), &c.name)?;
             nl.create_bridge(&c.name)?;
             nl.index(&c.name)?
         }
@@ -77,6 +78,24 @@ pub fn ensure_bridge(c: &BridgeConfig) -> Result<(), NetError> {
         "/proc/sys/net/ipv4/conf/{}/route_localnet",
         c.name
     ))
+}
+
+/// A bridge about to be made must not share its subnet with a route already there
+/// (one added since its network was made: podman0 coming up on 10.88.0.0/16): the host
+/// would send the subnet's traffic, published ports included, elsewhere. Wider routes
+/// (a VPN's 172.16.0.0/12, the default route) lose to the bridge's own by longest
+/// prefix and are fine; so are addresses of links that are down, which route nothing.
+fn check_routes_clear(subnet: Ipv4Net, bridge: &str) -> Result<(), NetError> {
+    let clash = host_networks(Some(bridge))?.into_iter().find(|h| {
+        h.route && h.net.prefix_len() >= subnet.prefix_len() && ipam::overlaps(h.net, subnet)
+    });
+    match clash {
+        Some(h) => Err(NetError::Conflict(format!(
+            "cannot make bridge {bridge} for {subnet}: it overlaps with the host's {}, which would take its traffic: free that subnet on the host, or use a network on another subnet",
+            h.what
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub fn link_exists(name: &str) -> Result<bool, NetError> {
@@ -193,6 +212,7 @@ pub fn host_networks(ignore: Option<&str>) -> Result<Vec<ipam::HostNet>, NetErro
         found.push(ipam::HostNet {
             net: route.net,
             what,
+            route: true,
         });
     }
     for (index, addr) in nl.ipv4_addresses_of_links()? {
@@ -203,6 +223,7 @@ pub fn host_networks(ignore: Option<&str>) -> Result<Vec<ipam::HostNet>, NetErro
         found.push(ipam::HostNet {
             net: addr.trunc(),
             what: format!("address {addr} of {dev}"),
+            route: false,
         });
     }
     Ok(found)

@@ -162,6 +162,60 @@ fn ensure_bridge_refuses_a_link_that_is_not_a_bridge() {
 }
 
 #[test]
+fn a_new_bridge_refuses_a_subnet_another_route_takes() {
+    in_fresh_netns(|| {
+        sh(&["link", "add", "podman0", "type", "bridge"]);
+        sh(&["link", "set", "podman0", "up"]);
+        // Wider routes lose to the bridge's own: fine.
+        sh(&["route", "add", "10.0.0.0/8", "dev", "podman0"]);
+        sh(&["route", "add", "blackhole", "10.122.0.0/15", "table", "7"]);
+        // Down, its address routes nothing: fine too.
+        sh(&["link", "add", "docker0", "type", "bridge"]);
+        sh(&["addr", "add", "10.123.0.1/16", "dev", "docker0"]);
+        ensure_bridge(&bridge()).unwrap();
+        delete_link("ctest0").unwrap();
+        // The same subnet, or a part of it, routed elsewhere: refused, naming the route.
+        sh(&[
+            "route",
+            "add",
+            "10.123.7.0/24",
+            "dev",
+            "podman0",
+            "table",
+            "9",
+        ]);
+        let err = ensure_bridge(&bridge()).unwrap_err();
+        assert!(matches!(err, NetError::Conflict(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "cannot make bridge ctest0 for 10.123.0.0/16: it overlaps with the host's route 10.123.7.0/24 dev podman0 table 9, which would take its traffic: free that subnet on the host, or use a network on another subnet"
+        );
+        assert!(!link_exists("ctest0").unwrap());
+        // A bridge that exists already (ours, made before) is kept as it is.
+        sh(&[
+            "route",
+            "del",
+            "10.123.7.0/24",
+            "dev",
+            "podman0",
+            "table",
+            "9",
+        ]);
+        ensure_bridge(&bridge()).unwrap();
+        sh(&[
+            "route",
+            "add",
+            "10.123.7.0/24",
+            "dev",
+            "podman0",
+            "table",
+            "9",
+        ]);
+        ensure_bridge(&bridge()).unwrap();
+    })
+}
+
+#[test]
 fn bridge_keeps_its_mac_when_a_lower_one_joins() {
     in_fresh_netns(|| {
         ensure_bridge(&bridge()).unwrap();
