@@ -125,6 +125,20 @@ pub fn cgroup_dirs(cgroups_path: &str) -> Result<Vec<PathBuf>, TeardownError> {
         .collect())
 }
 
+/// Whether the process whose `/proc/PID/cgroup` is `proc_cgroup` is in the cgroup
+/// `cgroups_path` (or below it) in some hierarchy. A container's init that is not
+/// has exited: its pid may belong to another process by now.
+pub fn in_cgroup(proc_cgroup: &str, cgroups_path: &str) -> bool {
+    let want = format!("/{}", cgroups_path.trim_matches('/'));
+    proc_cgroup.lines().any(|l| {
+        let path = l.splitn(3, ':').nth(2).unwrap_or_default();
+        path == want
+            || path
+                .strip_prefix(want.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+    })
+}
+
 /// Kills every process in the cgroups at `cgroups_path` (every hierarchy, child
 /// cgroups included), waits for them to go and removes the directories. Kills again
 /// and retries until `timeout`; then reports what is left.
@@ -279,6 +293,19 @@ mod tests {
             ]
             .map(PathBuf::from)
         );
+    }
+
+    #[test]
+    fn cgroup_membership_from_proc_pid_cgroup() {
+        let v1 = "12:pids:/coracle/abc\n4:memory:/coracle/abc\n1:name=systemd:/user.slice\n0::/";
+        assert!(in_cgroup(v1, "/coracle/abc"));
+        assert!(!in_cgroup(v1, "/coracle/ab"));
+        assert!(in_cgroup("0::/coracle/abc/sub\n", "/coracle/abc"));
+        assert!(!in_cgroup("0::/coracle/abcd\n", "/coracle/abc"));
+        assert!(!in_cgroup(
+            "0::/user.slice/session-1.scope\n",
+            "/coracle/abc"
+        ));
     }
 
     #[test]

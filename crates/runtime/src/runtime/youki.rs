@@ -289,6 +289,21 @@ impl Runtime for Youki {
         // libcontainer's kill rewrites state.json: never while a delete reads it.
         let _lock = self.lock(id, true)?;
         let mut c = self.load(id, Op::Kill)?;
+        // The monitor reaps the init before it deletes the container: in between, the
+        // pid in state.json may already be another process's. (Without cgroups of its
+        // own, e.g. rootless without delegation, there is nothing to check against.)
+        if let Some(pid) = c.pid() {
+            let path = self.cgroups_path(id);
+            let gone = teardown::cgroup_dirs(&path).is_ok_and(|d| !d.is_empty())
+                && fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .is_ok_and(|text| !teardown::in_cgroup(&text, &path));
+            if gone {
+                return Err(RuntimeError::NotFound {
+                    id: id.to_string(),
+                    runtime: self.name().to_string(),
+                });
+            }
+        }
         let sig = Signal::try_from(signal).map_err(|e| self.err(Op::Kill, id, &e))?;
         c.kill(sig, false).map_err(|e| self.err(Op::Kill, id, &e))
     }
