@@ -238,7 +238,7 @@ impl Engine {
     }
 
     /// The default network's subnet: the configured one, which must not overlap a
-    /// route or address on the host, or the first free one of the default pools.
+    /// route or address on the host, or the first free one of the address pools.
     fn choose_default_subnet(
         &self,
         bridge: &str,
