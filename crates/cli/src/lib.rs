@@ -100,6 +100,8 @@ enum Command {
     Attach(commands::attach::AttachArgs),
     /// Display system-wide information
     Info(commands::info::InfoArgs),
+    /// Show the coracle version information
+    Version(commands::version::VersionArgs),
     /// Manage coracle itself
     #[command(subcommand)]
     System(commands::system::SystemCommand),
@@ -186,6 +188,7 @@ pub fn main() -> i32 {
         Command::Wait(a) => commands::wait::exec(&ctx, a),
         Command::Attach(a) => commands::attach::exec(&ctx, a),
         Command::Info(a) => commands::info::exec(&ctx, a),
+        Command::Version(a) => commands::version::exec(&ctx, a),
         Command::System(c) => commands::system::exec(&ctx, c),
         Command::Top(a) => commands::top::exec(&ctx, a),
         Command::Stats(a) => commands::stats::exec(&ctx, a),

@@ -36,6 +36,7 @@ pub mod tag;
 mod timestamp;
 pub mod top;
 pub mod unpause;
+pub mod version;
 pub mod volume;
 pub mod wait;
 
