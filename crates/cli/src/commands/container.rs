@@ -4,6 +4,10 @@
 use crate::commands::inspect::ContainerInspectArgs;
 use crate::commands::ps::{parse_filters, PsArgs};
 use crate::commands::rename::RenameArgs;
+use crate::commands::{
+    attach, cp, create, exec, kill, logs, pause, port, restart, rm, run, start, stats, stop, top,
+    unpause, wait,
+};
 use crate::Context;
 use clap::{Args, Subcommand};
 use std::io::{BufRead, Write};
@@ -19,6 +23,41 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Create and run a new container from an image
+    Run(Box<run::RunArgs>),
+    /// Create a new container
+    Create(Box<run::RunArgs>),
+    /// Start one or more stopped containers
+    Start(start::StartArgs),
+    /// Stop one or more running containers
+    Stop(stop::StopArgs),
+    /// Kill one or more running containers
+    Kill(kill::KillArgs),
+    /// Restart one or more containers
+    Restart(restart::RestartArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(rm::RmArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(wait::WaitArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(port::PortArgs),
+    /// Pause all processes within one or more containers
+    Pause(pause::PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(unpause::UnpauseArgs),
 }
 
 #[derive(Args)]
@@ -38,6 +77,23 @@ pub fn exec(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Inspect(a) => crate::commands::inspect::exec_container(ctx, a),
         ContainerCommand::Rename(a) => crate::commands::rename::exec(ctx, a),
         ContainerCommand::Prune(a) => prune(ctx, a),
+        ContainerCommand::Run(a) => run::exec(ctx, *a),
+        ContainerCommand::Create(a) => create::exec(ctx, *a),
+        ContainerCommand::Start(a) => start::exec(ctx, a),
+        ContainerCommand::Stop(a) => stop::exec(ctx, a),
+        ContainerCommand::Kill(a) => kill::exec(ctx, a),
+        ContainerCommand::Restart(a) => restart::exec(ctx, a),
+        ContainerCommand::Rm(a) => rm::exec(ctx, a),
+        ContainerCommand::Logs(a) => logs::exec(ctx, a),
+        ContainerCommand::Exec(a) => exec::exec(ctx, a),
+        ContainerCommand::Attach(a) => attach::exec(ctx, a),
+        ContainerCommand::Wait(a) => wait::exec(ctx, a),
+        ContainerCommand::Top(a) => top::exec(ctx, a),
+        ContainerCommand::Stats(a) => stats::exec(ctx, a),
+        ContainerCommand::Cp(a) => cp::exec(ctx, a),
+        ContainerCommand::Port(a) => port::exec(ctx, a),
+        ContainerCommand::Pause(a) => pause::exec(ctx, a),
+        ContainerCommand::Unpause(a) => unpause::exec(ctx, a),
     }
 }
 
