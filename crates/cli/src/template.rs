@@ -37,12 +37,50 @@ impl Template {
     }
 
     pub fn render(&self, value: &Value) -> anyhow::Result<String> {
-        let ctx = gtmpl::Context::from(to_gtmpl(value));
-        self.inner
-            .render(&ctx)
-            .map_err(|e| anyhow!("template: {e}"))
-            .with_context(|| format!("executing --format {:?}", self.text))
+        let ctx = gtmpl::Context::from(to_gtmpl(value, None));
+        match self.inner.render(&ctx) {
+            Ok(s) => Ok(s),
+            Err(gtmpl::error::ExecError::NoFiledFor(field, _)) => {
+                Err(anyhow!(missing_field_error(&self.text, &field)))
+            }
+            Err(e) => Err(anyhow!("template: {e}"))
+                .with_context(|| format!("executing --format {:?}", self.text)),
+        }
     }
+}
+
+/// Go's error for a field the data lacks, in the shape docker prints it: `template:
+/// :LINE:COL: executing "" at <.Config.Foo>: map has no entry for key "Foo"` (the
+/// position and text of the first field chain in the template ending in `.Foo`).
+fn missing_field_error(text: &str, field: &str) -> String {
+    let b = text.as_bytes();
+    let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let needle = format!(".{field}");
+    let mut from = 0;
+    let mut found = None;
+    while let Some(off) = text[from..].find(&needle) {
+        let at = from + off;
+        let end = at + needle.len();
+        from = at + 1;
+        if b.get(end).is_some_and(|c| is_ident(*c)) {
+            continue;
+        }
+        // Back over the rest of the chain: `.A.B` or `$x.A`.
+        let mut start = at;
+        while start > 0 && (is_ident(b[start - 1]) || b[start - 1] == b'.' || b[start - 1] == b'$')
+        {
+            start -= 1;
+        }
+        found = Some((start, &text[start..end]));
+        break;
+    }
+    let (pos, node) = found.unwrap_or((0, needle.as_str()));
+    let before = &text[..pos];
+    let line = 1 + before.matches('\n').count();
+    let col = before.rfind('\n').map_or(pos, |nl| pos - nl - 1);
+    format!(
+        "template: :{line}:{col}: executing \"\" at <{node}>: map has no entry for key \"{field}\""
+    )
 }
 
 const DOCKER_FUNCS: &[(&str, gtmpl::Func)] = &[
@@ -180,9 +218,73 @@ fn go_print_func(
     ))
 }
 
-fn to_gtmpl(v: &Value) -> gtmpl_value::Value {
+/// Fields docker's types declare as slices: a null one prints `[]` (Go prints a
+/// nil slice of a typed struct so), not `<nil>`.
+const SLICE_FIELDS: &[&str] = &[
+    "Cmd",
+    "Entrypoint",
+    "Env",
+    "OnBuild",
+    "Shell",
+    "RepoTags",
+    "RepoDigests",
+    "Layers",
+    "Mounts",
+    "Aliases",
+    "Links",
+    "DNSNames",
+    "Dns",
+    "DnsOptions",
+    "DnsSearch",
+    "ExtraHosts",
+    "CapAdd",
+    "CapDrop",
+    "Binds",
+    "GroupAdd",
+    "SecurityOpt",
+    "Devices",
+    "Args",
+    "Test",
+];
+
+/// Fields docker's types declare as maps: a null one prints `map[]`, and a key they
+/// lack is `<no value>` (an absent struct field is an error instead).
+const MAP_FIELDS: &[&str] = &[
+    "Labels",
+    "Volumes",
+    "ExposedPorts",
+    "Options",
+    "DriverOpts",
+    "Ports",
+    "Sysctls",
+    "StorageOpt",
+    "Annotations",
+    "Networks",
+    "Containers",
+    "Tmpfs",
+    "Data",
+    "PortBindings",
+    "Status",
+];
+
+/// A JSON object is one of docker's structs (a field it lacks is an error, as Go's is)
+/// unless it is a map field by name, empty, or has keys no Go field could have.
+fn is_struct(o: &serde_json::Map<String, Value>, name: Option<&str>) -> bool {
+    if name.is_some_and(|n| MAP_FIELDS.contains(&n)) || o.is_empty() {
+        return false;
+    }
+    o.keys().all(|k| {
+        k.starts_with(|c: char| c.is_ascii_uppercase())
+            && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    })
+}
+
+/// The template's view of a JSON value; `name` is the field that holds it.
+fn to_gtmpl(v: &Value, name: Option<&str>) -> gtmpl_value::Value {
     use gtmpl_value::Value as G;
     match v {
+        Value::Null if name.is_some_and(|n| SLICE_FIELDS.contains(&n)) => G::Array(Vec::new()),
+        Value::Null if name.is_some_and(|n| MAP_FIELDS.contains(&n)) => G::Map(Default::default()),
         Value::Null => G::Nil,
         Value::Bool(b) => G::Bool(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64()) {
@@ -191,8 +293,18 @@ fn to_gtmpl(v: &Value) -> gtmpl_value::Value {
             _ => G::Number(n.as_f64().unwrap_or(0.0).into()),
         },
         Value::String(s) => G::String(s.clone()),
-        Value::Array(a) => G::Array(a.iter().map(to_gtmpl).collect()),
-        Value::Object(o) => G::Map(o.iter().map(|(k, v)| (k.clone(), to_gtmpl(v))).collect()),
+        Value::Array(a) => G::Array(a.iter().map(|v| to_gtmpl(v, None)).collect()),
+        Value::Object(o) => {
+            let fields = o
+                .iter()
+                .map(|(k, v)| (k.clone(), to_gtmpl(v, Some(k))))
+                .collect();
+            if is_struct(o, name) {
+                G::Object(fields)
+            } else {
+                G::Map(fields)
+            }
+        }
     }
 }
 
@@ -345,6 +457,49 @@ mod tests {
         assert_eq!(r(r#"{{"}}"}}"#), "}}");
         assert_eq!(r("a {{- .Name -}} b"), "aweb xb");
         assert_eq!(r("{{/* note */}}x"), "x");
+    }
+
+    #[test]
+    fn range_over_a_map_is_in_sorted_key_order() {
+        let mut labels = serde_json::Map::new();
+        for k in ["zeta", "alpha", "mid", "beta", "omega", "gamma", "delta", "kappa"] {
+            labels.insert(k.into(), json!(k.len()));
+        }
+        let v = json!({ "Labels": labels });
+        let t = "{{range $k, $v := .Labels}}{{$k}}={{$v}},{{end}}";
+        for _ in 0..20 {
+            assert_eq!(
+                render_template(t, &v).unwrap(),
+                "alpha=5,beta=4,delta=5,gamma=5,kappa=5,mid=3,omega=5,zeta=4,"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_typed_fields_print_as_docker_prints_them() {
+        let v = json!({"Config": {"Entrypoint": null, "Labels": null, "Cmd": null,
+            "User": "", "Env": ["A=1"]}, "Comment": ""});
+        let r = |t: &str| render_template(t, &v).unwrap();
+        assert_eq!(r("{{.Config.Entrypoint}}"), "[]");
+        assert_eq!(r("{{.Config.Labels}}"), "map[]");
+        assert_eq!(r("{{.Config.Cmd}}|{{.Config.User}}|{{.Comment}}|"), "[]|||");
+        assert_eq!(r("{{.Config.Labels.foo}}"), "<no value>");
+        assert_eq!(r("{{if .Config.Entrypoint}}y{{else}}n{{end}}"), "n");
+        assert_eq!(r("{{len .Config.Labels}}"), "0");
+    }
+
+    #[test]
+    fn an_unknown_field_fails_as_go_fails() {
+        let v = json!({"Config": {"User": "x"}, "Id": "sha256:1"});
+        let err = |t: &str| render_template(t, &v).unwrap_err().to_string();
+        assert_eq!(
+            err("{{.Foo}}"),
+            r#"template: :1:2: executing "" at <.Foo>: map has no entry for key "Foo""#
+        );
+        assert_eq!(
+            err("id={{.Id}}\n{{.Config.Nope}}"),
+            r#"template: :2:2: executing "" at <.Config.Nope>: map has no entry for key "Nope""#
+        );
     }
 
     #[test]

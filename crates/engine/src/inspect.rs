@@ -44,7 +44,7 @@ fn image_json(r: &ImageRecord, layers_dir: &std::path::Path) -> Value {
             .collect::<Vec<_>>()),
     );
     out.insert("Parent".into(), json!(""));
-    out.insert("Comment".into(), json!(str_field("comment")));
+    out.insert("Comment".into(), json!(image_comment(&config)));
     out.insert(
         "Created".into(),
         json!(r
@@ -54,7 +54,7 @@ fn image_json(r: &ImageRecord, layers_dir: &std::path::Path) -> Value {
     );
     out.insert("DockerVersion".into(), json!(str_field("docker_version")));
     out.insert("Author".into(), json!(str_field("author")));
-    out.insert("Config".into(), field("config"));
+    out.insert("Config".into(), docker_config(field("config")));
     out.insert("Architecture".into(), json!(r.architecture));
     if let Some(v) = &r.variant {
         out.insert("Variant".into(), json!(v));
@@ -76,4 +76,85 @@ fn image_json(r: &ImageRecord, layers_dir: &std::path::Path) -> Value {
             .unwrap_or_default()}),
     );
     Value::Object(out)
+}
+
+/// docker's `Comment`: the config's own `comment` (set by `commit -m`), or else the
+/// comment of the newest history entry (`buildkit.dockerfile.v0` for BuildKit builds).
+fn image_comment(config: &Value) -> String {
+    if let Some(c) = config
+        .get("comment")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    {
+        return c.to_string();
+    }
+    config
+        .get("history")
+        .and_then(Value::as_array)
+        .and_then(|h| h.last())
+        .and_then(|e| e.get("comment"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The image's run config with every field docker's `container.Config` always
+/// shows: empty strings, `false`, and `null` for absent lists and maps (which a
+/// `--format` then prints as `[]` and `map[]`, as docker's typed fields print).
+fn docker_config(config: Value) -> Value {
+    let mut c = match config {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    };
+    let defaults = [
+        ("Hostname", json!("")),
+        ("Domainname", json!("")),
+        ("User", json!("")),
+        // omitempty in docker's JSON, but `{{.Config.ExposedPorts}}` is `map[]` there
+        ("ExposedPorts", Value::Null),
+        ("AttachStdin", json!(false)),
+        ("AttachStdout", json!(false)),
+        ("AttachStderr", json!(false)),
+        ("Tty", json!(false)),
+        ("OpenStdin", json!(false)),
+        ("StdinOnce", json!(false)),
+        ("Env", Value::Null),
+        ("Cmd", Value::Null),
+        ("Image", json!("")),
+        ("Volumes", Value::Null),
+        ("WorkingDir", json!("")),
+        ("Entrypoint", Value::Null),
+        ("OnBuild", Value::Null),
+        ("Labels", Value::Null),
+    ];
+    for (k, v) in defaults {
+        c.entry(k).or_insert(v);
+    }
+    Value::Object(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comment_is_the_configs_or_the_newest_historys() {
+        let built = json!({"history": [{"comment": "first"}, {"created_by": "x",
+            "comment": "buildkit.dockerfile.v0"}]});
+        assert_eq!(image_comment(&built), "buildkit.dockerfile.v0");
+        let committed = json!({"comment": "by hand", "history": [{"comment": "h"}]});
+        assert_eq!(image_comment(&committed), "by hand");
+        assert_eq!(image_comment(&json!({})), "");
+    }
+
+    #[test]
+    fn config_has_every_field_docker_shows() {
+        let c = docker_config(json!({"Cmd": ["sh"], "Env": ["A=1"]}));
+        assert_eq!(c["Cmd"], json!(["sh"]));
+        assert_eq!(c["Entrypoint"], Value::Null);
+        assert_eq!(c["Labels"], Value::Null);
+        assert_eq!(c["User"], json!(""));
+        assert_eq!(c["Tty"], json!(false));
+        assert_eq!(docker_config(Value::Null)["WorkingDir"], json!(""));
+    }
 }

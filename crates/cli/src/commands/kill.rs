@@ -14,16 +14,5 @@ pub struct KillArgs {
 
 pub fn exec(ctx: &Context, args: KillArgs) -> anyhow::Result<i32> {
     let signal = coracle_runtime::options::parse_signal(&args.signal)?;
-    let mut engine = ctx.engine()?;
-    let mut failed = false;
-    for c in &args.containers {
-        match engine.kill_container(c, signal) {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { 1 } else { 0 })
+    super::parallel::for_each_container(ctx, &args.containers, |e, c| e.kill_container(c, signal))
 }

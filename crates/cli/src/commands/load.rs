@@ -8,7 +8,7 @@ pub struct LoadArgs {
     /// directory, instead of standard input
     #[arg(short, long)]
     pub input: Option<PathBuf>,
-    /// Suppress the load output
+    /// Suppress the progress output (the `Loaded image:` lines are still printed)
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -24,10 +24,10 @@ pub fn exec(ctx: &Context, args: LoadArgs) -> anyhow::Result<i32> {
             engine.load_images(tmp.path())?
         }
     };
-    if !args.quiet {
-        for name in loaded {
-            println!("{name}");
-        }
+    // docker's -q suppresses only the progress bars: scripts read these lines.
+    let _ = args.quiet;
+    for name in loaded {
+        println!("{name}");
     }
     Ok(0)
 }

@@ -15,6 +15,7 @@ pub mod login;
 pub mod logout;
 pub mod logs;
 pub mod network;
+mod parallel;
 pub mod pause;
 pub mod port;
 pub mod ps;

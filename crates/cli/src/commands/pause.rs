@@ -13,16 +13,5 @@ pub struct PauseArgs {
 /// Like docker: pause what can be paused, printing each as given; report each
 /// failure and exit 1 if any failed.
 pub fn exec(ctx: &Context, args: PauseArgs) -> anyhow::Result<i32> {
-    let mut engine = ctx.engine()?;
-    let mut failed = false;
-    for c in &args.containers {
-        match engine.pause_container(c) {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { 1 } else { 0 })
+    super::parallel::for_each_container(ctx, &args.containers, |e, c| e.pause_container(c))
 }

@@ -16,16 +16,7 @@ pub struct RmArgs {
 
 /// Like docker: remove what can be removed, report each failure, exit 1 if any failed.
 pub fn exec(ctx: &Context, args: RmArgs) -> anyhow::Result<i32> {
-    let mut engine = ctx.engine()?;
-    let mut failed = false;
-    for c in &args.containers {
-        match engine.remove_container(c, args.force, args.volumes) {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { 1 } else { 0 })
+    super::parallel::for_each_container(ctx, &args.containers, |e, c| {
+        e.remove_container(c, args.force, args.volumes)
+    })
 }

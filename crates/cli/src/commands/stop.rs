@@ -26,16 +26,7 @@ pub fn exec(ctx: &Context, args: StopArgs) -> anyhow::Result<i32> {
         .as_deref()
         .map(coracle_runtime::options::parse_signal)
         .transpose()?;
-    let mut engine = ctx.engine()?;
-    let mut failed = false;
-    for c in &args.containers {
-        match engine.stop_container(c, args.time, signal) {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { 1 } else { 0 })
+    super::parallel::for_each_container(ctx, &args.containers, |e, c| {
+        e.stop_container(c, args.time, signal)
+    })
 }

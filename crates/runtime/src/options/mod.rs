@@ -232,6 +232,9 @@ impl RunOptions {
                 _ => {}
             }
         }
+        if let Some(c) = r.cpus {
+            check_cpus_available(c.nano_cpus, host_cpus())?;
+        }
         if self.rm && self.restart != RestartPolicy::No {
             return Err(OptionsError::Invalid(
                 "Conflicting options: --restart and --rm".into(),
@@ -356,6 +359,32 @@ impl TmpfsMount {
     }
 }
 
+/// The CPUs this process may run on, as docker's daemon counts them (moby
+/// `sysinfo.NumCPU`: the scheduler affinity mask, not the cgroup quota).
+pub fn host_cpus() -> u32 {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, filled in by the kernel.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let n = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if n == 0 {
+        let count = unsafe { libc::CPU_COUNT(&set) };
+        if count > 0 {
+            return count as u32;
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// `--cpus` above the host's CPUs is refused, as docker's daemon refuses it (a
+/// quota the kernel would accept but could never grant).
+fn check_cpus_available(nano_cpus: i64, cpus: u32) -> Result<(), OptionsError> {
+    if nano_cpus > i64::from(cpus) * 1_000_000_000 {
+        return Err(OptionsError::Invalid(format!(
+            "range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +404,25 @@ mod tests {
         let r = o.resources();
         assert_eq!((r.cpu_quota, r.cpu_period), (Some(150_000), Some(100_000)));
         assert_eq!(RunOptions::new().resources(), Resources::default());
+    }
+
+    #[test]
+    fn cpus_over_the_host_are_refused_as_docker_refuses_them() {
+        assert_eq!(
+            check_cpus_available(1000 * 1_000_000_000, 2)
+                .unwrap_err()
+                .to_string(),
+            "range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+        );
+        check_cpus_available(2_000_000_000, 2).unwrap();
+        assert!(host_cpus() >= 1);
+        let mut o = RunOptions::new();
+        o.resources.cpus = parse_cpus("100000").unwrap();
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("range of CPUs"));
     }
 
     #[test]

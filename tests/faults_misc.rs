@@ -1,0 +1,173 @@
+//! Smaller faults and script-facing output (Issue 11 B.7, C.6): `--cpus` above the
+//! host's CPUs, `stop` of many containers at once, `load -q`, and `--format`
+//! templates as docker renders them.
+
+mod common;
+use common::*;
+
+#[test]
+fn cpus_above_the_hosts_are_refused_as_docker_refuses_them() {
+    if !is_root() {
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    let out = c.run(["run", "--rm", "--cpus", "1000", "box", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains("range of CPUs is from 0.01 to ")
+            && out.stderr.contains("CPUs available"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        c.run(["ps", "-aq"]).stdout.trim().is_empty(),
+        "nothing created"
+    );
+    run(&c, &["--cpus", "0.5", "box", "true"]).assert_success();
+}
+
+/// Ten containers that ignore TERM: each, once it got TERM, waits until all ten got
+/// it and then leaves an `all-` marker. A `stop` that stops one container after the
+/// other KILLs the first before the second ever gets TERM, so no `all-` marker
+/// could appear but the last one's.
+#[test]
+fn stop_of_many_containers_stops_them_all_at_once() {
+    if !is_root() {
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/m", dir.path().display());
+    let script = "trap 'touch /m/term-$N; T=1' TERM; T=0; \
+        while :; do \
+          if [ $T = 1 ] && [ $(ls /m | grep -c ^term-) -ge 10 ]; then touch /m/all-$N; fi; \
+          touch /m/up-$N; sleep 0.1; \
+        done";
+    let names: Vec<String> = (0..10).map(|i| format!("ign{i}")).collect();
+    for n in &names {
+        let env = format!("N={n}");
+        c.run([
+            "run", "-d", "--name", n, "-e", &env, "-v", &bind, "box", "sh", "-c", script,
+        ])
+        .assert_success();
+    }
+    wait_until(
+        "every container is up",
+        std::time::Duration::from_secs(30),
+        || {
+            names
+                .iter()
+                .all(|n| dir.path().join(format!("up-{n}")).exists())
+        },
+    );
+    let mut args = vec!["stop", "-t", "2"];
+    args.extend(names.iter().map(String::as_str));
+    let out = c.run(args);
+    out.assert_success();
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        names,
+        "argument order"
+    );
+    let marks = entries(dir.path());
+    for n in &names {
+        assert!(
+            marks.contains(&format!("term-{n}")),
+            "{n} got TERM: {marks:?}"
+        );
+        assert!(
+            marks.contains(&format!("all-{n}")),
+            "{n} saw every container get TERM before it was killed: {marks:?}"
+        );
+        let code = c.run(["inspect", "-f", "{{.State.ExitCode}}", n]);
+        assert_eq!(code.stdout.trim(), "137", "{n} was killed");
+    }
+}
+
+#[test]
+fn stop_reports_each_failure_in_argument_order() {
+    if !is_root() {
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    for n in ["s1", "s2"] {
+        c.run(["create", "--name", n, "box", "true"])
+            .assert_success();
+    }
+    let out = c.run(["stop", "s1", "nosuch", "s2"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stdout, "s1\ns2\n");
+    assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
+}
+
+#[test]
+fn load_quiet_still_names_what_it_loaded() {
+    if !is_root() {
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    let tar = c.tmp().join("box.tar");
+    c.run(["save", "-o", tar.to_str().unwrap(), "box"])
+        .assert_success();
+    c.run(["rmi", "box"]).assert_success();
+    let out = c.run(["load", "-q", "-i", tar.to_str().unwrap()]);
+    out.assert_success();
+    assert_eq!(out.stdout, "Loaded image: box:latest\n");
+}
+
+#[test]
+fn formats_render_as_docker_renders_them() {
+    if !is_root() {
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    let f = |args: &[&str]| {
+        let out = c.run(args);
+        out.assert_success();
+        out.stdout
+    };
+    // The test busybox image has no entrypoint and no labels.
+    assert_eq!(
+        f(&["image", "inspect", "-f", "{{.Config.Entrypoint}}", "box"]),
+        "[]\n"
+    );
+    assert_eq!(
+        f(&["image", "inspect", "-f", "{{.Config.Labels}}", "box"]),
+        "map[]\n"
+    );
+    assert_eq!(
+        f(&["image", "inspect", "-f", "[{{.Comment}}]", "box"]),
+        "[]\n"
+    );
+    let mut create = vec!["create", "--name", "lab"];
+    for l in [
+        "zeta=1", "alpha=2", "mid=3", "beta=4", "omega=5", "gamma=6", "kappa=7",
+    ] {
+        create.extend(["--label", l]);
+    }
+    create.extend(["box", "true"]);
+    c.run(create).assert_success();
+    let t = "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}},{{end}}";
+    for _ in 0..5 {
+        assert_eq!(
+            f(&["inspect", "-f", t, "lab"]),
+            "alpha=2,beta=4,gamma=6,kappa=7,mid=3,omega=5,zeta=1,\n"
+        );
+    }
+    let out = c.run(["image", "inspect", "-f", "{{.Foo}}", "box"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            r#"template parsing error: template: :1:2: executing "" at <.Foo>: map has no entry for key "Foo""#
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = c.run(["ps", "-a", "--format", "{{.Nope}}"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("map has no entry for key \"Nope\""),
+        "{}",
+        out.stderr
+    );
+}
