@@ -213,7 +213,7 @@ pub fn len(args: &[Value]) -> Result<Value, FuncError> {
     let len = match *arg {
         Value::String(ref s) => s.len(),
         Value::Array(ref a) => a.len(),
-        Value::Object(ref o) => o.len(),
+        Value::Object(ref o) | Value::Map(ref o) => o.len(),
         _ => {
             return Err(FuncError::Generic(format!("unable to call len on {}", arg)));
         }
