@@ -122,3 +122,165 @@ fn container_namespace_runs_the_lifecycle() {
     assert_eq!(at.stdout, "got hello\n");
     c.run(["container", "rm", "-f", "at"]).assert_success();
 }
+
+/// A summary row of `system df --format json`, by TYPE.
+fn df_row(c: &Coracle, kind: &str) -> serde_json::Value {
+    let out = c.run(["system", "df", "--format", "json"]);
+    out.assert_success();
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON row"))
+        .find(|v| v["Type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} row: {}", out.stdout))
+}
+
+/// `system df` and `system prune` did not exist (only `system boot`: "unrecognized
+/// subcommand", exit 125).
+#[test]
+fn system_df_and_prune_count_and_free() {
+    let (_reg, c) = with_busybox();
+    let out = c.run(["system", "df"]);
+    out.assert_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    for (i, kind) in ["Images", "Containers", "Local Volumes", "Build Cache"]
+        .iter()
+        .enumerate()
+    {
+        assert!(lines[i + 1].starts_with(kind), "{}", out.stdout);
+    }
+
+    // A stopped container that wrote 100 kB, a running one, an anonymous volume and
+    // a named one, an unused network.
+    c.run([
+        "run",
+        "--name",
+        "wrote",
+        "-v",
+        "/anon",
+        "box",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/big bs=1000 count=100 2>/dev/null; echo x > /anon/f",
+    ])
+    .assert_success();
+    c.run(["run", "-d", "--name", "up", "box", "sleep", "300"])
+        .assert_success();
+    c.run(["volume", "create", "named"]).assert_success();
+    c.run(["network", "create", "spare"]).assert_success();
+    let images = df_row(&c, "Images");
+    assert_eq!(images["TotalCount"], "1");
+    assert_eq!(images["Active"], "1");
+    let containers = df_row(&c, "Containers");
+    assert_eq!(containers["TotalCount"], "2");
+    assert_eq!(containers["Active"], "1");
+    let reclaim = containers["Reclaimable"].as_str().unwrap();
+    assert!(reclaim.starts_with("100kB ("), "{reclaim}");
+    let volumes = df_row(&c, "Local Volumes");
+    assert_eq!(volumes["TotalCount"], "2");
+    assert_eq!(volumes["Active"], "1");
+
+    let v = c.run(["system", "df", "-v"]);
+    v.assert_success();
+    for title in [
+        "Images space usage:",
+        "Containers space usage:",
+        "Local Volumes space usage:",
+        "Build cache usage: 0B",
+    ] {
+        assert!(v.stdout.contains(title), "{title}: {}", v.stdout);
+    }
+    let has_header = |cols: &[&str]| {
+        v.stdout.lines().any(|l| {
+            l.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .eq(cols.iter().copied())
+        })
+    };
+    assert!(
+        has_header(&["VOLUME NAME", "LINKS", "SIZE"]),
+        "{}",
+        v.stdout
+    );
+    assert!(
+        has_header(&[
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS"
+        ]),
+        "{}",
+        v.stdout
+    );
+
+    // Without -f and no answer (stdin at EOF): docker's prompt, nothing removed.
+    let asked = c.run_stdin(["system", "prune"], b"");
+    asked.assert_success();
+    assert_eq!(
+        asked.stdout,
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n\nAre you sure you want to continue? [y/N] "
+    );
+    assert_eq!(df_row(&c, "Containers")["TotalCount"], "2");
+
+    let wrote_id = c.run(["inspect", "-f", "{{.Id}}", "wrote"]).stdout;
+    let pruned = c.run(["system", "prune", "-f", "--volumes"]);
+    pruned.assert_success();
+    assert!(
+        pruned
+            .stdout
+            .starts_with(&format!("Deleted Containers:\n{wrote_id}\n")),
+        "{}",
+        pruned.stdout
+    );
+    assert!(
+        pruned.stdout.contains("Deleted Networks:\nspare\n\n"),
+        "{}",
+        pruned.stdout
+    );
+    assert!(
+        pruned.stdout.contains("Deleted Volumes:\n"),
+        "{}",
+        pruned.stdout
+    );
+    // The container's 100 kB and the anonymous volume's 2 bytes.
+    assert!(
+        pruned
+            .stdout
+            .ends_with("\n\nTotal reclaimed space: 100kB\n"),
+        "{}",
+        pruned.stdout
+    );
+    // The running container, its image and the named volume stay.
+    let names = c.run(["ps", "-a", "--format", "{{.Names}}"]).stdout;
+    assert_eq!(names, "up\n");
+    assert_eq!(c.run(["volume", "ls", "-q"]).stdout, "named\n");
+    assert_eq!(df_row(&c, "Images")["TotalCount"], "1");
+
+    // -a: the image once nothing uses it.
+    c.run(["rm", "-f", "up"]).assert_success();
+    let all = c.run(["system", "prune", "-af"]);
+    all.assert_success();
+    assert!(
+        all.stdout.starts_with("Deleted Images:\n"),
+        "{}",
+        all.stdout
+    );
+    assert!(
+        all.stdout.contains("\nuntagged: box:latest\n"),
+        "{}",
+        all.stdout
+    );
+    assert!(
+        all.stdout.contains("\nTotal reclaimed space: 1.98"),
+        "{}",
+        all.stdout
+    );
+    assert_eq!(df_row(&c, "Images")["TotalCount"], "0");
+    assert_eq!(c.run(["images", "-q"]).stdout, "");
+}

@@ -502,7 +502,7 @@ fn volume_commands_and_cgroups_removed_after_exit() {
     c.run(["rm", "user"]).assert_success();
     c.run(["volume", "rm", "data1"]).assert_success();
     c.run(["volume", "create", "orphan"]).assert_success();
-    let pruned = c.run(["volume", "prune", "-f"]);
+    let pruned = c.run(["volume", "prune", "-af"]);
     assert!(pruned.stdout.contains("orphan"), "{}", pruned.stdout);
     assert!(c.run(["volume", "ls", "-q"]).stdout.is_empty());
 }

@@ -170,13 +170,19 @@ impl Engine {
         Ok(())
     }
 
-    /// `image prune [-a]`: dangling (untagged) images, or with `all` every image
-    /// (no container can use one yet). Also collects layer dirs no record points at.
-    pub fn prune_images(&mut self, all: bool) -> Result<PruneReport, EngineError> {
+    /// `image prune [-a] [--filter]`: dangling (untagged) images, or with `all` every
+    /// image no container uses, that the filters select (`until=`, `label=`,
+    /// `label!=`, `dangling=`). Also collects layer dirs no record points at.
+    pub fn prune_images(
+        &mut self,
+        all: bool,
+        filters: &crate::Filters,
+    ) -> Result<PruneReport, EngineError> {
+        let select = crate::image_filters::PruneSelector::new(all, filters)?;
         let _lock = self.paths.lock(LockMode::Exclusive)?;
         let mut report = PruneReport::default();
         for record in self.db.images()? {
-            if !all && !record.tags.is_empty() {
+            if !select.selects(&record) {
                 continue;
             }
             if !self.db.containers_using(&record.id)?.is_empty() {

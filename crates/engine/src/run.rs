@@ -550,6 +550,9 @@ impl Engine {
                 } => {
                     let name =
                         new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?;
+                    // docker's mark, which `volume prune` without --all goes by.
+                    let mark = [(crate::volumes::ANONYMOUS_LABEL.to_string(), String::new())];
+                    volumes.create(&name, mark.into())?;
                     out.push(
                         self.volume_mount(&volumes, &name, target, *read_only, *no_copy, root)?,
                     );

@@ -49,6 +49,10 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>", "label=<key>[=<value>]",
+    /// "label!=<key>[=<value>]")
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args)]
@@ -86,6 +90,7 @@ pub fn exec(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<i32> {
 }
 
 fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
+    let filters = crate::commands::ps::parse_filters(&args.filter, "--filter")?;
     if !args.force {
         let what = if args.all {
             "all images without at least one container associated to them"
@@ -101,7 +106,7 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
     }
-    let report = ctx.engine()?.prune_images(args.all)?;
+    let report = ctx.engine()?.prune_images(args.all, &filters)?;
     if !report.events.is_empty() {
         println!("Deleted Images:");
         for e in &report.events {

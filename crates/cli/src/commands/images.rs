@@ -21,7 +21,8 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter output: dangling=true|false, reference=PATTERN
+    /// Filter output: dangling=true|false, reference=PATTERN, before=IMAGE,
+    /// since=IMAGE, label=KEY[=VALUE], label!=KEY[=VALUE]
     #[arg(short, long, value_name = "FILTER")]
     pub filter: Vec<String>,
     /// Format output: table, json, or a Go template such as '{{.Repository}}:{{.Tag}}'
@@ -42,8 +43,11 @@ pub fn exec(ctx: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
     let images = engine.images()?;
     let mut dangling: Option<bool> = None;
     let mut patterns: Vec<String> = args.reference.iter().cloned().collect();
+    // before=, since= and label= need the records: the engine picks those images.
+    let mut engine_filters = coracle_engine::Filters::default();
     for f in &args.filter {
         match f.split_once('=') {
+            Some((k @ ("before" | "since" | "label" | "label!"), v)) => engine_filters.add(k, v),
             Some(("dangling", v)) => {
                 dangling = Some(match v {
                     "true" | "1" => true,
@@ -54,14 +58,22 @@ pub fn exec(ctx: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
             Some(("reference", v)) => patterns.push(v.to_string()),
             _ => {
                 return Err(UsageError(format!(
-                    "invalid filter {f:?}: supported filters are dangling=true|false and reference=PATTERN"
+                    "invalid filter {f:?}: supported filters are dangling, reference, before, since, label and label!"
                 ))
                 .into())
             }
         }
     }
+    let kept = if engine_filters.is_empty() {
+        None
+    } else {
+        Some(engine.filter_images(&engine_filters)?)
+    };
     let mut rows = Vec::new();
     for image in &images {
+        if kept.as_ref().is_some_and(|k| !k.contains(&image.id)) {
+            continue;
+        }
         if let Some(d) = dangling {
             if image.repo_tags.is_empty() != d {
                 continue;

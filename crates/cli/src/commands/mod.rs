@@ -33,6 +33,8 @@ pub mod start;
 pub mod stats;
 pub mod stop;
 pub mod system;
+pub mod system_df;
+pub mod system_prune;
 pub mod tag;
 mod timestamp;
 pub mod top;

@@ -9,10 +9,16 @@ use clap::Subcommand;
 pub enum SystemCommand {
     /// Start containers with restart policy `always`, or `unless-stopped` not stopped by the user
     Boot,
+    /// Show docker disk usage
+    Df(crate::commands::system_df::DfArgs),
+    /// Remove unused data
+    Prune(crate::commands::system_prune::PruneArgs),
 }
 
 pub fn exec(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<i32> {
     match cmd {
+        SystemCommand::Df(a) => crate::commands::system_df::exec(ctx, a),
+        SystemCommand::Prune(a) => crate::commands::system_prune::exec(ctx, a),
         SystemCommand::Boot => {
             let mut engine = ctx.engine()?;
             let report = engine.boot()?;

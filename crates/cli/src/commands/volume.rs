@@ -1,5 +1,6 @@
 //! `coracle volume ...`: named volumes, as docker's local driver.
 
+use crate::commands::ps::parse_filters;
 use crate::format::Format;
 use crate::Context;
 use clap::{Args, Subcommand};
@@ -38,6 +39,10 @@ pub struct LsArgs {
     /// Format output: json or a Go template
     #[arg(long)]
     pub format: Option<String>,
+    /// Provide filter values (e.g. "dangling=true", "driver=local", "label=<key>",
+    /// "name=<name>")
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args)]
@@ -59,9 +64,15 @@ pub struct RmArgs {
 
 #[derive(Args)]
 pub struct PruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    pub all: bool,
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
@@ -81,7 +92,8 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         VolumeCommand::Ls(a) => {
-            let vols = engine.list_volumes()?;
+            let filters = parse_filters(&a.filter, "-f, --filter")?;
+            let vols = engine.list_volumes_filtered(&filters)?;
             if a.quiet {
                 for v in &vols {
                     println!("{}", v["Name"].as_str().unwrap_or_default());
@@ -129,8 +141,10 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
             Ok(if failed { 1 } else { 0 })
         }
         VolumeCommand::Prune(a) => {
+            let filters = parse_filters(&a.filter, "--filter")?;
             if !a.force {
-                print!("WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ");
+                let which = if a.all { "all" } else { "anonymous" };
+                print!("WARNING! This will remove {which} local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ");
                 std::io::stdout().flush()?;
                 let mut answer = String::new();
                 std::io::stdin().lock().read_line(&mut answer)?;
@@ -138,7 +152,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
                     return Ok(0);
                 }
             }
-            let (removed, freed) = engine.prune_volumes()?;
+            let (removed, freed) = engine.prune_volumes(a.all, &filters)?;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &removed {
@@ -148,7 +162,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
             }
             println!(
                 "Total reclaimed space: {}",
-                crate::format::human_size(freed)
+                crate::format::human_size4(freed)
             );
             Ok(0)
         }
