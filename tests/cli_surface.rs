@@ -284,3 +284,177 @@ fn system_df_and_prune_count_and_free() {
     assert_eq!(df_row(&c, "Images")["TotalCount"], "0");
     assert_eq!(c.run(["images", "-q"]).stdout, "");
 }
+
+/// Three one-file images with distinct creation dates and labels, pulled and tagged
+/// `old`, `mid` and `new`.
+fn three_images() -> (Registry, Coracle) {
+    let reg = Registry::start().expect("start registry");
+    let c = coracle();
+    for (name, created, label) in [
+        ("old", "2020-01-01T00:00:00Z", ("keep", "yes")),
+        ("mid", "2022-01-01T00:00:00Z", ("tier", "a")),
+        ("new", "2024-01-01T00:00:00Z", ("tier", "b")),
+    ] {
+        let image = ImageBuilder::new()
+            .layer(&Layer::new().file(&format!("/{name}"), name, 0o644))
+            .created(created)
+            .label(label.0, label.1)
+            .build();
+        push(&reg.host(), &format!("t/{name}"), "latest", &image, None).expect("push");
+        let remote = format!("{}/t/{name}", reg.host());
+        c.run(["pull", "-q", &remote]).assert_success();
+        c.run(["tag", &remote, name]).assert_success();
+        c.run(["rmi", &remote]).assert_success();
+    }
+    (reg, c)
+}
+
+fn image_names(c: &Coracle, filters: &[&str]) -> Vec<String> {
+    let mut args = vec!["images", "--format", "{{.Repository}}"];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    let out = c.run(&args);
+    out.assert_success();
+    let mut v: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+/// Before: `images --filter before=|since=|label=` were "invalid filter" (125) and
+/// `image prune --filter` an unknown flag (125).
+#[test]
+fn image_filters_select_by_date_and_label() {
+    let (_reg, c) = three_images();
+    assert_eq!(image_names(&c, &[]), ["mid", "new", "old"]);
+    assert_eq!(image_names(&c, &["before=mid"]), ["old"]);
+    assert_eq!(image_names(&c, &["since=mid"]), ["new"]);
+    assert_eq!(image_names(&c, &["since=old", "before=new"]), ["mid"]);
+    assert_eq!(image_names(&c, &["label=tier"]), ["mid", "new"]);
+    assert_eq!(image_names(&c, &["label=tier=b"]), ["new"]);
+    assert_eq!(image_names(&c, &["label!=tier"]), ["old"]);
+    let missing = c.run(["images", "--filter", "before=nosuch"]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+
+    // Without -a only dangling images go: none here, whatever the filter.
+    let none = c.run(["image", "prune", "-f", "--filter", "label=tier=a"]);
+    none.assert_success();
+    assert_eq!(none.stdout, "Total reclaimed space: 0B\n");
+    let mid = c.run(["image", "prune", "-af", "--filter", "label=tier=a"]);
+    mid.assert_success();
+    assert!(
+        mid.stdout.contains("untagged: mid:latest\n"),
+        "{}",
+        mid.stdout
+    );
+    assert_eq!(image_names(&c, &[]), ["new", "old"]);
+    let unlabelled = c.run(["image", "prune", "-af", "--filter", "label!=keep"]);
+    assert!(
+        unlabelled.stdout.contains("untagged: new:latest\n"),
+        "{}",
+        unlabelled.stdout
+    );
+    assert_eq!(image_names(&c, &[]), ["old"]);
+    // until= keeps images created after it.
+    c.run([
+        "image",
+        "prune",
+        "-af",
+        "--filter",
+        "until=2019-06-01T00:00:00Z",
+    ])
+    .assert_success();
+    assert_eq!(image_names(&c, &[]), ["old"]);
+    c.run([
+        "image",
+        "prune",
+        "-af",
+        "--filter",
+        "until=2021-01-01T00:00:00Z",
+    ])
+    .assert_success();
+    assert_eq!(image_names(&c, &[]), Vec::<String>::new());
+    let bad = c.run(["image", "prune", "-af", "--filter", "color=red"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("invalid filter 'color'"),
+        "{}",
+        bad.stderr
+    );
+}
+
+fn volume_names(c: &Coracle, filters: &[&str]) -> Vec<String> {
+    let mut args = vec!["volume", "ls", "-q"];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    let out = c.run(&args);
+    out.assert_success();
+    let mut v: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+/// Before: `volume ls --filter` and `volume prune -a|--filter` were unknown flags
+/// (125), and `volume prune` removed named volumes too (docker 23+ keeps them
+/// without `-a`).
+#[test]
+fn volume_filters_and_prune_all() {
+    let (_reg, c) = with_busybox();
+    c.run(["volume", "create", "--label", "env=prod", "prod"])
+        .assert_success();
+    c.run(["volume", "create", "--label", "env=dev", "dev"])
+        .assert_success();
+    c.run(["volume", "create", "used"]).assert_success();
+    c.run([
+        "create", "--name", "holder", "-v", "used:/u", "-v", "/anon", "box", "true",
+    ])
+    .assert_success();
+    let anon = c.run([
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}",
+        "holder",
+    ]);
+    let anon = anon.stdout.trim().to_string();
+    assert_eq!(anon.len(), 64, "the anonymous volume's name: {anon:?}");
+
+    assert_eq!(volume_names(&c, &["label=env"]), ["dev", "prod"]);
+    assert_eq!(volume_names(&c, &["label=env=prod"]), ["prod"]);
+    assert_eq!(volume_names(&c, &["name=pro"]), ["prod"]);
+    assert_eq!(volume_names(&c, &["dangling=true"]), ["dev", "prod"]);
+    let mut in_use = vec![anon.clone(), "used".to_string()];
+    in_use.sort();
+    assert_eq!(volume_names(&c, &["dangling=false"]), in_use);
+    assert_eq!(volume_names(&c, &["driver=local"]).len(), 4);
+    assert!(volume_names(&c, &["driver=nfs"]).is_empty());
+    let bad = c.run(["volume", "ls", "--filter", "color=red"]);
+    assert_ne!(bad.code, 0);
+
+    // The anonymous volume, once its container is gone without -v, is what a plain
+    // prune takes; named volumes stay.
+    c.run(["rm", "holder"]).assert_success();
+    let plain = c.run(["volume", "prune", "-f"]);
+    plain.assert_success();
+    assert_eq!(
+        plain.stdout,
+        format!("Deleted Volumes:\n{anon}\n\nTotal reclaimed space: 0B\n")
+    );
+    assert_eq!(volume_names(&c, &[]), ["dev", "prod", "used"]);
+    let asked = c.run_stdin(["volume", "prune", "-a"], b"");
+    assert!(asked.stdout.starts_with("WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "), "{}", asked.stdout);
+    assert_eq!(volume_names(&c, &[]), ["dev", "prod", "used"]);
+    let dev = c.run(["volume", "prune", "-af", "--filter", "label=env=dev"]);
+    assert!(
+        dev.stdout.starts_with("Deleted Volumes:\ndev\n"),
+        "{}",
+        dev.stdout
+    );
+    let rest = c.run(["volume", "prune", "-af", "--filter", "label!=env"]);
+    assert!(
+        rest.stdout.starts_with("Deleted Volumes:\nused\n"),
+        "{}",
+        rest.stdout
+    );
+    assert_eq!(volume_names(&c, &[]), ["prod"]);
+}
