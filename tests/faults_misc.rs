@@ -171,3 +171,49 @@ fn formats_render_as_docker_renders_them() {
         out.stderr
     );
 }
+
+/// `exec` while `stop` ends the container: the exec runs, or it is refused with
+/// docker's "container X is not running" (exit 1), or its process dies with the
+/// container; never an internal error.
+#[test]
+fn exec_racing_stop_says_not_running() {
+    if !is_root() {
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    let mut seen = std::collections::BTreeMap::<i32, usize>::new();
+    for i in 0..20 {
+        let name = format!("race{i}");
+        c.run(["run", "-d", "--name", &name, "box", "sleep", "1000"])
+            .assert_success();
+        let out = std::thread::scope(|s| {
+            let stopper = s.spawn(|| c.run(["stop", "-t", "0", &name]));
+            let mut outs = Vec::new();
+            loop {
+                let out = c.run(["exec", &name, "true"]);
+                let done = out.code != 0;
+                outs.push(out);
+                if done {
+                    break;
+                }
+            }
+            stopper.join().unwrap().assert_success();
+            outs
+        });
+        for o in &out {
+            *seen.entry(o.code).or_default() += 1;
+            assert!(
+                !o.stderr.contains("Internal error") && !o.stderr.contains("bug"),
+                "exec racing stop: {o:?}"
+            );
+            assert!(
+                o.code == 0
+                    || (o.code == 1 && o.stderr.contains(" is not running"))
+                    || o.code == 137,
+                "exec racing stop: {o:?}"
+            );
+        }
+        c.run(["rm", "-f", &name]).assert_success();
+    }
+    eprintln!("exec exit codes: {seen:?}");
+}

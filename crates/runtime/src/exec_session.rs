@@ -24,7 +24,7 @@ pub use oci_spec::runtime::Process;
 
 use crate::monitor::{tty, MonitorError, FORWARDED_SIGNALS};
 use crate::relay::{self, absolute, reap_all, SigmaskGuard};
-use crate::runtime::{ExecFailure, ProcessIo, Runtime, RuntimeError};
+use crate::runtime::{ExecFailure, ProcessIo, Runtime, RuntimeError, Status};
 
 /// How the caller takes part in the exec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub fn run(
             stderr: dev_null()?,
         };
         rt.exec(id, &detached, io)
-            .map_err(|e| runtime_error(id, process, e))?;
+            .map_err(|e| runtime_error(rt, id, process, e))?;
         reap_all();
         return Ok(0);
     }
@@ -215,7 +215,7 @@ pub fn run(
     // ends, so their end of file is the process's (and its children's) last output.
     let pid = rt
         .exec(id, process, io)
-        .map_err(|e| runtime_error(id, process, e))?;
+        .map_err(|e| runtime_error(rt, id, process, e))?;
     let pid = Pid::from_raw(pid as i32);
     let result = match pipes {
         Some(p) => relay::relay_pipes_until_exit(&sigfd, pid, p, &mut |signo| {
@@ -272,7 +272,7 @@ fn attach(
     })
 }
 
-fn runtime_error(id: &str, process: &Process, e: RuntimeError) -> ExecError {
+fn runtime_error(rt: &dyn Runtime, id: &str, process: &Process, e: RuntimeError) -> ExecError {
     if let Some(failure) = e.exec_failure() {
         let command = process
             .args()
@@ -287,8 +287,30 @@ fn runtime_error(id: &str, process: &Process, e: RuntimeError) -> ExecError {
     }
     match e {
         RuntimeError::NotFound { .. } => ExecError::NotRunning(id.to_string()),
+        // An exec racing a stop fails wherever the dying init pulls the ground away
+        // (its /proc/PID/ns files, the intermediate process): the cause is the stop.
+        _ if !container_alive(rt, id) => ExecError::NotRunning(id.to_string()),
         e => ExecError::Runtime(e),
     }
+}
+
+/// Whether the container's init still runs (not gone, not a zombie).
+fn container_alive(rt: &dyn Runtime, id: &str) -> bool {
+    let Ok(state) = rt.state(id) else {
+        return false;
+    };
+    let Some(pid) = state.pid.filter(|_| state.status != Status::Stopped) else {
+        return false;
+    };
+    // The third field of /proc/PID/stat is the state; the command before it is in
+    // parentheses and may hold spaces.
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string))
+        })
+        .is_some_and(|st| st != "Z" && st != "X")
 }
 
 fn set_child_subreaper() -> Result<(), ExecError> {
