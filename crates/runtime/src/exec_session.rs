@@ -145,10 +145,19 @@ pub fn run(
     }
     mask.add(Signal::SIGCHLD);
     mask.add(Signal::SIGWINCH);
-    let _mask_guard = SigmaskGuard::block(&mask).map_err(|source| ExecError::Sys {
-        call: "sigprocmask",
-        source,
-    })?;
+    // The signals we pass on are blocked (and read from `sigfd`) only once the process
+    // runs: until then Ctrl-C or SIGTERM ends this exec, waiting for the container's
+    // exec lock included, and the runtime's helpers die with it.
+    let mut early = SigSet::empty();
+    early.add(Signal::SIGCHLD);
+    early.add(Signal::SIGWINCH);
+    let sigmask = |set: &SigSet| {
+        SigmaskGuard::block(set).map_err(|source| ExecError::Sys {
+            call: "sigprocmask",
+            source,
+        })
+    };
+    let _early_guard = sigmask(&early)?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|source| ExecError::Sys {
             call: "signalfd",
@@ -217,6 +226,7 @@ pub fn run(
         .exec(id, process, io)
         .map_err(|e| runtime_error(rt, id, process, e))?;
     let pid = Pid::from_raw(pid as i32);
+    let _mask_guard = sigmask(&mask)?;
     let result = match pipes {
         Some(p) => relay::relay_pipes_until_exit(&sigfd, pid, p, &mut |signo| {
             if let Ok(sig) = Signal::try_from(signo) {

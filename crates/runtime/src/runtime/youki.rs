@@ -115,6 +115,8 @@ impl Youki {
         io: ProcessIo,
         executor: E,
     ) -> Result<ContainerBuilder, RuntimeError> {
+        // libcontainer's forked processes log; keep that out of the container's stdio.
+        crate::log_sink::pin_stderr();
         let builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
             .with_root_path(&self.root)
             .map_err(|e| self.err(op, id, &e))?
@@ -177,8 +179,10 @@ impl Youki {
 }
 
 /// Serialises our execs into one container while libcontainer's tenant sockets exist,
-/// so that the leftovers can be told apart from a concurrent exec's. `flock`: released
-/// by the kernel if we die.
+/// so that the leftovers can be told apart from a concurrent exec's. A POSIX record
+/// lock, not `flock`: the kernel releases it when its process dies, and the processes
+/// libcontainer forks from ours do not share it (an `flock` lives on the open file,
+/// which they inherit: a helper left waiting by a killed exec held it for good).
 struct ExecLock {
     _file: fs::File,
 }
@@ -196,9 +200,14 @@ impl ExecLock {
                 path: path.clone(),
                 source,
             })?;
+        // SAFETY: a zeroed flock is a valid value; every field we need is set below.
+        let mut whole: libc::flock = unsafe { std::mem::zeroed() };
+        whole.l_type = libc::F_WRLCK as libc::c_short;
+        whole.l_whence = libc::SEEK_SET as libc::c_short;
         loop {
-            // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            // SAFETY: F_SETLKW reads the flock struct we own, on an fd we own. It waits
+            // with signals deliverable: Ctrl-C or SIGTERM ends a waiting exec.
+            if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLKW, &whole) } == 0 {
                 return Ok(ExecLock { _file: file });
             }
             let err = std::io::Error::last_os_error();
@@ -213,7 +222,66 @@ impl ExecLock {
     }
 }
 
-/// libcontainer's per-exec notify socket and console-socket symlink (0.7.0 names).
+/// A pidfd of this process, for the processes libcontainer forks to tell whether we
+/// are still there (see [`die_with_parent`]); None where the kernel has no pidfds.
+fn own_pidfd() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags; the fd it returns (O_CLOEXEC) is ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    // SAFETY: a fresh fd nothing else owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// In the exec'd process, before it waits for libcontainer's start message: SIGKILL
+/// when the exec that forked it dies (a killed `coracle exec` left it waiting forever,
+/// in the container, holding what it inherited). `parent` (a pidfd of that exec)
+/// closes the race with a parent that died before the death signal was set.
+fn die_with_parent(parent: Option<i32>) {
+    // SAFETY: prctl with integer arguments; _exit ends only this forked process.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if let Some(fd) = parent {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 {
+                libc::_exit(1);
+            }
+        }
+    }
+}
+
+/// Test hook: with `CORACLE_TEST_STOP_AT` naming `point` (comma-separated names) the
+/// process stops itself (SIGSTOP) there, so that a test can kill an exec at exactly
+/// that point. Points: `exec-locked` (the exec holds the container's exec lock),
+/// `exec-tenant` (in the exec'd process, before it waits to be started), `exec-started`
+/// (the process runs; libcontainer has not returned yet).
+fn stop_at(point: &str) {
+    let wanted =
+        std::env::var("CORACLE_TEST_STOP_AT").is_ok_and(|v| v.split(',').any(|p| p == point));
+    if wanted {
+        // SAFETY: raise only signals this process.
+        unsafe { libc::raise(libc::SIGSTOP) };
+    }
+}
+
+/// Before the command runs: it outlives the exec that started it (`exec -d`, a killed
+/// client), as docker's does.
+fn outlive_parent() {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+}
+
+/// libcontainer's per-exec notify socket and console-socket symlink (0.7.0 names), and
+/// the process files of our execs.
 fn remove_tenant_sockets(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -221,7 +289,10 @@ fn remove_tenant_sockets(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("tenant-notify-") || name.starts_with("tenant-tty-") {
+        if name.starts_with("tenant-notify-")
+            || name.starts_with("tenant-tty-")
+            || (name.starts_with("exec-") && name.ends_with(".json"))
+        {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -256,6 +327,7 @@ impl Runtime for Youki {
             source,
         })?;
         self.seal_check(Op::Create, id)?;
+        tracing::debug!(id, bundle = %bundle.display(), "libcontainer create");
         let builder = self.builder(id, Op::Create, io, CoracleExecutor)?;
         let mut container = builder
             .as_init(bundle)
@@ -282,6 +354,7 @@ impl Runtime for Youki {
     fn start(&self, id: &str) -> Result<(), RuntimeError> {
         let _lock = self.lock(id, true)?;
         let mut c = self.load(id, Op::Start)?;
+        tracing::debug!(id, "libcontainer start");
         c.start().map_err(|e| self.err(Op::Start, id, &e))
     }
 
@@ -309,6 +382,7 @@ impl Runtime for Youki {
     }
 
     fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
+        tracing::debug!(id, force, "delete");
         let _lock = match self.lock(id, true) {
             Ok(l) => Some(l),
             // Gone already, or never created: cgroups a failed teardown or create
@@ -343,7 +417,9 @@ impl Runtime for Youki {
         let spec_path = container.bundle().join("config.json");
         let spec = Spec::load(&spec_path).map_err(|e| self.err(Op::Exec, id, &e))?;
         let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+        let parent = own_pidfd();
         let executor = TenantExecutor {
+            parent: parent.as_ref().map(|fd| fd.as_raw_fd()),
             capabilities: process.capabilities().clone(),
             seccomp: seccomp.clone(),
             console_size: process
@@ -361,8 +437,9 @@ impl Runtime for Youki {
         }
 
         let _lock = ExecLock::acquire(&dir)?;
-        // Under the lock no other exec of ours is half-way: every tenant socket in the
-        // directory is a leftover (libcontainer never removes them).
+        // Under the lock no other exec of ours is half-way: every tenant socket and
+        // process file in the directory is a leftover (libcontainer never removes its
+        // sockets; a killed exec leaves both).
         remove_tenant_sockets(&dir);
         let process_file = dir.join(format!("exec-{}.json", std::process::id()));
         let json = serde_json::to_vec(&tenant).expect("processes serialise");
@@ -371,7 +448,9 @@ impl Runtime for Youki {
             path: process_file.clone(),
             source,
         })?;
+        stop_at("exec-locked");
         let result = self.build_tenant(id, &process_file, io, executor);
+        stop_at("exec-started");
         let _ = fs::remove_file(&process_file);
         remove_tenant_sockets(&dir);
         result
@@ -420,6 +499,8 @@ impl Runtime for Youki {
 /// the command. Failures reach `build()` through libcontainer's exec notify pipe.
 #[derive(Clone)]
 struct TenantExecutor {
+    /// A pidfd of the exec running libcontainer (see [`die_with_parent`]).
+    parent: Option<i32>,
     seccomp: Option<LinuxSeccomp>,
     capabilities: Option<LinuxCapabilities>,
     /// (rows, cols) for the pty on our stdin.
@@ -427,11 +508,16 @@ struct TenantExecutor {
 }
 
 impl Executor for TenantExecutor {
+    /// Runs in the exec'd process (libcontainer's init), before it reports ready and
+    /// waits to be started.
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        die_with_parent(self.parent);
+        stop_at("exec-tenant");
         DefaultExecutor {}.validate(spec)
     }
 
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        outlive_parent();
         if let Some((rows, cols)) = self.console_size {
             let ws = libc::winsize {
                 ws_row: rows,
@@ -578,6 +664,7 @@ mod tests {
         for f in [
             "tenant-notify-1a.sock",
             "tenant-tty-2b.sock",
+            "exec-4242.json",
             "state.json",
             "exec.lock",
         ] {
