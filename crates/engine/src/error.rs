@@ -33,6 +33,13 @@ pub enum EngineError {
         path: PathBuf,
         owner: Option<String>,
     },
+    /// A write into the store ran out of room (ENOSPC or EDQUOT) during `what`.
+    #[error("{what}: no space left on device: the store {} is full ({detail}); free space (coracle image prune -a, coracle system prune) or use a store with more room (--root)", store.display())]
+    NoSpace {
+        what: String,
+        store: PathBuf,
+        detail: String,
+    },
     #[error(transparent)]
     State(#[from] coracle_state::StateError),
     #[error(transparent)]
@@ -71,6 +78,7 @@ impl EngineError {
             EngineError::InvalidArgument(_) | EngineError::StorePermission { .. } => {
                 ErrorKind::InvalidArgument
             }
+            EngineError::NoSpace { .. } => ErrorKind::Unavailable,
             EngineError::StartFailed { code: 125, .. } => ErrorKind::Internal,
             EngineError::StartFailed { .. } => ErrorKind::InvalidArgument,
             EngineError::Io { source, .. } => match source.kind() {
@@ -91,6 +99,30 @@ impl EngineError {
             EngineError::Options(e) => e.kind(),
             EngineError::Spec(e) => e.kind(),
             EngineError::Lsm(e) => e.kind(),
+        }
+    }
+
+    /// `self` as [`EngineError::NoSpace`] when an ENOSPC/EDQUOT is among its causes.
+    pub(crate) fn or_no_space(
+        self,
+        what: impl Into<String>,
+        store: &std::path::Path,
+    ) -> EngineError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&self);
+        let mut full = false;
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                full |= matches!(io.raw_os_error(), Some(28 | 122));
+            }
+            cause = c.source();
+        }
+        if !full || matches!(self, EngineError::NoSpace { .. }) {
+            return self;
+        }
+        EngineError::NoSpace {
+            what: what.into(),
+            store: store.to_path_buf(),
+            detail: self.to_string(),
         }
     }
 

@@ -160,14 +160,19 @@ impl Engine {
         Ok(events)
     }
 
-    fn remove_unreferenced_blobs(&mut self) -> Result<(), EngineError> {
+    /// Removes blobs no image refers to; returns them with their sizes.
+    fn remove_unreferenced_blobs(&mut self) -> Result<Vec<(Digest, u64)>, EngineError> {
         let keep: BTreeSet<Digest> = self.db.referenced_blobs()?.into_iter().collect();
+        let mut removed = Vec::new();
         for blob in self.content.list()? {
             if !keep.contains(&blob) {
-                self.content.remove(&blob)?;
+                let size = self.content.size(&blob).unwrap_or(0);
+                if self.content.remove(&blob)? {
+                    removed.push((blob, size));
+                }
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// `image prune [-a] [--filter]`: dangling (untagged) images, or with `all` every
@@ -180,6 +185,7 @@ impl Engine {
     ) -> Result<PruneReport, EngineError> {
         let select = crate::image_filters::PruneSelector::new(all, filters)?;
         let _lock = self.paths.lock(LockMode::Exclusive)?;
+        let referenced_before: BTreeSet<Digest> = self.db.referenced_blobs()?.into_iter().collect();
         let mut report = PruneReport::default();
         for record in self.db.images()? {
             if !select.selects(&record) {
@@ -201,13 +207,32 @@ impl Engine {
                 .sum::<u64>();
             report.events.extend(events);
         }
+        report.reclaimed += self.remove_leftovers(&referenced_before)?;
+        Ok(report)
+    }
+
+    /// What no record points at: layer dirs and blobs a killed pull committed, its
+    /// partial downloads, and what dead processes left that this engine collected when
+    /// it opened. Returns their bytes (blobs of the images just deleted are not
+    /// counted again: their layers were).
+    fn remove_leftovers(
+        &mut self,
+        referenced_before: &BTreeSet<Digest>,
+    ) -> Result<u64, EngineError> {
+        let mut freed = std::mem::take(&mut self.collected);
         let recorded: BTreeSet<Digest> = self.db.layer_ids()?.into_iter().collect();
         for chain in self.layers.list()? {
             if !recorded.contains(&chain) {
+                freed += crate::unpack::tree_size(&self.layers.path(&chain)).unwrap_or(0);
                 self.layers.remove(&chain)?;
             }
         }
-        self.remove_unreferenced_blobs()?;
-        Ok(report)
+        for (blob, size) in self.remove_unreferenced_blobs()? {
+            if !referenced_before.contains(&blob) {
+                freed += size;
+            }
+        }
+        freed += self.content.gc_incomplete(None)?.bytes;
+        Ok(freed)
     }
 }

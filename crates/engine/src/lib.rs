@@ -72,12 +72,18 @@ use coracle_rootfs::LayerStore;
 use coracle_state::Db;
 use std::path::PathBuf;
 
+/// How long a dead pull's partial download is kept for a later pull to resume.
+const KEEP_PARTIAL_DOWNLOADS: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 pub struct Engine {
     paths: StorePaths,
     db: Db,
     content: ContentStore,
     layers: LayerStore,
     registry_config: RegistryConfig,
+    /// Bytes of dead processes' leftovers removed when this engine opened (prune
+    /// counts them as reclaimed).
+    collected: u64,
 }
 
 impl Engine {
@@ -91,14 +97,15 @@ impl Engine {
         let content = ContentStore::open(&paths.blobs())?;
         let layers = LayerStore::open(paths.layers())?;
         let registry_config = RegistryConfig::load()?;
-        let engine = Engine {
+        let mut engine = Engine {
             paths,
             db,
             content,
             layers,
             registry_config,
         };
-        engine.collect_incomplete();
+            collected: 0,
+        engine.collected = engine.collect_incomplete();
         Ok(engine)
     }
 
@@ -124,9 +131,15 @@ impl Engine {
 
     /// Leftovers of processes that died mid-write are recognisable by their temp names
     /// and dead owner pids; removing them is always safe, so failures are ignored here
-    /// and retried on the next start.
-    fn collect_incomplete(&self) {
-        let _ = self.content.gc_incomplete();
-        let _ = self.layers.gc_incomplete();
+    /// and retried on the next start. Partial downloads younger than a day stay: the
+    /// next pull of the blob resumes them (`image prune` removes them). Returns the
+    /// bytes removed.
+    fn collect_incomplete(&self) -> u64 {
+        let blobs = self
+            .content
+            .gc_incomplete(Some(KEEP_PARTIAL_DOWNLOADS))
+            .map_or(0, |c| c.bytes);
+        let layers = self.layers.gc_incomplete().map_or(0, |(_, bytes)| bytes);
+        blobs + layers
     }
 }

@@ -116,10 +116,17 @@ impl Engine {
                 limits: unpack_limits(&self.registry_config.limits),
             });
             let limit = self.registry_config.max_concurrent_downloads.max(1);
-            let image_layers = runtime.block_on(fetch_layers(ctx, jobs, limit, progress))?;
+            let root = self.paths.root.clone();
+            let no_space = |e: EngineError| e.or_no_space(format!("pull {reference}"), &root);
+            let image_layers = runtime
+                .block_on(fetch_layers(ctx, jobs, limit, progress))
+                .map_err(no_space)?;
             self.content
-                .write_bytes(&resolved.manifest_digest, &resolved.manifest_bytes)?;
-            self.content.write_bytes(&id, &resolved.config_bytes)?;
+                .write_bytes(&resolved.manifest_digest, &resolved.manifest_bytes)
+                .map_err(|e| no_space(e.into()))?;
+            self.content
+                .write_bytes(&id, &resolved.config_bytes)
+                .map_err(|e| no_space(e.into()))?;
             sync_store(&self.paths.root)?;
             self.db.put_image(&NewImage {
                 id: id.clone(),
@@ -206,6 +213,18 @@ async fn fetch_layers(
                 return Ok(image_layer(&job, size));
             }
             progress.layer(&job.desc.digest, LayerEvent::Waiting);
+            // Locks in one order only: layer, then (inside the fetch) its blob; a blob's
+            // holder waits for no lock, so concurrent pulls cannot deadlock.
+            let _layer_lock = wait_for_layer_lock(&ctx.layers, &job.chain_id).await?;
+            if ctx.layers.contains(&job.chain_id) {
+                // Another process unpacked it while we waited.
+                progress.layer(&job.desc.digest, LayerEvent::AlreadyExists);
+                let size = match job.known_size {
+                    Some(s) => s,
+                    None => crate::unpack::tree_size(&ctx.layers.path(&job.chain_id))?,
+                };
+                return Ok(image_layer(&job, size));
+            }
             let _permit = semaphore
                 .acquire()
                 .await
@@ -218,6 +237,21 @@ async fn fetch_layers(
     // Polled together on this task: progress borrows stay valid and the downloads
     // still overlap (each awaits network I/O and its unpack thread).
     futures_util::future::try_join_all(futures).await
+}
+
+/// Polls for the lock of layer `chain_id` (its holder may be another process).
+async fn wait_for_layer_lock(
+    layers: &LayerStore,
+    chain_id: &Digest,
+) -> Result<coracle_rootfs::LayerLock, EngineError> {
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        if let Some(lock) = layers.try_lock(chain_id)? {
+            return Ok(lock);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(250));
+    }
 }
 
 fn image_layer(job: &LayerJob, size: u64) -> ImageLayer {

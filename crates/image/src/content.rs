@@ -4,12 +4,20 @@
 //! place only when size and digest match, so a path in `blobs/sha256/` is always a
 //! complete, verified blob. Temp files of dead writers are collected by
 //! [`ContentStore::gc_incomplete`].
+//!
+//! Processes pulling the same blob at once share one download: a writer of a layer
+//! holds a per-digest [`BlobLock`] (an flock, released by the kernel when its holder
+//! dies) while it fetches, and the next one finds the blob committed. A download cut
+//! short by a dead process is adopted by the next writer of that digest and resumed
+//! ([`ContentStore::begin_resumable`]).
 
 use coracle_core::digest::Hasher;
 use coracle_core::{Digest, ErrorKind};
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
@@ -193,32 +201,239 @@ impl ContentStore {
         })
     }
 
-    /// Remove ingest files whose writer process is gone (crash, kill -9). Returns how
-    /// many were removed.
-    pub fn gc_incomplete(&self) -> Result<usize> {
+    /// Take the ingest lock of `digest` if no other writer holds it. Held, this
+    /// writer alone downloads the blob; the others wait for it (polling) and then find
+    /// the blob committed.
+    pub fn try_lock(&self, digest: &Digest) -> Result<Option<BlobLock>> {
+        let path = self.ingest_dir().join(format!("{}.lock", digest.hex()));
+        Ok(try_lock_file(&path)
+            .map_err(io_err("lock", &path))?
+            .map(|file| BlobLock { path, _file: file }))
+    }
+
+    /// Start writing a blob whose ingest lock we hold, continuing the partial download
+    /// a dead process left for it (the bytes it has are hashed again; the caller asks
+    /// for the rest with a Range request). Other dead partials of the digest go.
+    pub fn begin_resumable(&self, lock: &BlobLock, expected_size: u64) -> Result<Ingest> {
+        let digest_hex = lock
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".lock"))
+            .unwrap_or_default()
+            .to_string();
+        let expected: Digest =
+            format!("sha256:{digest_hex}")
+                .parse()
+                .map_err(|_| ContentError::Io {
+                    op: "lock",
+                    path: lock.path.clone(),
+                    source: std::io::Error::other("not a blob lock"),
+                })?;
+        let mut partials: Vec<(u64, PathBuf)> = self
+            .partials()?
+            .into_iter()
+            .filter(|p| p.hex == digest_hex && !p.alive)
+            .map(|p| (p.size, p.path))
+            .collect();
+        partials.sort();
+        let best = partials.pop().filter(|(size, _)| *size <= expected_size);
+        for (_, p) in &partials {
+            let _ = std::fs::remove_file(p);
+        }
+        let Some((_, old)) = best else {
+            return self.begin(&expected, Some(expected_size));
+        };
+        match self.adopt(&old, &expected, expected_size) {
+            Ok(ingest) => Ok(ingest),
+            Err(_) => {
+                let _ = std::fs::remove_file(&old);
+                self.begin(&expected, Some(expected_size))
+            }
+        }
+    }
+
+    /// Rename a dead writer's partial file to one of ours and hash what it holds.
+    fn adopt(&self, old: &Path, expected: &Digest, expected_size: u64) -> Result<Ingest> {
+        let dir = self.ingest_dir();
+        let prefix = format!("{}.{}.", expected.hex(), std::process::id());
+        let tmp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .rand_bytes(8)
+            .make_in(&dir, |new| {
+                std::fs::rename(old, new)?;
+                std::fs::OpenOptions::new().read(true).write(true).open(new)
+            })
+            .map_err(io_err("adopt partial download", old))?;
+        let (file, path) = tmp.into_parts();
+        let mut file = file;
+        let mut hasher = expected.hasher();
+        let mut written = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(io_err("read", &path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            written += n as u64;
+        }
+        Ok(Ingest {
+            store: self.clone(),
+            tmp: Some(tempfile::NamedTempFile::from_parts(file, path)),
+            hasher,
+            expected: expected.clone(),
+            expected_size: Some(expected_size),
+            written,
+        })
+    }
+
+    /// The partial downloads in `ingest/` (`<hex>.<pid>.<random>`).
+    fn partials(&self) -> Result<Vec<Partial>> {
         let dir = self.ingest_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_err("list", &dir)(e).into()),
         };
-        let mut removed = 0;
+        let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_err("list", &dir))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let pid = name.split('.').nth(1).and_then(|p| p.parse::<i32>().ok());
-            let alive = pid.is_some_and(process_alive);
-            if !alive {
-                let p = entry.path();
-                match std::fs::remove_file(&p) {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err("remove", &p)(e).into()),
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".lock") {
+                continue;
+            }
+            let mut parts = name.split('.');
+            let hex = parts.next().unwrap_or_default().to_string();
+            let pid = parts.next().and_then(|p| p.parse::<i32>().ok());
+            let meta = entry.metadata().ok();
+            out.push(Partial {
+                hex,
+                alive: pid.is_some_and(process_alive),
+                size: meta.as_ref().map_or(0, |m| m.len()),
+                modified: meta.and_then(|m| m.modified().ok()),
+                path: entry.path(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Remove ingest files whose writer process is gone (crash, kill -9), except those
+    /// younger than `keep_younger_than` whose blob is not stored yet: a later pull of
+    /// the same blob resumes them.
+    /// A file whose digest is locked is being adopted and stays. Stale lock files go.
+    pub fn gc_incomplete(&self, keep_younger_than: Option<Duration>) -> Result<Collected> {
+        let mut collected = Collected::default();
+        let now = SystemTime::now();
+        for p in self.partials()? {
+            if p.alive {
+                continue;
+            }
+            let young = match (keep_younger_than, p.modified) {
+                (Some(keep), Some(m)) => now.duration_since(m).unwrap_or_default() < keep,
+                _ => false,
+            };
+            let committed = format!("sha256:{}", p.hex)
+                .parse::<Digest>()
+                .is_ok_and(|d| self.contains(&d));
+            if young && p.size > 0 && !committed {
+                continue;
+            }
+            let lock = match format!("sha256:{}", p.hex).parse::<Digest>().ok() {
+                Some(d) => match self.try_lock(&d)? {
+                    Some(l) => Some(l),
+                    None => continue,
+                },
+                None => None,
+            };
+            match std::fs::remove_file(&p.path) {
+                Ok(()) => {
+                    collected.files += 1;
+                    collected.bytes += p.size;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &p.path)(e).into()),
+            }
+            drop(lock);
+        }
+        self.remove_stale_locks()?;
+        Ok(collected)
+    }
+
+    /// Lock files left by killed holders (a holder removes its own).
+    fn remove_stale_locks(&self) -> Result<()> {
+        let dir = self.ingest_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(hex) = name.strip_suffix(".lock") {
+                if let Ok(d) = format!("sha256:{hex}").parse::<Digest>() {
+                    // Taken and dropped: the file goes with it.
+                    drop(self.try_lock(&d)?);
                 }
             }
         }
-        Ok(removed)
+        Ok(())
+    }
+}
+
+/// What [`ContentStore::gc_incomplete`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+struct Partial {
+    hex: String,
+    alive: bool,
+    size: u64,
+    modified: Option<SystemTime>,
+    path: PathBuf,
+}
+
+/// The ingest lock of one digest ([`ContentStore::try_lock`]); dropped, it is released.
+#[derive(Debug)]
+pub struct BlobLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for BlobLock {
+    fn drop(&mut self) {
+        // Removed while still held (the file closes after this): whoever waits on
+        // this file then finds its path gone and locks the next file instead.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// An exclusive flock on `path` without blocking: `None` when someone holds it. A
+/// lock on a file its holder already removed does not count: try the new one.
+pub(crate) fn try_lock_file(path: &Path) -> std::io::Result<Option<File>> {
+    use rustix::fs::{flock, fstat, stat, FlockOperation};
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let held = fstat(&file)?;
+        match stat(path) {
+            Ok(now) if now.st_ino == held.st_ino && now.st_dev == held.st_dev => {
+                return Ok(Some(file))
+            }
+            Ok(_) | Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -462,8 +677,50 @@ mod tests {
         std::fs::write(&dead, b"partial").unwrap();
         let junk = s.root().join("ingest").join("garbage");
         std::fs::write(&junk, b"?").unwrap();
-        assert_eq!(s.gc_incomplete().unwrap(), 2);
+        assert_eq!(s.gc_incomplete(None).unwrap().files, 2);
         assert!(live.temp_path().exists());
         assert!(!dead.exists());
+    }
+
+    #[test]
+    fn a_dead_writers_partial_is_adopted_and_completed() {
+        let (_d, s) = store();
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        let digest = Digest::sha256_of(&data);
+        let dead =
+            s.root()
+                .join("ingest")
+                .join(format!("{}.{}.abcdefgh", digest.hex(), 99_999_999));
+        std::fs::write(&dead, &data[..20_000]).unwrap();
+        // Young partials survive the collection at start-up.
+        let kept = s.gc_incomplete(Some(Duration::from_secs(3600))).unwrap();
+        assert_eq!(kept.files, 0);
+        let lock = s.try_lock(&digest).unwrap().unwrap();
+        assert!(s.try_lock(&digest).unwrap().is_none(), "lock is exclusive");
+        let mut ing = s.begin_resumable(&lock, data.len() as u64).unwrap();
+        assert_eq!(ing.written(), 20_000);
+        assert!(!dead.exists());
+        ing.write(&data[20_000..]).unwrap();
+        ing.commit().unwrap();
+        assert_eq!(s.read_bytes(&digest).unwrap(), data);
+        drop(lock);
+        assert_eq!(ingest_files(&s), 0, "lock file removed with the lock");
+        assert!(s.try_lock(&digest).unwrap().is_some());
+    }
+
+    #[test]
+    fn gc_counts_bytes_and_spares_locked_digests() {
+        let (_d, s) = store();
+        let digest = Digest::sha256_of(b"y");
+        let dead =
+            s.root()
+                .join("ingest")
+                .join(format!("{}.{}.abcdefgh", digest.hex(), 99_999_999));
+        std::fs::write(&dead, vec![0u8; 1000]).unwrap();
+        let lock = s.try_lock(&digest).unwrap().unwrap();
+        assert_eq!(s.gc_incomplete(None).unwrap().files, 0);
+        drop(lock);
+        let c = s.gc_incomplete(None).unwrap();
+        assert_eq!((c.files, c.bytes), (1, 1000));
     }
 }

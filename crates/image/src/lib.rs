@@ -18,7 +18,7 @@ pub use archive::{
 };
 pub use auth::{AuthError, Credentials, DockerConfig};
 pub use config::{ConfigError, LayerLimits, RegistryConfig};
-pub use content::{ContentError, ContentStore, Ingest};
+pub use content::{BlobLock, Collected, ContentError, ContentStore, Ingest};
 pub use manifest::{
     parse_manifest, Compression, Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest,
     ManifestError,

@@ -637,7 +637,14 @@ impl RegistryClient {
         let mut body = self
             .open_blob(source, reference, desc, buf.len() as u64)
             .await?;
-        while let Some(chunk) = body.next().await? {
+        loop {
+            let chunk = match body.next().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // Broken after the last byte: the digest decides.
+                Err(_) if buf.len() as u64 == desc.size => break,
+                Err(f) => return Err(f),
+            };
             let got = (buf.len() + chunk.len()) as u64;
             if got > desc.size {
                 buf.clear();
@@ -709,14 +716,32 @@ impl RegistryClient {
         if store.contains(&desc.digest) {
             report(desc.size, BlobPhase::AlreadyExists);
             if let Some(tx) = &tee {
-                send_file_to(&store.path(&desc.digest), &desc.digest, tx).await?;
+                send_file_to(&store.path(&desc.digest), &desc.digest, None, tx).await?;
+            }
+            return Ok(store.path(&desc.digest));
+        }
+        // Held until this returns: other processes wanting this blob wait for it.
+        let lock = wait_for_blob_lock(store, &desc.digest, &report).await?;
+        if store.contains(&desc.digest) {
+            // Another process downloaded it while we waited.
+            report(desc.size, BlobPhase::Done);
+            if let Some(tx) = &tee {
+                send_file_to(&store.path(&desc.digest), &desc.digest, None, tx).await?;
             }
             return Ok(store.path(&desc.digest));
         }
         let sources = self.sources(reference)?;
+        let first = store.begin_resumable(&lock, desc.size)?;
+        if first.written() > 0 {
+            // A dead process's partial download: its bytes were never unpacked here.
+            if let Some(tx) = &tee {
+                let (path, n) = (first.temp_path(), first.written());
+                send_file_to(path, &desc.digest, Some(n), tx).await?;
+            }
+        }
+        report(first.written(), BlobPhase::Downloading);
         // `None` after a failed commit consumed it: the next attempt begins anew.
-        let mut ingest = Some(store.begin(&desc.digest, Some(desc.size))?);
-        report(0, BlobPhase::Downloading);
+        let mut ingest = Some(first);
         let report = &report;
         let tee = tee.as_ref();
         for (i, source) in sources.iter().enumerate() {
@@ -781,8 +806,12 @@ impl RegistryClient {
                     .map_err(Failure::Fatal)?,
             ),
         };
-        self.download_once(source, reference, desc, current, report, tee)
-            .await?;
+        // All bytes may be here already (a partial adopted whole, or a server whose
+        // Content-Length overstated the body): the digest decides, not another GET.
+        if current.written() < desc.size {
+            self.download_once(source, reference, desc, current, report, tee)
+                .await?;
+        }
         let written = current.written();
         match ingest.take().expect("ingest present").commit() {
             Ok(path) => {
@@ -818,7 +847,15 @@ impl RegistryClient {
         let mut body = self
             .open_blob(source, reference, desc, ingest.written())
             .await?;
-        while let Some(chunk) = body.next().await? {
+        loop {
+            let chunk = match body.next().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // The connection broke after the last byte (a Content-Length larger
+                // than the blob): what we have is checked by its digest.
+                Err(_) if ingest.written() == desc.size => break,
+                Err(f) => return Err(f),
+            };
             match ingest.write(&chunk) {
                 Ok(()) => {}
                 Err(ImageError::Content(ContentError::SizeMismatch { actual, .. })) => {
@@ -1190,10 +1227,33 @@ async fn file_stream(
     ))
 }
 
-/// Replay a stored blob to a tee consumer.
+/// Wait (polling: the holder is another process, or another layer of this pull) for
+/// the ingest lock of `digest`; reports `Waiting` while someone else holds it.
+async fn wait_for_blob_lock(
+    store: &ContentStore,
+    digest: &Digest,
+    report: &(dyn Fn(u64, BlobPhase) + Send + Sync),
+) -> Result<crate::content::BlobLock> {
+    let mut pause = Duration::from_millis(20);
+    let mut told = false;
+    loop {
+        if let Some(lock) = store.try_lock(digest)? {
+            return Ok(lock);
+        }
+        if !told {
+            report(0, BlobPhase::Waiting);
+            told = true;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// Replay a stored blob (its first `limit` bytes, or all) to a tee consumer.
 async fn send_file_to(
     path: &Path,
     blob: &Digest,
+    limit: Option<u64>,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<()> {
     let io = |source| RegistryError::BlobIo {
@@ -1202,17 +1262,20 @@ async fn send_file_to(
         source,
     };
     let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-    loop {
-        let mut buf = vec![0u8; 256 << 10];
+    let mut left = limit.unwrap_or(u64::MAX);
+    while left > 0 {
+        let mut buf = vec![0u8; (256 << 10).min(left) as usize];
         let n = file.read(&mut buf).await.map_err(io)?;
         if n == 0 {
             return Ok(());
         }
+        left -= n as u64;
         buf.truncate(n);
         tx.send(Bytes::from(buf))
             .await
             .map_err(|_| RegistryError::TeeClosed { blob: blob.clone() })?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

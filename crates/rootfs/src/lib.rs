@@ -43,7 +43,7 @@ pub use resolve::{ensure_dir_in_root, ensure_file_in_root, resolve_in_root};
 #[cfg(target_os = "linux")]
 pub use snapshot::{RootfsKind, RootfsMount};
 #[cfg(unix)]
-pub use store::{LayerStore, LayerWriter};
+pub use store::{LayerLock, LayerStore, LayerWriter};
 pub use unpack::{
     flatten_into, unpack_layer, LimitKind, UnpackLimits, UnpackOptions, UnpackStats, WhiteoutMode,
 };

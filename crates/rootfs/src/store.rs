@@ -2,6 +2,9 @@
 //! temp dir `.tmp-<pid>-<random>` and renamed into place, so a directory under its
 //! final name is always complete. Temp dirs left by a dead process (`kill -9` mid
 //! pull) are recognised by their pid and removed by [`LayerStore::gc_incomplete`].
+//! Processes unpacking the same layer at once take turns on a per-chain-id
+//! [`LayerLock`] (an flock the kernel drops with its holder): the second finds the
+//! layer committed and unpacks nothing.
 
 use crate::error::StoreError;
 use crate::fsutil::remove_tree;
@@ -12,6 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const TMP_PREFIX: &str = ".tmp-";
+const LOCK_PREFIX: &str = ".lock-";
 
 /// Unpacked layers under one directory (normally `<store root>/layers`).
 #[derive(Debug, Clone)]
@@ -115,13 +119,30 @@ impl LayerStore {
         Ok(out)
     }
 
-    /// Removes temp dirs whose writing process is gone (kill(pid, 0) says ESRCH).
-    /// Returns how many were removed.
-    pub fn gc_incomplete(&self) -> Result<usize, StoreError> {
-        let mut removed = 0;
+    /// Takes the lock of layer `chain_id` if no other writer holds it: the holder
+    /// alone unpacks the layer; others wait, then find it committed.
+    pub fn try_lock(&self, chain_id: &Digest) -> Result<Option<LayerLock>, StoreError> {
+        let path = self.dir.join(format!("{LOCK_PREFIX}{}", chain_id.hex()));
+        Ok(try_lock_file(&path)
+            .map_err(io_err("lock", &path))?
+            .map(|file| LayerLock { path, _file: file }))
+    }
+
+    /// Removes temp dirs whose writing process is gone (kill(pid, 0) says ESRCH), and
+    /// lock files a killed holder left. Returns how many dirs were removed and the
+    /// bytes of file content they held.
+    pub fn gc_incomplete(&self) -> Result<(usize, u64), StoreError> {
+        let mut removed = (0, 0);
         for ent in fs::read_dir(&self.dir).map_err(io_err("read directory", &self.dir))? {
             let ent = ent.map_err(io_err("read directory", &self.dir))?;
             let name = ent.file_name();
+            if let Some(hex) = name.to_str().and_then(|n| n.strip_prefix(LOCK_PREFIX)) {
+                if let Ok(chain) = format!("sha256:{hex}").parse::<Digest>() {
+                    // Taken and dropped: the file goes with it.
+                    drop(self.try_lock(&chain)?);
+                }
+                continue;
+            }
             let Some(pid) = name.to_str().and_then(temp_dir_pid) else {
                 continue;
             };
@@ -129,10 +150,76 @@ impl LayerStore {
                 continue;
             }
             let path = ent.path();
+            let bytes = content_bytes(&path);
             remove_tree(&path).map_err(io_err("remove", &path))?;
-            removed += 1;
+            removed.0 += 1;
+            removed.1 += bytes;
         }
         Ok(removed)
+    }
+}
+
+/// Bytes of file content under `dir` (not following symlinks; unreadable parts
+/// count as 0).
+fn content_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) if m.is_file() => total += m.len(),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// The lock of one layer ([`LayerStore::try_lock`]); dropped, it is released.
+#[derive(Debug)]
+pub struct LayerLock {
+    path: PathBuf,
+    _file: fs::File,
+}
+
+impl Drop for LayerLock {
+    fn drop(&mut self) {
+        // Removed while still held (the file closes after this): a waiter that then
+        // gets the lock on it sees the path gone and locks the next file instead.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// An exclusive flock on `path` without blocking: `None` when someone holds it. A
+/// lock on a file its holder already removed does not count: try the new one.
+fn try_lock_file(path: &Path) -> io::Result<Option<fs::File>> {
+    use rustix::fs::{flock, fstat, stat, FlockOperation};
+    use std::os::unix::fs::OpenOptionsExt;
+    loop {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let held = fstat(&file)?;
+        match stat(path) {
+            Ok(now) if now.st_ino == held.st_ino && now.st_dev == held.st_dev => {
+                return Ok(Some(file))
+            }
+            Ok(_) | Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -336,7 +423,7 @@ mod tests {
         let done = store.begin(&digest(6)).unwrap().commit().unwrap();
         fs::create_dir(tmp.path().join(".tmp-notapid-x")).unwrap();
 
-        assert_eq!(store.gc_incomplete().unwrap(), 1);
+        assert_eq!(store.gc_incomplete().unwrap(), (1, 1));
         assert!(!dead_dir.exists());
         assert!(ours.dir().exists());
         assert!(init_dir.exists());
@@ -364,6 +451,20 @@ mod tests {
         assert!(!store.contains(&d));
         assert_eq!(fs::read_dir(store.dir()).unwrap().count(), 0);
         assert_eq!(fs::read(outside.join("keep")).unwrap(), b"k");
+    }
+
+    #[test]
+    fn layer_lock_is_exclusive_and_leaves_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(tmp.path()).unwrap();
+        let d = digest(8);
+        let lock = store.try_lock(&d).unwrap().unwrap();
+        assert!(store.try_lock(&d).unwrap().is_none());
+        assert!(store.try_lock(&digest(9)).unwrap().is_some());
+        assert!(store.list().unwrap().is_empty(), "a lock is not a layer");
+        drop(lock);
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+        assert!(store.try_lock(&d).unwrap().is_some());
     }
 
     #[test]

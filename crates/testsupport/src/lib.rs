@@ -37,7 +37,7 @@ pub use layer::{
     RawEntry, DEFAULT_MTIME,
 };
 pub use netns::{http_get, NetNs};
-pub use proxy::{Fault, FaultHandle, FaultProxy};
+pub use proxy::{BlobRequest, Fault, FaultHandle, FaultProxy};
 pub use registry::{free_port, registry_bin, Registry, RegistryAuth};
 pub use token::{TokenIssuer, TOKEN_ISSUER, TOKEN_SERVICE};
 pub use tree::{

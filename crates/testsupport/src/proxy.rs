@@ -28,6 +28,23 @@ pub enum Fault {
     CorruptLarger { min_bytes: usize },
     /// Drop the Range header: answer every blob GET with the full 200 body, forever.
     IgnoreRange,
+    /// Send blob bodies at about `bytes_per_sec`, forever (a slow registry, so a test
+    /// can act mid-download).
+    Throttle { bytes_per_sec: usize },
+    /// Announce a `Content-Length` `extra` bytes longer than the blob body that follows
+    /// (then close), on every successful blob GET, forever.
+    OverstateLength { extra: usize },
+}
+
+/// One blob GET as the proxy saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRequest {
+    /// `sha256:<hex>` from the path.
+    pub digest: String,
+    /// The `Range` header, if any.
+    pub range: Option<String>,
+    /// The upstream's status (0 when the proxy answered itself or upstream failed).
+    pub status: u16,
 }
 
 #[derive(Default)]
@@ -37,6 +54,7 @@ struct Shared {
     range_requests: AtomicUsize,
     requests: AtomicUsize,
     faults_injected: AtomicUsize,
+    log: Mutex<Vec<BlobRequest>>,
 }
 
 /// A reverse proxy on 127.0.0.1:free port forwarding to `upstream` (`127.0.0.1:PORT`).
@@ -109,6 +127,19 @@ impl FaultProxy {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// Every blob GET so far, in arrival order (status filled in as answers come).
+    pub fn blob_log(&self) -> Vec<BlobRequest> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    /// How many GETs asked for the blob `digest` (`sha256:<hex>`).
+    pub fn gets_of(&self, digest: &str) -> usize {
+        self.blob_log()
+            .iter()
+            .filter(|r| r.digest == digest)
+            .count()
+    }
+
     /// Blob GETs that got a counted fault (DropAfter, Status, TooManyRequests) or Corrupt.
     pub fn faults_injected(&self) -> usize {
         self.shared.faults_injected.load(Ordering::SeqCst)
@@ -124,6 +155,8 @@ enum Action {
     /// Corrupt bodies at least this long.
     Corrupt(usize),
     IgnoreRange,
+    Throttle(usize),
+    Overstate(usize),
 }
 
 fn decide(shared: &Shared) -> Action {
@@ -133,6 +166,8 @@ fn decide(shared: &Shared) -> Action {
         Fault::Corrupt => (Action::Corrupt(0), false),
         Fault::CorruptLarger { min_bytes } => (Action::Corrupt(*min_bytes), false),
         Fault::IgnoreRange => (Action::IgnoreRange, false),
+        Fault::Throttle { bytes_per_sec } => (Action::Throttle(*bytes_per_sec), false),
+        Fault::OverstateLength { extra } => (Action::Overstate(*extra), false),
         Fault::DropAfter { bytes, times } if *times > 0 => {
             *times -= 1;
             (Action::Drop(*bytes), true)
@@ -172,7 +207,18 @@ fn handle(conn: TcpStream, upstream: &str, shared: &Shared) -> io::Result<()> {
     let blob_get = is_blob_get(&req.method, &req.target);
     let has_range = req.header("range").is_some();
     let mut action = Action::Pass;
+    let mut log_index = None;
     if blob_get {
+        let path = req.target.split('?').next().unwrap_or("");
+        let digest = path.rsplit('/').next().unwrap_or("").to_string();
+        let mut log = shared.log.lock().unwrap();
+        log.push(BlobRequest {
+            digest,
+            range: req.header("range").map(str::to_string),
+            status: 0,
+        });
+        log_index = Some(log.len() - 1);
+        drop(log);
         shared.blob_requests.fetch_add(1, Ordering::SeqCst);
         if has_range {
             shared.range_requests.fetch_add(1, Ordering::SeqCst);
@@ -244,10 +290,27 @@ fn handle(conn: TcpStream, upstream: &str, shared: &Shared) -> io::Result<()> {
     let Some((status_line, headers)) = http::read_head(&mut upr)? else {
         return http::write_response(&mut client, 502, &[], b"upstream closed");
     };
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if let Some(i) = log_index {
+        shared.log.lock().unwrap()[i].status = status;
+    }
+    let overstate = match action {
+        Action::Overstate(extra) if matches!(status, 200 | 206) => Some(extra),
+        _ => None,
+    };
     let mut out = format!("{status_line}\r\n");
     for (k, v) in &headers {
         let lk = k.to_ascii_lowercase();
         if lk == "connection" || lk == "keep-alive" {
+            continue;
+        }
+        if let (Some(extra), "content-length") = (overstate, lk.as_str()) {
+            let len: usize = v.parse().unwrap_or(0);
+            out.push_str(&format!("{k}: {}\r\n", len + extra));
             continue;
         }
         out.push_str(&format!("{k}: {}\r\n", v.replace(upstream, &proxy_host)));
@@ -278,10 +341,32 @@ fn handle(conn: TcpStream, upstream: &str, shared: &Shared) -> io::Result<()> {
             client.write_all(&body)?;
             client.flush()
         }
+        (Action::Throttle(rate), _) => throttled_copy(&mut upr, &mut client, rate),
+        (Action::Overstate(_), _) if overstate.is_some() => {
+            copy_all(&mut upr, &mut client)?;
+            // The announced length never arrives: the client sees the close.
+            let _ = client.shutdown(Shutdown::Both);
+            Ok(())
+        }
         _ => {
             // Upstream closes after the response: copy until EOF.
             copy_all(&mut upr, &mut client)
         }
+    }
+}
+
+/// Copies in 16 KiB pieces, sleeping so that about `rate` bytes go out a second.
+fn throttled_copy(r: &mut impl BufRead, w: &mut TcpStream, rate: usize) -> io::Result<()> {
+    let piece = 16 << 10;
+    let pause = std::time::Duration::from_secs_f64(piece as f64 / rate.max(1) as f64);
+    let mut buf = vec![0u8; piece];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return w.flush();
+        }
+        w.write_all(&buf[..n])?;
+        std::thread::sleep(pause);
     }
 }
 
