@@ -192,10 +192,15 @@ impl Engine {
         }
         let passwd = read_in_container(pid, "/etc/passwd");
         let group = read_in_container(pid, "/etc/group");
+        let group_add = cfg
+            .group_add
+            .iter()
+            .map(|g| coracle_runtime::options::parse_group_add(g))
+            .collect::<Result<Vec<_>, _>>()?;
         let user = req
             .user
             .as_ref()
-            .map(|u| resolve_user(Some(u), &[], passwd.as_deref(), group.as_deref()))
+            .map(|u| resolve_user(Some(u), &group_add, passwd.as_deref(), group.as_deref()))
             .transpose()?
             .map(|r| ExecUser {
                 user: r.user,
@@ -210,7 +215,7 @@ impl Engine {
             .ok()
             .and_then(|r| r.home)
             .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "/root".to_string());
+            .unwrap_or_else(|| "/".to_string());
 
         let process = exec_process(
             &container,

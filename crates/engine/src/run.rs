@@ -56,6 +56,10 @@ pub struct ContainerRuntimeConfig {
     /// them).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// `--group-add` as given (names resolved in the container's /etc/group): `exec -u`
+    /// applies them too, as docker's.
+    #[serde(default)]
+    pub group_add: Vec<String>,
     /// How it is networked (containers made before networks: `none`/host as their
     /// spec says).
     #[serde(default)]
@@ -146,14 +150,46 @@ impl Engine {
             PullPolicy::Always => {
                 pull(self)?;
             }
-            PullPolicy::Missing => {
-                if let Err(EngineError::NoSuchImage(_)) = self.find_image(&req.image) {
+            PullPolicy::Missing => match self.find_image(&req.image) {
+                Err(EngineError::NoSuchImage(_)) => {
                     pull(self)?;
                 }
-            }
+                // docker: an image of another platform counts as missing; when the
+                // pull cannot bring the wanted one the mismatch is the error.
+                Ok(image) if self.platform_mismatch(req, &image)?.is_some() => {
+                    let _ = pull(self);
+                }
+                _ => {}
+            },
             PullPolicy::Never => {}
         }
-        self.find_image(&req.image)
+        let image = self.find_image(&req.image)?;
+        if let Some(err) = self.platform_mismatch(req, &image)? {
+            return Err(err);
+        }
+        Ok(image)
+    }
+
+    /// docker's refusal of a local image whose platform is not the `--platform` asked
+    /// for (rather than running it anyway).
+    fn platform_mismatch(
+        &self,
+        req: &RunRequest,
+        image: &coracle_state::ImageRecord,
+    ) -> Result<Option<EngineError>, EngineError> {
+        let Some(wanted) = &req.platform else {
+            return Ok(None);
+        };
+        let actual = ImageConfig::parse(&image.config)?.platform();
+        if wanted.matches(&actual) {
+            return Ok(None);
+        }
+        Ok(Some(EngineError::InvalidArgument(format!(
+            "image with reference {} was found but does not match the specified platform: wanted {}, actual: {}",
+            req.image,
+            platform_text(wanted),
+            platform_text(&actual)
+        ))))
     }
 
     /// Everything up to a bundle ready to run.
@@ -258,6 +294,7 @@ impl Engine {
             Ok(()) => rootfs,
             // No overlay here (or not on this filesystem): a private copy instead.
             Err(e) if e.kind() == coracle_core::ErrorKind::Unavailable => {
+                tracing::debug!(error = %e, "no overlay for this store, copying the layers");
                 let copy = snapshot::prepare_with(
                     &dir,
                     &lowers,
@@ -274,10 +311,7 @@ impl Engine {
         guard.mounted = Some(rootfs.clone());
         let root = rootfs.target.clone();
 
-        let hostname = opts
-            .hostname
-            .clone()
-            .unwrap_or_else(|| id[..12].to_string());
+        let hostname = container_hostname(opts, &id);
         let host_resolv_conf =
             std::fs::read_to_string(etc_files::host_resolv_conf_path()).unwrap_or_default();
         let net = guard
@@ -338,7 +372,8 @@ impl Engine {
         }
         coracle_rootfs::ensure_dir_in_root(&root, &cwd, 0o755)?;
 
-        let (mounts, anonymous_volumes) = guard.engine.resolve_mounts(&opts.mounts, &root)?;
+        let requests = with_image_volumes(&opts.mounts, config.config.volumes.as_ref());
+        let (mounts, anonymous_volumes) = guard.engine.resolve_mounts(&requests, &root)?;
         let env = spec::merge_env(
             config.config.env.as_deref().unwrap_or(&[]),
             &opts.env,
@@ -453,6 +488,14 @@ impl Engine {
             },
             stop_timeout: opts.stop_timeout.unwrap_or_else(default_stop_timeout),
             anonymous_volumes,
+            group_add: opts
+                .group_add
+                .iter()
+                .map(|g| match g {
+                    coracle_runtime::options::IdRef::Id(n) => n.to_string(),
+                    coracle_runtime::options::IdRef::Name(n) => n.clone(),
+                })
+                .collect(),
             network: net.config.clone(),
         };
         let cfg_path = dir.join("container.json");
@@ -600,6 +643,30 @@ impl Engine {
     }
 }
 
+/// A platform as docker prints it (containerd's normal form: arm64's implied `v8`
+/// left out).
+fn platform_text(p: &Platform) -> String {
+    match (&*p.architecture, p.variant.as_deref()) {
+        ("arm64", Some("v8")) => format!("{}/arm64", p.os),
+        _ => p.to_string(),
+    }
+}
+
+/// `-h`, else the host's name with the host's network or UTS namespace (docker keeps
+/// it there), else the short id.
+pub(crate) fn container_hostname(opts: &RunOptions, id: &str) -> String {
+    let shares_host_name = opts.network == coracle_runtime::options::NetworkMode::Host
+        || opts.uts == NamespaceMode::Host;
+    match &opts.hostname {
+        Some(h) => h.clone(),
+        None if shares_host_name => rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+        None => id[..12.min(id.len())].to_string(),
+    }
+}
+
 /// The image's HEALTHCHECK in the form `--health-*` flags merge into.
 fn image_health(config: &ImageConfig) -> Option<HealthConfig> {
     let h = config.config.healthcheck.as_ref()?;
@@ -742,6 +809,44 @@ fn x32_abi_available() -> bool {
 #[cfg(not(target_arch = "x86_64"))]
 fn x32_abi_available() -> bool {
     false
+}
+
+/// The requested mounts, then an anonymous volume for each image `VOLUME` no request
+/// mounts at (docker's rule: an exact destination match, after cleaning the path),
+/// filled from the image unless empty there.
+fn with_image_volumes(
+    requests: &[MountRequest],
+    image_volumes: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+) -> Vec<MountRequest> {
+    let mut out = requests.to_vec();
+    for path in image_volumes.into_iter().flat_map(|v| v.keys()) {
+        let path = clean_path(path);
+        if path == "/" || out.iter().any(|m| clean_path(m.target()) == path) {
+            continue;
+        }
+        out.push(MountRequest::Anonymous {
+            target: path,
+            read_only: false,
+            no_copy: false,
+        });
+    }
+    out
+}
+
+/// An absolute path without `.`, empty components or a trailing slash (`..` stays
+/// inside `/`), as Go's `filepath.Clean` makes a volume path.
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// Mounts over or inside /proc are refused before anything is created (runc's rule,

@@ -7,7 +7,7 @@ use coracle_runtime::spec::ProcessUser;
 
 pub struct ResolvedUser {
     pub user: ProcessUser,
-    /// From passwd; None when the user has no entry.
+    /// From passwd; None when the user has no entry (the process then gets `HOME=/`).
     pub home: Option<String>,
 }
 
@@ -99,13 +99,14 @@ pub fn resolve_user(
         Some(g) => find_group(g)?,
         None => entry.as_ref().map(|e| e.gid).unwrap_or(0),
     };
-    // Supplementary groups: the user's memberships in /etc/group (only when no group
-    // was forced, as runc), then --group-add.
-    let mut additional = Vec::new();
+    // Supplementary groups as docker sets them (moby's getUser): the primary gid, the
+    // user's memberships in /etc/group (only when no group was forced, as runc), then
+    // --group-add.
+    let mut additional = vec![gid];
     if spec.group.is_none() {
         if let Some(e) = &entry {
             for g in group_entries(group) {
-                if g.members.contains(&e.name) && g.gid != gid && !additional.contains(&g.gid) {
+                if g.members.contains(&e.name) && !additional.contains(&g.gid) {
                     additional.push(g.gid);
                 }
             }
@@ -142,7 +143,7 @@ mod tests {
     fn names_numbers_and_groups() {
         let r = resolve_user(Some(&spec("app")), &[], Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((r.user.uid, r.user.gid), (1000, 1000));
-        assert_eq!(r.user.additional_gids, vec![10, 50]);
+        assert_eq!(r.user.additional_gids, vec![1000, 10, 50]);
         assert_eq!(r.home.as_deref(), Some("/home/app"));
 
         let r = resolve_user(Some(&spec("1234:5678")), &[], Some(PASSWD), Some(GROUP)).unwrap();
@@ -156,7 +157,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.user.uid, r.user.gid), (65534, 10));
-        assert_eq!(r.user.additional_gids, vec![7]);
+        assert_eq!(r.user.additional_gids, vec![10, 7]);
 
         let r = resolve_user(None, &[], Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!(

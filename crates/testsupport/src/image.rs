@@ -146,6 +146,8 @@ pub struct ImageBuilder {
     pub user: String,
     pub labels: BTreeMap<String, String>,
     pub exposed_ports: Vec<String>,
+    /// `VOLUME` paths.
+    pub volumes: Vec<String>,
     pub architecture: String,
     pub os: String,
     pub variant: Option<String>,
@@ -170,6 +172,7 @@ impl Default for ImageBuilder {
             user: String::new(),
             labels: BTreeMap::new(),
             exposed_ports: Vec::new(),
+            volumes: Vec::new(),
             architecture: host_arch().into(),
             os: "linux".into(),
             variant: None,
@@ -231,6 +234,11 @@ impl ImageBuilder {
         self.exposed_ports.push(port.into());
         self
     }
+    /// A `VOLUME` path.
+    pub fn volume(mut self, path: &str) -> Self {
+        self.volumes.push(path.into());
+        self
+    }
     pub fn platform(mut self, os: &str, arch: &str, variant: Option<&str>) -> Self {
         self.os = os.into();
         self.architecture = arch.into();
@@ -276,6 +284,14 @@ impl ImageBuilder {
                 .map(|p| (p.clone(), json!({})))
                 .collect();
             config.insert("ExposedPorts".into(), Value::Object(ports));
+        }
+        if !self.volumes.is_empty() {
+            let volumes: serde_json::Map<String, Value> = self
+                .volumes
+                .iter()
+                .map(|p| (p.clone(), json!({})))
+                .collect();
+            config.insert("Volumes".into(), Value::Object(volumes));
         }
         let mut v = json!({
             "architecture": self.architecture,

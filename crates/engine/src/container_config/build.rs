@@ -54,10 +54,7 @@ pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
         }
     }
     let config = Config {
-        hostname: opts
-            .hostname
-            .clone()
-            .unwrap_or_else(|| src.id[..12.min(src.id.len())].to_string()),
+        hostname: crate::run::container_hostname(opts, src.id),
         domainname: String::new(),
         user: opts
             .user
@@ -373,7 +370,19 @@ fn volume_mode(read_only: bool, no_copy: bool) -> String {
 /// docker's `Mounts`: the requests paired with what they resolved to (one each, in
 /// order). Anonymous volumes get their generated name from the volume's directory
 /// (`<volumes>/<name>/_data`).
+/// Resolved mounts past the requests are the image's `VOLUME`s, anonymous volumes.
 fn mount_points(requests: &[MountRequest], resolved: &[ResolvedMount]) -> Vec<MountPoint> {
+    let image_volumes = resolved.iter().skip(requests.len()).map(|r| {
+        let target = match r {
+            ResolvedMount::Bind { target, .. } | ResolvedMount::Tmpfs { target, .. } => target,
+        };
+        MountRequest::Anonymous {
+            target: target.clone(),
+            read_only: false,
+            no_copy: false,
+        }
+    });
+    let requests: Vec<MountRequest> = requests.iter().cloned().chain(image_volumes).collect();
     requests
         .iter()
         .zip(resolved)

@@ -368,10 +368,25 @@ impl Engine {
         let mut out = Vec::new();
         for c in candidates {
             if !publish.is_empty() {
-                let ports = self.published_ports(&c.record.id)?;
+                // docker matches the `-p` container ports (HostConfig.PortBindings, in
+                // any state); the host ports a running container publishes match too.
+                let stored = crate::container_config::StoredConfig::parse(&c.record.config);
+                let mut ports: Vec<_> = stored
+                    .host_config
+                    .port_bindings
+                    .keys()
+                    .filter_map(|k| coracle_runtime::options::parse_exposed_key(k))
+                    .map(|e| (e.port, e.proto))
+                    .collect();
+                for m in self.published_ports(&c.record.id)? {
+                    ports.push((m.container_port, m.proto));
+                    if let Some((_, host_port)) = m.host {
+                        ports.push((host_port, m.proto));
+                    }
+                }
                 if !publish
                     .iter()
-                    .any(|p| ports.iter().any(|m| p.matches(m.container_port, m.proto)))
+                    .any(|p| ports.iter().any(|(port, proto)| p.matches(*port, *proto)))
                 {
                     continue;
                 }

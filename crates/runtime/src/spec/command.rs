@@ -38,7 +38,7 @@ pub struct EnvContext {
     /// The container's hostname (docker sets `HOSTNAME`).
     pub hostname: String,
     /// The home directory of the resolved user from the container's /etc/passwd;
-    /// None: `/root` (docker/runc's fallback).
+    /// None: `/` (runc's fallback for a user with no passwd entry).
     pub home: Option<String>,
     /// `-t`: `TERM=xterm`.
     pub tty: bool,
@@ -80,10 +80,7 @@ pub fn merge_env(image_env: &[String], overrides: &[String], ctx: &EnvContext) -
     if !out.iter().any(|e| key(e) == "HOME") {
         out.push(format!(
             "HOME={}",
-            ctx.home
-                .as_deref()
-                .filter(|h| !h.is_empty())
-                .unwrap_or("/root")
+            ctx.home.as_deref().filter(|h| !h.is_empty()).unwrap_or("/")
         ));
     }
     out
@@ -158,7 +155,7 @@ mod tests {
             v(&[
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "HOSTNAME=abc123",
-                "HOME=/root"
+                "HOME=/"
             ])
         );
         let image = v(&["PATH=/opt/bin:/usr/bin", "LANG=C.UTF-8", "A=image"]);

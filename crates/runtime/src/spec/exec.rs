@@ -31,7 +31,7 @@ pub struct ExecInput {
     /// `-u`; None: the container's user.
     pub user: Option<ExecUser>,
     /// The `HOME` the container's own user got by default (its passwd entry's home, or
-    /// `/root`). A container environment whose `HOME` is this default follows the exec
+    /// `/`). A container environment whose `HOME` is this default follows the exec
     /// user instead, as docker's (where the runtime fills in `HOME` per process).
     pub container_home: String,
     /// `-t`.
@@ -72,7 +72,7 @@ fn exec_env(container: &Process, input: &ExecInput) -> Vec<String> {
                 .home
                 .as_deref()
                 .filter(|h| !h.is_empty())
-                .unwrap_or("/root");
+                .unwrap_or("/");
             env[i] = format!("HOME={home}");
         }
     }
