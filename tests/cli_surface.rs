@@ -458,3 +458,34 @@ fn volume_filters_and_prune_all() {
     );
     assert_eq!(volume_names(&c, &[]), ["prod"]);
 }
+
+/// `volume create -d local` works; driver options are refused by name instead of
+/// silently making a plain directory. Before: `-d` and `-o` were unknown flags (125).
+#[test]
+fn volume_create_driver_and_refused_options() {
+    let c = coracle();
+    let made = c.run(["volume", "create", "-d", "local", "plain"]);
+    made.assert_success();
+    assert_eq!(made.stdout, "plain\n");
+    let tmpfs = c.run([
+        "volume",
+        "create",
+        "-d",
+        "local",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "fast",
+    ]);
+    assert_eq!(tmpfs.code, 1, "{tmpfs:?}");
+    assert!(tmpfs.stderr.contains("-o type=tmpfs"), "{}", tmpfs.stderr);
+    let nfs = c.run(["volume", "create", "--driver", "nfs", "remote"]);
+    assert_eq!(nfs.code, 1);
+    assert!(
+        nfs.stderr.contains("plugin \"nfs\" not found"),
+        "{}",
+        nfs.stderr
+    );
+    assert_eq!(c.run(["volume", "ls", "-q"]).stdout, "plain\n");
+}

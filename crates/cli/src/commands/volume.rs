@@ -29,6 +29,12 @@ pub struct CreateArgs {
     /// Set metadata for a volume
     #[arg(long, value_name = "K=V")]
     pub label: Vec<String>,
+    /// Specify volume driver name (only `local`)
+    #[arg(short, long, default_value = "local")]
+    pub driver: String,
+    /// Set driver specific options (not supported yet: refused)
+    #[arg(short, long = "opt", value_name = "K=V")]
+    pub opt: Vec<String>,
 }
 
 #[derive(Args)]
@@ -79,6 +85,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     match cmd {
         VolumeCommand::Create(a) => {
+            check_driver(&a)?;
             let labels = a
                 .label
                 .iter()
@@ -167,4 +174,22 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Only docker's `local` driver exists, and without its mount options: a volume asked
+/// to be a tmpfs or a device must not silently become a plain directory.
+fn check_driver(a: &CreateArgs) -> anyhow::Result<()> {
+    let name = a.name.as_deref().unwrap_or_default();
+    if a.driver != "local" {
+        anyhow::bail!(
+            "create {name}: error looking up volume plugin {d}: plugin \"{d}\" not found (only the local driver exists)",
+            d = a.driver
+        );
+    }
+    if let Some(opt) = a.opt.first() {
+        anyhow::bail!(
+            "create {name}: volume driver options are not supported (-o {opt}): coracle's local driver makes plain directories; use a bind mount or --tmpfs instead"
+        );
+    }
+    Ok(())
 }
