@@ -52,6 +52,11 @@ impl StorePaths {
         };
         [with("-wal"), with("-shm"), db]
     }
+    /// What is wrong with the state database, checked without opening it for writing
+    /// (`system check`); None when it is sound.
+    pub fn check_database(&self) -> Option<String> {
+        coracle_state::Db::check(&self.database())
+    }
     fn lock_file(&self) -> PathBuf {
         self.root.join("store.lock")
     }

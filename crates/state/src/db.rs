@@ -19,6 +19,12 @@ impl Db {
             let path = path.display().to_string();
             move |source| StateError::Sqlite { path, op, source }
         };
+        if let Some(why) = damage(path) {
+            return Err(StateError::Damaged {
+                path: path.display().to_string(),
+                why,
+            });
+        }
         create_private(path).map_err(|source| StateError::Create {
             path: path.display().to_string(),
             source,
@@ -44,8 +50,32 @@ impl Db {
             conn,
             path: path.to_path_buf(),
         };
-        db.migrate()?;
+        db.migrate().map_err(|e| damaged_if_corrupt(path, e))?;
         Ok(db)
+    }
+
+    /// What is wrong with the database at `path`, read without opening it for
+    /// writing: None when it is sound (or absent in a store with nothing in it).
+    pub fn check(path: &Path) -> Option<String> {
+        if let Some(why) = damage(path) {
+            return Some(why);
+        }
+        if !path.exists() {
+            return None;
+        }
+        let conn = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            Ok(c) => c,
+            Err(e) => return Some(e.to_string()),
+        };
+        let _ = conn.busy_timeout(BUSY_TIMEOUT);
+        let result: Result<Vec<String>, rusqlite::Error> = conn
+            .prepare("PRAGMA quick_check")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect());
+        match result {
+            Ok(rows) if rows == ["ok"] => None,
+            Ok(rows) => Some(rows.join("; ")),
+            Err(e) => Some(e.to_string()),
+        }
     }
 
     pub(crate) fn err(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
@@ -84,6 +114,69 @@ impl Db {
                 .map_err(sql_err(&path, "migrate"))?;
         }
         tx.commit().map_err(sql_err(&path, "migrate"))
+    }
+}
+
+/// SQLite's first 16 bytes of every database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether the store around the database (its parent directory) holds containers,
+/// layers or blobs: then a missing or empty database is damage, not a new store.
+fn store_has_content(db: &Path) -> bool {
+    let Some(root) = db.parent() else {
+        return false;
+    };
+    ["containers", "layers", "blobs/sha256"].iter().any(|d| {
+        std::fs::read_dir(root.join(d)).is_ok_and(|mut rd| {
+            rd.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.')))
+        })
+    })
+}
+
+/// Why the file at `path` cannot be the store's database, checked before SQLite opens
+/// it: an emptied file would otherwise become a fresh database (orphaning everything
+/// the store holds), and garbage made SQLite wait for locks it never gets.
+fn damage(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut header = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        let mut n = 0;
+        while n < header.len() {
+            match f.read(&mut header[n..])? {
+                0 => break,
+                m => n += m,
+            }
+        }
+        Ok(n)
+    });
+    match read {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            store_has_content(path).then(|| "missing".to_string())
+        }
+        Err(_) => None, // Opening reports it with SQLite's words and the path.
+        Ok(0) => store_has_content(path).then(|| "empty".to_string()),
+        Ok(n) if n < header.len() || &header != SQLITE_HEADER => {
+            Some("not an SQLite database".to_string())
+        }
+        Ok(_) => None,
+    }
+}
+
+/// SQLite's corruption errors while opening, as [`StateError::Damaged`].
+fn damaged_if_corrupt(path: &Path, e: StateError) -> StateError {
+    match &e {
+        StateError::Sqlite { source, .. }
+            if matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ) =>
+        {
+            StateError::Damaged {
+                path: path.display().to_string(),
+                why: source.to_string(),
+            }
+        }
+        _ => e,
     }
 }
 

@@ -25,6 +25,10 @@ pub enum StateError {
     NameInUse { name: String, id: String },
     #[error("network with name {name} already exists")]
     NetworkNameInUse { name: String },
+    /// The database is missing, empty or unreadable while the store holds containers
+    /// or images: a fresh database would silently orphan them.
+    #[error("state database {path} is damaged ({why}) while the store holds containers or images; nothing was changed. Run `coracle system check` to see what the store holds, and restore {path} from a backup")]
+    Damaged { path: String, why: String },
     #[error("invalid value in state database for {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
 }
@@ -43,6 +47,7 @@ impl StateError {
             StateError::NameInUse { .. } => ErrorKind::Conflict,
             StateError::NetworkNameInUse { .. } => ErrorKind::Conflict,
             StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorKind::Internal,
+            StateError::Damaged { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -13,12 +13,15 @@ pub enum SystemCommand {
     Df(crate::commands::system_df::DfArgs),
     /// Remove unused data
     Prune(crate::commands::system_prune::PruneArgs),
+    /// Check the store's state database; exits 1 when it is damaged
+    Check,
 }
 
 pub fn exec(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<i32> {
     match cmd {
         SystemCommand::Df(a) => crate::commands::system_df::exec(ctx, a),
         SystemCommand::Prune(a) => crate::commands::system_prune::exec(ctx, a),
+        SystemCommand::Check => Ok(check(ctx)),
         SystemCommand::Boot => {
             let mut engine = ctx.engine()?;
             let report = engine.boot()?;
@@ -29,6 +32,37 @@ pub fn exec(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<i32> {
                 eprintln!("Error: start {name}: {e}");
             }
             Ok(if report.failed.is_empty() { 0 } else { 1 })
+        }
+    }
+}
+
+/// `system check`: the state database checked without opening the store (a damaged
+/// one refuses every other command), and what the store holds beside it.
+fn check(ctx: &Context) -> i32 {
+    let paths = coracle_engine::StorePaths::new(ctx.root.clone());
+    let db = paths.database();
+    let count = |dir: std::path::PathBuf| {
+        std::fs::read_dir(dir).map_or(0, |rd| {
+            rd.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+    };
+    println!("store: {}", paths.root.display());
+    println!(
+        "files: {} container directories, {} layers, {} blobs",
+        count(paths.containers()),
+        count(paths.layers()),
+        count(paths.blobs().join("sha256"))
+    );
+    match paths.check_database() {
+        None => {
+            println!("state database {}: ok", db.display());
+            0
+        }
+        Some(why) => {
+            println!("state database {}: damaged: {why}", db.display());
+            1
         }
     }
 }
