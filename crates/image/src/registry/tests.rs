@@ -44,6 +44,8 @@ enum Mode {
     CutThenRange,
     /// First GET dies half-way; the server ignores Range and sends everything again.
     CutThenFull,
+    /// Serves the blob, a Range request with a 206.
+    Ranged,
     /// Always serves wrong bytes of the right size.
     Corrupt,
     /// 503 twice, then the blob.
@@ -67,6 +69,8 @@ struct Seen {
     blob_gets: AtomicUsize,
     manifest_gets: AtomicUsize,
     token_gets: AtomicUsize,
+    /// The start of the last blob GET's `Range` (0 without one).
+    range_start: AtomicUsize,
     /// Body bytes of HugeManifest/EndlessManifest the client took before it stopped.
     manifest_bytes_sent: AtomicUsize,
 }
@@ -186,6 +190,7 @@ async fn fake_registry(
                     }
                 } else {
                     let n = seen.blob_gets.fetch_add(1, Ordering::SeqCst);
+                    seen.range_start.store(range.unwrap_or(0), Ordering::SeqCst);
                     let full = |body: &[u8]| response("200 OK", &[], body);
                     match mode {
                         Mode::Unavailable if n < 2 => response("503 Service Unavailable", &[], b""),
@@ -212,7 +217,7 @@ async fn fake_registry(
                             r.truncate(r.len() - blob.len() / 2);
                             r
                         }
-                        Mode::CutThenRange => match range {
+                        Mode::CutThenRange | Mode::Ranged => match range {
                             Some(start) => response(
                                 "206 Partial Content",
                                 &[(
@@ -304,6 +309,67 @@ async fn resumes_with_range_after_a_cut_and_tees_every_byte_once() {
             .count(),
         0
     );
+}
+
+/// Fetches the test blob (teed) into a store holding a dead process's partial
+/// download of its first `had` bytes; returns what was teed and the GETs made.
+async fn fetch_after_dead_partial(had: usize) -> (Vec<u8>, Arc<Seen>, tempfile::TempDir) {
+    let blob = test_blob();
+    let (addr, seen) = fake_registry(blob.clone(), None, Mode::Ranged).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(&dir.path().join("blobs")).unwrap();
+    let digest = Digest::sha256_of(&blob);
+    // pid 99999999 cannot exist (pid_max is at most 2^22).
+    let partial = store
+        .root()
+        .join("ingest")
+        .join(format!("{}.99999999.abcdefgh", digest.hex()));
+    std::fs::write(&partial, &blob[..had]).unwrap();
+    let docker = DockerConfig::at(&dir.path().join("docker"));
+    let client = RegistryClient::with_docker_config(&RegistryConfig::default(), None, docker)
+        .unwrap()
+        .with_backoff_base(Duration::from_millis(10));
+    let reference = ImageReference::parse(&format!("{addr}/test/blob:latest")).unwrap();
+    let desc = Descriptor::new(OCI_LAYER_GZIP, digest.clone(), blob.len() as u64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let collector = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(b) = rx.recv().await {
+            got.extend_from_slice(&b);
+        }
+        got
+    });
+    let path = client
+        .fetch_blob(&reference, &desc, &store, &|_| {}, Some(tx))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), blob);
+    let ingest: Vec<_> = std::fs::read_dir(store.root().join("ingest"))
+        .unwrap()
+        .collect();
+    assert!(ingest.is_empty(), "partial adopted, lock gone: {ingest:?}");
+    let teed = collector.await.unwrap();
+    (teed, seen, dir)
+}
+
+#[tokio::test]
+async fn a_dead_processs_partial_download_is_resumed_and_teed_whole() {
+    let (teed, seen, _dir) = fetch_after_dead_partial(100_000).await;
+    assert_eq!(
+        teed,
+        test_blob(),
+        "the adopted bytes reach the unpacker too"
+    );
+    assert_eq!(seen.blob_gets.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.range_start.load(Ordering::SeqCst), 100_000);
+}
+
+#[tokio::test]
+async fn a_complete_partial_download_needs_no_request() {
+    let (teed, seen, _dir) = fetch_after_dead_partial(test_blob().len()).await;
+    assert_eq!(teed, test_blob());
+    let gets = seen.blob_gets.load(Ordering::SeqCst);
+    assert_eq!(gets, 0, "all bytes were there: nothing to ask for (no 416)");
 }
 
 #[tokio::test]
