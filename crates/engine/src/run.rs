@@ -181,7 +181,8 @@ impl Engine {
             return Ok(None);
         };
         let actual = ImageConfig::parse(&image.config)?.platform();
-        if wanted.matches(&actual) {
+        // A config that names no platform cannot be told apart: run it.
+        if actual.os.is_empty() || actual.architecture.is_empty() || wanted.matches(&actual) {
             return Ok(None);
         }
         Ok(Some(EngineError::InvalidArgument(format!(
