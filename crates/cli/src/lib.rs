@@ -2,6 +2,7 @@
 
 mod commands;
 mod format;
+mod logging;
 mod progress;
 mod session;
 mod template;
@@ -24,6 +25,15 @@ pub struct Cli {
     /// Store root (default /var/lib/coracle, or $XDG_DATA_HOME/coracle rootless)
     #[arg(long, global = true, env = "CORACLE_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
+
+    /// Enable debug mode (the same as --log-level debug)
+    #[arg(short = 'D', long)]
+    debug: bool,
+
+    /// Set the logging level (also CORACLE_LOG, an env-filter such as
+    /// "coracle_runtime=debug,libcontainer=debug")
+    #[arg(short = 'l', long, value_enum, value_name = "LEVEL")]
+    log_level: Option<logging::Level>,
 
     #[command(subcommand)]
     command: Command,
@@ -147,6 +157,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    logging::init(cli.debug, cli.log_level);
     if !matches!(cli.command, Command::Monitor { .. }) {
         // `coracle ps | head` ends quietly, as a C tool would, instead of failing on
         // EPIPE. Not in the monitor: a client that goes away must not kill it.

@@ -91,6 +91,7 @@ impl Engine {
     /// `perms`), and remove what interrupted pulls left behind.
     pub fn open(root: impl Into<PathBuf>) -> Result<Engine, EngineError> {
         let paths = StorePaths::new(root);
+        tracing::debug!(root = %paths.root.display(), "opening the store");
         perms::check_owner(&paths.root)?;
         perms::secure_store(&paths)?;
         let db = Db::open(&paths.database())?;

@@ -8,7 +8,7 @@ use crate::monitor::{attach_socket, short};
 use crate::{Engine, EngineError};
 use coracle_state::{status, ContainerRecord};
 use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// The fd number the monitor finds its report pipe on.
 const SYNC_FD: i32 = 3;
+/// The client's stderr in a monitor spawned at debug level.
+const LOG_FD: i32 = 4;
 /// How long `stop` waits after SIGKILL for the monitor to record the end.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -98,6 +100,18 @@ impl Engine {
         if attach {
             cmd.arg("--attach-wait");
         }
+        // At debug level the monitor also logs to our stderr while it starts the
+        // container (its monitor.log is gone after a failed `run --rm`).
+        // Duplicated now: the child's fd 2 is already /dev/null when pre_exec runs.
+        let mirror = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| std::io::stderr().as_fd().try_clone_to_owned().ok())
+            .flatten();
+        let mirror_fd = mirror.as_ref().map(|fd| fd.as_raw_fd());
+        if mirror.is_some() {
+            cmd.env(coracle_runtime::log_sink::MIRROR_FD_ENV, LOG_FD.to_string());
+        } else {
+            cmd.env_remove(coracle_runtime::log_sink::MIRROR_FD_ENV);
+        }
         let write_fd = write.as_raw_fd();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -114,6 +128,11 @@ impl Engine {
                 if libc::dup2(write_fd, SYNC_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                if let Some(fd) = mirror_fd {
+                    if libc::dup2(fd, LOG_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
@@ -121,10 +140,12 @@ impl Engine {
             .spawn()
             .map_err(EngineError::io("start the monitor for", &dir))?;
         drop(write);
+        drop(mirror);
         drop(sealed);
         // Nobody waits for the monitor but whoever ends up its parent; dropping
         // `Child` neither waits nor kills.
         drop(child);
+        tracing::debug!(container = short(&c.id), "monitor spawned");
         self.read_start_report(c, read, attach, &log_path)
     }
 

@@ -67,6 +67,7 @@ impl Sync {
     }
     fn close(&mut self) {
         self.0 = None;
+        coracle_runtime::log_sink::clear_mirror();
     }
 }
 
@@ -115,6 +116,12 @@ impl Engine {
         let mut dir_lock = Some(dir_lock);
         let dir = self.containers_dir().join(id);
         redirect_stderr(&dir.join(MONITOR_LOG));
+        mirror_log_to_client();
+        tracing::debug!(
+            container = short(id),
+            pid = std::process::id(),
+            "monitor started"
+        );
         let cfg = self.container_config(id)?;
         let rt = Self::runtime_for(&cfg)?;
         rtmon::set_child_subreaper().map_err(monitor_err)?;
@@ -168,8 +175,12 @@ impl Engine {
                 kill_after: h.timeout() + Duration::from_secs(5),
             });
         let exit_file = dir.join("exit");
+        tracing::debug!(container = short(id), mode = ?cfg.network.mode, "setting up the network");
         let mut sandbox = match self.setup_network(id, &cfg) {
-            Ok(s) => s,
+            Ok(s) => {
+                tracing::debug!(container = short(id), "network set up");
+                s
+            }
             Err(e) => {
                 let code = match &e {
                     EngineError::StartFailed { code, .. } => *code,
@@ -201,6 +212,11 @@ impl Engine {
                 }
             };
             let (init, io) = started;
+            tracing::debug!(
+                container = short(id),
+                pid = init.as_raw(),
+                "container running"
+            );
             self.db.set_container_running(
                 id,
                 std::process::id() as i64,
@@ -260,6 +276,7 @@ impl Engine {
                 coracle_runtime::note!("coracle: {e}");
             }
             let oom = oom_killed(id);
+            tracing::debug!(container = short(id), code, oom, "container exited");
             // Waits for the cgroups to empty; what still fails is retried later.
             self.delete_from_runtime(id, &cfg);
             let rec = self.db.container(id)?;
@@ -326,6 +343,7 @@ impl Engine {
         rt: &dyn coracle_runtime::runtime::Runtime,
     ) -> Result<(nix::unistd::Pid, coracle_runtime::monitor::ContainerIo), MonitorError> {
         if !coracle_rootfs::snapshot::is_mounted(&cfg.rootfs).unwrap_or(false) {
+            tracing::debug!(target_dir = %cfg.rootfs.target.display(), "mounting the root filesystem");
             coracle_rootfs::snapshot::mount(&cfg.rootfs).map_err(|e| MonitorError::Io {
                 what: "mount the root filesystem at",
                 path: cfg.rootfs.target.clone(),
@@ -335,6 +353,7 @@ impl Engine {
         // A runtime record left by a monitor that died: the container is gone.
         let _ = rt.delete(id, true);
         let dir = self.containers_dir().join(id);
+        tracing::debug!(container = short(id), runtime = rt.name(), "runtime create");
         let (init, io) = rtmon::create_detached(
             rt,
             id,
@@ -343,6 +362,7 @@ impl Engine {
             cfg.interactive,
             Path::new(RUNTIME_STATE_ROOT),
         )?;
+        tracing::debug!(container = short(id), pid = init.as_raw(), "runtime start");
         if let Err(e) = rt.start(id) {
             let _ = rt.delete(id, true);
             return Err(rtmon::runtime_error_for(&dir, e));
@@ -364,6 +384,7 @@ impl Engine {
         if let Some(log) = log {
             log.flush(std::time::SystemTime::now());
         }
+        tracing::debug!(container = short(id), code, rm = cfg.rm, "tearing down");
         let mut failures = Vec::new();
         match cfg.network.mode {
             NetMode::Bridge => failures.extend(self.release_container_network(id)),
@@ -407,6 +428,18 @@ impl Engine {
         }
         result
     }
+}
+
+/// A client at debug level passed its stderr (see `spawn_monitor`): the log goes there
+/// too until the start is reported. The variable goes, so that health probes this
+/// monitor spawns do not take an unrelated fd for it.
+fn mirror_log_to_client() {
+    let env = coracle_runtime::log_sink::MIRROR_FD_ENV;
+    if let Some(fd) = std::env::var(env).ok().and_then(|v| v.parse().ok()) {
+        coracle_runtime::log_sink::set_mirror(fd);
+    }
+    // The monitor is single-threaded: nothing reads the environment concurrently.
+    std::env::remove_var(env);
 }
 
 /// Sends the monitor's stderr (started as /dev/null) to its log file; messages

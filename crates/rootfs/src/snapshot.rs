@@ -206,7 +206,16 @@ pub fn prepare_with(
         Backend::Auto => !overlay_supported(),
     };
     if use_copy {
+        // A copy is renamed into place whole, so it is never empty. An empty `merged`
+        // is the mount point an overlay prepare left when its mount failed (a store on
+        // overlayfs): the copy must replace it, not pass for a root filesystem.
+        if is_empty_dir(&target) {
+            for d in [&target, &dir.join("upper"), &dir.join("work")] {
+                let _ = fs::remove_dir(d);
+            }
+        }
         if !target.exists() {
+            tracing::debug!(target = %target.display(), layers = lowers.len(), "copying the layers");
             copy_layers(&dir, &lowers, &target, opts.rootless)?;
         }
         return Ok(RootfsMount {
@@ -299,6 +308,12 @@ pub(crate) fn mount_using(m: &RootfsMount, api: Api) -> Result<(), SnapshotError
     else {
         return Ok(());
     };
+    tracing::debug!(
+        target = %m.target.display(),
+        upper = %upper.display(),
+        layers = lowers.len(),
+        "mounting overlay"
+    );
     if lowers.is_empty() {
         return Err(SnapshotError::Invalid("overlay without lower dirs".into()));
     }
@@ -566,6 +581,10 @@ pub fn unmount_path(target: &Path) -> Result<(), SnapshotError> {
         }
     }
     Err(err(Errno::BUSY))
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
 
 /// Whether the root filesystem is in place: an overlay mounted at its target, or a

@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod exec_session;
 pub mod exeseal;
 pub mod init;
+pub mod log_sink;
 pub mod lsm;
 pub mod monitor;
 pub mod options;

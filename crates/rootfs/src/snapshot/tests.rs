@@ -349,3 +349,29 @@ fn options_string_and_mountinfo_parsing() {
     assert_eq!(parse_release("6.8-rc1"), Some((6, 8)));
     assert_eq!(parse_release("x"), None);
 }
+
+/// The engine's fallback: an overlay prepared, its mount refused (a store on
+/// overlayfs), then a copy into the same container dir. The copy must replace the
+/// empty mount point the overlay prepare made, not take it for a finished copy.
+#[test]
+fn copy_after_a_failed_overlay_prepare_fills_the_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = tmp.path().join("layer");
+    fs::create_dir_all(layer.join("bin")).unwrap();
+    fs::write(layer.join("bin/echo"), b"#!").unwrap();
+    let cdir = tmp.path().join("c");
+    let overlay = PrepareOptions {
+        backend: Backend::Overlay,
+        ..Default::default()
+    };
+    let m = prepare_with(&cdir, std::slice::from_ref(&layer), &overlay).unwrap();
+    assert!(m.target.is_dir());
+    let copy = PrepareOptions {
+        backend: Backend::Copy,
+        ..Default::default()
+    };
+    let m = prepare_with(&cdir, &[layer], &copy).unwrap();
+    assert_eq!(m.kind, RootfsKind::Copy);
+    assert_eq!(fs::read(m.target.join("bin/echo")).unwrap(), b"#!");
+    assert!(!cdir.join("upper").exists() && !cdir.join("work").exists());
+}

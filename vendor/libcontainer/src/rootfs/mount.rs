@@ -66,9 +66,45 @@ pub enum MountError {
     UnsupportedMountOption(String),
     #[error(transparent)]
     Pathrs(#[from] pathrs::error::Error),
+    /// A mount of the spec that failed, named (type, source, destination, options).
+    #[error("mount {what}")]
+    Mount {
+        what: String,
+        #[source]
+        err: Box<MountError>,
+    },
+    /// The system call of a mount that failed.
+    #[error("{call}")]
+    Call {
+        call: String,
+        #[source]
+        err: SyscallError,
+    },
 }
 
 type Result<T> = std::result::Result<T, MountError>;
+
+/// Names the system call of a mount in its error.
+fn call(call: String) -> impl FnOnce(SyscallError) -> MountError {
+    move |err| MountError::Call { call, err }
+}
+
+/// "TYPE SOURCE on DEST (OPTIONS)" for error messages.
+fn describe(m: &SpecMount) -> String {
+    let mut out = format!(
+        "{} {} on {}",
+        m.typ().as_deref().unwrap_or("none"),
+        m.source()
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        m.destination().display()
+    );
+    if let Some(o) = m.options().as_ref().filter(|o| !o.is_empty()) {
+        out.push_str(&format!(" ({})", o.join(",")));
+    }
+    out
+}
 
 pub trait MountInfoProvider {
     fn mountinfo(&self) -> Result<Vec<MountInfo>>;
@@ -135,6 +171,18 @@ impl Mount {
     }
 
     pub fn setup_mount(&self, mount: &SpecMount, options: &MountOptions) -> Result<()> {
+        self.setup_mount_inner(mount, options)
+            .map_err(|err| match err {
+                // Already named by a nested setup_mount (the cgroup v1 hierarchies).
+                MountError::Mount { .. } => err,
+                err => MountError::Mount {
+                    what: describe(mount),
+                    err: Box::new(err),
+                },
+            })
+    }
+
+    fn setup_mount_inner(&self, mount: &SpecMount, options: &MountOptions) -> Result<()> {
         tracing::debug!("mounting {:?}", mount);
         let mut mount_option_config = parse_mount(mount)?;
 
@@ -714,7 +762,8 @@ impl Mount {
             let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
             let mount_fd_owned =
                 self.syscall
-                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?;
+                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)
+                    .map_err(call(format!("open_tree {src_str}")))?;
             let mount_fd = mount_fd_owned.as_fd();
 
             // mount_setattr
@@ -739,7 +788,8 @@ impl Mount {
                 linux::AT_EMPTY_PATH,
                 &mount_attr,
                 mem::size_of::<linux::MountAttr>(),
-            )?;
+            )
+            .map_err(call("mount_setattr".into()))?;
 
             // rec_attr is applied recursively
             if let Some(rec_attr) = &mount_option_config.rec_attr {
@@ -749,7 +799,8 @@ impl Mount {
                     linux::AT_EMPTY_PATH | linux::AT_RECURSIVE,
                     rec_attr,
                     mem::size_of::<linux::MountAttr>(),
-                )?;
+                )
+                .map_err(call("mount_setattr (recursive)".into()))?;
             }
 
             // move_mount
@@ -759,10 +810,16 @@ impl Mount {
                 dest_fd,
                 None,
                 linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
-            )?;
+            )
+            .map_err(call("move_mount".into()))?;
         } else {
+            // The call that failed, for the error (mount_fn's own error type drives the
+            // retries below).
+            let step = std::cell::RefCell::new(String::new());
+            let at = |s: String| *step.borrow_mut() = s;
             let mount_fn = || -> std::result::Result<(), SyscallError> {
                 // fsopen
+                at(format!("fsopen {}", typ.unwrap_or_default()));
                 let fsfd_owned = self.syscall.fsopen(typ, 0)?;
                 let fsfd = fsfd_owned.as_fd();
 
@@ -771,6 +828,7 @@ impl Mount {
                     .as_os_str()
                     .to_str()
                     .ok_or(SyscallError::Nix(Errno::EINVAL))?;
+                at(format!("fsconfig source={src_str}"));
                 self.syscall.fsconfig(
                     fsfd,
                     linux::FSCONFIG_SET_STRING as u32,
@@ -780,6 +838,7 @@ impl Mount {
                 )?;
 
                 for opt in data_options.iter().filter(|s| !s.is_empty()) {
+                    at(format!("fsconfig {opt}"));
                     if let Some((k, v)) = opt.split_once('=') {
                         self.syscall.fsconfig(
                             fsfd,
@@ -799,10 +858,12 @@ impl Mount {
                     };
                 }
 
+                at("fsconfig FSCONFIG_CMD_CREATE".into());
                 self.syscall
                     .fsconfig(fsfd, linux::FSCONFIG_CMD_CREATE as u32, None, None, 0)?;
 
                 // fsmount
+                at("fsmount".into());
                 let mount_fd_owned = self.syscall.fsmount(fsfd, 0, None)?;
                 let mount_fd = mount_fd_owned.as_fd();
 
@@ -822,6 +883,7 @@ impl Mount {
                     mount_option_config.flags,
                 );
 
+                at("mount_setattr".into());
                 self.syscall.mount_setattr(
                     mount_fd,
                     Path::new(""),
@@ -832,6 +894,7 @@ impl Mount {
 
                 // rec_attr is applied recursively
                 if let Some(rec_attr) = &mount_option_config.rec_attr {
+                    at("mount_setattr (recursive)".into());
                     self.syscall.mount_setattr(
                         mount_fd,
                         Path::new(""),
@@ -842,6 +905,7 @@ impl Mount {
                 }
 
                 // move_mount
+                at("move_mount".into());
                 self.syscall.move_mount(
                     mount_fd,
                     None,
@@ -852,18 +916,23 @@ impl Mount {
                 Ok(())
             };
 
+            let failed = |err: SyscallError| MountError::Call {
+                call: step.borrow().clone(),
+                err,
+            };
             match mount_fn() {
                 Ok(()) => {}
                 Err(SyscallError::Nix(nix::Error::EINVAL)) => {
-                    mount_fn()?;
+                    mount_fn().map_err(failed)?;
                 }
                 Err(SyscallError::Nix(nix::Error::EBUSY)) => {
                     let delay = Duration::from_millis(MOUNT_RETRY_DELAY_MS);
                     let retry_policy =
                         |err: &SyscallError| matches!(err, SyscallError::Nix(Errno::EBUSY));
-                    retry(mount_fn, MAX_EBUSY_MOUNT_ATTEMPTS - 1, delay, retry_policy)?;
+                    retry(mount_fn, MAX_EBUSY_MOUNT_ATTEMPTS - 1, delay, retry_policy)
+                        .map_err(failed)?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(failed(e)),
             }
         }
 
