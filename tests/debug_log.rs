@@ -18,7 +18,20 @@ fn debug_flags_and_env_print_the_steps() {
         eprintln!("skipped: needs root");
         return;
     }
-    let (_reg, mut c) = with_busybox();
+    let (reg, _image) = registry_with_busybox();
+    let mut c = coracle();
+    let name = format!("{}/test/busybox", reg.host());
+    let pull = c.run(["-D", "pull", "-q", &name]);
+    pull.assert_success();
+    for step in ["resolving the manifest", "unpacking layer"] {
+        assert!(
+            debug_lines(&pull.stderr).iter().any(|l| l.contains(step)),
+            "pull: no debug line for {step:?} in:\n{}",
+            pull.stderr
+        );
+    }
+    c.run(["tag", &name, "box"]).assert_success();
+    c.isolate_network();
     let quiet = c.run(["run", "--rm", "box", "true"]);
     quiet.assert_success();
     assert_eq!(quiet.stderr, "", "the default level prints nothing");

@@ -73,7 +73,14 @@ impl Engine {
         let platform = opts.platform.clone().unwrap_or_else(Platform::host);
         let _lock = self.paths.lock(LockMode::Shared)?;
         let (runtime, client) = self.registry_client(opts.tls_verify)?;
+        tracing::debug!(%reference, "resolving the manifest");
         let resolved = runtime.block_on(client.resolve(&reference, &platform))?;
+        tracing::debug!(
+            %reference,
+            manifest = %resolved.manifest_digest,
+            layers = resolved.manifest.layers.len(),
+            "resolved"
+        );
         let config = ImageConfig::parse(&resolved.config_bytes)?;
         let layers = &resolved.manifest.layers;
         if config.diff_ids.len() != layers.len() {
@@ -280,7 +287,14 @@ async fn fetch_layer(
         compressed_size: Some(job.desc.size),
         ..UnpackOptions::new(WhiteoutMode::Overlay, job.desc.digest.to_string())
     };
-    let stats = if ctx.content.contains(&job.desc.digest) {
+    let stored = ctx.content.contains(&job.desc.digest);
+    tracing::debug!(
+        layer = %job.desc.digest,
+        size = job.desc.size,
+        download = !stored,
+        "unpacking layer"
+    );
+    let stats = if stored {
         let file = ctx.content.open_blob(&job.desc.digest)?;
         let unpack_opts = opts.clone();
         progress.layer(&job.desc.digest, LayerEvent::Extracting);
