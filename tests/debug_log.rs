@@ -90,6 +90,34 @@ fn debug_flags_and_env_print_the_steps() {
         out.stderr
     );
     c.run(["--log-level", "loud", "ps"]).assert_code(125);
+
+    // The detached monitor inherits the level and logs to its monitor.log.
+    c.env("CORACLE_LOG", "");
+    let out = c.run(["-D", "run", "-d", "--name", "dbg", "box", "sleep", "1000"]);
+    out.assert_success();
+    let id = out.stdout.trim().to_string();
+    let log = c.root().join("containers").join(&id).join("monitor.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("container running"),
+        "{}: {text}",
+        log.display()
+    );
+    // At the default level a failed exec prints our error, no library's log lines.
+    let out = c.run(["run", "-d", "--name", "quiet", "box", "sleep", "1000"]);
+    out.assert_success();
+    let exec = c.run(["exec", "quiet", "nosuchcmd"]);
+    assert_ne!(exec.code, 0);
+    assert!(
+        !exec.stderr.contains("ERROR") && !exec.stderr.contains("libcontainer"),
+        "{}",
+        exec.stderr
+    );
+    let id = out.stdout.trim().to_string();
+    let log = c.root().join("containers").join(&id).join("monitor.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("DEBUG"), "{}: {text}", log.display());
+    c.run(["rm", "-f", "dbg", "quiet"]).assert_success();
 }
 
 #[test]
