@@ -15,16 +15,14 @@ pub struct Db {
 impl Db {
     /// Open (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Db, StateError> {
-        let err = |op| {
-            let path = path.display().to_string();
-            move |source| StateError::Sqlite { path, op, source }
-        };
+        let err = |op| sql_err(path, op);
         if let Some(why) = damage(path) {
             return Err(StateError::Damaged {
                 path: path.display().to_string(),
                 why,
             });
         }
+        balance_reserve(path);
         create_private(path).map_err(|source| StateError::Create {
             path: path.display().to_string(),
             source,
@@ -196,10 +194,97 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Wraps a SQLite error with the database path and the operation that failed.
+/// Wraps a SQLite error with the database path and the operation that failed; a
+/// failed write on a full store says so, naming the store (SQLite says "disk I/O
+/// error" when it cannot grow its shared-memory file).
 pub(crate) fn sql_err(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
-    let path = path.display().to_string();
-    move |source| StateError::Sqlite { path, op, source }
+    let path = path.to_path_buf();
+    move |source| {
+        // SQLITE_FULL is a full disk; an I/O error counts as one when the store is
+        // (nearly) full, as SQLite reports a shared-memory file it cannot grow.
+        let store = path.parent().unwrap_or(Path::new("/"));
+        let no_space = match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => true,
+            Some(rusqlite::ErrorCode::SystemIoFailure) => {
+                free_bytes(store).is_some_and(|f| f < RESERVE)
+            }
+            _ => false,
+        };
+        if no_space {
+            return StateError::NoSpace {
+                path: path.display().to_string(),
+                store: store.display().to_string(),
+                op,
+            };
+        }
+        StateError::Sqlite {
+            path: path.display().to_string(),
+            op,
+            source,
+        }
+    }
+}
+
+/// Space the store keeps in `state.db.reserve` so that a full store can still be
+/// cleaned up: SQLite needs room for its shared-memory file and its write-ahead log
+/// even to delete rows.
+const RESERVE: u64 = 4 << 20;
+
+fn reserve_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".reserve");
+    PathBuf::from(p)
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Releases the reserve when the store is (nearly) full, so that this command's
+/// deletes have room; makes it again once there is space to spare. Best effort: a
+/// store without one works as before.
+fn balance_reserve(db: &Path) {
+    let Some(dir) = db.parent() else {
+        return;
+    };
+    let Some(free) = free_bytes(dir) else {
+        return;
+    };
+    let reserve = reserve_path(db);
+    if free < RESERVE / 2 {
+        let _ = std::fs::remove_file(&reserve);
+    } else if free > 2 * RESERVE && !reserve.exists() {
+        let _ = make_reserve(&reserve);
+    }
+}
+
+/// Writes the reserve's bytes for real (a sparse file would hold no space) under a
+/// temporary name, then renames it into place.
+fn make_reserve(reserve: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = reserve.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..RESERVE / zeros.len() as u64 {
+                f.write_all(&zeros)?;
+            }
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, reserve));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

@@ -29,6 +29,13 @@ pub enum StateError {
     /// or images: a fresh database would silently orphan them.
     #[error("state database {path} is damaged ({why}) while the store holds containers or images; nothing was changed. Run `coracle system check` to see what the store holds, and restore {path} from a backup")]
     Damaged { path: String, why: String },
+    /// SQLite could not write (full disk or I/O error) while the store has no space.
+    #[error("state database {path}: {op}: no space left on device: the store {store} is full; free space with `coracle rm`, `coracle rmi`, `coracle volume rm` or `coracle system prune`")]
+    NoSpace {
+        path: String,
+        store: String,
+        op: &'static str,
+    },
     #[error("invalid value in state database for {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
 }
@@ -48,6 +55,7 @@ impl StateError {
             StateError::NetworkNameInUse { .. } => ErrorKind::Conflict,
             StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorKind::Internal,
             StateError::Damaged { .. } => ErrorKind::Internal,
+            StateError::NoSpace { .. } => ErrorKind::Unavailable,
         }
     }
 }
