@@ -217,3 +217,150 @@ fn exec_racing_stop_says_not_running() {
     }
     eprintln!("exec exit codes: {seen:?}");
 }
+
+/// A store on a tmpfs of `size` mounted over the test store's root. Drop removes the
+/// store's containers (the `Coracle`'s own Drop) before unmounting.
+struct TmpfsStore {
+    c: Option<Coracle>,
+    mount: std::path::PathBuf,
+}
+
+impl TmpfsStore {
+    fn new(c: Coracle, size: &str) -> TmpfsStore {
+        let mount = c.root();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(&mount)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs on {}", mount.display());
+        TmpfsStore { c: Some(c), mount }
+    }
+}
+
+impl Drop for TmpfsStore {
+    fn drop(&mut self) {
+        drop(self.c.take());
+        let _ = rustix::mount::unmount(&self.mount, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Fills the file system of `path` (a new file) until it refuses more.
+fn fill(path: &std::path::Path) -> std::fs::File {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        let buf = vec![0u8; chunk];
+        while let Ok(n) = f.write(&buf) {
+            if n < buf.len() {
+                break;
+            }
+        }
+    }
+    f
+}
+
+/// Takes whatever space appears on a full file system until dropped (the store
+/// releases its reserve when full: this takes it back while the command runs).
+struct KeepFull {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KeepFull {
+    fn start(mut f: std::fs::File) -> KeepFull {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let buf = [0u8; 4096];
+            while !flag.load(Ordering::Relaxed) {
+                if f.write(&buf).is_err() && f.write(&buf[..1]).is_err() {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        KeepFull {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for KeepFull {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `run -d` on a store that is full and kept full (whatever space the command frees is
+/// taken again at once): every attempt that fails names the full disk and leaves
+/// either nothing (no container, no container directory, no mount) or, as docker does
+/// when a start fails, a complete Created container that starts once there is room.
+#[test]
+fn run_on_a_full_store_leaves_no_half_made_container() {
+    if !is_root() {
+        return;
+    }
+    let (reg, _image) = registry_with_busybox();
+    let mut store = TmpfsStore::new(coracle(), "64m");
+    let c = store.c.as_mut().unwrap();
+    let name = format!("{}/test/busybox", reg.host());
+    c.run(["pull", "-q", &name]).assert_success();
+    c.run(["tag", &name, "box"]).assert_success();
+    c.isolate_network();
+    let c = store.c.as_ref().unwrap();
+    let containers_dir = c.root().join("containers");
+    let before = entries(&containers_dir);
+    let mounts_before = mounts_under(&c.root()).len();
+    let filler = c.root().join("filler");
+    let mut failures = Vec::new();
+    for _ in 0..8 {
+        let keep = KeepFull::start(fill(&filler));
+        let out = c.run(["run", "-d", "--name", "full", "box", "sleep", "100"]);
+        drop(keep);
+        std::fs::remove_file(&filler).unwrap();
+        if out.code == 0 {
+            c.run(["rm", "-f", "full"]).assert_success();
+            continue;
+        }
+        assert!(
+            out.stderr.to_lowercase().contains("no space left on device")
+                || out.stderr.contains("disk is full")
+                // the database cannot even open: B.6's message, not this test's concern
+                || out.stderr.contains("disk I/O error"),
+            "{out:?}"
+        );
+        let ps = c.run(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+        ps.assert_success();
+        if !ps.stdout.trim().is_empty() {
+            // Created completely, then its start failed: docker leaves it Created
+            // (as after `run -d IMG nonexistent`); it must start once there is room,
+            // and go without a trace.
+            assert_eq!(ps.stdout, "full Created\n", "left by {out:?}");
+            c.run(["start", "full"]).assert_success();
+            c.run(["rm", "-f", "full"]).assert_success();
+        }
+        assert_eq!(
+            entries(&containers_dir),
+            before,
+            "a directory left by {out:?}"
+        );
+        assert_eq!(
+            mounts_under(&c.root()).len(),
+            mounts_before,
+            "a mount left by {out:?}"
+        );
+        failures.push(out.stderr);
+    }
+    eprintln!("failures: {failures:#?}");
+    assert!(!failures.is_empty(), "some attempt ran out of space");
+    c.run(["run", "-d", "--name", "full", "box", "sleep", "100"])
+        .assert_success();
+}

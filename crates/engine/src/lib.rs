@@ -104,9 +104,10 @@ impl Engine {
             content,
             layers,
             registry_config,
-        };
             collected: 0,
+        };
         engine.collected = engine.collect_incomplete();
+        engine.drop_unmade_containers();
         Ok(engine)
     }
 

@@ -103,6 +103,25 @@ impl Drop for CreationGuard<'_> {
 }
 
 impl Engine {
+    /// A `create` that failed on a full store removes its directory (freeing space)
+    /// but may find no room for the database to forget the record: a Created record
+    /// without its directory (made before the record, locked while it is created).
+    /// Such a half-made container is dropped as soon as the database has room, so
+    /// `ps` never lists it and its name is free again.
+    pub(crate) fn drop_unmade_containers(&mut self) {
+        let Ok(records) = self.db.containers() else {
+            return;
+        };
+        for r in records {
+            if r.state == coracle_state::status::CREATED
+                && !self.containers_dir().join(&r.id).exists()
+            {
+                tracing::debug!(id = %r.id, "dropping a container whose creation failed");
+                let _ = self.db.delete_container(&r.id);
+            }
+        }
+    }
+
     /// The static init for `--init`, written under the store once (and again when a
     /// new coracle carries a different one).
     fn init_binary(&self) -> Result<PathBuf, EngineError> {
