@@ -135,7 +135,7 @@ pub fn run(
             stderr: dev_null()?,
         };
         rt.exec(id, &detached, io)
-            .map_err(|e| runtime_error(rt, id, process, e))?;
+            .map_err(|e| exec_error(rt, id, process, e))?;
         reap_all();
         return Ok(0);
     }
@@ -224,7 +224,7 @@ pub fn run(
     // ends, so their end of file is the process's (and its children's) last output.
     let pid = rt
         .exec(id, process, io)
-        .map_err(|e| runtime_error(rt, id, process, e))?;
+        .map_err(|e| exec_error(rt, id, process, e))?;
     let pid = Pid::from_raw(pid as i32);
     let _mask_guard = sigmask(&mask)?;
     let result = match pipes {
@@ -282,7 +282,17 @@ fn attach(
     })
 }
 
-fn runtime_error(rt: &dyn Runtime, id: &str, process: &Process, e: RuntimeError) -> ExecError {
+/// An exec racing a stop fails wherever the dying init pulls the ground away (its
+/// /proc/PID/ns files, the netns path, the intermediate process): when the container
+/// is gone the cause is the stop, docker's "container ID is not running" (exit 1).
+fn exec_error(rt: &dyn Runtime, id: &str, process: &Process, e: RuntimeError) -> ExecError {
+    match runtime_error(id, process, e) {
+        ExecError::Runtime(_) if !container_alive(rt, id) => ExecError::NotRunning(id.to_string()),
+        other => other,
+    }
+}
+
+fn runtime_error(id: &str, process: &Process, e: RuntimeError) -> ExecError {
     if let Some(failure) = e.exec_failure() {
         let command = process
             .args()
@@ -297,9 +307,6 @@ fn runtime_error(rt: &dyn Runtime, id: &str, process: &Process, e: RuntimeError)
     }
     match e {
         RuntimeError::NotFound { .. } => ExecError::NotRunning(id.to_string()),
-        // An exec racing a stop fails wherever the dying init pulls the ground away
-        // (its /proc/PID/ns files, the intermediate process): the cause is the stop.
-        _ if !container_alive(rt, id) => ExecError::NotRunning(id.to_string()),
         e => ExecError::Runtime(e),
     }
 }
