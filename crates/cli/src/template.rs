@@ -462,7 +462,9 @@ mod tests {
     #[test]
     fn range_over_a_map_is_in_sorted_key_order() {
         let mut labels = serde_json::Map::new();
-        for k in ["zeta", "alpha", "mid", "beta", "omega", "gamma", "delta", "kappa"] {
+        for k in [
+            "zeta", "alpha", "mid", "beta", "omega", "gamma", "delta", "kappa",
+        ] {
             labels.insert(k.into(), json!(k.len()));
         }
         let v = json!({ "Labels": labels });
