@@ -82,6 +82,17 @@ fn stop_of_many_containers_stops_them_all_at_once() {
         let code = c.run(["inspect", "-f", "{{.State.ExitCode}}", n]);
         assert_eq!(code.stdout.trim(), "137", "{n} was killed");
     }
+    // rm -f of them all at once (also in parallel) removes every one.
+    let mut args = vec!["rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    let out = c.run(args);
+    out.assert_success();
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        names,
+        "argument order"
+    );
+    assert!(c.run(["ps", "-aq"]).stdout.trim().is_empty());
 }
 
 #[test]
