@@ -38,7 +38,20 @@ impl Engine {
     /// The container's `container.json`: what its monitor needs to run it.
     pub fn container_config(&self, id: &str) -> Result<ContainerRuntimeConfig, EngineError> {
         let path = self.containers_dir().join(id).join("container.json");
-        let bytes = std::fs::read(&path).map_err(EngineError::io("read", &path))?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            // A concurrent `rm` removed the container after the caller found it (rm
+            // removes the directory, then the record): say so as docker does, rather
+            // than naming a file the user never made.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && (!path.parent().is_some_and(Path::exists)
+                        || matches!(self.db.container(id), Ok(None))) =>
+            {
+                return Err(EngineError::NoSuchContainer(id.to_string()));
+            }
+            Err(e) => return Err(EngineError::io("read", &path)(e)),
+        };
         serde_json::from_slice(&bytes)
             .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))
     }

@@ -319,6 +319,11 @@ fn container_alive(rt: &dyn Runtime, id: &str) -> bool {
     let Some(pid) = state.pid.filter(|_| state.status != Status::Stopped) else {
         return false;
     };
+    // An exiting process drops its namespaces (what exec joins) before it turns into
+    // a zombie: one without them is as good as gone.
+    if fs::symlink_metadata(format!("/proc/{pid}/ns/mnt")).is_err() {
+        return false;
+    }
     // The third field of /proc/PID/stat is the state; the command before it is in
     // parentheses and may hold spaces.
     fs::read_to_string(format!("/proc/{pid}/stat"))
