@@ -5,64 +5,8 @@
 mod common;
 use common::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// A store on a tmpfs of `size` mounted over the test store's root. Drop removes the
-/// store's containers (the `Coracle`'s own Drop) before unmounting.
-struct TmpfsStore {
-    c: Option<Coracle>,
-    mount: PathBuf,
-}
-
-impl TmpfsStore {
-    fn new(c: Coracle, size: &str) -> TmpfsStore {
-        let mount = c.root();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
-            .arg("tmpfs")
-            .arg(&mount)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount a tmpfs on {}", mount.display());
-        TmpfsStore { c: Some(c), mount }
-    }
-
-    fn c(&self) -> &Coracle {
-        self.c.as_ref().unwrap()
-    }
-
-    fn c_mut(&mut self) -> &mut Coracle {
-        self.c.as_mut().unwrap()
-    }
-}
-
-impl Drop for TmpfsStore {
-    fn drop(&mut self) {
-        drop(self.c.take());
-        let _ = rustix::mount::unmount(&self.mount, rustix::mount::UnmountFlags::DETACH);
-    }
-}
-
-/// Fills the file system of `path` (a new file) until it refuses more.
-fn fill(path: &Path) -> std::fs::File {
-    let mut f = std::fs::File::create(path).unwrap();
-    for chunk in [1 << 20, 4096, 1] {
-        let buf = vec![0u8; chunk];
-        loop {
-            match f.write(&buf) {
-                Ok(n) if n == buf.len() => {}
-                Ok(_) => break,
-                Err(e) => {
-                    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "fill {path:?}: {e}");
-                    break;
-                }
-            }
-        }
-    }
-    f
-}
 
 /// Takes whatever space appears on a full file system until dropped.
 struct KeepFull {

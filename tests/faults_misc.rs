@@ -229,50 +229,6 @@ fn exec_racing_stop_says_not_running() {
     eprintln!("exec exit codes: {seen:?}");
 }
 
-/// A store on a tmpfs of `size` mounted over the test store's root. Drop removes the
-/// store's containers (the `Coracle`'s own Drop) before unmounting.
-struct TmpfsStore {
-    c: Option<Coracle>,
-    mount: std::path::PathBuf,
-}
-
-impl TmpfsStore {
-    fn new(c: Coracle, size: &str) -> TmpfsStore {
-        let mount = c.root();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
-            .arg("tmpfs")
-            .arg(&mount)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount a tmpfs on {}", mount.display());
-        TmpfsStore { c: Some(c), mount }
-    }
-}
-
-impl Drop for TmpfsStore {
-    fn drop(&mut self) {
-        drop(self.c.take());
-        let _ = rustix::mount::unmount(&self.mount, rustix::mount::UnmountFlags::DETACH);
-    }
-}
-
-/// Fills the file system of `path` (a new file) until it refuses more.
-fn fill(path: &std::path::Path) -> std::fs::File {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).unwrap();
-    for chunk in [1 << 20, 4096, 1] {
-        let buf = vec![0u8; chunk];
-        while let Ok(n) = f.write(&buf) {
-            if n < buf.len() {
-                break;
-            }
-        }
-    }
-    f
-}
-
 /// Takes whatever space appears on a full file system until dropped (the store
 /// releases its reserve when full: this takes it back while the command runs).
 struct KeepFull {

@@ -313,34 +313,6 @@ fn image_prune_counts_a_killed_pulls_leftovers() {
     assert!(entries(&c.root().join("layers")).is_empty());
 }
 
-/// A store on a tmpfs of `size` over the test store's root (unmounted on drop).
-struct TmpfsStore {
-    c: Option<Coracle>,
-    mount: PathBuf,
-}
-
-impl TmpfsStore {
-    fn new(c: Coracle, size: &str) -> TmpfsStore {
-        let mount = c.root();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
-            .arg("tmpfs")
-            .arg(&mount)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount a tmpfs on {}", mount.display());
-        TmpfsStore { c: Some(c), mount }
-    }
-}
-
-impl Drop for TmpfsStore {
-    fn drop(&mut self) {
-        drop(self.c.take());
-        let _ = rustix::mount::unmount(&self.mount, rustix::mount::UnmountFlags::DETACH);
-    }
-}
-
 fn store_root(c: &Coracle) -> String {
     Path::new(&c.root()).display().to_string()
 }

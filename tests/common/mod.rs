@@ -219,3 +219,61 @@ impl Drop for HostServer {
         }
     }
 }
+
+/// A store on a tmpfs of `size` mounted over the test store's root, for disk-full
+/// cases. Drop removes the store's containers (the `Coracle`'s own Drop) before
+/// unmounting.
+pub struct TmpfsStore {
+    pub c: Option<Coracle>,
+    pub mount: std::path::PathBuf,
+}
+
+impl TmpfsStore {
+    pub fn new(c: Coracle, size: &str) -> TmpfsStore {
+        let mount = c.root();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(&mount)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs on {}", mount.display());
+        TmpfsStore { c: Some(c), mount }
+    }
+
+    pub fn c(&self) -> &Coracle {
+        self.c.as_ref().unwrap()
+    }
+
+    pub fn c_mut(&mut self) -> &mut Coracle {
+        self.c.as_mut().unwrap()
+    }
+}
+
+impl Drop for TmpfsStore {
+    fn drop(&mut self) {
+        drop(self.c.take());
+        let _ = rustix::mount::unmount(&self.mount, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Fills the file system of `path` (a new file) until it refuses more.
+pub fn fill(path: &Path) -> std::fs::File {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        let buf = vec![0u8; chunk];
+        loop {
+            match f.write(&buf) {
+                Ok(n) if n == buf.len() => {}
+                Ok(_) => break,
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(28), "fill {path:?}: {e}"); // ENOSPC
+                    break;
+                }
+            }
+        }
+    }
+    f
+}

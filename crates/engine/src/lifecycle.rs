@@ -166,6 +166,18 @@ impl Engine {
                 .map_err(EngineError::io("read the monitor's report for", log_path))?;
             if n == 0 {
                 let detail = std::fs::read_to_string(log_path).unwrap_or_default();
+                // A monitor that cannot write (its log, the exit file's reserve, the
+                // database) on a full store dies with nowhere to say why: say it here.
+                if store_nearly_full(&self.paths.root) {
+                    return Err(EngineError::NoSpace {
+                        what: format!("start container {}", short(&c.id)),
+                        store: self.paths.root.clone(),
+                        detail: format!(
+                            "its monitor exited before starting it{}",
+                            last_line(&detail)
+                        ),
+                    });
+                }
                 return Err(EngineError::StartFailed {
                     code: 125,
                     message: format!(
@@ -358,4 +370,12 @@ impl Engine {
         rt.kill(&c.id, signal)
             .map_err(|e| EngineError::Conflict(format!("cannot kill container: {key}: {e}")))
     }
+}
+
+/// Whether the file system holding `root` has less room than a monitor needs to start
+/// (the state database's low-water mark).
+fn store_nearly_full(root: &std::path::Path) -> bool {
+    rustix::fs::statvfs(root)
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize) < 2 << 20)
+        .unwrap_or(false)
 }
