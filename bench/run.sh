@@ -41,7 +41,10 @@ mv "$bench/config.json" "$bench/bundle/config.json"
 "$coracle" --root "$bench/coracle" run --name spec-source --network none bench/busybox true
 spec_dir=$(ls -d "$bench"/coracle/containers/*)
 mkdir -p "$bench/same"
-jq --arg root "$bench/bundle/rootfs" '.root.path = $root' "$spec_dir/config.json" >"$bench/same/config.json"
+# The kept container's network namespace went with it: crun makes a new one.
+jq --arg root "$bench/bundle/rootfs" '.root.path = $root
+  | .linux.namespaces |= map(if .type == "network" then del(.path) else . end)' \
+  "$spec_dir/config.json" >"$bench/same/config.json"
 
 hyperfine -N --runs "$runs" --warmup 3 --export-json "$bench/run.json" \
   -n coracle "$coracle --root $bench/coracle run --rm --network none bench/busybox true" \
