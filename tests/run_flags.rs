@@ -563,3 +563,110 @@ int main(void) {
         );
     }
 }
+
+#[test]
+fn resource_and_process_flags_of_c4() {
+    let (_reg, c) = with_busybox();
+    // Raising is always allowed; lowering needs CAP_SYS_RESOURCE, which a sandboxed
+    // host may not give: then it is refused by name rather than by an I/O error.
+    let out = sh(
+        &c,
+        &["--oom-score-adj", "500"],
+        "cat /proc/self/oom_score_adj",
+    );
+    assert_eq!(out.stdout.trim(), "500", "{}", out.stderr);
+    let low = sh(
+        &c,
+        &["--oom-score-adj", "-500"],
+        "cat /proc/self/oom_score_adj",
+    );
+    if low.code == 0 {
+        assert_eq!(low.stdout.trim(), "-500");
+    } else {
+        assert_eq!(low.code, 125, "{}", low.stderr);
+        assert!(low.stderr.contains("CAP_SYS_RESOURCE"), "{}", low.stderr);
+    }
+    let out = run(&c, &["--oom-score-adj", "1001", "box", "true"]);
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("range for oom score adj is [-1000, 1000]"),
+        "{}",
+        out.stderr
+    );
+
+    let cfs = sh(
+        &c,
+        &["--cpu-period", "50000", "--cpu-quota", "25000"],
+        "cd /sys/fs/cgroup/cpu 2>/dev/null && cat cpu.cfs_period_us cpu.cfs_quota_us \
+         || cat /sys/fs/cgroup/cpu.max",
+    );
+    let got: Vec<&str> = cfs.stdout.split_whitespace().collect();
+    assert!(
+        got == ["50000", "25000"] || got == ["25000", "50000"],
+        "{} {}",
+        cfs.stdout,
+        cfs.stderr
+    );
+    let both = run(&c, &["--cpus", "1", "--cpu-period", "50000", "box", "true"]);
+    assert_eq!(both.code, 125, "{}", both.stderr);
+    assert!(
+        both.stderr
+            .contains("Conflicting options: Nano CPUs and CPU Period cannot both be set"),
+        "{}",
+        both.stderr
+    );
+    let short = run(&c, &["--cpu-period", "900", "box", "true"]);
+    assert_eq!(short.code, 125, "{}", short.stderr);
+    assert!(short.stderr.contains("CPU cfs period"), "{}", short.stderr);
+
+    let mem = sh(
+        &c,
+        &["--memory-reservation", "64m", "--memory-swappiness", "7"],
+        "cd /sys/fs/cgroup/memory 2>/dev/null && cat memory.soft_limit_in_bytes memory.swappiness \
+         || cat /sys/fs/cgroup/memory.low",
+    );
+    assert_eq!(
+        mem.stdout.lines().next(),
+        Some("67108864"),
+        "{} {}",
+        mem.stdout,
+        mem.stderr
+    );
+    if std::path::Path::new("/sys/fs/cgroup/memory/memory.swappiness").exists() {
+        assert_eq!(mem.stdout.lines().nth(1), Some("7"), "{}", mem.stdout);
+    }
+    let bad = run(&c, &["--memory-swappiness", "101", "box", "true"]);
+    assert_eq!(bad.code, 125, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("valid memory swappiness range is 0-100"),
+        "{}",
+        bad.stderr
+    );
+
+    let made = c.run([
+        "create",
+        "--name",
+        "c4",
+        "--oom-score-adj",
+        "300",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "-1",
+        "--memory-reservation",
+        "64m",
+        "--memory-swappiness",
+        "7",
+        "box",
+        "true",
+    ]);
+    made.assert_success();
+    let host = &inspect_container(&c, "c4")["HostConfig"];
+    assert_eq!(host["OomScoreAdj"], 300);
+    assert_eq!(host["CpuPeriod"], 50000);
+    assert_eq!(host["CpuQuota"], -1);
+    assert_eq!(host["MemoryReservation"], 64 << 20);
+    c.run(["rm", "c4"]).assert_success();
+}

@@ -448,6 +448,7 @@ impl Engine {
             } else {
                 None
             },
+            oom_score_adj: check_oom_score_adj(opts.oom_score_adj)?,
             arch: std::env::consts::ARCH.to_string(),
             kernel: host_kernel(),
         };
@@ -767,6 +768,33 @@ impl Engine {
 /// capability outside our bounding set cannot be granted (here root lacks
 /// CAP_SYS_RESOURCE). `ALL`/`--privileged` quietly mean "all we have"; naming a missing
 /// one explicitly is an error.
+/// The kernel refuses to lower a process's OOM score below its own without
+/// CAP_SYS_RESOURCE; say so before the runtime fails with a bare I/O error.
+fn check_oom_score_adj(adj: Option<i32>) -> Result<Option<i32>, EngineError> {
+    let Some(v) = adj else { return Ok(None) };
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if v >= own {
+        return Ok(adj);
+    }
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX);
+    if effective & (1u64 << CAP_SYS_RESOURCE) == 0 {
+        return Err(EngineError::InvalidArgument(format!(
+            "--oom-score-adj {v}: lowering the OOM score below coracle's own ({own}) needs \
+             CAP_SYS_RESOURCE, which coracle does not hold; use a value of at least {own}"
+        )));
+    }
+    Ok(adj)
+}
+
 fn held_capabilities(opts: &RunOptions) -> Result<Vec<String>, EngineError> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let bounding = status

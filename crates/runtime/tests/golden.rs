@@ -144,6 +144,7 @@ fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
         no_new_privileges: o.security.no_new_privileges,
         unconfined_system_paths: o.security.unconfined_system_paths,
         init: o.init.then(|| PathBuf::from("/usr/libexec/coracle/init")),
+        oom_score_adj: o.oom_score_adj,
         arch: "x86_64".into(),
         kernel: KernelVersion::parse("6.1"),
     }

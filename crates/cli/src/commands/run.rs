@@ -164,18 +164,33 @@ pub struct RunArgs {
     /// Memory plus swap limit; -1 for unlimited swap
     #[arg(long)]
     pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long, value_name = "BYTES")]
+    pub memory_reservation: Option<String>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub memory_swappiness: Option<String>,
     /// Number of CPUs (e.g. 1.5)
     #[arg(long)]
     pub cpus: Option<String>,
     /// CPU shares (relative weight)
     #[arg(short = 'c', long)]
     pub cpu_shares: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub cpu_quota: Option<String>,
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
     /// Tune the container's pids limit (-1 for unlimited)
     #[arg(long)]
     pub pids_limit: Option<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub oom_score_adj: Option<String>,
     /// Ulimit options: name=soft[:hard]
     #[arg(long, value_name = "ULIMIT")]
     pub ulimit: Vec<String>,

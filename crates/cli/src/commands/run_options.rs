@@ -54,6 +54,24 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         .as_deref()
         .map(o::parse_memory_swap)
         .transpose()?;
+    r.memory_reservation = args
+        .memory_reservation
+        .as_deref()
+        .map(o::parse_memory_reservation)
+        .transpose()?;
+    r.memory_swappiness = args
+        .memory_swappiness
+        .as_deref()
+        .map(o::parse_memory_swappiness)
+        .transpose()?
+        .flatten();
+    if r.memory_swappiness.is_some() && !o::host_has_memory_swappiness() {
+        // As docker's daemon: cgroup v2 has no per-cgroup swappiness.
+        coracle_runtime::note!(
+            "WARNING: Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded."
+        );
+        r.memory_swappiness = None;
+    }
     r.cpus = args
         .cpus
         .as_deref()
@@ -70,12 +88,27 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         .as_deref()
         .map(o::parse_cpuset)
         .transpose()?;
+    r.cpu_period = args
+        .cpu_period
+        .as_deref()
+        .map(|v| o::parse_cpu_cfs("--cpu-period", v))
+        .transpose()?;
+    r.cpu_quota = args
+        .cpu_quota
+        .as_deref()
+        .map(|v| o::parse_cpu_cfs("--cpu-quota", v))
+        .transpose()?;
     r.pids_limit = args
         .pids_limit
         .as_deref()
         .map(o::parse_pids_limit)
         .transpose()?
         .flatten();
+    opts.oom_score_adj = args
+        .oom_score_adj
+        .as_deref()
+        .map(o::parse_oom_score_adj)
+        .transpose()?;
     opts.ulimits = args
         .ulimit
         .iter()

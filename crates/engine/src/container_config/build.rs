@@ -312,6 +312,11 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
             .collect(),
         memory_swap: resources.memory_swap.unwrap_or(0),
         pids_limit: opts.resources.pids_limit,
+        oom_score_adj: opts.oom_score_adj.map_or(0, i64::from),
+        cpu_period: opts.resources.cpu_period.unwrap_or(0),
+        cpu_quota: opts.resources.cpu_quota.unwrap_or(0),
+        memory_reservation: resources.memory_reservation.unwrap_or(0),
+        memory_swappiness: resources.memory_swappiness.map(|s| s as i64),
         ulimits: (!opts.ulimits.is_empty()).then(|| {
             opts.ulimits
                 .iter()

@@ -26,9 +26,10 @@ pub use process::{
     NamespaceMode, NetworkMode, SeccompOption, SecurityOptions, SysctlContext, UserSpec,
 };
 pub use resources::{
-    parse_cpu_shares, parse_cpus, parse_cpuset, parse_device, parse_memory, parse_memory_swap,
-    parse_pids_limit, parse_ram_in_bytes, parse_shm_size, parse_ulimit, CpuQuota, DeviceMapping,
-    Ulimit,
+    host_has_memory_swappiness, parse_cpu_cfs, parse_cpu_shares, parse_cpus, parse_cpuset,
+    parse_device, parse_memory, parse_memory_reservation, parse_memory_swap,
+    parse_memory_swappiness, parse_oom_score_adj, parse_pids_limit, parse_ram_in_bytes,
+    parse_shm_size, parse_ulimit, CpuQuota, DeviceMapping, Ulimit,
 };
 
 use crate::defaults;
@@ -99,6 +100,14 @@ pub struct ResourceOptions {
     pub cpuset_cpus: Option<String>,
     /// None = unlimited.
     pub pids_limit: Option<i64>,
+    /// `--cpu-period` in µs (0 = the kernel's).
+    pub cpu_period: Option<i64>,
+    /// `--cpu-quota` in µs (0 = unset, -1 = unlimited).
+    pub cpu_quota: Option<i64>,
+    /// `--memory-reservation` in bytes (soft limit).
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` 0..=100.
+    pub memory_swappiness: Option<u64>,
 }
 
 /// Every `coracle run` option the issue covers, as typed values. The CLI fills it with
@@ -151,6 +160,8 @@ pub struct RunOptions {
     pub devices: Vec<DeviceMapping>,
     /// `--init`.
     pub init: bool,
+    /// `--oom-score-adj` (spec process.oomScoreAdj); None leaves the kernel's.
+    pub oom_score_adj: Option<i32>,
     pub sysctls: BTreeMap<String, String>,
 
     // --- Network (the mode is `network` above)
@@ -235,6 +246,8 @@ impl RunOptions {
         if let Some(c) = r.cpus {
             check_cpus_available(c.nano_cpus, host_cpus())?;
         }
+        check_cpu_cfs(r)?;
+        check_memory_reservation(r)?;
         if self.rm && self.restart != RestartPolicy::No {
             return Err(OptionsError::Invalid(
                 "Conflicting options: --restart and --rm".into(),
@@ -338,11 +351,16 @@ impl RunOptions {
         Resources {
             memory,
             memory_swap,
-            cpu_quota: r.cpus.map(|c| c.quota),
-            cpu_period: r.cpus.map(|c| c.period),
+            cpu_quota: r.cpus.map(|c| c.quota).or(r.cpu_quota.filter(|q| *q != 0)),
+            cpu_period: r
+                .cpus
+                .map(|c| c.period)
+                .or(r.cpu_period.filter(|p| *p > 0).map(|p| p as u64)),
             cpu_shares: r.cpu_shares.filter(|s| *s > 0),
             cpuset_cpus: r.cpuset_cpus.clone(),
             pids_limit: r.pids_limit,
+            memory_reservation: r.memory_reservation.filter(|m| *m > 0),
+            memory_swappiness: r.memory_swappiness,
         }
     }
 
@@ -385,9 +403,106 @@ fn check_cpus_available(nano_cpus: i64, cpus: u32) -> Result<(), OptionsError> {
     Ok(())
 }
 
+/// `--cpu-period` / `--cpu-quota` against `--cpus` and the kernel's CFS ranges
+/// (moby `verifyPlatformContainerResources`, same messages).
+fn check_cpu_cfs(r: &ResourceOptions) -> Result<(), OptionsError> {
+    let period = r.cpu_period.unwrap_or(0);
+    let quota = r.cpu_quota.unwrap_or(0);
+    if r.cpus.is_some() && period > 0 {
+        return Err(OptionsError::Invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
+        ));
+    }
+    if r.cpus.is_some() && quota > 0 {
+        return Err(OptionsError::Invalid(
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set".into(),
+        ));
+    }
+    if period != 0 && !(1000..=1_000_000).contains(&period) {
+        return Err(OptionsError::Invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .into(),
+        ));
+    }
+    if quota > 0 && quota < 1000 {
+        return Err(OptionsError::Invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `--memory-reservation` against docker's minimum and `--memory`.
+fn check_memory_reservation(r: &ResourceOptions) -> Result<(), OptionsError> {
+    let Some(res) = r.memory_reservation.filter(|m| *m > 0) else {
+        return Ok(());
+    };
+    if r.memory.is_some_and(|m| m > 0 && m < res) {
+        return Err(OptionsError::Invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        ));
+    }
+    if res < defaults::MIN_MEMORY {
+        return Err(OptionsError::Invalid(
+            "Minimum memory reservation allowed is 6MB".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_reservation_checked_as_docker_checks_it() {
+        let mut o = RunOptions::new();
+        o.resources.memory_reservation = Some(1 << 20);
+        assert_eq!(
+            o.validate().unwrap_err().to_string(),
+            "Minimum memory reservation allowed is 6MB"
+        );
+        o.resources.memory_reservation = Some(64 << 20);
+        o.resources.memory = Some(32 << 20);
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("can not be less than memory reservation"));
+        o.resources.memory = Some(128 << 20);
+        o.validate().unwrap();
+        assert_eq!(o.resources().memory_reservation, Some(64 << 20));
+    }
+
+    #[test]
+    fn cpu_period_and_quota_checked_as_docker_checks_them() {
+        let err = |period: Option<i64>, quota: Option<i64>, cpus: &str| {
+            let mut o = RunOptions::new();
+            o.resources.cpu_period = period;
+            o.resources.cpu_quota = quota;
+            o.resources.cpus = parse_cpus(cpus).unwrap();
+            o.validate().err().map(|e| e.to_string())
+        };
+        assert_eq!(err(Some(50_000), Some(25_000), "0"), None);
+        assert_eq!(err(None, Some(-1), "0"), None);
+        assert_eq!(
+            err(Some(50_000), None, "1").unwrap(),
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set"
+        );
+        assert_eq!(
+            err(None, Some(50_000), "1").unwrap(),
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set"
+        );
+        for p in [900, 2_000_000, -3] {
+            assert!(err(Some(p), None, "0").unwrap().contains("CPU cfs period"));
+        }
+        assert!(err(None, Some(999), "0").unwrap().contains("CPU cfs quota"));
+        let mut o = RunOptions::new();
+        o.resources.cpu_period = Some(50_000);
+        o.resources.cpu_quota = Some(25_000);
+        let r = o.resources();
+        assert_eq!((r.cpu_period, r.cpu_quota), (Some(50_000), Some(25_000)));
+    }
 
     #[test]
     fn resources_apply_docker_defaults() {

@@ -213,6 +213,71 @@ pub fn parse_pids_limit(s: &str) -> Result<Option<i64>, OptionsError> {
     Ok(if v <= 0 { None } else { Some(v) })
 }
 
+/// `--cpu-period` / `--cpu-quota`: CFS microseconds as an integer; the ranges are
+/// checked across flags in [`super::RunOptions::validate`], as docker's daemon does.
+pub fn parse_cpu_cfs(flag: &'static str, s: &str) -> Result<i64, OptionsError> {
+    s.trim().parse().map_err(|_| {
+        bad(
+            flag,
+            s,
+            format!("strconv.ParseInt: parsing \"{s}\": invalid syntax"),
+        )
+    })
+}
+
+/// `--memory-reservation`: a soft limit in bytes (0 = none).
+pub fn parse_memory_reservation(s: &str) -> Result<i64, OptionsError> {
+    parse_ram_in_bytes(s).map_err(|e| bad("--memory-reservation", s, e))
+}
+
+/// `--memory-swappiness`: 0..=100, or -1 for the kernel's (None), as docker.
+pub fn parse_memory_swappiness(s: &str) -> Result<Option<u64>, OptionsError> {
+    const FLAG: &str = "--memory-swappiness";
+    let v: i64 = s.trim().parse().map_err(|_| {
+        bad(
+            FLAG,
+            s,
+            format!("strconv.ParseInt: parsing \"{s}\": invalid syntax"),
+        )
+    })?;
+    match v {
+        -1 => Ok(None),
+        0..=100 => Ok(Some(v as u64)),
+        _ => Err(bad(
+            FLAG,
+            s,
+            format!("Invalid value: {v}, valid memory swappiness range is 0-100"),
+        )),
+    }
+}
+
+/// Whether the host's memory cgroup has a swappiness knob (cgroup v1 only; docker
+/// discards the flag with a warning elsewhere).
+pub fn host_has_memory_swappiness() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/memory/memory.swappiness").exists()
+}
+
+/// `--oom-score-adj`: the kernel's OOM score adjustment, -1000..=1000 (docker's range
+/// and message).
+pub fn parse_oom_score_adj(s: &str) -> Result<i32, OptionsError> {
+    const FLAG: &str = "--oom-score-adj";
+    let v: i64 = s.trim().parse().map_err(|_| {
+        bad(
+            FLAG,
+            s,
+            format!("strconv.ParseInt: parsing \"{s}\": invalid syntax"),
+        )
+    })?;
+    if !(-1000..=1000).contains(&v) {
+        return Err(bad(
+            FLAG,
+            s,
+            format!("Invalid value {v}, range for oom score adj is [-1000, 1000]"),
+        ));
+    }
+    Ok(v as i32)
+}
+
 /// One `--ulimit`, with the rlimit it sets. Docker's `-1` (unlimited) becomes
 /// `u64::MAX` (RLIM_INFINITY).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -433,6 +498,26 @@ mod tests {
         assert_eq!(parse_pids_limit("0").unwrap(), None);
         assert_eq!(parse_pids_limit("100").unwrap(), Some(100));
         assert!(parse_pids_limit("abc").is_err());
+        assert_eq!(parse_oom_score_adj("-1000").unwrap(), -1000);
+        assert_eq!(parse_oom_score_adj("500").unwrap(), 500);
+        let e = parse_oom_score_adj("1001").unwrap_err().to_string();
+        assert!(
+            e.contains("range for oom score adj is [-1000, 1000]"),
+            "{e}"
+        );
+        assert!(parse_oom_score_adj("-1001").is_err());
+        assert!(parse_oom_score_adj("x").is_err());
+        assert_eq!(parse_memory_reservation("64m").unwrap(), 64 << 20);
+        assert!(parse_memory_reservation("lots").is_err());
+        assert_eq!(parse_memory_swappiness("-1").unwrap(), None);
+        assert_eq!(parse_memory_swappiness("0").unwrap(), Some(0));
+        assert_eq!(parse_memory_swappiness("100").unwrap(), Some(100));
+        let e = parse_memory_swappiness("101").unwrap_err().to_string();
+        assert!(e.contains("valid memory swappiness range is 0-100"), "{e}");
+        assert!(parse_memory_swappiness("-2").is_err());
+        assert_eq!(parse_cpu_cfs("--cpu-period", "50000").unwrap(), 50000);
+        assert_eq!(parse_cpu_cfs("--cpu-quota", "-1").unwrap(), -1);
+        assert!(parse_cpu_cfs("--cpu-quota", "1.5").is_err());
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Resources {
     pub cpuset_cpus: Option<String>,
     /// None = unlimited.
     pub pids_limit: Option<i64>,
+    /// soft limit in bytes.
+    pub memory_reservation: Option<i64>,
+    pub memory_swappiness: Option<u64>,
 }
 
 /// The process's user, resolved in the container's /etc/passwd and /etc/group.
@@ -221,6 +224,8 @@ pub struct SpecInput {
     /// `--init`: the host path of the init binary, bound at [`defaults::INIT_PATH`]
     /// and run as `INIT_PATH -- ARGS...`.
     pub init: Option<PathBuf>,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: Option<i32>,
     /// host architecture (`std::env::consts::ARCH`), for the seccomp profile.
     pub arch: String,
     /// host kernel, for seccomp `minKernel`; None: assume recent.
@@ -257,6 +262,7 @@ impl Default for SpecInput {
             no_new_privileges: false,
             unconfined_system_paths: false,
             init: None,
+            oom_score_adj: None,
             arch: std::env::consts::ARCH.to_string(),
             kernel: None,
         }
@@ -467,13 +473,23 @@ fn resources(input: &SpecInput) -> LinuxResources {
         v
     };
     res.set_devices(Some(rules));
-    if r.memory.is_some() || r.memory_swap.is_some() {
+    if r.memory.is_some()
+        || r.memory_swap.is_some()
+        || r.memory_reservation.is_some()
+        || r.memory_swappiness.is_some()
+    {
         let mut m = LinuxMemory::default();
         m.set_limit(r.memory);
         m.set_swap(r.memory_swap);
+        m.set_reservation(r.memory_reservation);
+        m.set_swappiness(r.memory_swappiness);
         res.set_memory(Some(m));
     }
-    if r.cpu_quota.is_some() || r.cpu_shares.is_some() || r.cpuset_cpus.is_some() {
+    if r.cpu_quota.is_some()
+        || r.cpu_period.is_some()
+        || r.cpu_shares.is_some()
+        || r.cpuset_cpus.is_some()
+    {
         let mut c = LinuxCpu::default();
         c.set_quota(r.cpu_quota);
         c.set_period(r.cpu_period);
@@ -576,6 +592,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     process.set_env(Some(input.env.clone()));
     process.set_cwd(PathBuf::from(&input.cwd));
     process.set_capabilities(Some(lc));
+    process.set_oom_score_adj(input.oom_score_adj);
     let rl = rlimits(input)?;
     process.set_rlimits(if rl.is_empty() { None } else { Some(rl) });
     process.set_no_new_privileges(if input.no_new_privileges {
