@@ -645,6 +645,20 @@ fn resource_and_process_flags_of_c4() {
         bad.stderr
     );
 
+    let dom = sh(
+        &c,
+        &["--hostname", "web", "--domainname", "example.test"],
+        "cat /proc/sys/kernel/domainname; hostname",
+    );
+    assert_eq!(dom.stdout, "example.test\nweb\n", "{}", dom.stderr);
+    let v6 = run(&c, &["--ip6", "2001:db8::5", "box", "true"]);
+    assert_eq!(v6.code, 125, "{}", v6.stderr);
+    assert!(
+        v6.stderr.contains("--ip6: IPv6 is not supported yet"),
+        "{}",
+        v6.stderr
+    );
+
     let made = c.run([
         "create",
         "--name",
@@ -659,6 +673,8 @@ fn resource_and_process_flags_of_c4() {
         "64m",
         "--memory-swappiness",
         "7",
+        "--domainname",
+        "example.test",
         "box",
         "true",
     ]);
@@ -668,5 +684,9 @@ fn resource_and_process_flags_of_c4() {
     assert_eq!(host["CpuPeriod"], 50000);
     assert_eq!(host["CpuQuota"], -1);
     assert_eq!(host["MemoryReservation"], 64 << 20);
+    assert_eq!(
+        inspect_container(&c, "c4")["Config"]["Domainname"],
+        "example.test"
+    );
     c.run(["rm", "c4"]).assert_success();
 }

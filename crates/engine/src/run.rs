@@ -419,6 +419,7 @@ impl Engine {
             user: user.user,
             terminal: opts.tty,
             hostname: (opts.uts == NamespaceMode::Private).then(|| hostname.clone()),
+            domainname: opts.domainname.clone().filter(|d| !d.is_empty()),
             namespaces: spec::Namespaces {
                 pid: opts.pid,
                 ipc: opts.ipc,

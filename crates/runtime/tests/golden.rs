@@ -109,6 +109,7 @@ fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
         user,
         terminal: o.tty,
         hostname: Some(hostname),
+        domainname: o.domainname.clone(),
         namespaces: Namespaces {
             pid: o.pid,
             ipc: o.ipc,

@@ -94,6 +94,9 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
     /// Connect a container to a network (bridge, host, none, container:NAME|ID, or a network name)
     #[arg(long, alias = "net", default_value = "bridge")]
     pub network: String,
@@ -113,6 +116,9 @@ pub struct RunArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (refused: IPv6 is not supported yet)
+    #[arg(long)]
+    pub ip6: Option<String>,
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long)]
     pub mac_address: Option<String>,

@@ -30,6 +30,7 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         .map(|g| o::parse_group_add(g))
         .collect::<Result<_, _>>()?;
     opts.hostname = args.hostname.clone();
+    opts.domainname = args.domainname.clone();
     opts.rm = args.rm;
     opts.interactive = args.interactive;
     opts.tty = args.tty;
@@ -188,6 +189,9 @@ fn network_flags(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
     for e in &args.expose {
         opts.expose.extend(o::parse_expose(e)?);
     }
+    if args.ip6.is_some() {
+        return Err(o::OptionsError::Invalid("--ip6: IPv6 is not supported yet".into()).into());
+    }
     opts.ip = args.ip.as_deref().map(o::parse_ipv4_address).transpose()?;
     opts.mac_address = args.mac_address.as_deref().map(o::parse_mac).transpose()?;
     opts.network_aliases = args.network_alias.clone();
@@ -237,6 +241,26 @@ mod tests {
     fn options(flags: &[&str]) -> anyhow::Result<RunOptions> {
         let argv = ["run"].iter().chain(flags).chain(&["box"]);
         to_run_options(&Run::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn c4_flags_reach_the_run_options() {
+        let o = options(&[
+            "--oom-score-adj=-10",
+            "--cpu-period=50000",
+            "--cpu-quota=-1",
+            "--memory-reservation=64m",
+            "--domainname=example.test",
+        ])
+        .unwrap();
+        assert_eq!(o.oom_score_adj, Some(-10));
+        assert_eq!(o.resources.cpu_period, Some(50_000));
+        assert_eq!(o.resources.cpu_quota, Some(-1));
+        assert_eq!(o.resources.memory_reservation, Some(64 << 20));
+        assert_eq!(o.domainname.as_deref(), Some("example.test"));
+        let e = options(&["--ip6", "2001:db8::5"]).unwrap_err().to_string();
+        assert_eq!(e, "--ip6: IPv6 is not supported yet");
+        assert!(options(&["--oom-score-adj", "-1001"]).is_err());
     }
 
     #[test]

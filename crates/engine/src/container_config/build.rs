@@ -55,7 +55,7 @@ pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
     }
     let config = Config {
         hostname: crate::run::container_hostname(opts, src.id),
-        domainname: String::new(),
+        domainname: opts.domainname.clone().unwrap_or_default(),
         user: opts
             .user
             .as_ref()

@@ -131,6 +131,8 @@ pub struct RunOptions {
     pub group_add: Vec<IdRef>,
     /// `-h, --hostname`.
     pub hostname: Option<String>,
+    /// `--domainname`.
+    pub domainname: Option<String>,
     pub rm: bool,
     /// `-i`.
     pub interactive: bool,

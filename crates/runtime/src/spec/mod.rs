@@ -196,6 +196,8 @@ pub struct SpecInput {
     pub terminal: bool,
     /// set when the UTS namespace is private.
     pub hostname: Option<String>,
+    /// `--domainname`, set with the hostname when the UTS namespace is private.
+    pub domainname: Option<String>,
     pub namespaces: Namespaces,
     /// explicit cgroups path, e.g. [`defaults::cgroups_path`].
     pub cgroups_path: String,
@@ -243,6 +245,7 @@ impl Default for SpecInput {
             user: ProcessUser::default(),
             terminal: false,
             hostname: None,
+            domainname: None,
             namespaces: Namespaces::default(),
             cgroups_path: String::new(),
             mounts: Vec::new(),
@@ -744,11 +747,9 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     spec.set_root(Some(root));
     spec.set_mounts(Some(mounts));
     spec.set_process(Some(process));
-    spec.set_hostname(if input.namespaces.uts == NamespaceMode::Private {
-        input.hostname.clone()
-    } else {
-        None
-    });
+    let private_uts = input.namespaces.uts == NamespaceMode::Private;
+    spec.set_hostname(input.hostname.clone().filter(|_| private_uts));
+    spec.set_domainname(input.domainname.clone().filter(|_| private_uts));
     spec.set_linux(Some(linux));
     spec.set_annotations(None);
     Ok(spec)
