@@ -659,6 +659,43 @@ fn resource_and_process_flags_of_c4() {
         v6.stderr
     );
 
+    let mems = sh(
+        &c,
+        &["--cpuset-mems", "0"],
+        "cat /sys/fs/cgroup/cpuset/cpuset.mems 2>/dev/null || cat /sys/fs/cgroup/cpuset.mems",
+    );
+    assert_eq!(mems.stdout.trim(), "0", "{}", mems.stderr);
+    let absent = run(&c, &["--cpuset-mems", "0-4095", "box", "true"]);
+    assert_eq!(absent.code, 125, "{}", absent.stderr);
+    assert!(
+        absent
+            .stderr
+            .contains("Requested memory nodes are not available"),
+        "{}",
+        absent.stderr
+    );
+    let weight = std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight");
+    let blk = sh(
+        &c,
+        &["--blkio-weight", "300"],
+        "cat /sys/fs/cgroup/blkio/blkio.weight 2>/dev/null || echo none",
+    );
+    assert_eq!(blk.code, 0, "{}", blk.stderr);
+    if weight.exists() {
+        assert_eq!(blk.stdout.trim(), "300", "{}", blk.stderr);
+    } else {
+        // Docker's behaviour where the kernel has no weight knob: warn, drop.
+        assert!(blk.stderr.contains("Block I/O weight"), "{}", blk.stderr);
+    }
+    let bad = run(&c, &["--blkio-weight", "5", "box", "true"]);
+    assert_eq!(bad.code, 125, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("Range of blkio weight is from 10 to 1000"),
+        "{}",
+        bad.stderr
+    );
+
     let made = c.run([
         "create",
         "--name",
@@ -675,6 +712,8 @@ fn resource_and_process_flags_of_c4() {
         "7",
         "--domainname",
         "example.test",
+        "--cpuset-mems",
+        "0",
         "box",
         "true",
     ]);
@@ -684,6 +723,7 @@ fn resource_and_process_flags_of_c4() {
     assert_eq!(host["CpuPeriod"], 50000);
     assert_eq!(host["CpuQuota"], -1);
     assert_eq!(host["MemoryReservation"], 64 << 20);
+    assert_eq!(host["CpusetMems"], "0");
     assert_eq!(
         inspect_container(&c, "c4")["Config"]["Domainname"],
         "example.test"

@@ -188,6 +188,12 @@ pub struct RunArgs {
     /// Limit CPU CFS (Completely Fair Scheduler) quota
     #[arg(long, value_name = "INT", allow_negative_numbers = true)]
     pub cpu_quota: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long, value_name = "UINT16")]
+    pub blkio_weight: Option<String>,
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long)]
     pub cpuset_cpus: Option<String>,

@@ -73,6 +73,23 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         );
         r.memory_swappiness = None;
     }
+    r.cpuset_mems = args
+        .cpuset_mems
+        .as_deref()
+        .map(o::parse_cpuset_mems)
+        .transpose()?;
+    r.blkio_weight = args
+        .blkio_weight
+        .as_deref()
+        .map(o::parse_blkio_weight)
+        .transpose()?
+        .flatten();
+    if r.blkio_weight.is_some() && !o::host_has_blkio_weight() {
+        coracle_runtime::note!(
+            "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+        );
+        r.blkio_weight = None;
+    }
     r.cpus = args
         .cpus
         .as_deref()

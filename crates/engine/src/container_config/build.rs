@@ -316,6 +316,8 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
         cpu_period: opts.resources.cpu_period.unwrap_or(0),
         cpu_quota: opts.resources.cpu_quota.unwrap_or(0),
         memory_reservation: resources.memory_reservation.unwrap_or(0),
+        cpuset_mems: resources.cpuset_mems.clone().unwrap_or_default(),
+        blkio_weight: resources.blkio_weight.unwrap_or(0),
         memory_swappiness: resources.memory_swappiness.map(|s| s as i64),
         ulimits: (!opts.ulimits.is_empty()).then(|| {
             opts.ulimits

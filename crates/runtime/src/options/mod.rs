@@ -26,8 +26,9 @@ pub use process::{
     NamespaceMode, NetworkMode, SeccompOption, SecurityOptions, SysctlContext, UserSpec,
 };
 pub use resources::{
-    host_has_memory_swappiness, parse_cpu_cfs, parse_cpu_shares, parse_cpus, parse_cpuset,
-    parse_device, parse_memory, parse_memory_reservation, parse_memory_swap,
+    cpuset_members, host_cpuset_mems, host_has_blkio_weight, host_has_memory_swappiness,
+    parse_blkio_weight, parse_cpu_cfs, parse_cpu_shares, parse_cpus, parse_cpuset,
+    parse_cpuset_mems, parse_device, parse_memory, parse_memory_reservation, parse_memory_swap,
     parse_memory_swappiness, parse_oom_score_adj, parse_pids_limit, parse_ram_in_bytes,
     parse_shm_size, parse_ulimit, CpuQuota, DeviceMapping, Ulimit,
 };
@@ -108,6 +109,10 @@ pub struct ResourceOptions {
     pub memory_reservation: Option<i64>,
     /// `--memory-swappiness` 0..=100.
     pub memory_swappiness: Option<u64>,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: Option<String>,
+    /// `--blkio-weight` 10..=1000.
+    pub blkio_weight: Option<u16>,
 }
 
 /// Every `coracle run` option the issue covers, as typed values. The CLI fills it with
@@ -250,6 +255,9 @@ impl RunOptions {
         }
         check_cpu_cfs(r)?;
         check_memory_reservation(r)?;
+        if let (Some(mems), Some(host)) = (&r.cpuset_mems, host_cpuset_mems()) {
+            check_cpuset_mems(mems, &host)?;
+        }
         if self.rm && self.restart != RestartPolicy::No {
             return Err(OptionsError::Invalid(
                 "Conflicting options: --restart and --rm".into(),
@@ -363,6 +371,8 @@ impl RunOptions {
             pids_limit: r.pids_limit,
             memory_reservation: r.memory_reservation.filter(|m| *m > 0),
             memory_swappiness: r.memory_swappiness,
+            cpuset_mems: r.cpuset_mems.clone(),
+            blkio_weight: r.blkio_weight,
         }
     }
 
@@ -434,6 +444,17 @@ fn check_cpu_cfs(r: &ResourceOptions) -> Result<(), OptionsError> {
     Ok(())
 }
 
+/// `--cpuset-mems` naming nodes the host lacks: docker's daemon refuses it.
+fn check_cpuset_mems(mems: &str, host: &str) -> Result<(), OptionsError> {
+    let have = cpuset_members(host);
+    if cpuset_members(mems).iter().any(|n| !have.contains(n)) {
+        return Err(OptionsError::Invalid(format!(
+            "Requested memory nodes are not available - requested {mems}, available: {host}"
+        )));
+    }
+    Ok(())
+}
+
 /// `--memory-reservation` against docker's minimum and `--memory`.
 fn check_memory_reservation(r: &ResourceOptions) -> Result<(), OptionsError> {
     let Some(res) = r.memory_reservation.filter(|m| *m > 0) else {
@@ -455,6 +476,16 @@ fn check_memory_reservation(r: &ResourceOptions) -> Result<(), OptionsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpuset_mems_must_exist_on_the_host() {
+        check_cpuset_mems("0", "0").unwrap();
+        check_cpuset_mems("0-1,3", "0-3").unwrap();
+        assert_eq!(
+            check_cpuset_mems("1", "0").unwrap_err().to_string(),
+            "Requested memory nodes are not available - requested 1, available: 0"
+        );
+    }
 
     #[test]
     fn memory_reservation_checked_as_docker_checks_it() {

@@ -166,32 +166,40 @@ pub fn parse_cpu_shares(s: &str) -> Result<u64, OptionsError> {
 /// `--cpuset-cpus` (and `--cpuset-mems`): a list like `0-2,4`. Returns the list
 /// unchanged after checking its syntax (docker: "Invalid value ... for cpuset cpus").
 pub fn parse_cpuset(s: &str) -> Result<String, OptionsError> {
-    const FLAG: &str = "--cpuset-cpus";
+    parse_cpuset_list("--cpuset-cpus", "cpus", s)
+}
+
+/// `--cpuset-mems`: memory nodes, same syntax as `--cpuset-cpus`.
+pub fn parse_cpuset_mems(s: &str) -> Result<String, OptionsError> {
+    parse_cpuset_list("--cpuset-mems", "mems", s)
+}
+
+fn parse_cpuset_list(flag: &'static str, what: &str, s: &str) -> Result<String, OptionsError> {
     let t = s.trim();
     if t.is_empty() {
-        return Err(bad(FLAG, s, "expected a list of CPUs such as 0-2,4"));
+        return Err(bad(flag, s, "expected a list of CPUs such as 0-2,4"));
     }
     for part in t.split(',') {
         let num = |x: &str| -> Result<u32, OptionsError> {
             if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad(
-                    FLAG,
+                    flag,
                     s,
-                    format!("invalid value {s} for cpuset cpus: '{part}' is not a CPU number or range like 0-2"),
+                    format!("invalid value {s} for cpuset {what}: '{part}' is not a CPU number or range like 0-2"),
                 ));
             }
             x.parse()
-                .map_err(|_| bad(FLAG, s, format!("CPU number {x} is too large")))
+                .map_err(|_| bad(flag, s, format!("CPU number {x} is too large")))
         };
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (num(a)?, num(b)?);
                 if b < a {
                     return Err(bad(
-                        FLAG,
+                        flag,
                         s,
                         format!(
-                            "invalid value {s} for cpuset cpus: range {part} ends before it starts"
+                            "invalid value {s} for cpuset {what}: range {part} ends before it starts"
                         ),
                     ));
                 }
@@ -255,6 +263,62 @@ pub fn parse_memory_swappiness(s: &str) -> Result<Option<u64>, OptionsError> {
 /// discards the flag with a warning elsewhere).
 pub fn host_has_memory_swappiness() -> bool {
     std::path::Path::new("/sys/fs/cgroup/memory/memory.swappiness").exists()
+}
+
+/// `--blkio-weight`: 10..=1000, 0 for none (docker's range and message).
+pub fn parse_blkio_weight(s: &str) -> Result<Option<u16>, OptionsError> {
+    const FLAG: &str = "--blkio-weight";
+    let v: u16 = s.trim().parse().map_err(|_| {
+        bad(
+            FLAG,
+            s,
+            format!("strconv.ParseUint: parsing \"{s}\": invalid syntax"),
+        )
+    })?;
+    match v {
+        0 => Ok(None),
+        10..=1000 => Ok(Some(v)),
+        _ => Err(bad(FLAG, s, "Range of blkio weight is from 10 to 1000")),
+    }
+}
+
+/// Whether the host's blkio cgroup takes a weight (CFQ or BFQ on v1, io.weight or
+/// io.bfq.weight on v2); docker discards the flag with a warning elsewhere.
+pub fn host_has_blkio_weight() -> bool {
+    [
+        "/sys/fs/cgroup/blkio/blkio.weight",
+        "/sys/fs/cgroup/blkio/blkio.bfq.weight",
+        "/sys/fs/cgroup/io.weight",
+        "/sys/fs/cgroup/io.bfq.weight",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
+}
+
+/// The memory nodes the host offers, as a cpuset list; None when unknown.
+pub fn host_cpuset_mems() -> Option<String> {
+    [
+        "/sys/fs/cgroup/cpuset/cpuset.mems",
+        "/sys/fs/cgroup/cpuset.mems.effective",
+        "/sys/devices/system/node/online",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .map(|s| s.trim().to_string())
+    .filter(|s| !s.is_empty())
+}
+
+/// The numbers a checked cpuset list names.
+pub fn cpuset_members(list: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+            // A huge range is not expanded (docker caps the same way, CVE-2018-20699).
+            out.extend((a..=b).take(8192));
+        }
+    }
+    out
 }
 
 /// `--oom-score-adj`: the kernel's OOM score adjustment, -1000..=1000 (docker's range
@@ -507,6 +571,17 @@ mod tests {
         );
         assert!(parse_oom_score_adj("-1001").is_err());
         assert!(parse_oom_score_adj("x").is_err());
+        assert_eq!(parse_cpuset_mems("0").unwrap(), "0");
+        let e = parse_cpuset_mems("1-0").unwrap_err().to_string();
+        assert!(e.contains("for cpuset mems"), "{e}");
+        assert_eq!(parse_blkio_weight("0").unwrap(), None);
+        assert_eq!(parse_blkio_weight("500").unwrap(), Some(500));
+        let e = parse_blkio_weight("5").unwrap_err().to_string();
+        assert!(
+            e.contains("Range of blkio weight is from 10 to 1000"),
+            "{e}"
+        );
+        assert!(parse_blkio_weight("70000").is_err());
         assert_eq!(parse_memory_reservation("64m").unwrap(), 64 << 20);
         assert!(parse_memory_reservation("lots").is_err());
         assert_eq!(parse_memory_swappiness("-1").unwrap(), None);

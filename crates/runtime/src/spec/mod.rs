@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup,
-    LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
-    Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+    Capability, LinuxBlockIo, LinuxBuilder, LinuxCapabilities, LinuxCpu, LinuxDevice,
+    LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids,
+    LinuxResources, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec,
+    User,
 };
 
 pub use command::{merge_env, resolve_command, EnvContext};
@@ -81,6 +82,8 @@ pub struct Resources {
     /// soft limit in bytes.
     pub memory_reservation: Option<i64>,
     pub memory_swappiness: Option<u64>,
+    pub cpuset_mems: Option<String>,
+    pub blkio_weight: Option<u16>,
 }
 
 /// The process's user, resolved in the container's /etc/passwd and /etc/group.
@@ -492,13 +495,20 @@ fn resources(input: &SpecInput) -> LinuxResources {
         || r.cpu_period.is_some()
         || r.cpu_shares.is_some()
         || r.cpuset_cpus.is_some()
+        || r.cpuset_mems.is_some()
     {
         let mut c = LinuxCpu::default();
         c.set_quota(r.cpu_quota);
         c.set_period(r.cpu_period);
         c.set_shares(r.cpu_shares);
         c.set_cpus(r.cpuset_cpus.clone());
+        c.set_mems(r.cpuset_mems.clone());
         res.set_cpu(Some(c));
+    }
+    if let Some(w) = r.blkio_weight {
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(w));
+        res.set_block_io(Some(b));
     }
     if let Some(limit) = r.pids_limit {
         let mut p = LinuxPids::default();
