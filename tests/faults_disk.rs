@@ -4,45 +4,8 @@
 
 mod common;
 use common::*;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
-
-/// Takes whatever space appears on a full file system until dropped.
-struct KeepFull {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl KeepFull {
-    fn start(path: &Path) -> KeepFull {
-        use std::sync::atomic::Ordering;
-        let mut f = std::fs::File::create(path).unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let buf = [0u8; 4096];
-            while !flag.load(Ordering::Relaxed) {
-                if f.write(&buf).is_err() && f.write(&buf[..1]).is_err() {
-                    std::thread::yield_now();
-                }
-            }
-        });
-        KeepFull {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for KeepFull {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 fn free_bytes(path: &Path) -> u64 {
     let s = rustix::fs::statvfs(path).unwrap();
@@ -302,7 +265,7 @@ fn a_container_that_exits_while_the_store_is_full_keeps_its_exit_code() {
     // The container ends while nothing can be written to the store (what its
     // teardown frees is taken again at once): its monitor records what it can and
     // goes.
-    let keep_full = KeepFull::start(&root.join("filler2"));
+    let keep_full = KeepFull::start(std::fs::File::create(root.join("filler2")).unwrap());
     std::fs::write(progress_dir.join("stop"), b"").unwrap();
     wait_until("the monitor to finish", Duration::from_secs(30), || {
         !alive(monitor)

@@ -229,43 +229,6 @@ fn exec_racing_stop_says_not_running() {
     eprintln!("exec exit codes: {seen:?}");
 }
 
-/// Takes whatever space appears on a full file system until dropped (the store
-/// releases its reserve when full: this takes it back while the command runs).
-struct KeepFull {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl KeepFull {
-    fn start(mut f: std::fs::File) -> KeepFull {
-        use std::io::Write;
-        use std::sync::atomic::Ordering;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let buf = [0u8; 4096];
-            while !flag.load(Ordering::Relaxed) {
-                if f.write(&buf).is_err() && f.write(&buf[..1]).is_err() {
-                    std::thread::yield_now();
-                }
-            }
-        });
-        KeepFull {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for KeepFull {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// `run -d` on a store that is full and kept full (whatever space the command frees is
 /// taken again at once): every attempt that fails names the full disk and leaves
 /// either nothing (no container, no container directory, no mount) or, as docker does

@@ -277,3 +277,41 @@ pub fn fill(path: &Path) -> std::fs::File {
     }
     f
 }
+
+/// Takes whatever space appears on a full file system (writing to `f`) until dropped:
+/// the store gives back its reserve when full, and this takes it again while the
+/// command under test runs.
+pub struct KeepFull {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KeepFull {
+    pub fn start(mut f: std::fs::File) -> KeepFull {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let buf = [0u8; 4096];
+            while !flag.load(Ordering::Relaxed) {
+                if f.write(&buf).is_err() && f.write(&buf[..1]).is_err() {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        KeepFull {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for KeepFull {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! `info`: docker's `docker info` — a Client and a Server section (one binary here:
 //! both are coracle), or `--format` over docker's field names plus `ClientInfo`.
 
-use crate::format::Template;
 use crate::Context;
 use clap::Args;
 use coracle_engine::SystemInfo;
@@ -17,15 +16,9 @@ pub struct InfoArgs {
 
 pub fn exec(ctx: &Context, args: InfoArgs) -> anyhow::Result<i32> {
     let format = args.format.as_deref().filter(|f| !f.is_empty());
-    let template = match format.filter(|f| *f != "json") {
-        Some(f) => match Template::parse(&f.replace("\\t", "\t").replace("\\n", "\n")) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("{}", crate::error_chain(&e));
-                return Ok(crate::commands::inspect::EXIT_BAD_TEMPLATE);
-            }
-        },
-        None => None,
+    let template = match crate::commands::inspect::format_template(format) {
+        Ok(t) => t,
+        Err(code) => return Ok(code),
     };
     let info = ctx.engine()?.info()?;
     let mut value = serde_json::to_value(&info)?;

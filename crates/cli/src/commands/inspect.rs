@@ -51,6 +51,21 @@ enum Inspected {
 /// docker's exit code when the format is not a valid template.
 pub(crate) const EXIT_BAD_TEMPLATE: i32 = 64;
 
+/// A `--format` that is kept and applied (`info`, `version`): None for the default
+/// output or `json`, else the template, with `\t` and `\n` written out as docker
+/// allows. A bad template is reported here and gives the exit code to return.
+pub(crate) fn format_template(format: Option<&str>) -> Result<Option<Template>, i32> {
+    match format.filter(|f| !f.is_empty() && *f != "json") {
+        Some(f) => Template::parse(&f.replace("\\t", "\t").replace("\\n", "\n"))
+            .map(Some)
+            .map_err(|e| {
+                eprintln!("{}", crate::error_chain(&e));
+                EXIT_BAD_TEMPLATE
+            }),
+        None => Ok(None),
+    }
+}
+
 pub fn exec(ctx: &Context, args: InspectArgs) -> anyhow::Result<i32> {
     run(
         ctx,

@@ -2,7 +2,6 @@
 //! here: both are coracle), or `--format` over docker's field names (`.Client.Version`,
 //! `.Server.Version`, `.Server.Components`, ...).
 
-use crate::format::Template;
 use crate::Context;
 use clap::Args;
 use serde_json::{json, Value};
@@ -22,15 +21,9 @@ pub struct VersionArgs {
 
 pub fn exec(ctx: &Context, args: VersionArgs) -> anyhow::Result<i32> {
     let format = args.format.as_deref().filter(|f| !f.is_empty());
-    let template = match format.filter(|f| *f != "json") {
-        Some(f) => match Template::parse(&f.replace("\\t", "\t").replace("\\n", "\n")) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("{}", crate::error_chain(&e));
-                return Ok(crate::commands::inspect::EXIT_BAD_TEMPLATE);
-            }
-        },
-        None => None,
+    let template = match crate::commands::inspect::format_template(format) {
+        Ok(t) => t,
+        Err(code) => return Ok(code),
     };
     let client = client();
     // As docker with no daemon: the client part still prints, the server's failure is
