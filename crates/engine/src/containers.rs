@@ -43,11 +43,9 @@ impl Engine {
             // A concurrent `rm` removed the container after the caller found it (rm
             // removes the directory, then the record): say so as docker does, rather
             // than naming a file the user never made.
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && (!path.parent().is_some_and(Path::exists)
-                        || matches!(self.db.container(id), Ok(None))) =>
-            {
+            // The file is written before the record exists, so a record without it is
+            // one whose removal is under way.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(EngineError::NoSuchContainer(id.to_string()));
             }
             Err(e) => return Err(EngineError::io("read", &path)(e)),
