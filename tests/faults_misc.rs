@@ -220,11 +220,7 @@ fn exec_racing_stop_says_not_running() {
             assert!(
                 o.code == 0
                     || (o.code == 1 && o.stderr.contains(" is not running"))
-                    || o.code == 137
-                    // Known race, still open (issue 11 note): libcontainer's tenant
-                    // builder reads state.json outside our state lock while the stop
-                    // rewrites it. Tolerated here until exec reads it under the lock.
-                    || (o.code == 126 && o.stderr.contains("failed to parse container state file")),
+                    || o.code == 137,
                 "exec racing stop: {o:?}"
             );
         }

@@ -679,4 +679,29 @@ mod tests {
         assert_eq!(left, ["exec.lock", "state.json"]);
         fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// `exec` and `state` load `state.json` without our exclusive lock while `kill`
+    /// (another process) rewrites it: the patched libcontainer replaces the file by a
+    /// rename, so a reader never sees it truncated ("failed to parse container state
+    /// file ... EOF", issue 11).
+    #[test]
+    fn state_json_is_never_seen_half_written() {
+        use libcontainer::container::{ContainerStatus, State};
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new("race", ContainerStatus::Running, Some(1), "/b".into());
+        state.save(dir.path()).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    state.save(dir.path()).unwrap();
+                }
+            });
+            let loaded = (0..20_000).try_for_each(|_| State::load(dir.path()).map(drop));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            loaded.unwrap();
+        });
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "only state.json is left: {left:?}");
+    }
 }

@@ -159,16 +159,40 @@ impl State {
         }
     }
 
+    /// Writes the state to a temporary file in `container_root` and renames it over
+    /// `state.json`, so a concurrent `load` (another process's `kill`, `exec` or
+    /// `state`) sees the old state or the new one, never a truncated file.
     #[instrument(level = "trace")]
     pub fn save(&self, container_root: &Path) -> Result<()> {
         let state_file_path = Self::file_path(container_root);
+        let tmp_path = container_root.join(format!(
+            ".{}.tmp-{}",
+            Self::STATE_FILE_PATH,
+            std::process::id()
+        ));
+        let written = self.write_to(&tmp_path).and_then(|()| {
+            fs::rename(&tmp_path, &state_file_path).map_err(|err| {
+                tracing::error!(?state_file_path, %err, "failed to replace container state file");
+                StateError::WriteStateFile {
+                    state_file_path: state_file_path.to_owned(),
+                    source: err,
+                }
+            })
+        });
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp_path);
+        }
+        written
+    }
+
+    fn write_to(&self, state_file_path: &Path) -> Result<()> {
         let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .append(false)
             .create(true)
             .truncate(true)
-            .open(&state_file_path)
+            .open(state_file_path)
             .map_err(|err| {
                 tracing::error!(
                     state_file_path = ?state_file_path,
