@@ -183,6 +183,10 @@ fn header_name(field: &str) -> String {
         "ID" => "IMAGE ID".into(),
         "CreatedSince" => "CREATED".into(),
         "CreatedAt" => "CREATED AT".into(),
+        // `search`'s columns, as docker names them.
+        "StarCount" => "STARS".into(),
+        "IsOfficial" => "OFFICIAL".into(),
+        "IsAutomated" => "AUTOMATED".into(),
         other => {
             let mut s = String::new();
             let mut prev_upper = true;

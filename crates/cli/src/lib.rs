@@ -55,6 +55,8 @@ enum Command {
     Save(commands::save::SaveArgs),
     /// Load images from a tar archive (docker save output, OCI layout or archive)
     Load(commands::load::LoadArgs),
+    /// Search the registry (Docker Hub by default) for images
+    Search(commands::search::SearchArgs),
     /// Log in to a registry
     Login(commands::login::LoginArgs),
     /// Log out from a registry
@@ -174,6 +176,7 @@ pub fn main() -> i32 {
         Command::Rmi(a) => commands::rmi::exec(&ctx, a),
         Command::Save(a) => commands::save::exec(&ctx, a),
         Command::Load(a) => commands::load::exec(&ctx, a),
+        Command::Search(a) => commands::search::exec(&ctx, a),
         Command::Login(a) => commands::login::exec(&ctx, a),
         Command::Logout(a) => commands::logout::exec(&ctx, a),
         Command::Inspect(a) => commands::inspect::exec(&ctx, a),

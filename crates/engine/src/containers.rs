@@ -93,6 +93,7 @@ impl Engine {
         if let Some(cfg) = &cfg {
             self.delete_from_runtime(&c.id, cfg);
             let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
+            self.release_volumes(&c.id);
             match cfg.network.mode {
                 crate::network::NetMode::Bridge => {
                     for f in self.release_container_network(&c.id) {

@@ -32,6 +32,7 @@ mod pull;
 mod push;
 mod rename;
 mod run;
+mod search;
 mod stats;
 mod store;
 mod teardown;
@@ -62,6 +63,7 @@ pub use ps::{command_text, human_duration, status_text, ContainerSummary, ListOp
 pub use pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
 pub use push::{PushEvent, PushOptions};
 pub use run::{ContainerRuntimeConfig, PreparedContainer, RunRequest};
+pub use search::SearchResult;
 pub use stats::{StatsError, StatsReader, StatsSample};
 pub use store::{default_root, StorePaths, DEFAULT_ROOT};
 pub use timestamp::parse_timestamp;

@@ -190,6 +190,15 @@ impl Engine {
                 return self.start_failed(id, &cfg, code, &e.to_string(), &mut clients, sync);
             }
         };
+        // Volumes made with mount options (`volume create -o`) stay mounted while this
+        // monitor lives; its death frees them (see coracle_rootfs::volume::mount).
+        let _volume_uses = match self.acquire_volumes(id) {
+            Ok(uses) => uses,
+            Err(e) => {
+                drop(dir_lock.take());
+                return self.start_failed(id, &cfg, 125, &e.to_string(), &mut clients, sync);
+            }
+        };
         let mut backoff = BACKOFF_START;
         loop {
             let _ = std::fs::remove_file(&exit_file);
@@ -398,6 +407,7 @@ impl Engine {
         if let Err(e) = coracle_rootfs::snapshot::unmount(&cfg.rootfs) {
             failures.push(e.to_string());
         }
+        self.release_volumes(id);
         let result = if cfg.rm {
             self.remove_stopped(id, cfg, true)
         } else {

@@ -652,8 +652,17 @@ impl Engine {
         let data = volumes.path(name);
         let at_target = coracle_rootfs::ensure_dir_in_root(root, target, 0o755)?;
         if !no_copy {
-            coracle_rootfs::volume::copy_up(&at_target, &data)
-                .map_err(EngineError::io("fill volume from the image", &data))?;
+            // docker fills a volume with mount options through its mount, mounted for
+            // the copy only (so a tmpfs volume starts empty again unless in use).
+            let user = format!("populate-{}", std::process::id());
+            let mounted = volumes.acquire(name, &user)?;
+            let copied = coracle_rootfs::volume::copy_up(&at_target, &data)
+                .map_err(EngineError::io("fill volume from the image", &data));
+            if mounted.is_some() {
+                drop(mounted);
+                volumes.release(name, &user)?;
+            }
+            copied?;
         }
         Ok(ResolvedMount::Bind {
             source: data,

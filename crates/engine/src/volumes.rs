@@ -15,22 +15,90 @@ fn volume_json(v: &Volume) -> Value {
         "Labels": v.labels,
         "Mountpoint": v.mountpoint,
         "Name": v.name,
-        "Options": {},
+        "Options": v.options,
         "Scope": "local",
     })
 }
 
 impl Engine {
+    /// `volume create` with the local driver's options (`-o type=... -o o=... -o
+    /// device=...`), checked as docker checks them and mounted while a container uses
+    /// the volume.
     pub fn create_volume(
         &mut self,
         name: Option<&str>,
         labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
     ) -> Result<Value, EngineError> {
         let name = match name {
             Some(n) => n.to_string(),
             None => new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?,
         };
-        Ok(volume_json(&self.volumes()?.create(&name, labels)?))
+        validate_options(&options)
+            .map_err(|e| EngineError::InvalidArgument(format!("create {name}: {e}")))?;
+        let store = self.volumes()?;
+        Ok(volume_json(
+            &store.create_with_options(&name, labels, options)?,
+        ))
+    }
+
+    /// The volumes whose data directories container `id`'s bundle mounts.
+    fn container_volumes(&self, id: &str) -> Vec<String> {
+        let config = self.containers_dir().join(id).join("config.json");
+        let Ok(spec) = std::fs::read(&config)
+            .map_err(|_| ())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|_| ()))
+        else {
+            return Vec::new();
+        };
+        let dir = self.paths.volumes();
+        let mut names: Vec<String> = spec["mounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let src = std::path::Path::new(m["source"].as_str()?);
+                (src.parent()?.parent()? == dir && src.file_name()? == "_data")
+                    .then(|| src.parent()?.file_name()?.to_str().map(str::to_owned))
+                    .flatten()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Mounts the volumes with mount options container `id` uses (its monitor calls
+    /// this before the container starts, and keeps the uses for its whole life).
+    pub(crate) fn acquire_volumes(
+        &self,
+        id: &str,
+    ) -> Result<Vec<coracle_rootfs::volume::mount::VolumeUse>, EngineError> {
+        let store = self.volumes()?;
+        let mut uses = Vec::new();
+        for name in self.container_volumes(id) {
+            match store.acquire(&name, id) {
+                Ok(u) => uses.extend(u),
+                Err(e) => {
+                    drop(uses);
+                    self.release_volumes(id);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(uses)
+    }
+
+    /// Ends container `id`'s use of its volumes (its monitor at the end, or the
+    /// command that finds its monitor dead): each is unmounted if it was the last user.
+    /// Failures are noted, not returned (teardown goes on).
+    pub(crate) fn release_volumes(&self, id: &str) {
+        let Ok(store) = self.volumes() else { return };
+        for name in self.container_volumes(id) {
+            if let Err(e) = store.release(&name, id) {
+                coracle_runtime::note!("coracle: release volume {name}: {e}");
+            }
+        }
     }
 
     pub fn list_volumes(&self) -> Result<Vec<Value>, EngineError> {
@@ -128,6 +196,50 @@ impl Engine {
         }
         Ok((removed, freed))
     }
+}
+
+/// The local driver's options checked as docker's `validateOpts`: only `type`, `o`,
+/// `device` and `size`; `device` and `type` go together and `o` needs both; `size`
+/// (an XFS project quota in docker) only as 0, since this store keeps no quotas.
+fn validate_options(opts: &BTreeMap<String, String>) -> Result<(), String> {
+    for k in opts.keys() {
+        if !matches!(k.as_str(), "type" | "o" | "device" | "size") {
+            return Err(format!(
+                "invalid option: {k:?} (the local driver takes type, o, device and size)"
+            ));
+        }
+    }
+    if let (Some("cifs"), Some(dev)) = (
+        opts.get("type").map(String::as_str),
+        opts.get("device").filter(|d| !d.is_empty()),
+    ) {
+        let host = dev.trim_start_matches("//").split('/').next().unwrap_or("");
+        let port = host.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
+        if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("port not allowed in CIFS device URL, include 'port' in 'o='".into());
+        }
+    }
+    if let Some(size) = opts.get("size") {
+        let bytes = coracle_runtime::options::parse_ram_in_bytes(size)?;
+        if bytes > 0 {
+            return Err(format!(
+                "quota size requested but no quota support (size={size}: coracle keeps no \
+                 XFS project quotas; for a tmpfs volume give the size in o=size={size})"
+            ));
+        }
+    }
+    for (opt, needs) in [
+        ("device", &["type"][..]),
+        ("type", &["device"][..]),
+        ("o", &["device", "type"][..]),
+    ] {
+        if opts.contains_key(opt) {
+            if let Some(missing) = needs.iter().find(|n| !opts.contains_key(**n)) {
+                return Err(format!("missing required option: {missing:?}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// docker's mark on the volumes it makes for anonymous mounts (image `VOLUME`s, `-v

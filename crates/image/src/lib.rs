@@ -25,6 +25,7 @@ pub use manifest::{
 };
 pub use registry::{
     BlobPhase, BlobProgress, PushPhase, PushProgress, RegistryClient, RegistryError, Resolved,
+    SearchResult,
 };
 
 use coracle_core::ErrorKind;

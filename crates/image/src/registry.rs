@@ -37,6 +37,10 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 mod blobs;
+mod search;
+mod tags;
+
+pub use search::SearchResult;
 
 /// Longest we wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -57,6 +61,10 @@ pub enum RegistryError {
         repository: String,
         message: String,
     },
+    #[error("repository {repository} not found: {message}")]
+    RepositoryUnknown { repository: String, message: String },
+    #[error("{registry} does not support search: {message}")]
+    SearchUnsupported { registry: String, message: String },
     #[error("registry {registry} is unavailable: {message}")]
     Unavailable { registry: String, message: String },
     #[error("registry {registry}: {what}: {message}")]
@@ -113,12 +121,12 @@ impl RegistryError {
     /// InvalidArgument.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RegistryError::ManifestUnknown { .. } | RegistryError::NoMatchingManifest { .. } => {
-                ErrorKind::NotFound
-            }
-            RegistryError::Unauthorized { .. } | RegistryError::Unsupported { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            RegistryError::ManifestUnknown { .. }
+            | RegistryError::NoMatchingManifest { .. }
+            | RegistryError::RepositoryUnknown { .. } => ErrorKind::NotFound,
+            RegistryError::Unauthorized { .. }
+            | RegistryError::Unsupported { .. }
+            | RegistryError::SearchUnsupported { .. } => ErrorKind::InvalidArgument,
             RegistryError::Unavailable { .. } | RegistryError::BlobFailed { .. } => {
                 ErrorKind::Unavailable
             }

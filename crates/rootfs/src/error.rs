@@ -315,6 +315,18 @@ pub enum VolumeError {
         #[source]
         source: serde_json::Error,
     },
+    /// Mounted for a container (or a copy-up) that is still running.
+    #[error("remove {0}: volume has active mounts")]
+    InUse(String),
+    /// The local driver's mount of the volume's device failed (docker's wording).
+    #[error("volume {name}: failed to mount local volume: mount {what}: {source}")]
+    Mount {
+        name: String,
+        /// `DEVICE:TARGET (type "T", o "O")`.
+        what: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl VolumeError {
@@ -324,6 +336,11 @@ impl VolumeError {
             VolumeError::NotFound(_) => ErrorKind::NotFound,
             VolumeError::Io { source, .. } => io_kind(source),
             VolumeError::Metadata { .. } => ErrorKind::Internal,
+            VolumeError::InUse(_) => ErrorKind::Conflict,
+            VolumeError::Mount { source, .. } => match source.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => ErrorKind::InvalidArgument,
+                _ => io_kind(source),
+            },
         }
     }
 }

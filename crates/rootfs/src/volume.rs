@@ -1,7 +1,9 @@
 //! Named volumes, laid out like docker's `local` driver: `<store>/volumes/<name>/_data`
 //! is what gets mounted, `<store>/volumes/<name>/volume.json` its metadata (labels,
 //! creation time). A volume is made in a temp dir `.tmp-<pid>-…` and renamed into
-//! place, so a directory under a volume's name is always complete.
+//! place, so a directory under a volume's name is always complete. A volume made with
+//! driver options (`-o type=tmpfs ...`) is mounted on its `_data` while used, see
+//! [`mount`].
 
 use crate::error::VolumeError;
 use crate::fsutil::remove_tree;
@@ -28,6 +30,9 @@ pub struct Volume {
     pub created_at: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The local driver's options (`type`, `o`, `device`, `size`), as given.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// What is stored in `volume.json` (the mountpoint is derived from the location).
@@ -38,6 +43,8 @@ struct Meta {
     created_at: String,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    options: BTreeMap<String, String>,
 }
 
 /// Checks a volume name against docker's rule `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (so at
@@ -106,6 +113,17 @@ impl VolumeStore {
         name: &str,
         labels: BTreeMap<String, String>,
     ) -> Result<Volume, VolumeError> {
+        self.create_with_options(name, labels, BTreeMap::new())
+    }
+
+    /// [`create`](Self::create) with the local driver's options (checked by the
+    /// caller), kept for [`acquire`](Self::acquire) to mount.
+    pub fn create_with_options(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<Volume, VolumeError> {
         validate_volume_name(name)?;
         if let Ok(v) = self.get(name) {
             return Ok(v);
@@ -123,6 +141,7 @@ impl VolumeStore {
             driver: "local".into(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             labels,
+            options,
         };
         let meta_path = tmp.path().join(META);
         let json = serde_json::to_vec_pretty(&meta).expect("volume metadata serializes");
@@ -172,6 +191,7 @@ impl VolumeStore {
             mountpoint: self.path(name),
             created_at: meta.created_at,
             labels: meta.labels,
+            options: meta.options,
         })
     }
 
@@ -198,7 +218,8 @@ impl VolumeStore {
     }
 
     /// Removes volume `name` and its data. Whether a container still uses it is the
-    /// caller's check. The directory is renamed away first, so a removal cut short
+    /// caller's check; a volume mounted for a live user (see [`acquire`](Self::acquire))
+    /// is refused, a mount left by a dead one is taken down first. The directory is renamed away first, so a removal cut short
     /// leaves a temp dir (see [`gc_incomplete`](Self::gc_incomplete)), never a
     /// half-empty volume.
     pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
@@ -207,6 +228,7 @@ impl VolumeStore {
         if !path.join(META).exists() {
             return Err(VolumeError::NotFound(name.to_owned()));
         }
+        self.settle(name)?;
         let doomed = self
             .dir
             .join(format!(".tmp-{}-rm-{name}", std::process::id()));
@@ -276,6 +298,8 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     use rustix::fs::{renameat_with, RenameFlags, CWD};
     renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE).map_err(Into::into)
 }
+
+pub mod mount;
 
 #[cfg(test)]
 mod tests;

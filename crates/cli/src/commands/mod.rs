@@ -29,6 +29,7 @@ pub mod run;
 pub(crate) mod run_impl;
 mod run_options;
 pub mod save;
+pub mod search;
 pub mod start;
 pub mod stats;
 pub mod stop;

@@ -32,7 +32,8 @@ pub struct CreateArgs {
     /// Specify volume driver name (only `local`)
     #[arg(short, long, default_value = "local")]
     pub driver: String,
-    /// Set driver specific options (not supported yet: refused)
+    /// Set driver specific options: type, o, device (mounted as `mount -t TYPE -o O
+    /// DEVICE` while a container uses the volume), size
     #[arg(short, long = "opt", value_name = "K=V")]
     pub opt: Vec<String>,
 }
@@ -86,6 +87,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
     match cmd {
         VolumeCommand::Create(a) => {
             check_driver(&a)?;
+            let options = parse_opts(&a.opt);
             let labels = a
                 .label
                 .iter()
@@ -94,7 +96,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
                     None => (l.clone(), String::new()),
                 })
                 .collect();
-            let v = engine.create_volume(a.name.as_deref(), labels)?;
+            let v = engine.create_volume(a.name.as_deref(), labels, options)?;
             println!("{}", v["Name"].as_str().unwrap_or_default());
             Ok(0)
         }
@@ -176,8 +178,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
     }
 }
 
-/// Only docker's `local` driver exists, and without its mount options: a volume asked
-/// to be a tmpfs or a device must not silently become a plain directory.
+/// Only docker's `local` driver exists.
 fn check_driver(a: &CreateArgs) -> anyhow::Result<()> {
     let name = a.name.as_deref().unwrap_or_default();
     if a.driver != "local" {
@@ -186,10 +187,16 @@ fn check_driver(a: &CreateArgs) -> anyhow::Result<()> {
             d = a.driver
         );
     }
-    if let Some(opt) = a.opt.first() {
-        anyhow::bail!(
-            "create {name}: volume driver options are not supported (-o {opt}): coracle's local driver makes plain directories; use a bind mount or --tmpfs instead"
-        );
-    }
     Ok(())
+}
+
+/// `-o KEY=VALUE` as docker's option map (`KEY` alone is an empty value, a later key
+/// wins; the engine checks the keys).
+fn parse_opts(opts: &[String]) -> std::collections::BTreeMap<String, String> {
+    opts.iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (o.clone(), String::new()),
+        })
+        .collect()
 }

@@ -109,7 +109,7 @@ impl RegistryClient {
     /// with the configured credentials). Cached per host and repository; `stale` is
     /// a token the registry just refused: a fresh one is fetched unless another
     /// download already replaced it.
-    async fn pull_token(
+    pub(super) async fn pull_token(
         &self,
         source: &Source,
         reference: &ImageReference,
@@ -197,7 +197,7 @@ impl RegistryClient {
     }
 
     /// [`Self::send_get`] with an `Accept` header.
-    async fn send_get_accepting(
+    pub(super) async fn send_get_accepting(
         &self,
         url: &str,
         offset: u64,
@@ -420,7 +420,7 @@ impl RegistryClient {
 
 /// "500 Internal Server Error: <the registry's message>", from the error envelope
 /// (`{"errors":[{"code":…,"message":…}]}`) when there is one, else the body's start.
-async fn error_message(status: StatusCode, mut response: reqwest::Response) -> String {
+pub(super) async fn error_message(status: StatusCode, mut response: reqwest::Response) -> String {
     let mut body = Vec::new();
     while body.len() < ERROR_BODY_LIMIT {
         match response.chunk().await {
