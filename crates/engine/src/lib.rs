@@ -31,6 +31,7 @@ mod ps;
 mod pull;
 mod push;
 mod rename;
+mod repair;
 mod run;
 mod search;
 mod stats;
@@ -62,6 +63,9 @@ pub use monitor::{attach_socket, MonitorArgs};
 pub use ps::{command_text, human_duration, status_text, ContainerSummary, ListOptions};
 pub use pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
 pub use push::{PushEvent, PushOptions};
+pub use repair::{
+    repair_store, Lost, RecordSource, RecoveredContainer, RecoveredImage, RepairReport,
+};
 pub use run::{ContainerRuntimeConfig, PreparedContainer, RunRequest};
 pub use search::SearchResult;
 pub use stats::{StatsError, StatsReader, StatsSample};

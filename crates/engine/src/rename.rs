@@ -25,7 +25,12 @@ impl Engine {
             )));
         }
         match self.db.rename_container(&c.id, new_name) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // The copy `system check --repair` reads; the database is the authority,
+                // so a failure here only means a repair would bring back the old name.
+                let _ = self.save_record_file(&c.id);
+                Ok(())
+            }
             Err(e @ coracle_state::StateError::NameInUse { .. }) => Err(EngineError::Conflict(
                 format!("Error when allocating new name: {e}"),
             )),

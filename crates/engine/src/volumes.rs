@@ -250,3 +250,39 @@ pub(crate) const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 fn labels_match(f: &Filters, labels: &BTreeMap<String, String>) -> bool {
     f.match_kv_list("label", labels) && !(f.contains("label!") && f.match_kv_list("label!", labels))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::validate_options;
+    use std::collections::BTreeMap;
+
+    fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_are_checked_as_dockers_local_driver() {
+        validate_options(&opts(&[])).unwrap();
+        validate_options(&opts(&[
+            ("type", "tmpfs"),
+            ("device", "tmpfs"),
+            ("o", "size=1m"),
+        ]))
+        .unwrap();
+        validate_options(&opts(&[("size", "0")])).unwrap();
+        let err = |kv: &[(&str, &str)]| validate_options(&opts(kv)).unwrap_err();
+        assert!(err(&[("colour", "red")]).starts_with("invalid option: \"colour\""));
+        assert_eq!(
+            err(&[("o", "bind"), ("device", "/x")]),
+            "missing required option: \"type\""
+        );
+        assert!(err(&[("size", "1g")]).starts_with("quota size requested but no quota support"));
+        assert_eq!(
+            err(&[("type", "cifs"), ("device", "//host:445/share")]),
+            "port not allowed in CIFS device URL, include 'port' in 'o='"
+        );
+        validate_options(&opts(&[("type", "cifs"), ("device", "//host/share")])).unwrap();
+    }
+}

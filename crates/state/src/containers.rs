@@ -82,9 +82,9 @@ impl ContainerRecord {
     }
 }
 
-const COLUMNS: &str = "id, name, image_id, image_name, created_at, config, state, monitor_pid, init_pid, exit_code, started_at, finished_at, restart_count, oom_killed, stopped_by_user, health, error";
+pub(crate) const COLUMNS: &str = "id, name, image_id, image_name, created_at, config, state, monitor_pid, init_pid, exit_code, started_at, finished_at, restart_count, oom_killed, stopped_by_user, health, error";
 
-fn row_to_container(r: &Row) -> rusqlite::Result<ContainerRecord> {
+pub(crate) fn row_to_container(r: &Row) -> rusqlite::Result<ContainerRecord> {
     let image: String = r.get(2)?;
     Ok(ContainerRecord {
         id: r.get(0)?,

@@ -15,7 +15,6 @@ pub struct Db {
 impl Db {
     /// Open (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Db, StateError> {
-        let err = |op| sql_err(path, op);
         if let Some(why) = damage(path) {
             return Err(StateError::Damaged {
                 path: path.display().to_string(),
@@ -27,6 +26,37 @@ impl Db {
             path: path.display().to_string(),
             source,
         })?;
+        Db::open_unchecked(path)
+    }
+
+    /// A new, empty database at `path`, which must not exist: `system check --repair`
+    /// builds the replacement of a damaged database here before moving it into place.
+    pub fn create(path: &Path) -> Result<Db, StateError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| StateError::Create {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Db::open_unchecked(path)
+    }
+
+    /// Checkpoints the write-ahead log into the database file and closes it, so that
+    /// the file alone holds everything (it can then be renamed).
+    pub fn close(self) -> Result<(), StateError> {
+        let e = sql_err(&self.path, "close");
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .map_err(sql_err(&self.path, "checkpoint"))?;
+        self.conn.close().map_err(|(_, source)| e(source))
+    }
+
+    fn open_unchecked(path: &Path) -> Result<Db, StateError> {
+        let err = |op| sql_err(path, op);
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE

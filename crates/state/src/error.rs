@@ -27,7 +27,7 @@ pub enum StateError {
     NetworkNameInUse { name: String },
     /// The database is missing, empty or unreadable while the store holds containers
     /// or images: a fresh database would silently orphan them.
-    #[error("state database {path} is damaged ({why}) while the store holds containers or images; nothing was changed. Run `coracle system check` to see what the store holds, and restore {path} from a backup")]
+    #[error("state database {path} is damaged ({why}) while the store holds containers or images; nothing was changed. Run `coracle system check` to see what the store holds, then `coracle system check --repair` to rebuild the database from the store's files (the damaged file is kept), or restore {path} from a backup")]
     Damaged { path: String, why: String },
     /// SQLite could not write (full disk or I/O error) while the store has no space.
     #[error("state database {path}: {op}: no space left on device: the store {store} is full; free space with `coracle rm`, `coracle rmi`, `coracle volume rm` or `coracle system prune`")]

@@ -7,6 +7,7 @@ mod db;
 mod error;
 mod images;
 mod networks;
+mod salvage;
 mod schema;
 
 pub use containers::{status, ContainerRecord};
@@ -14,3 +15,4 @@ pub use db::Db;
 pub use error::StateError;
 pub use images::{ImageLayer, ImageRecord, NewImage};
 pub use networks::{EndpointConfig, LeaseRecord, NetworkRecord, PortRecord};
+pub use salvage::Salvaged;

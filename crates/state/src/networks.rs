@@ -57,7 +57,7 @@ pub struct PortRecord {
     pub container_port: u16,
 }
 
-const NETWORK_COLUMNS: &str =
+pub(crate) const NETWORK_COLUMNS: &str =
     "id, name, driver, bridge, subnet, gateway, internal, labels, created";
 const LEASE_COLUMNS: &str = "network_id, container_id, ip, mac, host_if, container_if";
 const PORT_COLUMNS: &str = "container_id, proto, host_ip, host_port, container_port";
@@ -79,7 +79,7 @@ fn json_col<T>(
     })
 }
 
-fn row_to_network(r: &Row) -> rusqlite::Result<NetworkRecord> {
+pub(crate) fn row_to_network(r: &Row) -> rusqlite::Result<NetworkRecord> {
     Ok(NetworkRecord {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -93,7 +93,7 @@ fn row_to_network(r: &Row) -> rusqlite::Result<NetworkRecord> {
     })
 }
 
-fn row_to_endpoint(r: &Row) -> rusqlite::Result<EndpointConfig> {
+pub(crate) fn row_to_endpoint(r: &Row) -> rusqlite::Result<EndpointConfig> {
     Ok(EndpointConfig {
         network_id: r.get(0)?,
         aliases: json_col(r, 1, "endpoint aliases", |s| serde_json::from_str(s))?,

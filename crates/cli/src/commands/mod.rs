@@ -36,6 +36,7 @@ pub mod stop;
 pub mod system;
 pub mod system_df;
 pub mod system_prune;
+pub mod system_repair;
 pub mod tag;
 mod timestamp;
 pub mod top;

@@ -14,14 +14,23 @@ pub enum SystemCommand {
     /// Remove unused data
     Prune(crate::commands::system_prune::PruneArgs),
     /// Check the store's state database; exits 1 when it is damaged
-    Check,
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Rebuild a damaged or missing state database from the store's files (the
+    /// damaged file is kept beside it as state.db.damaged-TIME)
+    #[arg(long)]
+    repair: bool,
 }
 
 pub fn exec(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<i32> {
     match cmd {
         SystemCommand::Df(a) => crate::commands::system_df::exec(ctx, a),
         SystemCommand::Prune(a) => crate::commands::system_prune::exec(ctx, a),
-        SystemCommand::Check => Ok(check(ctx)),
+        SystemCommand::Check(a) if a.repair => Ok(crate::commands::system_repair::exec(ctx)),
+        SystemCommand::Check(_) => Ok(check(ctx)),
         SystemCommand::Boot => {
             let mut engine = ctx.engine()?;
             let report = engine.boot()?;

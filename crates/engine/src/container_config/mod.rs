@@ -240,13 +240,14 @@ fn strip_defaults(v: &mut Value, defaults: &Value) {
 
 impl Engine {
     /// Replaces the record's document with the complete one once the mounts are
-    /// resolved and the health check merged.
+    /// resolved and the health check merged, and keeps a copy of the record in the
+    /// container's directory (what `system check --repair` rebuilds it from).
     pub(crate) fn store_container_config(
         &mut self,
         src: &ConfigSources,
     ) -> Result<(), crate::EngineError> {
         self.db
             .set_container_config(src.id, &build(src).to_json())?;
-        Ok(())
+        self.save_record_file(src.id)
     }
 }

@@ -281,7 +281,10 @@ impl Engine {
             created: crate::monitor::now_rfc3339(),
         };
         match self.db.insert_network(&rec) {
-            Ok(()) => Ok(rec),
+            Ok(()) => {
+                self.save_network_file(&rec);
+                Ok(rec)
+            }
             // Another process made it first.
             Err(coracle_state::StateError::NetworkNameInUse { .. }) => self
                 .db
@@ -401,6 +404,7 @@ impl Engine {
             created: crate::monitor::now_rfc3339(),
         };
         self.db.insert_network(&rec)?;
+        self.save_network_file(&rec);
         Ok(rec.id)
     }
 
@@ -453,6 +457,7 @@ impl Engine {
             )));
         }
         self.db.delete_network(&n.id)?;
+        self.remove_network_file(&n.id);
         link::delete_link(&n.bridge)?;
         self.sync_firewall()
     }
@@ -524,6 +529,7 @@ impl Engine {
                 c.name, net.name
             )));
         }
+        let _ = self.save_record_file(&c.id); // best effort: only a repair reads it
         if c.state != coracle_state::status::RUNNING {
             return Ok(());
         }
@@ -540,6 +546,7 @@ impl Engine {
         })();
         if result.is_err() {
             let _ = self.db.remove_container_endpoint(&c.id, &net.id);
+            let _ = self.save_record_file(&c.id);
         }
         result
     }
@@ -593,6 +600,7 @@ impl Engine {
         }
         drop(lock);
         self.db.remove_container_endpoint(&c.id, &net.id)?;
+        let _ = self.save_record_file(&c.id); // best effort: only a repair reads it
         Ok(())
     }
 
