@@ -17,7 +17,19 @@ pub struct Session<'a> {
 /// Runs the session to its end. A monitor lost mid-session (killed) is reconciled
 /// and the container's recorded exit code returned.
 pub fn run(engine: &mut Engine, stream: UnixStream, s: &Session) -> anyhow::Result<AttachEnd> {
+    run_streams(engine, stream, s, (true, true))
+}
+
+/// [`run`] showing only the output streams asked for (`run -a`): `(stdout, stderr)`.
+pub fn run_streams(
+    engine: &mut Engine,
+    stream: UnixStream,
+    s: &Session,
+    (stdout, stderr): (bool, bool),
+) -> anyhow::Result<AttachEnd> {
     let opts = AttachOptions {
+        stdout,
+        stderr,
         stdin: s.stdin,
         tty: s.tty,
         detach_keys: s

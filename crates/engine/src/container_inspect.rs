@@ -225,7 +225,21 @@ impl Engine {
             .as_ref()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        let nets = self.container_networks(&c.id, c.is_active(), &exposed)?;
+        let mut nets = self.container_networks(&c.id, c.is_active(), &exposed)?;
+        let mut host_config = stored.host_config;
+        if let Some(net) = runtime_cfg.as_ref().map(|r| &r.network) {
+            // docker lists a link by the containers' names of today.
+            let links = self.links_for_inspect(&c.name, &net.legacy_links);
+            host_config.links = (!links.is_empty()).then_some(links);
+            if let Some(ep) = nets.networks.get_mut(&host_config.network_mode) {
+                let links: Vec<String> = net
+                    .link_aliases
+                    .iter()
+                    .map(|(alias, name)| format!("{name}:{alias}"))
+                    .collect();
+                ep.links = (!links.is_empty()).then_some(links);
+            }
+        }
         let default = nets
             .networks
             .get(crate::network::DEFAULT_NETWORK)
@@ -254,7 +268,7 @@ impl Engine {
             process_label: lsm.process_label,
             app_armor_profile: lsm.apparmor_profile,
             exec_ids: None,
-            host_config: stored.host_config,
+            host_config,
             graph_driver,
             size_rw,
             size_root_fs,

@@ -234,8 +234,8 @@ impl Engine {
         if volumes {
             let store = self.volumes()?;
             for v in &cfg.anonymous_volumes {
-                // Another container may use it too (--volumes-from is not supported,
-                // but a named reference to the hash is possible): keep it then.
+                // Another container may use it too (--volumes-from, or a named
+                // reference to the hash): keep it then.
                 if self.volume_users(v)?.is_empty() {
                     if let Err(e) = store.remove(v) {
                         coracle_runtime::note!("coracle: remove volume {v}: {e}");

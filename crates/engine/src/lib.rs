@@ -20,6 +20,7 @@ mod images;
 mod info;
 mod inspect;
 mod lifecycle;
+mod links;
 mod logs;
 mod lookup;
 mod lsm;
@@ -42,6 +43,7 @@ mod top;
 mod unpack;
 mod users;
 mod volumes;
+mod volumes_from;
 
 pub use auth::{login, logout};
 pub use container_config::{Config as ContainerConfig, HostConfig, MountPoint, StoredConfig};

@@ -242,6 +242,7 @@ impl Engine {
                 names: DbNames {
                     db: &self.db,
                     container_id: id,
+                    links: &cfg.network.link_aliases,
                 },
             });
             let mut sup = Supervisor {

@@ -227,6 +227,7 @@ impl Engine {
             }
         }
         let image = self.image_for_run(req, progress)?;
+        let shared = self.volumes_from(opts)?;
         let config = ImageConfig::parse(&image.config)?;
         let args = spec::resolve_command(
             config.config.entrypoint.as_deref(),
@@ -272,6 +273,7 @@ impl Engine {
                     runtime: runtime_name.as_deref(),
                     health: None,
                     mounts: None,
+                    volumes_from: &shared.points,
                 })
                 .to_json(),
             );
@@ -392,7 +394,15 @@ impl Engine {
         }
         coracle_rootfs::ensure_dir_in_root(&root, &cwd, 0o755)?;
 
-        let requests = with_image_volumes(&opts.mounts, config.config.volumes.as_ref());
+        // --volumes-from mounts after the container's own (which replaced any at their
+        // places), the image's volumes where neither mounts anything.
+        let own: Vec<MountRequest> = opts
+            .mounts
+            .iter()
+            .chain(&shared.requests)
+            .cloned()
+            .collect();
+        let requests = with_image_volumes(&own, config.config.volumes.as_ref());
         let (mounts, anonymous_volumes) = guard.engine.resolve_mounts(&requests, &root)?;
         let env = spec::merge_env(
             config.config.env.as_deref().unwrap_or(&[]),
@@ -518,7 +528,15 @@ impl Engine {
                     coracle_runtime::options::IdRef::Name(n) => n.clone(),
                 })
                 .collect(),
-            network: net.config.clone(),
+            network: crate::network::NetworkConfig {
+                // Each start puts the linked containers' variables into this.
+                link_base_env: if net.config.legacy_links.is_empty() {
+                    Vec::new()
+                } else {
+                    input.env.clone()
+                },
+                ..net.config.clone()
+            },
         };
         let cfg_path = dir.join("container.json");
         crate::perms::write_private(
@@ -544,6 +562,7 @@ impl Engine {
                 runtime: opts.runtime.as_deref(),
                 health: monitor_config.health.as_ref(),
                 mounts: Some(&input.mounts),
+                volumes_from: &shared.points,
             })?;
         guard.armed = false;
         Ok(PreparedContainer { id, name, dir })

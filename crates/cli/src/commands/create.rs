@@ -3,10 +3,7 @@
 
 use crate::commands::run::RunArgs;
 use crate::commands::run_options::to_run_options;
-use crate::progress::PullDisplay;
 use crate::Context;
-use coracle_core::Platform;
-use coracle_engine::RunRequest;
 
 pub fn exec(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
     if args.detach {
@@ -16,18 +13,8 @@ pub fn exec(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
         .into());
     }
     let options = to_run_options(&args)?;
-    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let mut engine = ctx.engine()?;
-    let display = PullDisplay::on_stderr();
-    let prepared = engine.create_container(
-        &RunRequest {
-            image: args.image.clone(),
-            platform,
-            options,
-        },
-        &display,
-    );
-    display.finish();
-    println!("{}", prepared?.id);
+    let prepared = crate::commands::run_impl::create(&mut engine, &args, &options)?;
+    println!("{}", prepared.id);
     Ok(0)
 }

@@ -22,6 +22,15 @@ pub struct RunArgs {
     /// Key sequence for detaching (default ctrl-p,ctrl-q)
     #[arg(long, value_name = "KEYS")]
     pub detach_keys: Option<String>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach", value_name = "STREAM")]
+    pub attach: Vec<String>,
+    /// Write the container ID to the file
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<String>,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Proxy received signals to the container (not with a tty)
     #[arg(long, default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub sig_proxy: bool,
@@ -125,6 +134,9 @@ pub struct RunArgs {
     /// Add network-scoped alias for the container
     #[arg(long, value_name = "ALIAS")]
     pub network_alias: Vec<String>,
+    /// Add link to another container
+    #[arg(long, value_name = "CONTAINER[:ALIAS]")]
+    pub link: Vec<String>,
     /// Set custom DNS servers
     #[arg(long, value_name = "IP")]
     pub dns: Vec<String>,
@@ -224,6 +236,9 @@ pub struct RunArgs {
     /// Attach a filesystem mount: type=bind|volume|tmpfs,source=...,target=...
     #[arg(long, value_name = "MOUNT")]
     pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long, value_name = "CONTAINER[:ro|rw]")]
+    pub volumes_from: Vec<String>,
     /// Pull image before running: missing, always or never
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,

@@ -8,8 +8,10 @@ use crate::progress::PullDisplay;
 use crate::session::{self, Session};
 use crate::Context;
 use coracle_core::Platform;
-use coracle_engine::{EngineError, RunRequest, Started};
+use coracle_engine::{Engine, EngineError, PreparedContainer, RunRequest, Started};
 use coracle_runtime::monitor::session::AttachEnd;
+use coracle_runtime::options::RunOptions;
+use std::io::Write;
 
 pub fn exec(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
     match create_and_start(ctx, &args) {
@@ -29,12 +31,27 @@ pub(crate) fn start_failure_code(err: &anyhow::Error) -> i32 {
     }
 }
 
-fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
-    let options = to_run_options(args)?;
+/// The container `run` and `create` make: the image pulled if need be (progress on
+/// stderr, none with `-q`), and with `--cidfile` its id written to that file, which
+/// must not exist before (docker's guard against two runs of one script) and is
+/// removed again when the container could not be made.
+pub(crate) fn create(
+    engine: &mut Engine,
+    args: &RunArgs,
+    options: &RunOptions,
+) -> anyhow::Result<PreparedContainer> {
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let mut engine = ctx.engine()?;
+    let mut cidfile = options
+        .cidfile
+        .as_deref()
+        .map(CidFile::create)
+        .transpose()?;
     // The container owns stdout: pull progress goes to stderr, as docker's.
-    let display = PullDisplay::on_stderr();
+    let display = if args.quiet {
+        PullDisplay::new(true)
+    } else {
+        PullDisplay::on_stderr()
+    };
     let prepared = engine.create_container(
         &RunRequest {
             image: args.image.clone(),
@@ -45,7 +62,73 @@ fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
     );
     display.finish();
     let prepared = prepared?;
-    let attach = !args.detach;
+    if let Some(f) = cidfile.as_mut() {
+        f.write(&prepared.id)?;
+    }
+    Ok(prepared)
+}
+
+/// `--cidfile`: made before the container, kept only once the id is in it.
+struct CidFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    written: bool,
+}
+
+impl CidFile {
+    fn create(path: &str) -> anyhow::Result<CidFile> {
+        let file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(crate::commands::UsageError(format!(
+                    "Container ID file found, make sure the other container isn't running or delete {path}"
+                ))
+                .into())
+            }
+            Err(e) => anyhow::bail!("failed to create the container ID file {path}: {e}"),
+        };
+        Ok(CidFile {
+            path: path.into(),
+            file,
+            written: false,
+        })
+    }
+
+    /// The id without a newline, as docker writes it.
+    fn write(&mut self, id: &str) -> anyhow::Result<()> {
+        self.file.write_all(id.as_bytes()).map_err(|e| {
+            anyhow::anyhow!(
+                "failed to write the container ID to the file {}: {e}",
+                self.path.display()
+            )
+        })?;
+        self.written = true;
+        Ok(())
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if !self.written {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
+    let options = to_run_options(args)?;
+    if args.detach && !args.attach.is_empty() {
+        return Err(crate::commands::UsageError("Conflicting options: -a and -d".into()).into());
+    }
+    let mut engine = ctx.engine()?;
+    let prepared = create(&mut engine, args, &options)?;
+    let streams = options.attached_streams();
+    // docker: with no stream attached, the id is printed and `run` returns.
+    let attach = streams.stdin || streams.stdout || streams.stderr;
     let stream = match engine.start_container(&prepared.id, attach)? {
         Started::Started { attach } | Started::AlreadyRunning { attach } => attach,
     };
@@ -53,16 +136,18 @@ fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
         println!("{}", prepared.id);
         return Ok(0);
     };
-    let end = session::run(
+    let end = session::run_streams(
         &mut engine,
         stream,
         &Session {
             container: &prepared.id,
             tty: options.tty,
-            stdin: options.interactive,
+            // docker relays stdin only to a container whose stdin is open (`-i`).
+            stdin: options.interactive && streams.stdin,
             detach_keys: options.detach_keys.clone(),
             sig_proxy: options.sig_proxy,
         },
+        (streams.stdout, streams.stderr),
     )?;
     Ok(match end {
         AttachEnd::Exited(code) => code,

@@ -161,6 +161,7 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     for t in &args.tmpfs {
         opts.mounts.push(o::MountRequest::Tmpfs(o::parse_tmpfs(t)?));
     }
+    script_flags(args, &mut opts)?;
     opts.detach = args.detach;
     opts.sig_proxy = args.sig_proxy;
     opts.detach_keys = args
@@ -231,6 +232,26 @@ fn network_flags(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--link`, `--volumes-from`, `-a` and `--cidfile` (`-a` with `-d` is the caller's
+/// check: `create` has no `-d`).
+fn script_flags(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+    opts.links = args
+        .link
+        .iter()
+        .map(|l| o::parse_link(l))
+        .collect::<Result<_, _>>()?;
+    opts.volumes_from = args
+        .volumes_from
+        .iter()
+        .map(|v| o::parse_volumes_from(v))
+        .collect::<Result<_, _>>()?;
+    if !args.attach.is_empty() {
+        opts.attach = Some(o::parse_attach(&args.attach, args.interactive)?);
+    }
+    opts.cidfile = args.cidfile.clone().filter(|f| !f.is_empty());
+    Ok(())
+}
+
 fn ns(flag: &'static str, v: &Option<String>) -> anyhow::Result<o::NamespaceMode> {
     Ok(match v {
         Some(s) => o::parse_namespace_mode(flag, s)?,
@@ -258,6 +279,30 @@ mod tests {
     fn options(flags: &[&str]) -> anyhow::Result<RunOptions> {
         let argv = ["run"].iter().chain(flags).chain(&["box"]);
         to_run_options(&Run::try_parse_from(argv)?.args)
+    }
+
+    #[test]
+    fn script_flags_reach_the_run_options() {
+        let o = options(&[
+            "--link=web:db",
+            "--volumes-from=data:ro",
+            "-a",
+            "stderr",
+            "--cidfile=/tmp/x.cid",
+        ])
+        .unwrap();
+        assert_eq!(
+            (o.links[0].name.as_str(), o.links[0].alias.as_str()),
+            ("web", "db")
+        );
+        assert!(o.volumes_from[0].read_only);
+        let s = o.attached_streams();
+        assert!(!s.stdin && !s.stdout && s.stderr);
+        assert_eq!(o.cidfile.as_deref(), Some("/tmp/x.cid"));
+        let e = options(&["--network", "container:web", "--link", "db"]).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("container type network can't be used with links"));
     }
 
     #[test]

@@ -28,7 +28,11 @@ pub(crate) struct ConfigSources<'a> {
     pub args: &'a [String],
     pub runtime: Option<&'a str>,
     pub health: Option<&'a HealthConfig>,
+    /// Resolved: `--volumes-from` mounts sit between the requested mounts and the
+    /// image's volumes.
     pub mounts: Option<&'a [ResolvedMount]>,
+    /// `--volumes-from`: the other containers' mount points as this one has them.
+    pub volumes_from: &'a [MountPoint],
 }
 
 /// The document for a new container: docker's `Config` merged from the image's
@@ -36,7 +40,7 @@ pub(crate) struct ConfigSources<'a> {
 pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
     let opts = &src.request.options;
     let img = &src.image.config;
-    let detach = opts.detach;
+    let streams = opts.attached_streams();
     let (cmd, entrypoint) = match &opts.entrypoint {
         // An explicit entrypoint drops the image's Cmd (docker's merge rule).
         Some(ep) => (non_empty(&opts.args), Some(vec![ep.clone()])),
@@ -62,13 +66,13 @@ pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
             .map(user_string)
             .or_else(|| img.user.clone())
             .unwrap_or_default(),
-        attach_stdin: opts.interactive && !detach,
-        attach_stdout: !detach,
-        attach_stderr: !detach,
+        attach_stdin: streams.stdin,
+        attach_stdout: streams.stdout,
+        attach_stderr: streams.stderr,
         exposed_ports: exposed_ports(img.exposed_ports.as_ref(), opts),
         tty: opts.tty,
         open_stdin: opts.interactive,
-        stdin_once: opts.interactive && !detach,
+        stdin_once: opts.interactive && streams.stdin,
         env: merged_env(img.env.as_deref().unwrap_or(&[]), &opts.env),
         cmd,
         healthcheck: src.health.cloned(),
@@ -89,7 +93,15 @@ pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
         stop_timeout: opts.stop_timeout,
     };
     let mounts = match src.mounts {
-        Some(resolved) => mount_points(&opts.mounts, resolved),
+        Some(resolved) => {
+            let (own, shared) = (opts.mounts.len(), src.volumes_from.len());
+            let mut resolved = resolved.to_vec();
+            resolved.drain(own..(own + shared).min(resolved.len()));
+            let mut points = mount_points(&opts.mounts, &resolved);
+            let at = own.min(points.len());
+            points.splice(at..at, src.volumes_from.iter().cloned());
+            points
+        }
         None => Vec::new(),
     };
     StoredConfig {
@@ -240,6 +252,8 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
     };
     HostConfig {
         binds: some_if_any(binds),
+        container_id_file: opts.cidfile.clone().unwrap_or_default(),
+        volumes_from: some_if_any(opts.volumes_from.iter().map(|v| v.spec.clone()).collect()),
         log_config: LogConfig {
             kind: if opts.log.enabled {
                 "json-file"
@@ -535,6 +549,7 @@ mod tests {
             runtime: None,
             health: None,
             mounts: None,
+            volumes_from: &[],
         }
     }
 

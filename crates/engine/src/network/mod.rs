@@ -70,6 +70,17 @@ pub struct NetworkConfig {
     /// host's resolvers.
     #[serde(default)]
     pub dns_upstreams: Vec<String>,
+    /// `--link` on the default network (docker's legacy links), checked and put into
+    /// /etc/hosts and the environment at each start.
+    #[serde(default)]
+    pub legacy_links: Vec<crate::links::LegacyLink>,
+    /// With legacy links: the process environment before the links' variables.
+    #[serde(default)]
+    pub link_base_env: Vec<String>,
+    /// `--link NAME:ALIAS` on a user-defined network, as `(ALIAS, NAME)`: this
+    /// container's DNS answers ALIAS as NAME.
+    #[serde(default)]
+    pub link_aliases: Vec<(String, String)>,
 }
 
 pub struct NetworkCreateRequest {

@@ -35,6 +35,7 @@ impl Engine {
             hostname: hostname.to_string(),
             ..Default::default()
         };
+        (config.legacy_links, config.link_aliases) = self.resolve_links(opts)?;
         let mut endpoints = Vec::new();
         let mut user_network = false;
         let mut shared_etc_from = None;

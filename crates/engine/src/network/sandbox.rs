@@ -64,6 +64,13 @@ impl Engine {
                 ))
             })?);
         }
+        // Legacy links first: a linked container that is not running fails the start
+        // before anything is built (docker's order).
+        let linked = if nets.iter().any(|n| n.name == DEFAULT_NETWORK) {
+            self.apply_legacy_links(id, cfg)?
+        } else {
+            Vec::new()
+        };
         if !cfg.network.publish.is_empty() && nets.iter().all(|n| n.internal) {
             return Err(EngineError::InvalidArgument(
                 "published ports need a network with a way out: every network of this container is --internal".into(),
@@ -112,7 +119,7 @@ impl Engine {
         drop(lock);
 
         let ip = first_ip.and_then(|ip| ip.parse::<IpAddr>().ok());
-        self.write_hosts(id, cfg, ip)?;
+        self.write_hosts(id, cfg, ip, &linked)?;
         let dns = if nets.iter().any(|n| n.name != DEFAULT_NETWORK) {
             // Internal networks have no way out, not even for names.
             let upstreams = if nets.iter().any(|n| !n.internal) {
@@ -135,23 +142,66 @@ impl Engine {
         })
     }
 
-    /// `/etc/hosts` as docker writes it once the endpoint joined: the container's own
-    /// address with its hostname. Written in place: a running container has it bind
-    /// mounted.
+    /// `/etc/hosts` as docker writes it once the endpoint joined: the linked
+    /// containers' lines after `--add-host`'s, then the container's own address with
+    /// its hostname. Written in place: a running container has it bind mounted.
     pub(crate) fn write_hosts(
         &self,
         id: &str,
         cfg: &ContainerRuntimeConfig,
         ip: Option<IpAddr>,
+        linked: &[(String, IpAddr)],
     ) -> Result<(), EngineError> {
         let path = self.containers_dir().join(id).join("hosts");
         let text = etc_files::hosts_content(&etc_files::HostsConfig {
             hostname: cfg.network.hostname.clone(),
             domainname: None,
             ip,
-            extra_hosts: cfg.network.extra_hosts.clone(),
+            extra_hosts: cfg
+                .network
+                .extra_hosts
+                .iter()
+                .chain(linked)
+                .cloned()
+                .collect(),
         });
         std::fs::write(&path, text).map_err(EngineError::io("write", &path))
+    }
+
+    /// The linked containers' /etc/hosts lines for this start; their variables go
+    /// into the bundle's process environment (which `exec` takes too).
+    fn apply_legacy_links(
+        &mut self,
+        id: &str,
+        cfg: &ContainerRuntimeConfig,
+    ) -> Result<Vec<(String, IpAddr)>, EngineError> {
+        let links = &cfg.network.legacy_links;
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let linked = self.linked_names(id, links)?;
+        let env = crate::links::with_link_env(&cfg.network.link_base_env, &linked.env);
+        self.edit_bundle_spec(id, |spec| {
+            if let Some(p) = spec.process_mut().as_mut() {
+                p.set_env(Some(env));
+            }
+        })?;
+        Ok(linked.hosts)
+    }
+
+    /// Rewrites the bundle's config.json (before the runtime reads it).
+    fn edit_bundle_spec(
+        &self,
+        id: &str,
+        edit: impl FnOnce(&mut oci_spec::runtime::Spec),
+    ) -> Result<(), EngineError> {
+        let path = self.containers_dir().join(id).join("config.json");
+        let bytes = std::fs::read(&path).map_err(EngineError::io("read", &path))?;
+        let mut spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes)
+            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))?;
+        edit(&mut spec);
+        let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
+        crate::perms::write_private(&path, &json).map_err(EngineError::io("write", &path))
     }
 
     /// `--network container:NAME`: the joined container must run; its namespace is
@@ -167,23 +217,19 @@ impl Engine {
                     t.id
                 ))
             })?;
-        let path = self.containers_dir().join(id).join("config.json");
-        let bytes = std::fs::read(&path).map_err(EngineError::io("read", &path))?;
-        let mut spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))?;
-        if let Some(namespaces) = spec
-            .linux_mut()
-            .as_mut()
-            .and_then(|l| l.namespaces_mut().as_mut())
-        {
-            for ns in namespaces.iter_mut() {
-                if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
-                    ns.set_path(Some(format!("/proc/{pid}/ns/net").into()));
+        self.edit_bundle_spec(id, |spec| {
+            if let Some(namespaces) = spec
+                .linux_mut()
+                .as_mut()
+                .and_then(|l| l.namespaces_mut().as_mut())
+            {
+                for ns in namespaces.iter_mut() {
+                    if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                        ns.set_path(Some(format!("/proc/{pid}/ns/net").into()));
+                    }
                 }
             }
-        }
-        let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
-        crate::perms::write_private(&path, &json).map_err(EngineError::io("write", &path))
+        })
     }
 }
 
@@ -192,10 +238,18 @@ impl Engine {
 pub(crate) struct DbNames<'a> {
     pub db: &'a coracle_state::Db,
     pub container_id: &'a str,
+    /// `--link NAME:ALIAS` on a user network, as `(ALIAS, NAME)`: ALIAS answers as
+    /// NAME, for this container only (docker's endpoint aliases).
+    pub links: &'a [(String, String)],
 }
 
 impl dns::Names for DbNames<'_> {
     fn lookup(&mut self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let name = self
+            .links
+            .iter()
+            .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+            .map_or(name, |(_, target)| target.as_str());
         let networks: Vec<String> = self
             .db
             .container_endpoints(self.container_id)

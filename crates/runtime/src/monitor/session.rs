@@ -14,6 +14,10 @@ use super::{tty, FORWARDED_SIGNALS};
 pub struct AttachOptions {
     /// Send our stdin to the container.
     pub stdin: bool,
+    /// Show the container's stdout, its stderr (`run -a`; with a tty both are one
+    /// stream, stdout).
+    pub stdout: bool,
+    pub stderr: bool,
     /// The container has a tty: raw mode on ours, window size passed on.
     pub tty: bool,
     /// Detach sequence (empty: none). Applies only with `tty`.
@@ -124,11 +128,11 @@ pub fn relay(
             }
             while let Some((kind, payload)) = frames.next_frame()? {
                 match kind {
-                    attach::STDOUT => {
+                    attach::STDOUT if opts.stdout => {
                         // Our reader going away must not stop the container.
                         let _ = out.write_all(&payload).and_then(|_| out.flush());
                     }
-                    attach::STDERR => {
+                    attach::STDERR if opts.stderr => {
                         let _ = err.write_all(&payload).and_then(|_| err.flush());
                     }
                     attach::EXIT => {

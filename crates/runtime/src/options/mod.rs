@@ -3,6 +3,7 @@
 //! caller passes an env lookup and file contents).
 
 mod lifecycle;
+mod links;
 mod mounts;
 mod network;
 mod process;
@@ -15,6 +16,7 @@ pub use lifecycle::{
     parse_restart, parse_signal, HealthConfig, HealthFlags, LogOptions, RestartPolicy,
     DEFAULT_DETACH_KEYS,
 };
+pub use links::{parse_attach, parse_link, parse_volumes_from, AttachStreams, Link, VolumesFrom};
 pub use mounts::{
     check_proc_mount, clean_path, merge_tmpfs_options, parse_mount, parse_tmpfs, parse_volume,
     validate_volume_name, MountRequest, Propagation, Relabel, TmpfsMount,
@@ -192,10 +194,14 @@ pub struct RunOptions {
     pub dns_options: Vec<String>,
     /// `--add-host`.
     pub extra_hosts: Vec<ExtraHost>,
+    /// `--link`: legacy links on the default network, DNS aliases on a user network.
+    pub links: Vec<Link>,
 
     // --- Volumes and mounts
     /// `-v`, `--mount` and `--tmpfs`, in command-line order.
     pub mounts: Vec<MountRequest>,
+    /// `--volumes-from`, in command-line order.
+    pub volumes_from: Vec<VolumesFrom>,
 
     // --- Lifecycle
     /// `-d`.
@@ -212,6 +218,11 @@ pub struct RunOptions {
     pub health: HealthFlags,
     /// `--detach-keys` (None: ctrl-p ctrl-q).
     pub detach_keys: Option<Vec<u8>>,
+    /// `-a/--attach` (None: docker's default, stdout and stderr, stdin with `-i`).
+    pub attach: Option<AttachStreams>,
+    /// `--cidfile`, as given (the CLI writes it; docker keeps the path in
+    /// `HostConfig.ContainerIDFile`).
+    pub cidfile: Option<String>,
 }
 
 impl RunOptions {
@@ -299,6 +310,9 @@ impl RunOptions {
             if self.hostname.is_some() {
                 return invalid("conflicting options: hostname and the network mode");
             }
+            if !self.links.is_empty() {
+                return invalid("conflicting options: container type network can't be used with links. This would result in undefined behavior");
+            }
             if !self.dns.is_empty() || !self.dns_search.is_empty() || !self.dns_options.is_empty() {
                 return invalid("conflicting options: dns and the network mode");
             }
@@ -322,6 +336,9 @@ impl RunOptions {
                     "sysctl '{k}' is not allowed with --network container: it would change the other container's value"
                 )));
             }
+        }
+        if self.network == NetworkMode::Host && !self.links.is_empty() {
+            return invalid("conflicting options: host type networking can't be used with links. This would result in undefined behavior");
         }
         let user_defined = matches!(self.network, NetworkMode::Named(_));
         // A MAC address needs an interface of our own: bridge or user network only.
