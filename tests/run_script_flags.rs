@@ -447,3 +447,43 @@ fn links_on_the_default_bridge_and_on_user_networks() {
     ])
     .assert_success();
 }
+
+#[test]
+fn a_linked_containers_new_address_reaches_the_linking_containers_hosts() {
+    let (_reg, c) = with_busybox();
+    let sleeper = |name: &str, extra: &[&str]| {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["box", "sleep", "120"]);
+        c.run(args).assert_success();
+    };
+    sleeper("web", &[]);
+    sleeper("app", &["--link", "web:db"]);
+    let old = ip_on(&c, "web", "bridge");
+    let hosts = c.run(["exec", "app", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.stdout.contains(&format!("{old}\tdb ")),
+        "{}",
+        hosts.stdout
+    );
+    // web's address goes to another container; web comes back at a new one.
+    c.run(["stop", "-t", "0", "web"]).assert_success();
+    sleeper("filler", &[]);
+    c.run(["start", "web"]).assert_success();
+    let new = ip_on(&c, "web", "bridge");
+    assert_ne!(new, old);
+    let hosts = c.run(["exec", "app", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.stdout.contains(&format!("{new}\tdb ")),
+        "{}",
+        hosts.stdout
+    );
+    assert!(
+        !hosts.stdout.contains(&format!("{old}\tdb ")),
+        "{}",
+        hosts.stdout
+    );
+    let ping = c.run(["exec", "app", "ping", "-c", "1", "-W", "5", "db"]);
+    assert!(ping.success(), "{}{}", ping.stdout, ping.stderr);
+    c.run(["rm", "-f", "app", "web", "filler"]).assert_success();
+}

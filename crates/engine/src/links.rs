@@ -8,7 +8,7 @@ use crate::container_config::StoredConfig;
 use crate::network::{NetMode, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
 use coracle_runtime::options::{NetworkMode, RunOptions};
-use coracle_state::status;
+use coracle_state::{status, ContainerRecord};
 use std::net::IpAddr;
 
 /// A legacy link: the linked container's id and the alias this container knows it by.
@@ -20,6 +20,16 @@ pub struct LegacyLink {
 
 /// `--link` on a user-defined network, as `(ALIAS, NAME)`.
 pub(crate) type LinkAliases = Vec<(String, String)>;
+
+/// Where a linked container notes the containers that link to it (one empty file
+/// per id).
+const LINKED_BY: &str = "linked-by";
+
+struct Linked {
+    child: ContainerRecord,
+    ip: IpAddr,
+    names: String,
+}
 
 /// What a container's legacy links give it at a start.
 pub(crate) struct LinkedNames {
@@ -99,38 +109,8 @@ impl Engine {
         let default = self.default_network()?;
         for link in links {
             let link_name = format!("/{}/{}", parent.name, link.alias);
-            let child = self.db.container(&link.id)?;
-            let running = child
-                .as_ref()
-                .is_some_and(|c| c.state == status::RUNNING || c.state == status::PAUSED);
-            let Some(child) = child.filter(|_| running) else {
-                let name = self
-                    .db
-                    .container(&link.id)?
-                    .map_or(link.id.clone(), |c| c.name);
-                return Err(EngineError::Conflict(format!(
-                    "Cannot link to a non running container: /{name} AS {link_name}"
-                )));
-            };
-            let ip = self
-                .db
-                .leases_of_container(&child.id)?
-                .into_iter()
-                .find(|l| l.network_id == default.id)
-                .and_then(|l| l.ip.parse::<IpAddr>().ok())
-                .ok_or_else(|| {
-                    EngineError::Conflict(format!(
-                        "container {} not attached to default bridge network",
-                        child.id
-                    ))
-                })?;
-            let stored = StoredConfig::parse(&child.config);
-            let mut names = format!("{} {}", link.alias, stored.config.hostname);
-            if link.alias != child.name {
-                names.push(' ');
-                names.push_str(&child.name);
-            }
-            out.hosts.push((names, ip));
+            let l = self.linked(&link_name, link, &default.id, None)?;
+            let stored = StoredConfig::parse(&l.child.config);
             let ports: Vec<String> = stored
                 .config
                 .exposed_ports
@@ -139,12 +119,126 @@ impl Engine {
                 .unwrap_or_default();
             out.env.extend(link_env(
                 &link_name,
-                &ip.to_string(),
+                &l.ip.to_string(),
                 stored.config.env.as_deref().unwrap_or(&[]),
                 &ports,
             ));
+            out.hosts.push((l.names, l.ip));
         }
+        self.mark_linked_by(id, links)?;
         Ok(out)
+    }
+
+    /// One linked container as a start needs it: running (or being started: `starting`
+    /// is the container whose start is under way), with its address on the default
+    /// network and its /etc/hosts names (`alias hostname [name]`).
+    fn linked(
+        &self,
+        link_name: &str,
+        link: &LegacyLink,
+        default_network: &str,
+        starting: Option<&str>,
+    ) -> Result<Linked, EngineError> {
+        let child = self.db.container(&link.id)?.filter(|c| {
+            c.state == status::RUNNING
+                || c.state == status::PAUSED
+                || starting == Some(c.id.as_str())
+        });
+        let Some(child) = child else {
+            let name = self
+                .db
+                .container(&link.id)?
+                .map_or(link.id.clone(), |c| c.name);
+            return Err(EngineError::Conflict(format!(
+                "Cannot link to a non running container: /{name} AS {link_name}"
+            )));
+        };
+        let ip = self
+            .db
+            .leases_of_container(&child.id)?
+            .into_iter()
+            .find(|l| l.network_id == default_network)
+            .and_then(|l| l.ip.parse::<IpAddr>().ok())
+            .ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "container {} not attached to default bridge network",
+                    child.id
+                ))
+            })?;
+        let hostname = StoredConfig::parse(&child.config).config.hostname;
+        let mut names = format!("{} {hostname}", link.alias);
+        if link.alias != child.name {
+            names.push(' ');
+            names.push_str(&child.name);
+        }
+        Ok(Linked { child, ip, names })
+    }
+
+    /// Notes `parent` in each linked container's directory, so that the linked
+    /// container's next start can find the containers whose /etc/hosts name it
+    /// without reading every container's config.
+    fn mark_linked_by(&self, parent: &str, links: &[LegacyLink]) -> Result<(), EngineError> {
+        for l in links {
+            let dir = self.containers_dir().join(&l.id).join(LINKED_BY);
+            crate::perms::private_dir(&dir).map_err(EngineError::io("create", &dir))?;
+            let file = dir.join(parent);
+            crate::perms::write_private(&file, b"").map_err(EngineError::io("write", &file))?;
+        }
+        Ok(())
+    }
+
+    /// docker's `addLegacyLinks` for the other side: once `id` has its address on the
+    /// default network (a restart may give it another), the running containers
+    /// linking to it get their /etc/hosts rewritten. Best effort, as a failure here
+    /// must not stop `id` from starting.
+    pub(crate) fn update_linking_containers(&mut self, id: &str) {
+        let dir = self.containers_dir().join(id).join(LINKED_BY);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let parent = e.file_name().to_string_lossy().into_owned();
+            match self.db.container(&parent) {
+                Ok(Some(p)) if p.is_active() => {
+                    if let Err(err) = self.rewrite_linked_hosts(&p, id) {
+                        tracing::debug!(parent = %parent, error = %err, "linked /etc/hosts not updated");
+                    }
+                }
+                Ok(None) => {
+                    let _ = std::fs::remove_file(e.path());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn rewrite_linked_hosts(
+        &mut self,
+        parent: &ContainerRecord,
+        starting: &str,
+    ) -> Result<(), EngineError> {
+        let cfg = self.container_config(&parent.id)?;
+        let default = self.default_network()?;
+        let own = self
+            .db
+            .leases_of_container(&parent.id)?
+            .into_iter()
+            .find(|l| l.network_id == default.id)
+            .and_then(|l| l.ip.parse::<IpAddr>().ok());
+        // The linked containers that do not run now keep no line (docker keeps a
+        // stale one; there is no address to give them).
+        let hosts: Vec<(String, IpAddr)> = cfg
+            .network
+            .legacy_links
+            .iter()
+            .filter_map(|link| {
+                let link_name = format!("/{}/{}", parent.name, link.alias);
+                self.linked(&link_name, link, &default.id, Some(starting))
+                    .ok()
+                    .map(|l| (l.names, l.ip))
+            })
+            .collect();
+        self.write_hosts(&parent.id, &cfg, own, &hosts)
     }
 
     /// `HostConfig.Links` as docker's inspect shows it, with today's names:

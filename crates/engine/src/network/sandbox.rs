@@ -120,6 +120,9 @@ impl Engine {
 
         let ip = first_ip.and_then(|ip| ip.parse::<IpAddr>().ok());
         self.write_hosts(id, cfg, ip, &linked)?;
+        if nets.iter().any(|n| n.name == DEFAULT_NETWORK) {
+            self.update_linking_containers(id);
+        }
         let dns = if nets.iter().any(|n| n.name != DEFAULT_NETWORK) {
             // Internal networks have no way out, not even for names.
             let upstreams = if nets.iter().any(|n| !n.internal) {
