@@ -191,6 +191,12 @@ fn repair_rebuilds_the_store(damage: impl Fn(&std::path::Path), kept: bool) {
         assert_eq!(Some(file), damaged, "the kept file is not the damaged one");
     }
     assert_eq!(run_deadline(&c, &["system", "check"]).code, 0);
+    let leftovers: Vec<String> = entries(&c.root())
+        .into_iter()
+        .filter(|e| e.starts_with("state.db.repair"))
+        .chain(entries(&c.root().join("tmp")))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new());
 
     // Everything is back: the image (untagged: tags were only in the database), the
     // containers with their names, state, image and command.

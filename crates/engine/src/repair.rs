@@ -94,14 +94,19 @@ pub struct Lost {
 pub fn repair_store(root: impl Into<PathBuf>) -> Result<RepairReport, EngineError> {
     let paths = StorePaths::new(root);
     crate::perms::check_owner(&paths.root)?;
-    crate::perms::secure_store(&paths)?;
-    let _lock = paths.lock(LockMode::Exclusive)?;
     let database = paths.database();
     let mut report = RepairReport {
         database: database.clone(),
         damage: paths.check_database(),
         ..Default::default()
     };
+    if report.damage.is_none() {
+        return Ok(report); // a sound store is left as it is
+    }
+    crate::perms::secure_store(&paths)?;
+    let _lock = paths.lock(LockMode::Exclusive)?;
+    // Another repair may have finished while we waited for the lock.
+    report.damage = paths.check_database();
     if report.damage.is_none() {
         return Ok(report);
     }

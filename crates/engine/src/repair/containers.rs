@@ -73,7 +73,7 @@ impl Engine {
         let (mut record, source, endpoints) = match salvaged.containers.iter().find(|c| c.id == id)
         {
             Some(c) => {
-                let eps = salvaged.endpoints.iter().filter(|(c, _)| c == id);
+                let eps = salvaged.endpoints.iter().filter(|(cid, _)| cid == id);
                 let eps = eps.map(|(_, e)| e.clone()).collect();
                 (c.clone(), RecordSource::Database, Some(eps))
             }
