@@ -4,6 +4,7 @@
 
 mod archive;
 mod auth;
+mod blkio;
 mod container_config;
 mod container_inspect;
 mod container_prune;

@@ -285,7 +285,7 @@ impl Engine {
             if let Err(e) = self.stop_health(id) {
                 coracle_runtime::note!("coracle: {e}");
             }
-            let oom = oom_killed(id);
+            let oom = oom_killed(&cfg.cgroups_path());
             tracing::debug!(container = short(id), code, oom, "container exited");
             // Waits for the cgroups to empty; what still fails is retried later.
             self.delete_from_runtime(id, &cfg);
@@ -531,9 +531,8 @@ fn wait_or_signal(signals: &SignalFd, d: Duration) -> bool {
 
 /// Whether the kernel's OOM killer killed a process of the container (read before
 /// the runtime removes its cgroup): v1's memory.oom_control or v2's memory.events.
-fn oom_killed(id: &str) -> bool {
-    let rel = coracle_runtime::defaults::cgroups_path(id);
-    let rel = rel.trim_start_matches('/');
+fn oom_killed(cgroups_path: &str) -> bool {
+    let rel = cgroups_path.trim_start_matches('/');
     let candidates = [
         (
             format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),

@@ -64,6 +64,19 @@ pub struct ContainerRuntimeConfig {
     /// spec says).
     #[serde(default)]
     pub network: crate::network::NetworkConfig,
+    /// The spec's `linux.cgroupsPath` (`--cgroup-parent`); None: made before the flag,
+    /// so the default one.
+    #[serde(default)]
+    pub cgroups_path: Option<String>,
+}
+
+impl ContainerRuntimeConfig {
+    /// The container's cgroups path, in every hierarchy.
+    pub fn cgroups_path(&self) -> String {
+        self.cgroups_path
+            .clone()
+            .unwrap_or_else(|| coracle_runtime::defaults::cgroups_path(&self.id))
+    }
 }
 
 fn default_stop_signal() -> i32 {
@@ -434,16 +447,21 @@ impl Engine {
                 pid: opts.pid,
                 ipc: opts.ipc,
                 uts: opts.uts,
+                cgroup: opts.cgroupns,
                 network: net.namespace.clone(),
             },
-            cgroups_path: coracle_runtime::defaults::cgroups_path(&id),
+            cgroups_path: opts.cgroups_path(&id),
             mounts,
             etc_files: spec::EtcFiles {
                 hostname: Some(etc.hostname.clone()),
                 hosts: Some(etc.hosts.clone()),
                 resolv_conf: Some(etc.resolv_conf.clone()),
             },
-            resources: opts.resources(),
+            resources: {
+                let mut r = opts.resources();
+                crate::blkio::resolve(opts, &mut r)?;
+                r
+            },
             ulimits: opts.ulimits.clone(),
             host_hard_limits: host_hard_limits(),
             shm_size: opts.shm_size,
@@ -537,6 +555,7 @@ impl Engine {
                 },
                 ..net.config.clone()
             },
+            cgroups_path: Some(input.cgroups_path.clone()),
         };
         let cfg_path = dir.join("container.json");
         crate::perms::write_private(

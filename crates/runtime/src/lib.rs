@@ -3,6 +3,7 @@
 
 pub mod cgroup_devices;
 pub mod cgroup_stats;
+pub mod cgroup_v1_extras;
 pub mod defaults;
 pub mod exec_session;
 pub mod exeseal;

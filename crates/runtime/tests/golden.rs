@@ -114,6 +114,7 @@ fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
             pid: o.pid,
             ipc: o.ipc,
             uts: o.uts,
+            cgroup: o.cgroupns,
             network: match o.network {
                 options::NetworkMode::Host => NetworkNamespace::Host,
                 _ => NetworkNamespace::Private,

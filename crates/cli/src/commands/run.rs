@@ -206,6 +206,36 @@ pub struct RunArgs {
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable
     #[arg(long, value_name = "UINT16")]
     pub blkio_weight: Option<String>,
+    /// Block IO weight (relative device weight): DEVICE:WEIGHT
+    #[arg(long, value_name = "DEVICE:WEIGHT")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device: DEVICE:RATE (e.g. /dev/sda:1mb)
+    #[arg(long, value_name = "DEVICE:RATE")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device: DEVICE:RATE
+    #[arg(long, value_name = "DEVICE:RATE")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device: DEVICE:N
+    #[arg(long, value_name = "DEVICE:N")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device: DEVICE:N
+    #[arg(long, value_name = "DEVICE:N")]
+    pub device_write_iops: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list ('c 1:3 mr')
+    #[arg(long, value_name = "RULE")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Disable OOM Killer (cgroup v1; ignored with a warning on v2)
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// Optional parent cgroup for the container
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+    /// Cgroup namespace to use: host or private (default)
+    #[arg(long, value_name = "MODE")]
+    pub cgroupns: Option<String>,
+    /// User namespace to use: host (the only mode supported)
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long)]
     pub cpuset_cpus: Option<String>,

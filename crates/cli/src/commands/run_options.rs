@@ -90,6 +90,8 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         );
         r.blkio_weight = None;
     }
+    cgroup_flags(args, &mut opts)?;
+    let r = &mut opts.resources;
     r.cpus = args
         .cpus
         .as_deref()
@@ -195,6 +197,99 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     };
     opts.validate()?;
     Ok(opts)
+}
+
+/// `--cgroup-parent`, `--cgroupns`, `--userns`, `--oom-kill-disable`, the block I/O
+/// device flags and `--device-cgroup-rule`. What the host's cgroups cannot do is
+/// dropped with docker's warning, as docker's daemon drops it.
+fn cgroup_flags(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+    let r = &mut opts.resources;
+    r.cgroup_parent = args.cgroup_parent.clone().filter(|p| !p.is_empty());
+    if let Some(p) = &r.cgroup_parent {
+        o::parse_cgroup_parent(p)?;
+    }
+    opts.cgroupns = match &args.cgroupns {
+        Some(m) => o::parse_cgroupns(m)?,
+        None => o::NamespaceMode::Private,
+    };
+    opts.userns_host = args
+        .userns
+        .as_deref()
+        .map(o::parse_userns)
+        .transpose()?
+        .unwrap_or(false);
+    r.oom_kill_disable = Some(args.oom_kill_disable);
+    if !o::host_has_oom_kill_disable() {
+        if args.oom_kill_disable {
+            coracle_runtime::note!(
+                "WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded."
+            );
+        }
+        r.oom_kill_disable = None;
+    }
+    if r.oom_kill_disable == Some(true) && r.memory.is_none_or(|m| m <= 0) {
+        coracle_runtime::note!(
+            "WARNING: OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources."
+        );
+    }
+    let throttles = |flag: &'static str, list: &[String], bps: bool| {
+        list.iter()
+            .map(|s| {
+                if bps {
+                    o::parse_throttle_bps(flag, s)
+                } else {
+                    o::parse_throttle_iops(flag, s)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let t = &mut r.blkio_throttles;
+    t.read_bps = throttles("--device-read-bps", &args.device_read_bps, true)?;
+    t.write_bps = throttles("--device-write-bps", &args.device_write_bps, true)?;
+    t.read_iops = throttles("--device-read-iops", &args.device_read_iops, false)?;
+    t.write_iops = throttles("--device-write-iops", &args.device_write_iops, false)?;
+    if !t.is_empty() && !o::host_has_blkio_throttle() {
+        for (list, what) in [
+            (
+                &mut t.read_bps,
+                "BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit",
+            ),
+            (
+                &mut t.write_bps,
+                "BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit",
+            ),
+            (
+                &mut t.read_iops,
+                "IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit",
+            ),
+            (
+                &mut t.write_iops,
+                "IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit",
+            ),
+        ] {
+            if !list.is_empty() {
+                coracle_runtime::note!("WARNING: Your kernel does not support {what} discarded.");
+                list.clear();
+            }
+        }
+    }
+    r.blkio_weight_device = args
+        .blkio_weight_device
+        .iter()
+        .map(|s| o::parse_weight_device(s))
+        .collect::<Result<_, _>>()?;
+    if !r.blkio_weight_device.is_empty() && !o::host_has_blkio_weight_device() {
+        coracle_runtime::note!(
+            "WARNING: Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."
+        );
+        r.blkio_weight_device.clear();
+    }
+    r.device_cgroup_rules = args
+        .device_cgroup_rule
+        .iter()
+        .map(|s| o::parse_device_cgroup_rule(s))
+        .collect::<Result<_, _>>()?;
+    Ok(())
 }
 
 /// `-p`, `-P`, `--expose`, `--ip`, `--mac-address`, `--network-alias`, `--dns*`,
@@ -323,6 +418,43 @@ mod tests {
         let e = options(&["--ip6", "2001:db8::5"]).unwrap_err().to_string();
         assert_eq!(e, "--ip6: IPv6 is not supported yet");
         assert!(options(&["--oom-score-adj", "-1001"]).is_err());
+    }
+
+    #[test]
+    fn cgroup_flags_reach_the_run_options() {
+        let o = options(&[
+            "--cgroup-parent=ci/jobs",
+            "--cgroupns=host",
+            "--userns=host",
+            "--device-cgroup-rule=c 1:3 mr",
+            "--device-read-bps=/dev/sda:1mb",
+            "--device-write-iops=/dev/sda:50",
+        ])
+        .unwrap();
+        assert_eq!(o.resources.cgroup_parent.as_deref(), Some("ci/jobs"));
+        assert_eq!(o.cgroups_path("abc"), "/ci/jobs/abc");
+        assert_eq!(options(&[]).unwrap().cgroups_path("abc"), "/coracle/abc");
+        assert_eq!(o.cgroupns, o::NamespaceMode::Host);
+        assert!(o.userns_host);
+        assert_eq!(o.resources.device_cgroup_rules[0].rule, "c 1:3 mr");
+        let t = &o.resources.blkio_throttles;
+        assert_eq!((t.read_bps[0].rate, t.write_iops[0].rate), (1 << 20, 50));
+        assert_eq!(
+            options(&[]).unwrap().resources.oom_kill_disable,
+            o::host_has_oom_kill_disable().then_some(false)
+        );
+        for (flags, want) in [
+            (["--cgroup-parent", "../x"], "--cgroup-parent"),
+            (["--cgroupns", "shared"], "--cgroupns"),
+            (["--userns", "remap"], "--userns"),
+            (
+                ["--device-cgroup-rule", "c 1:3"],
+                "invalid device cgroup format",
+            ),
+        ] {
+            let e = options(&flags).unwrap_err().to_string();
+            assert!(e.contains(want), "{flags:?}: {e}");
+        }
     }
 
     #[test]

@@ -177,6 +177,7 @@ fn some_if_any(v: Vec<String>) -> Option<Vec<String>> {
 
 fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
     let resources = opts.resources();
+    let resources_opts = &opts.resources;
     let mut binds = Vec::new();
     let mut mount_specs = Vec::new();
     let mut tmpfs = BTreeMap::new();
@@ -293,8 +294,26 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
         auto_remove: opts.rm,
         cap_add: some_if_any(opts.cap_add.clone()),
         cap_drop: some_if_any(opts.cap_drop.clone()),
-        // The spec always gives the container a cgroup namespace of its own.
-        cgroupns_mode: "private".into(),
+        cgroupns_mode: namespace_mode(opts.cgroupns, "private"),
+        userns_mode: if opts.userns_host { "host" } else { "" }.into(),
+        cgroup_parent: resources_opts.cgroup_parent.clone().unwrap_or_default(),
+        oom_kill_disable: resources_opts.oom_kill_disable,
+        device_cgroup_rules: some_if_any(
+            resources_opts
+                .device_cgroup_rules
+                .iter()
+                .map(|r| r.rule.clone())
+                .collect(),
+        ),
+        blkio_weight_device: resources_opts
+            .blkio_weight_device
+            .iter()
+            .map(|w| serde_json::json!({"Path": w.path, "Weight": w.weight}))
+            .collect(),
+        blkio_device_read_bps: throttle_json(&resources_opts.blkio_throttles.read_bps),
+        blkio_device_write_bps: throttle_json(&resources_opts.blkio_throttles.write_bps),
+        blkio_device_read_iops: throttle_json(&resources_opts.blkio_throttles.read_iops),
+        blkio_device_write_iops: throttle_json(&resources_opts.blkio_throttles.write_iops),
         group_add: some_if_any(opts.group_add.iter().map(id_ref).collect()),
         ipc_mode: namespace_mode(opts.ipc, "private"),
         pid_mode: namespace_mode(opts.pid, ""),
@@ -349,6 +368,13 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
         init: opts.init.then_some(true),
         ..Default::default()
     }
+}
+
+/// docker's `ThrottleDevice` JSON.
+fn throttle_json(list: &[coracle_runtime::options::ThrottleDevice]) -> Vec<Value> {
+    list.iter()
+        .map(|t| serde_json::json!({"Path": t.path, "Rate": t.rate}))
+        .collect()
 }
 
 /// The mode part of a `-v SRC:DST:MODE` bind, as docker records it.

@@ -2,6 +2,7 @@
 //! docker's error wording. Pure: nothing here reads files or the environment (the
 //! caller passes an env lookup and file contents).
 
+mod cgroups;
 mod lifecycle;
 mod links;
 mod mounts;
@@ -11,6 +12,12 @@ mod resources;
 
 use std::collections::BTreeMap;
 
+pub use cgroups::{
+    host_has_blkio_throttle, host_has_blkio_weight_device, host_has_oom_kill_disable,
+    parse_cgroup_parent, parse_cgroupns, parse_device_cgroup_rule, parse_throttle_bps,
+    parse_throttle_iops, parse_userns, parse_weight_device, BlkioThrottles, DeviceCgroupRule,
+    ThrottleDevice, WeightDevice,
+};
 pub use lifecycle::{
     merge_health, parse_detach_keys, parse_go_duration, parse_labels, parse_log_options,
     parse_restart, parse_signal, HealthConfig, HealthFlags, LogOptions, RestartPolicy,
@@ -115,6 +122,16 @@ pub struct ResourceOptions {
     pub cpuset_mems: Option<String>,
     /// `--blkio-weight` 10..=1000.
     pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`.
+    pub blkio_weight_device: Vec<WeightDevice>,
+    /// `--device-{read,write}-{bps,iops}`.
+    pub blkio_throttles: BlkioThrottles,
+    /// `--oom-kill-disable`: Some where the host has the knob (docker's `*bool`).
+    pub oom_kill_disable: Option<bool>,
+    /// `--cgroup-parent` as given (the cgroup path is [`RunOptions::cgroups_path`]).
+    pub cgroup_parent: Option<String>,
+    /// `--device-cgroup-rule`, in order.
+    pub device_cgroup_rules: Vec<DeviceCgroupRule>,
 }
 
 /// Every `coracle run` option the issue covers, as typed values. The CLI fills it with
@@ -156,6 +173,10 @@ pub struct RunOptions {
     pub pid: NamespaceMode,
     pub ipc: NamespaceMode,
     pub uts: NamespaceMode,
+    /// `--cgroupns` (private unless `host`, on every host: see the README).
+    pub cgroupns: NamespaceMode,
+    /// `--userns host` was given (nothing else is accepted).
+    pub userns_host: bool,
     /// normalised (`CAP_X` or `ALL`).
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
@@ -266,6 +287,9 @@ impl RunOptions {
         }
         check_cpu_cfs(r)?;
         check_memory_reservation(r)?;
+        if let Some(p) = &r.cgroup_parent {
+            parse_cgroup_parent(p)?;
+        }
         if let (Some(mems), Some(host)) = (&r.cpuset_mems, host_cpuset_mems()) {
             check_cpuset_mems(mems, &host)?;
         }
@@ -390,6 +414,26 @@ impl RunOptions {
             memory_swappiness: r.memory_swappiness,
             cpuset_mems: r.cpuset_mems.clone(),
             blkio_weight: r.blkio_weight,
+            disable_oom_killer: r.oom_kill_disable == Some(true),
+            device_cgroup_rules: r
+                .device_cgroup_rules
+                .iter()
+                .map(|d| (d.typ, d.major, d.minor, d.access.clone()))
+                .collect(),
+            // Block devices are the engine's to resolve (it stats the host's nodes).
+            ..Default::default()
+        }
+    }
+
+    /// The container's cgroups path: `/coracle/ID`, or `PARENT/ID` with
+    /// `--cgroup-parent` (docker's `filepath.Join(parent, id)`, rooted).
+    pub fn cgroups_path(&self, id: &str) -> String {
+        match &self.resources.cgroup_parent {
+            Some(p) => match parse_cgroup_parent(p) {
+                Ok(parent) => format!("{}/{id}", parent.trim_end_matches('/')),
+                Err(_) => defaults::cgroups_path(id),
+            },
+            None => defaults::cgroups_path(id),
         }
     }
 

@@ -63,18 +63,29 @@ impl OciCli {
         OciCli { binary, root, name }
     }
 
+    /// The container's cgroups path as its bundle's spec gives it (`--cgroup-parent`),
+    /// else the one coracle gives every container.
+    fn cgroups_path(&self, id: &str) -> String {
+        self.state(id)
+            .ok()
+            .and_then(|s| oci_spec::runtime::Spec::load(s.bundle.join("config.json")).ok())
+            .and_then(|spec| spec.linux().as_ref()?.cgroups_path().clone())
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.trim_matches('/').is_empty())
+            .unwrap_or_else(|| crate::defaults::cgroups_path(id))
+    }
+
     /// `delete --force` again once the container's cgroups (coracle's path for them)
     /// are gone.
     fn delete_after_teardown(&self, id: &str) -> Result<(), RuntimeError> {
-        crate::teardown::remove_cgroups(
-            &crate::defaults::cgroups_path(id),
-            crate::teardown::TIMEOUT,
-        )
-        .map_err(|e| RuntimeError::Failed {
-            runtime: self.name.clone(),
-            op: Op::Delete,
-            id: id.to_string(),
-            message: e.to_string(),
+        let path = self.cgroups_path(id);
+        crate::teardown::remove_cgroups(&path, crate::teardown::TIMEOUT).map_err(|e| {
+            RuntimeError::Failed {
+                runtime: self.name.clone(),
+                op: Op::Delete,
+                id: id.to_string(),
+                message: e.to_string(),
+            }
         })?;
         let mut cmd = self.command();
         cmd.args(["delete", "--force", id]);

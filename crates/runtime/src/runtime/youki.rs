@@ -134,14 +134,15 @@ impl Youki {
         })
     }
 
-    /// The spec's device rules on a pure cgroup v2 host, where libcontainer (built
-    /// without libcgroups' `cgroupsv2_devices`) applies none: see [`cgroup_devices`].
-    fn apply_v2_devices(&self, bundle: &Path) -> Result<(), Box<dyn std::error::Error>> {
-        if !cgroup_devices::host_is_unified() {
-            return Ok(());
-        }
+    /// What libcontainer leaves out of the spec's cgroup settings: the device rules on
+    /// a pure cgroup v2 host (it is built without libcgroups' `cgroupsv2_devices`, see
+    /// [`cgroup_devices`]) and two v1 settings (see [`crate::cgroup_v1_extras`]).
+    fn apply_cgroup_extras(&self, bundle: &Path) -> Result<(), Box<dyn std::error::Error>> {
         let spec = Spec::load(bundle.join("config.json"))?;
-        Ok(cgroup_devices::apply(&spec)?)
+        if cgroup_devices::host_is_unified() {
+            return Ok(cgroup_devices::apply(&spec)?);
+        }
+        Ok(crate::cgroup_v1_extras::apply(&spec)?)
     }
 
     /// libcontainer forks the container's processes from this one: until they exec the
@@ -336,7 +337,7 @@ impl Runtime for Youki {
             .build()
             .map_err(|e| self.err(Op::Create, id, &e))?;
         // The init waits for start: no code of the image has run yet.
-        if let Err(e) = self.apply_v2_devices(bundle) {
+        if let Err(e) = self.apply_cgroup_extras(bundle) {
             let _ = container.delete(true);
             return Err(self.err(Op::Create, id, &*e));
         }

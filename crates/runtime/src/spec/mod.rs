@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, LinuxBlockIo, LinuxBuilder, LinuxCapabilities, LinuxCpu, LinuxDevice,
     LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids,
-    LinuxResources, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec,
-    User,
+    LinuxResources, LinuxThrottleDevice, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder,
+    Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 
 pub use command::{merge_env, resolve_command, EnvContext};
@@ -84,6 +84,26 @@ pub struct Resources {
     pub memory_swappiness: Option<u64>,
     pub cpuset_mems: Option<String>,
     pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`: the value is the weight.
+    pub blkio_weight_device: Vec<BlkioDevice>,
+    /// `--device-read-bps` ... `--device-write-iops`.
+    pub blkio_read_bps: Vec<BlkioDevice>,
+    pub blkio_write_bps: Vec<BlkioDevice>,
+    pub blkio_read_iops: Vec<BlkioDevice>,
+    pub blkio_write_iops: Vec<BlkioDevice>,
+    /// `--oom-kill-disable` (cgroup v1 only; the CLI drops it elsewhere).
+    pub disable_oom_killer: bool,
+    /// `--device-cgroup-rule`s: type ('a', 'b', 'c'), major, minor (None: any),
+    /// access; allowed after the default rules (not with `privileged`).
+    pub device_cgroup_rules: Vec<(char, Option<i64>, Option<i64>, String)>,
+}
+
+/// A block device (host major:minor) and a rate or weight for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlkioDevice {
+    pub major: i64,
+    pub minor: i64,
+    pub value: u64,
 }
 
 /// The process's user, resolved in the container's /etc/passwd and /etc/group.
@@ -112,6 +132,8 @@ pub struct Namespaces {
     pub pid: NamespaceMode,
     pub ipc: NamespaceMode,
     pub uts: NamespaceMode,
+    /// `--cgroupns` (private by default).
+    pub cgroup: NamespaceMode,
     pub network: NetworkNamespace,
 }
 
@@ -476,6 +498,17 @@ fn resources(input: &SpecInput) -> LinuxResources {
                 .iter()
                 .map(|d| device_rule(true, d.typ, Some(d.major), Some(d.minor), &d.permissions)),
         );
+        // Type `a` is written as one rule for `c` and one for `b`: a v1 devices cgroup
+        // reads any `a` rule as "every device" whatever its numbers, where the v2 BPF
+        // program (crun's, runc's, ours) honours them; this way both mean the same.
+        for (typ, major, minor, access) in &r.device_cgroup_rules {
+            let types: &[char] = if *typ == 'a' { &['c', 'b'] } else { &[*typ] };
+            v.extend(
+                types
+                    .iter()
+                    .map(|t| device_rule(true, *t, *major, *minor, access)),
+            );
+        }
         v
     };
     res.set_devices(Some(rules));
@@ -483,8 +516,10 @@ fn resources(input: &SpecInput) -> LinuxResources {
         || r.memory_swap.is_some()
         || r.memory_reservation.is_some()
         || r.memory_swappiness.is_some()
+        || r.disable_oom_killer
     {
         let mut m = LinuxMemory::default();
+        m.set_disable_oom_killer(r.disable_oom_killer.then_some(true));
         m.set_limit(r.memory);
         m.set_swap(r.memory_swap);
         m.set_reservation(r.memory_reservation);
@@ -505,17 +540,63 @@ fn resources(input: &SpecInput) -> LinuxResources {
         c.set_mems(r.cpuset_mems.clone());
         res.set_cpu(Some(c));
     }
-    if let Some(w) = r.blkio_weight {
-        let mut b = LinuxBlockIo::default();
-        b.set_weight(Some(w));
-        res.set_block_io(Some(b));
-    }
+    res.set_block_io(block_io(r));
     if let Some(limit) = r.pids_limit {
         let mut p = LinuxPids::default();
         p.set_limit(limit);
         res.set_pids(Some(p));
     }
     res
+}
+
+/// `--blkio-weight`, `--blkio-weight-device` and the four throttles.
+fn block_io(r: &Resources) -> Option<LinuxBlockIo> {
+    let throttles = [
+        &r.blkio_read_bps,
+        &r.blkio_write_bps,
+        &r.blkio_read_iops,
+        &r.blkio_write_iops,
+    ];
+    if r.blkio_weight.is_none()
+        && r.blkio_weight_device.is_empty()
+        && throttles.iter().all(|t| t.is_empty())
+    {
+        return None;
+    }
+    let throttle = |list: &[BlkioDevice]| -> Option<Vec<LinuxThrottleDevice>> {
+        (!list.is_empty()).then(|| {
+            list.iter()
+                .filter_map(|d| {
+                    LinuxThrottleDeviceBuilder::default()
+                        .major(d.major)
+                        .minor(d.minor)
+                        .rate(d.value)
+                        .build()
+                        .ok()
+                })
+                .collect()
+        })
+    };
+    let mut b = LinuxBlockIo::default();
+    b.set_weight(r.blkio_weight);
+    b.set_weight_device((!r.blkio_weight_device.is_empty()).then(|| {
+        r.blkio_weight_device
+            .iter()
+            .filter_map(|d| {
+                LinuxWeightDeviceBuilder::default()
+                    .major(d.major)
+                    .minor(d.minor)
+                    .weight(d.value as u16)
+                    .build()
+                    .ok()
+            })
+            .collect()
+    }));
+    b.set_throttle_read_bps_device(throttle(&r.blkio_read_bps));
+    b.set_throttle_write_bps_device(throttle(&r.blkio_write_bps));
+    b.set_throttle_read_iops_device(throttle(&r.blkio_read_iops));
+    b.set_throttle_write_iops_device(throttle(&r.blkio_write_iops));
+    Some(b)
 }
 
 fn rlimits(input: &SpecInput) -> Result<Vec<PosixRlimit>, SpecError> {
@@ -627,7 +708,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         .collect();
     mounts.extend(user);
 
-    // --- namespaces (docker's order), cgroup namespace always private
+    // --- namespaces (docker's order); the cgroup namespace private unless `--cgroupns host`
     let ns = |t: LinuxNamespaceType, path: Option<PathBuf>| {
         let mut n = LinuxNamespace::default();
         n.set_typ(t);
@@ -655,7 +736,9 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     if input.namespaces.ipc == NamespaceMode::Private {
         namespaces.push(ns(LinuxNamespaceType::Ipc, None));
     }
-    namespaces.push(ns(LinuxNamespaceType::Cgroup, None));
+    if input.namespaces.cgroup == NamespaceMode::Private {
+        namespaces.push(ns(LinuxNamespaceType::Cgroup, None));
+    }
 
     // --- devices
     let devices: Vec<LinuxDevice> = input
@@ -763,4 +846,75 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     spec.set_linux(Some(linux));
     spec.set_annotations(None);
     Ok(spec)
+}
+
+#[cfg(test)]
+mod cgroup_flag_tests {
+    use super::*;
+
+    fn input() -> SpecInput {
+        SpecInput {
+            args: vec!["true".into()],
+            ..SpecInput::default()
+        }
+    }
+
+    #[test]
+    fn cgroupns_host_leaves_the_cgroup_namespace_out() {
+        let has_cgroupns = |i: &SpecInput| {
+            let spec = build_spec(i).unwrap();
+            let linux = spec.linux().clone().unwrap();
+            linux
+                .namespaces()
+                .clone()
+                .unwrap()
+                .iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Cgroup)
+        };
+        let mut i = input();
+        assert!(has_cgroupns(&i));
+        i.namespaces.cgroup = NamespaceMode::Host;
+        assert!(!has_cgroupns(&i));
+    }
+
+    #[test]
+    fn device_rules_oom_and_block_io_reach_the_resources() {
+        let mut i = input();
+        i.resources.device_cgroup_rules = vec![
+            ('c', Some(1), Some(11), "r".into()),
+            ('a', Some(7), None, "rm".into()),
+        ];
+        i.resources.disable_oom_killer = true;
+        let dev = |v: u64| BlkioDevice {
+            major: 254,
+            minor: 0,
+            value: v,
+        };
+        i.resources.blkio_read_bps = vec![dev(1 << 20)];
+        i.resources.blkio_write_iops = vec![dev(100)];
+        i.resources.blkio_weight_device = vec![dev(300)];
+        let r = resources(&i);
+        let rules: Vec<String> = r
+            .devices()
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let n = rules.len();
+        assert_eq!(rules[n - 3..], ["c 1:11 r", "c 7:* rm", "b 7:* rm"]);
+        assert_eq!(r.memory().unwrap().disable_oom_killer(), Some(true));
+        let b = r.block_io().clone().unwrap();
+        let t = b.throttle_read_bps_device().clone().unwrap();
+        assert_eq!((t[0].major(), t[0].minor(), t[0].rate()), (254, 0, 1 << 20));
+        assert_eq!(
+            b.throttle_write_iops_device().clone().unwrap()[0].rate(),
+            100
+        );
+        assert!(b.throttle_write_bps_device().is_none());
+        assert_eq!(b.weight_device().clone().unwrap()[0].weight(), Some(300));
+        // privileged: every device already, the rules add nothing
+        i.privileged = true;
+        assert_eq!(resources(&i).devices().clone().unwrap().len(), 1);
+    }
 }
