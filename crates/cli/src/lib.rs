@@ -93,6 +93,8 @@ enum Command {
     Pause(commands::pause::PauseArgs),
     /// Unpause all processes within one or more containers
     Unpause(commands::unpause::UnpauseArgs),
+    /// Update configuration of one or more containers
+    Update(Box<commands::update::UpdateArgs>),
     /// An exec prepared by `exec`, in a fresh process (not for direct use)
     #[command(name = "__exec", hide = true)]
     ExecSession(commands::exec::ExecSessionArgs),
@@ -193,6 +195,7 @@ pub fn main() -> i32 {
         Command::Exec(a) => commands::exec::exec(&ctx, a),
         Command::Pause(a) => commands::pause::exec(&ctx, a),
         Command::Unpause(a) => commands::unpause::exec(&ctx, a),
+        Command::Update(a) => commands::update::exec(&ctx, *a),
         Command::ExecSession(a) => commands::exec::session(&ctx, a),
         Command::Create(a) => commands::create::exec(&ctx, *a),
         Command::Start(a) => commands::start::exec(&ctx, a),

@@ -42,6 +42,7 @@ mod teardown;
 mod timestamp;
 mod top;
 mod unpack;
+mod update;
 mod users;
 mod volumes;
 mod volumes_from;

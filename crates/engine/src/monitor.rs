@@ -294,10 +294,9 @@ impl Engine {
                 return Ok(code);
             };
             let restarts = u32::try_from(rec.restart_count).unwrap_or(u32::MAX);
-            if cfg
-                .restart
-                .should_restart(code, restarts, rec.stopped_by_user)
-            {
+            // Read again: `update --restart` may have changed it while it ran.
+            let policy = self.container_config(id).map_or(cfg.restart, |c| c.restart);
+            if policy.should_restart(code, restarts, rec.stopped_by_user) {
                 self.db
                     .set_container_restarting(id, code as i64, &now_rfc3339(), oom)?;
                 for c in clients.drain(..) {

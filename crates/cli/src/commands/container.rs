@@ -58,6 +58,8 @@ pub enum ContainerCommand {
     Pause(pause::PauseArgs),
     /// Unpause all processes within one or more containers
     Unpause(unpause::UnpauseArgs),
+    /// Update configuration of one or more containers
+    Update(Box<crate::commands::update::UpdateArgs>),
 }
 
 #[derive(Args)]
@@ -94,6 +96,7 @@ pub fn exec(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Port(a) => port::exec(ctx, a),
         ContainerCommand::Pause(a) => pause::exec(ctx, a),
         ContainerCommand::Unpause(a) => unpause::exec(ctx, a),
+        ContainerCommand::Update(a) => crate::commands::update::exec(ctx, *a),
     }
 }
 

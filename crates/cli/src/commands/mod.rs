@@ -41,6 +41,7 @@ pub mod tag;
 mod timestamp;
 pub mod top;
 pub mod unpause;
+pub mod update;
 pub mod version;
 pub mod volume;
 pub mod wait;

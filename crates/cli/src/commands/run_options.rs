@@ -85,9 +85,7 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         .transpose()?
         .flatten();
     if r.blkio_weight.is_some() && !o::host_has_blkio_weight() {
-        coracle_runtime::note!(
-            "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
-        );
+        coracle_runtime::note!("{}", o::BLKIO_WEIGHT_DISCARDED);
         r.blkio_weight = None;
     }
     cgroup_flags(args, &mut opts)?;

@@ -9,6 +9,7 @@ mod mounts;
 mod network;
 mod process;
 mod resources;
+mod update;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +42,12 @@ pub use resources::{
     parse_memory_swappiness, parse_oom_score_adj, parse_pids_limit, parse_ram_in_bytes,
     parse_shm_size, parse_ulimit, CpuQuota, DeviceMapping, Ulimit,
 };
+
+pub use resources::{
+    host_cpuset_cpus, host_has_swap_limit, parse_pids_limit_update, BLKIO_WEIGHT_DISCARDED,
+    SWAP_LIMIT_DISCARDED,
+};
+pub use update::UpdateOptions;
 
 use crate::defaults;
 use crate::spec::Resources;
@@ -259,45 +266,16 @@ impl RunOptions {
     /// memory minimum, swap vs memory, duplicate mount points, sysctls vs host
     /// namespaces, `--sig-proxy` needs no tty... Messages follow docker's.
     pub fn validate(&self) -> Result<(), OptionsError> {
-        let r = &self.resources;
-        if let Some(m) = r.memory.filter(|m| *m > 0) {
-            if m < defaults::MIN_MEMORY {
-                return Err(OptionsError::Invalid(
-                    "Minimum memory limit allowed is 6MB".into(),
-                ));
-            }
-        }
-        if let Some(swap) = r.memory_swap.filter(|s| *s > 0) {
-            match r.memory.filter(|m| *m > 0) {
-                None => return Err(OptionsError::Invalid(
-                    "You should always set the Memory limit when using Memoryswap limit, see usage"
-                        .into(),
-                )),
-                Some(m) if swap < m => {
-                    return Err(OptionsError::Invalid(
-                        "Minimum memoryswap limit should be larger than memory limit, see usage"
-                            .into(),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        if let Some(c) = r.cpus {
-            check_cpus_available(c.nano_cpus, host_cpus())?;
-        }
-        check_cpu_cfs(r)?;
-        check_memory_reservation(r)?;
-        if let Some(p) = &r.cgroup_parent {
-            parse_cgroup_parent(p)?;
-        }
-        if let (Some(mems), Some(host)) = (&r.cpuset_mems, host_cpuset_mems()) {
-            check_cpuset_mems(mems, &host)?;
-        }
+        self.resources.validate(false)?;
         if self.rm && self.restart != RestartPolicy::No {
             return Err(OptionsError::Invalid(
                 "Conflicting options: --restart and --rm".into(),
             ));
         }
+        self.validate_non_resources()
+    }
+
+    fn validate_non_resources(&self) -> Result<(), OptionsError> {
         let mut targets = std::collections::HashSet::new();
         for m in &self.mounts {
             if !targets.insert(m.target()) {
@@ -324,7 +302,56 @@ impl RunOptions {
         }
         Ok(())
     }
+}
 
+impl ResourceOptions {
+    /// docker's daemon checks of the resource settings (moby
+    /// `verifyPlatformContainerResources`), in its order and words. `update` is
+    /// docker's flag of the same name: an update may set `--memory-swap` alone.
+    pub fn validate(&self, update: bool) -> Result<(), OptionsError> {
+        let r = self;
+        if let Some(m) = r.memory.filter(|m| *m > 0) {
+            if m < defaults::MIN_MEMORY {
+                return Err(OptionsError::Invalid(
+                    "Minimum memory limit allowed is 6MB".into(),
+                ));
+            }
+        }
+        if let Some(swap) = r.memory_swap.filter(|s| *s > 0) {
+            match r.memory.filter(|m| *m > 0) {
+                None if update => {}
+                None => return Err(OptionsError::Invalid(
+                    "You should always set the Memory limit when using Memoryswap limit, see usage"
+                        .into(),
+                )),
+                Some(m) if swap < m => {
+                    return Err(OptionsError::Invalid(
+                        "Minimum memoryswap limit should be larger than memory limit, see usage"
+                            .into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if let Some(c) = r.cpus {
+            check_cpus_available(c.nano_cpus, host_cpus())?;
+        }
+        check_cpu_cfs(r)?;
+        check_memory_reservation(r)?;
+        if let Some(p) = &r.cgroup_parent {
+            parse_cgroup_parent(p)?;
+        }
+        if let (Some(cpus), Some(host)) = (&r.cpuset_cpus, host_cpuset_cpus()) {
+            check_cpuset_cpus(cpus, &host)?;
+        }
+        if let (Some(mems), Some(host)) = (&r.cpuset_mems, host_cpuset_mems()) {
+            check_cpuset_mems(mems, &host)?;
+        }
+        Ok(())
+    }
+}
+
+impl RunOptions {
     /// docker's network-mode conflicts (moby `validateNetContainerMode`, endpoint
     /// settings), in docker's order and words.
     fn validate_network(&self) -> Result<(), OptionsError> {
@@ -505,6 +532,17 @@ fn check_cpu_cfs(r: &ResourceOptions) -> Result<(), OptionsError> {
     Ok(())
 }
 
+/// `--cpuset-cpus` naming CPUs the host lacks: docker's daemon refuses it.
+fn check_cpuset_cpus(cpus: &str, host: &str) -> Result<(), OptionsError> {
+    let have = cpuset_members(host);
+    if cpuset_members(cpus).iter().any(|n| !have.contains(n)) {
+        return Err(OptionsError::Invalid(format!(
+            "Requested CPUs are not available - requested {cpus}, available: {host}"
+        )));
+    }
+    Ok(())
+}
+
 /// `--cpuset-mems` naming nodes the host lacks: docker's daemon refuses it.
 fn check_cpuset_mems(mems: &str, host: &str) -> Result<(), OptionsError> {
     let have = cpuset_members(host);
@@ -540,6 +578,11 @@ mod tests {
 
     #[test]
     fn cpuset_mems_must_exist_on_the_host() {
+        check_cpuset_cpus("0-1", "0-3").unwrap();
+        assert_eq!(
+            check_cpuset_cpus("5", "0-1").unwrap_err().to_string(),
+            "Requested CPUs are not available - requested 5, available: 0-1"
+        );
         check_cpuset_mems("0", "0").unwrap();
         check_cpuset_mems("0-1,3", "0-3").unwrap();
         assert_eq!(

@@ -137,13 +137,19 @@ pub fn parse_cpus(s: &str) -> Result<Option<CpuQuota>, OptionsError> {
     if nano < 10_000_000 {
         return Err(bad(FLAG, s, "range of CPUs starts at 0.01"));
     }
-    let period = defaults::DEFAULT_CPU_PERIOD;
-    let quota = nano / (1_000_000_000 / period as i64);
-    Ok(Some(CpuQuota {
-        nano_cpus: nano,
-        quota,
-        period,
-    }))
+    Ok(Some(CpuQuota::from_nano_cpus(nano)))
+}
+
+impl CpuQuota {
+    /// docker's NanoCPUs as a CFS quota over its fixed 100ms period.
+    pub fn from_nano_cpus(nano_cpus: i64) -> CpuQuota {
+        let period = defaults::DEFAULT_CPU_PERIOD;
+        CpuQuota {
+            nano_cpus,
+            quota: nano_cpus / (1_000_000_000 / period as i64),
+            period,
+        }
+    }
 }
 
 /// `-c, --cpu-shares`: a relative weight (0 = default). Values below 2 are raised to
@@ -214,11 +220,24 @@ fn parse_cpuset_list(flag: &'static str, what: &str, s: &str) -> Result<String, 
 
 /// `--pids-limit`: `None` for unlimited (docker: 0 or -1 mean unlimited).
 pub fn parse_pids_limit(s: &str) -> Result<Option<i64>, OptionsError> {
-    let v: i64 = s
-        .trim()
-        .parse()
-        .map_err(|_| bad("--pids-limit", s, "expected an integer (-1 for unlimited)"))?;
+    let v = pids_integer(s)?;
     Ok(if v <= 0 { None } else { Some(v) })
+}
+
+/// `update --pids-limit`: docker's CLI reads 0 as "leave it" (None) and any negative
+/// value as unlimited (`Some(-1)`).
+pub fn parse_pids_limit_update(s: &str) -> Result<Option<i64>, OptionsError> {
+    Ok(match pids_integer(s)? {
+        0 => None,
+        v if v < 0 => Some(-1),
+        v => Some(v),
+    })
+}
+
+fn pids_integer(s: &str) -> Result<i64, OptionsError> {
+    s.trim()
+        .parse()
+        .map_err(|_| bad("--pids-limit", s, "expected an integer (-1 for unlimited)"))
 }
 
 /// `--cpu-period` / `--cpu-quota`: CFS microseconds as an integer; the ranges are
@@ -293,6 +312,45 @@ pub fn host_has_blkio_weight() -> bool {
     ]
     .iter()
     .any(|p| std::path::Path::new(p).exists())
+}
+
+/// docker's warning when `--blkio-weight` is dropped (the host has no weight knob).
+pub const BLKIO_WEIGHT_DISCARDED: &str = "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+
+/// docker's warning when a memory limit goes without its swap limit (no swap
+/// accounting: [`host_has_swap_limit`]).
+pub const SWAP_LIMIT_DISCARDED: &str = "WARNING: Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.";
+
+/// Whether the host's memory cgroup limits swap (moby's sysinfo `SwapLimit`): v1
+/// needs swap accounting (`memory.memsw.limit_in_bytes`); on v2, docker looks for
+/// `memory.swap.max` in its own cgroup. Without it docker limits memory only.
+pub fn host_has_swap_limit() -> bool {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory");
+    if v1.is_dir() {
+        return v1.join("memory.memsw.limit_in_bytes").exists();
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    own.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .is_some_and(|g| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(g.trim_start_matches('/'))
+                .join("memory.swap.max")
+                .exists()
+        })
+}
+
+/// The CPUs the host offers containers, as a cpuset list; None when unknown.
+pub fn host_cpuset_cpus() -> Option<String> {
+    [
+        "/sys/fs/cgroup/cpuset/cpuset.cpus",
+        "/sys/fs/cgroup/cpuset.cpus.effective",
+        "/sys/devices/system/cpu/online",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .map(|s| s.trim().to_string())
+    .filter(|s| !s.is_empty())
 }
 
 /// The memory nodes the host offers, as a cpuset list; None when unknown.
@@ -562,6 +620,11 @@ mod tests {
         assert_eq!(parse_pids_limit("0").unwrap(), None);
         assert_eq!(parse_pids_limit("100").unwrap(), Some(100));
         assert!(parse_pids_limit("abc").is_err());
+        assert_eq!(parse_pids_limit_update("0").unwrap(), None);
+        assert_eq!(parse_pids_limit_update("-1").unwrap(), Some(-1));
+        assert_eq!(parse_pids_limit_update("-5").unwrap(), Some(-1));
+        assert_eq!(parse_pids_limit_update("64").unwrap(), Some(64));
+        assert!(parse_pids_limit_update("x").is_err());
         assert_eq!(parse_oom_score_adj("-1000").unwrap(), -1000);
         assert_eq!(parse_oom_score_adj("500").unwrap(), 500);
         let e = parse_oom_score_adj("1001").unwrap_err().to_string();

@@ -14,7 +14,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use coracle_core::ErrorKind;
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxResources, Process};
 
 pub use oci_cli::OciCli;
 pub use youki::Youki;
@@ -96,6 +96,9 @@ pub trait Runtime {
     fn pause(&self, id: &str) -> Result<(), RuntimeError>;
     /// Thaws a paused container.
     fn resume(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Applies `resources` to the cgroups of a created, running or paused container
+    /// (`runc update`): only the controllers `resources` names are written.
+    fn update(&self, id: &str, resources: &LinuxResources) -> Result<(), RuntimeError>;
 }
 
 /// Picks a runtime by name: `youki` (or empty) is the built-in one, an absolute path or
@@ -171,6 +174,7 @@ pub enum Op {
     Exec,
     Pause,
     Resume,
+    Update,
 }
 
 impl fmt::Display for Op {
@@ -184,6 +188,7 @@ impl fmt::Display for Op {
             Op::Exec => "exec",
             Op::Pause => "pause",
             Op::Resume => "resume",
+            Op::Update => "update",
         })
     }
 }

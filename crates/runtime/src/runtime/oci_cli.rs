@@ -1,6 +1,6 @@
 //! Any OCI runtime binary (crun, runc, youki's CLI) through the standard runtime CLI:
 //! `create --bundle B --pid-file P [--console-socket S] ID`, `start`, `kill`, `delete`,
-//! `state`, `exec --process F --detach`, `pause`, `resume`. The binary forks the container init and exits, so the init is orphaned:
+//! `state`, `exec --process F --detach`, `pause`, `resume`, `update --resources F`. The binary forks the container init and exits, so the init is orphaned:
 //! the caller must be a child subreaper (the monitor is) to `waitpid` for it.
 
 use std::fs;
@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxResources, Process};
 
 use super::{Op, ProcessIo, Runtime, RuntimeError, RuntimeState, Status};
 
@@ -351,6 +351,26 @@ impl Runtime for OciCli {
         let mut cmd = self.command();
         cmd.args(["resume", id]);
         self.run(Op::Resume, id, cmd).map(drop)
+    }
+
+    /// `update --resources FILE ID`, the file in a private directory of its own.
+    fn update(&self, id: &str, resources: &LinuxResources) -> Result<(), RuntimeError> {
+        let dir = self.exec_dir()?;
+        let file = dir.join("resources.json");
+        let json = serde_json::to_vec(resources).expect("resources serialise");
+        let result = fs::write(&file, json)
+            .map_err(|source| RuntimeError::Io {
+                what: "write resources",
+                path: file.clone(),
+                source,
+            })
+            .and_then(|()| {
+                let mut cmd = self.command();
+                cmd.args(["update", "--resources"]).arg(&file).arg(id);
+                self.run(Op::Update, id, cmd).map(drop)
+            });
+        let _ = fs::remove_dir_all(&dir);
+        result
     }
 
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError> {

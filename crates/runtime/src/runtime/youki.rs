@@ -25,7 +25,9 @@ use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::{create_syscall, SyscallType};
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Process, Spec};
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxCapabilities, LinuxResources, LinuxSeccomp, Process, Spec,
+};
 
 use super::{error_chain, Op, ProcessIo, Runtime, RuntimeError, RuntimeState, Status};
 use crate::{cgroup_devices, defaults, exeseal, teardown};
@@ -467,6 +469,42 @@ impl Runtime for Youki {
         let _lock = self.lock(id, true)?;
         let mut c = self.load(id, Op::Resume)?;
         c.resume().map_err(|e| self.err(Op::Resume, id, &e))
+    }
+
+    /// As youki's own `update` command: libcgroups' manager for the container's
+    /// cgroups path applies the resources (v1, v2 and hybrid alike).
+    fn update(&self, id: &str, resources: &LinuxResources) -> Result<(), RuntimeError> {
+        use libcgroups::common::{CgroupConfig, CgroupManager, ControllerOpt};
+        let _lock = self.lock(id, true)?;
+        let c = self.load(id, Op::Update)?;
+        if !matches!(
+            c.status(),
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
+        ) {
+            // Its cgroups are going away with it: there is nothing to change.
+            return Err(RuntimeError::NotFound {
+                id: id.to_string(),
+                runtime: self.name().to_string(),
+            });
+        }
+        let manager = libcgroups::common::create_cgroup_manager(CgroupConfig {
+            cgroup_path: PathBuf::from(self.cgroups_path(id)),
+            systemd_cgroup: false,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| self.err(Op::Update, id, &e))?;
+        manager
+            .apply(&ControllerOpt {
+                resources,
+                disable_oom_killer: resources
+                    .memory()
+                    .as_ref()
+                    .and_then(|m| m.disable_oom_killer())
+                    .unwrap_or(false),
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| self.err(Op::Update, id, &e))
     }
 
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError> {

@@ -4,6 +4,7 @@
 
 mod command;
 mod exec;
+pub mod update;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
