@@ -346,3 +346,31 @@ fn repair_rebuilds_containers_without_a_record_file() {
     assert_eq!(out.stdout.trim(), "hi");
     c.run(["rm", "old"]).assert_success();
 }
+
+/// Several first commands on a new store at once all succeed: the switch of the new
+/// database to WAL needs an exclusive lock, and SQLite answered "database is locked"
+/// at once (no busy wait) to the opener that met another's lock: without the retry
+/// this failed within 15 rounds, three runs out of three.
+#[test]
+fn a_new_store_opened_by_many_commands_at_once() {
+    for round in 0..25 {
+        let c = coracle();
+        let procs: Vec<_> = (0..8)
+            .map(|_| {
+                c.command(["images", "-q"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for p in procs {
+            let out = p.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -68,8 +68,7 @@ impl Db {
             .map_err(err("busy_timeout"))?;
         // WAL: readers never block the writer; NORMAL sync is durable at checkpoints and
         // never corrupts (a crash can lose only the last transactions, which GC redoes).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("journal_mode"))?;
+        set_wal(&conn).map_err(err("journal_mode"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err("synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -315,6 +314,28 @@ fn make_reserve(reserve: &Path) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Switches the database to WAL (persistent: a store's later opens find it set). The
+/// switch needs an exclusive lock, and SQLite answers BUSY at once, without waiting in
+/// the busy handler, when another connection holds a lock it would have to wait on
+/// (several first commands on a new store at once): retry until `BUSY_TIMEOUT`.
+fn set_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode: Result<String, _> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
