@@ -23,7 +23,7 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         opts.env.extend(o::parse_env(e, &lookup)?);
     }
     opts.workdir = args.workdir.clone();
-    opts.user = args.user.as_deref().map(o::parse_user).transpose()?;
+    opts.user = parsed(&args.user, o::parse_user)?;
     opts.group_add = args
         .group_add
         .iter()
@@ -49,23 +49,10 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     }
     opts.read_only = args.read_only;
     let r = &mut opts.resources;
-    r.memory = args.memory.as_deref().map(o::parse_memory).transpose()?;
-    r.memory_swap = args
-        .memory_swap
-        .as_deref()
-        .map(o::parse_memory_swap)
-        .transpose()?;
-    r.memory_reservation = args
-        .memory_reservation
-        .as_deref()
-        .map(o::parse_memory_reservation)
-        .transpose()?;
-    r.memory_swappiness = args
-        .memory_swappiness
-        .as_deref()
-        .map(o::parse_memory_swappiness)
-        .transpose()?
-        .flatten();
+    r.memory = parsed(&args.memory, o::parse_memory)?;
+    r.memory_swap = parsed(&args.memory_swap, o::parse_memory_swap)?;
+    r.memory_reservation = parsed(&args.memory_reservation, o::parse_memory_reservation)?;
+    r.memory_swappiness = parsed(&args.memory_swappiness, o::parse_memory_swappiness)?.flatten();
     if r.memory_swappiness.is_some() && !o::host_has_memory_swappiness() {
         // As docker's daemon: cgroup v2 has no per-cgroup swappiness.
         coracle_runtime::note!(
@@ -73,70 +60,27 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
         );
         r.memory_swappiness = None;
     }
-    r.cpuset_mems = args
-        .cpuset_mems
-        .as_deref()
-        .map(o::parse_cpuset_mems)
-        .transpose()?;
-    r.blkio_weight = args
-        .blkio_weight
-        .as_deref()
-        .map(o::parse_blkio_weight)
-        .transpose()?
-        .flatten();
+    r.cpuset_mems = parsed(&args.cpuset_mems, o::parse_cpuset_mems)?;
+    r.blkio_weight = parsed(&args.blkio_weight, o::parse_blkio_weight)?.flatten();
     if r.blkio_weight.is_some() && !o::host_has_blkio_weight() {
         coracle_runtime::note!("{}", o::BLKIO_WEIGHT_DISCARDED);
         r.blkio_weight = None;
     }
     cgroup_flags(args, &mut opts)?;
     let r = &mut opts.resources;
-    r.cpus = args
-        .cpus
-        .as_deref()
-        .map(o::parse_cpus)
-        .transpose()?
-        .flatten();
-    r.cpu_shares = args
-        .cpu_shares
-        .as_deref()
-        .map(o::parse_cpu_shares)
-        .transpose()?;
-    r.cpuset_cpus = args
-        .cpuset_cpus
-        .as_deref()
-        .map(o::parse_cpuset)
-        .transpose()?;
-    r.cpu_period = args
-        .cpu_period
-        .as_deref()
-        .map(|v| o::parse_cpu_cfs("--cpu-period", v))
-        .transpose()?;
-    r.cpu_quota = args
-        .cpu_quota
-        .as_deref()
-        .map(|v| o::parse_cpu_cfs("--cpu-quota", v))
-        .transpose()?;
-    r.pids_limit = args
-        .pids_limit
-        .as_deref()
-        .map(o::parse_pids_limit)
-        .transpose()?
-        .flatten();
-    opts.oom_score_adj = args
-        .oom_score_adj
-        .as_deref()
-        .map(o::parse_oom_score_adj)
-        .transpose()?;
+    r.cpus = parsed(&args.cpus, o::parse_cpus)?.flatten();
+    r.cpu_shares = parsed(&args.cpu_shares, o::parse_cpu_shares)?;
+    r.cpuset_cpus = parsed(&args.cpuset_cpus, o::parse_cpuset)?;
+    r.cpu_period = parsed(&args.cpu_period, |v| o::parse_cpu_cfs("--cpu-period", v))?;
+    r.cpu_quota = parsed(&args.cpu_quota, |v| o::parse_cpu_cfs("--cpu-quota", v))?;
+    r.pids_limit = parsed(&args.pids_limit, o::parse_pids_limit)?.flatten();
+    opts.oom_score_adj = parsed(&args.oom_score_adj, o::parse_oom_score_adj)?;
     opts.ulimits = args
         .ulimit
         .iter()
         .map(|u| o::parse_ulimit(u))
         .collect::<Result<_, _>>()?;
-    opts.shm_size = args
-        .shm_size
-        .as_deref()
-        .map(o::parse_shm_size)
-        .transpose()?;
+    opts.shm_size = parsed(&args.shm_size, o::parse_shm_size)?;
     opts.devices = args
         .device
         .iter()
@@ -164,11 +108,7 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     script_flags(args, &mut opts)?;
     opts.detach = args.detach;
     opts.sig_proxy = args.sig_proxy;
-    opts.detach_keys = args
-        .detach_keys
-        .as_deref()
-        .map(o::parse_detach_keys)
-        .transpose()?;
+    opts.detach_keys = parsed(&args.detach_keys, o::parse_detach_keys)?;
     let mut label_lines = Vec::new();
     for file in &args.label_file {
         let text = std::fs::read_to_string(file)
@@ -178,11 +118,7 @@ pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     opts.labels = o::parse_labels(&label_lines, &args.label)?;
     opts.restart = o::parse_restart(&args.restart)?;
     opts.log = o::parse_log_options(args.log_driver.as_deref(), &args.log_opt)?;
-    opts.stop_signal = args
-        .stop_signal
-        .as_deref()
-        .map(o::parse_signal)
-        .transpose()?;
+    opts.stop_signal = parsed(&args.stop_signal, o::parse_signal)?;
     opts.stop_timeout = args.stop_timeout;
     opts.health = o::HealthFlags {
         cmd: args.health_cmd.clone(),
@@ -210,12 +146,7 @@ fn cgroup_flags(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
         Some(m) => o::parse_cgroupns(m)?,
         None => o::NamespaceMode::Private,
     };
-    opts.userns_host = args
-        .userns
-        .as_deref()
-        .map(o::parse_userns)
-        .transpose()?
-        .unwrap_or(false);
+    opts.userns_host = parsed(&args.userns, o::parse_userns)?.unwrap_or(false);
     r.oom_kill_disable = Some(args.oom_kill_disable);
     if !o::host_has_oom_kill_disable() {
         if args.oom_kill_disable {
@@ -303,8 +234,8 @@ fn network_flags(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
     if args.ip6.is_some() {
         return Err(o::OptionsError::Invalid("--ip6: IPv6 is not supported yet".into()).into());
     }
-    opts.ip = args.ip.as_deref().map(o::parse_ipv4_address).transpose()?;
-    opts.mac_address = args.mac_address.as_deref().map(o::parse_mac).transpose()?;
+    opts.ip = parsed(&args.ip, o::parse_ipv4_address)?;
+    opts.mac_address = parsed(&args.mac_address, o::parse_mac)?;
     opts.network_aliases = args.network_alias.clone();
     opts.dns = args
         .dns
@@ -343,6 +274,14 @@ fn script_flags(args: &RunArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
     }
     opts.cidfile = args.cidfile.clone().filter(|f| !f.is_empty());
     Ok(())
+}
+
+/// A flag's value parsed when it was given (`None` when it was not).
+pub(crate) fn parsed<T, E>(
+    v: &Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, E> {
+    v.as_deref().map(parse).transpose()
 }
 
 fn ns(flag: &'static str, v: &Option<String>) -> anyhow::Result<o::NamespaceMode> {

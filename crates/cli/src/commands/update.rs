@@ -2,6 +2,7 @@
 //! limits and restart policy for created, running or stopped containers, as docker's.
 //! Values are parsed by `run`'s parsers; a zero value leaves a setting unchanged.
 
+use crate::commands::run_options::parsed;
 use crate::commands::UsageError;
 use crate::Context;
 use clap::Args;
@@ -103,37 +104,12 @@ fn to_update_options(a: &UpdateArgs) -> anyhow::Result<UpdateOptions> {
     refuse_unsupported(a)?;
     let mut u = UpdateOptions::default();
     let r = &mut u.resources;
-    r.memory = a
-        .memory
-        .as_deref()
-        .map(o::parse_memory)
-        .transpose()
-        .map_err(usage)?;
-    r.memory_swap = a
-        .memory_swap
-        .as_deref()
-        .map(o::parse_memory_swap)
-        .transpose()
-        .map_err(usage)?;
-    r.memory_reservation = a
-        .memory_reservation
-        .as_deref()
-        .map(o::parse_memory_reservation)
-        .transpose()
-        .map_err(usage)?;
-    r.cpus = a
-        .cpus
-        .as_deref()
-        .map(o::parse_cpus)
-        .transpose()
-        .map_err(usage)?
-        .flatten();
-    r.cpu_shares = a
-        .cpu_shares
-        .as_deref()
-        .map(o::parse_cpu_shares)
-        .transpose()
-        .map_err(usage)?;
+    r.memory = parsed(&a.memory, o::parse_memory).map_err(usage)?;
+    r.memory_swap = parsed(&a.memory_swap, o::parse_memory_swap).map_err(usage)?;
+    r.memory_reservation =
+        parsed(&a.memory_reservation, o::parse_memory_reservation).map_err(usage)?;
+    r.cpus = parsed(&a.cpus, o::parse_cpus).map_err(usage)?.flatten();
+    r.cpu_shares = parsed(&a.cpu_shares, o::parse_cpu_shares).map_err(usage)?;
     r.cpu_period = cfs("--cpu-period", &a.cpu_period)?;
     r.cpu_quota = cfs("--cpu-quota", &a.cpu_quota)?;
     // An empty list leaves the cpuset as it is (docker's zero value).
@@ -148,11 +124,7 @@ fn to_update_options(a: &UpdateArgs) -> anyhow::Result<UpdateOptions> {
         .map(o::parse_cpuset_mems)
         .transpose()
         .map_err(usage)?;
-    r.blkio_weight = a
-        .blkio_weight
-        .as_deref()
-        .map(o::parse_blkio_weight)
-        .transpose()
+    r.blkio_weight = parsed(&a.blkio_weight, o::parse_blkio_weight)
         .map_err(usage)?
         .flatten();
     if r.blkio_weight.is_some() && !o::host_has_blkio_weight() {
@@ -164,11 +136,7 @@ fn to_update_options(a: &UpdateArgs) -> anyhow::Result<UpdateOptions> {
         coracle_runtime::note!("{}", o::SWAP_LIMIT_DISCARDED);
         r.memory_swap = Some(-1);
     }
-    r.pids_limit = a
-        .pids_limit
-        .as_deref()
-        .map(o::parse_pids_limit_update)
-        .transpose()
+    r.pids_limit = parsed(&a.pids_limit, o::parse_pids_limit_update)
         .map_err(usage)?
         .flatten();
     // docker's CLI parses the policy itself: a bad one fails with status 1.
