@@ -145,7 +145,8 @@ impl VolumeStore {
         };
         let meta_path = tmp.path().join(META);
         let json = serde_json::to_vec_pretty(&meta).expect("volume metadata serializes");
-        fs::write(&meta_path, json).map_err(self.io(name, "write", &meta_path))?;
+        // 0600 as docker's opts.json: driver options may hold credentials (`o=password=`).
+        write_private(&meta_path, &json).map_err(self.io(name, "write", &meta_path))?;
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o701)).map_err(self.io(
             name,
             "chmod",
@@ -300,6 +301,18 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 pub mod mount;
+
+/// Writes a new file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
+}
 
 #[cfg(test)]
 mod tests;

@@ -37,7 +37,12 @@ fn create_get_list_remove() {
     assert_eq!(v.mountpoint, tmp.path().join("volumes/data/_data"));
     assert_eq!(store.path("data"), v.mountpoint);
     assert!(v.mountpoint.is_dir());
-    assert!(tmp.path().join("volumes/data/volume.json").is_file());
+    let meta = fs::metadata(tmp.path().join("volumes/data/volume.json")).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "options may hold secrets"
+    );
     chrono::DateTime::parse_from_rfc3339(&v.created_at).unwrap();
     assert_eq!(
         fs::metadata(&v.mountpoint).unwrap().permissions().mode() & 0o7777,
