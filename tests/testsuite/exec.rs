@@ -262,7 +262,18 @@ fn terminal(c: &Coracle, runtime: &[&str]) {
         assert!(out.status.success(), "{text}");
         text
     };
-    let text = in_script("-t term sh -c 'stty size; tty; echo TERM=$TERM'", b"");
+    // The built-in runtime sizes the pty before the process runs. crun 1.8 may start it
+    // before applying consoleSize, and we size the pty once we hold its master: under
+    // crun the process waits for the size itself (bounded by a count, not a clock).
+    let size = if runtime.is_empty() {
+        "stty size"
+    } else {
+        r#"i=0; while [ "$(stty size 2>/dev/null)" != "30 100" ] && [ $i -lt 20000 ]; do i=$((i+1)); done; stty size"#
+    };
+    let text = in_script(
+        &format!("-t term sh -c '{size}; tty; echo TERM=$TERM'"),
+        b"",
+    );
     assert!(text.contains("/dev/pts/"), "{text}");
     assert!(text.contains("30 100"), "{text}");
     assert!(text.contains("TERM=xterm"), "{text}");
