@@ -16,9 +16,10 @@ use coracle_runtime::monitor::supervise::{
 use coracle_runtime::monitor::{self as rtmon, MonitorError};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::event::PollFlags;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -487,12 +488,9 @@ impl Drop for RemoveOnDrop {
 }
 
 fn accept_one(listener: &UnixListener, timeout: Duration) -> Option<Client> {
-    let revents = coracle_runtime::monitor::tty::poll_one(
-        listener.as_raw_fd(),
-        libc::POLLIN,
-        timeout.as_millis() as i32,
-    );
-    if revents == 0 {
+    let revents =
+        coracle_runtime::monitor::tty::poll_one(listener, PollFlags::IN, Some(timeout));
+    if revents.is_empty() {
         return None;
     }
     let (stream, _) = listener.accept().ok()?;
@@ -508,11 +506,7 @@ fn wait_or_signal(signals: &SignalFd, d: Duration) -> bool {
         if left.is_zero() {
             return false;
         }
-        coracle_runtime::monitor::tty::poll_one(
-            signals.as_raw_fd(),
-            libc::POLLIN,
-            left.as_millis().max(1) as i32,
-        );
+        coracle_runtime::monitor::tty::poll_one(signals, PollFlags::IN, Some(left));
         while let Ok(Some(info)) = signals.read_signal() {
             if info.ssi_signo as i32 != Signal::SIGCHLD as i32 {
                 return true;

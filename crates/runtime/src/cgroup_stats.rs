@@ -579,12 +579,9 @@ fn io_stat_v2(path: &Path, text: &str) -> Result<(u64, u64), CgroupStatsError> {
 }
 
 fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if n > 0 {
-        n as u64
-    } else {
-        100
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100,
+        n => n,
     }
 }
 

@@ -10,7 +10,7 @@
 //! a container process, this must run in a single-threaded process.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -261,7 +261,7 @@ fn attach(
         // The runtime sent the master while it set the process up, before returning.
         let m = console.receive_master(Duration::from_secs(30))?;
         tty::copy_winsize(stdin.as_fd(), m.as_fd());
-        set_nonblocking(m.as_raw_fd())?;
+        set_nonblocking(&m)?;
         master = Some(m);
     }
     drop(console);
@@ -361,7 +361,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
     })
 }
 
-fn set_nonblocking(fd: RawFd) -> Result<(), ExecError> {
+fn set_nonblocking(fd: impl AsFd) -> Result<(), ExecError> {
     relay::set_nonblocking(fd).map_err(|source| ExecError::Sys {
         call: "fcntl(O_NONBLOCK)",
         source,

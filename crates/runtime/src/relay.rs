@@ -11,6 +11,8 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
 use crate::monitor::tty;
 
@@ -26,51 +28,36 @@ pub(crate) fn relay_until_exit(
     forward: &mut dyn FnMut(i32),
 ) -> nix::Result<i32> {
     const STDIN: RawFd = 0;
+    let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     let mut stdin_open = master.is_some() && interactive;
     let mut master_open = master.is_some();
     let mut to_master: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     loop {
-        let mut fds = vec![libc::pollfd {
-            fd: sigfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = vec![PollFd::new(sigfd, PollFlags::IN)];
         let (mut i_stdin, mut i_master) = (None, None);
         if let Some(m) = master.filter(|_| master_open) {
-            let mut ev = libc::POLLIN;
+            let mut ev = PollFlags::IN;
             if !to_master.is_empty() {
-                ev |= libc::POLLOUT;
+                ev |= PollFlags::OUT;
             }
             i_master = Some(fds.len());
-            fds.push(libc::pollfd {
-                fd: m.as_raw_fd(),
-                events: ev,
-                revents: 0,
-            });
+            fds.push(PollFd::new(m, ev));
         }
         if stdin_open && to_master.len() < 64 * 1024 {
             i_stdin = Some(fds.len());
-            fds.push(libc::pollfd {
-                fd: STDIN,
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(PollFd::new(&stdin, PollFlags::IN));
         }
-        // SAFETY: fds is a valid array of pollfd.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if n < 0 {
-            let e = nix::Error::last();
-            if e == nix::Error::EINTR {
-                continue;
-            }
-            return Err(e);
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(nix_error(e)),
         }
         // Output first: what the process wrote before it exited must reach us.
         if let (Some(i), Some(m)) = (i_master, master) {
-            let re = fds[i].revents;
-            if re & libc::POLLIN != 0 {
+            let re = fds[i].revents();
+            if re.contains(PollFlags::IN) {
                 match nix::unistd::read(m.as_raw_fd(), &mut buf) {
                     Ok(0) => master_open = false,
                     Ok(k) => {
@@ -81,10 +68,10 @@ pub(crate) fn relay_until_exit(
                     // EIO: every slave fd is closed.
                     Err(_) => master_open = false,
                 }
-            } else if re & (libc::POLLHUP | libc::POLLERR) != 0 {
+            } else if re.intersects(PollFlags::HUP | PollFlags::ERR) {
                 master_open = false;
             }
-            if master_open && re & libc::POLLOUT != 0 && !to_master.is_empty() {
+            if master_open && re.contains(PollFlags::OUT) && !to_master.is_empty() {
                 match nix::unistd::write(m.as_fd(), &to_master) {
                     Ok(k) => {
                         to_master.drain(..k);
@@ -95,7 +82,7 @@ pub(crate) fn relay_until_exit(
             }
         }
         if let (Some(i), Some(m)) = (i_stdin, master) {
-            if fds[i].revents != 0 {
+            if !fds[i].revents().is_empty() {
                 match nix::unistd::read(STDIN, &mut buf) {
                     Ok(0) | Err(_) => {
                         stdin_open = false;
@@ -106,7 +93,7 @@ pub(crate) fn relay_until_exit(
                 }
             }
         }
-        if fds[0].revents != 0 {
+        if !fds[0].revents().is_empty() {
             while let Ok(Some(info)) = sigfd.read_signal() {
                 let signo = info.ssi_signo as i32;
                 match Signal::try_from(signo) {
@@ -121,7 +108,7 @@ pub(crate) fn relay_until_exit(
                     }
                     Ok(Signal::SIGWINCH) => {
                         if let Some(m) = master {
-                            tty::copy_winsize(std::io::stdin().as_fd(), m.as_fd());
+                            tty::copy_winsize(stdin.as_fd(), m.as_fd());
                         }
                     }
                     // Not yet reaped, so the pid is still the process's.
@@ -169,23 +156,18 @@ fn drain(fd: RawFd, buf: &mut [u8], out: &mut impl Write) {
 }
 
 pub(crate) fn set_child_subreaper() -> nix::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(nix::Error::last());
-    }
-    Ok(())
+    // Any non-zero argument makes us the subreaper; rustix passes the pid given.
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(nix_error)
 }
 
-pub(crate) fn set_nonblocking(fd: RawFd) -> nix::Result<()> {
-    // SAFETY: fcntl on an fd the caller owns.
-    let r = unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)
-    };
-    if r < 0 {
-        return Err(nix::Error::last());
-    }
-    Ok(())
+pub(crate) fn set_nonblocking(fd: impl AsFd) -> nix::Result<()> {
+    let fl = fcntl_getfl(&fd).map_err(nix_error)?;
+    fcntl_setfl(&fd, fl | OFlags::NONBLOCK).map_err(nix_error)
+}
+
+/// rustix's errno as nix's, for the callers that speak nix.
+fn nix_error(e: rustix::io::Errno) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error())
 }
 
 /// `p` made absolute against the working directory (socket paths handed to runtimes
@@ -251,40 +233,42 @@ pub(crate) fn relay_pipes_until_exit(
         .into_iter()
         .flatten()
     {
-        set_nonblocking(fd.as_raw_fd())?;
+        set_nonblocking(fd)?;
     }
     // (the process's output pipe, our fd it is copied to)
     let mut outs = [Some((stdout, 1)), Some((stderr, 2))];
     let mut reading_stdin = stdin.is_some();
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let our_stdin = std::io::stdin();
     loop {
         if !reading_stdin && pending.is_empty() {
             // Our end of input is the process's.
             stdin = None;
         }
-        let mut fds = vec![pollin(sigfd.as_raw_fd())];
+        let mut fds = vec![PollFd::new(sigfd, PollFlags::IN)];
         for (fd, _) in outs.iter().flatten() {
-            fds.push(pollin(fd.as_raw_fd()));
+            fds.push(PollFd::new(fd, PollFlags::IN));
         }
         if reading_stdin && pending.len() < STDIN_BUFFER {
-            fds.push(pollin(0));
+            fds.push(PollFd::new(&our_stdin, PollFlags::IN));
         }
         if let Some(w) = stdin.as_ref().filter(|_| !pending.is_empty()) {
-            fds.push(libc::pollfd {
-                fd: w.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            });
+            fds.push(PollFd::new(w, PollFlags::OUT));
         }
-        // SAFETY: fds is a valid array of pollfd.
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
-            match nix::Error::last() {
-                nix::Error::EINTR => continue,
-                e => return Err(e),
-            }
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(nix_error(e)),
         }
-        let ready = |fd: RawFd| fds.iter().any(|p| p.fd == fd && p.revents != 0);
+        // The ready fds, by number: `fds` borrows the pipes we read and close below.
+        let ready_fds: Vec<RawFd> = fds
+            .iter()
+            .filter(|p| !p.revents().is_empty())
+            .map(|p| p.as_fd().as_raw_fd())
+            .collect();
+        drop(fds);
+        let ready = |fd: RawFd| ready_fds.contains(&fd);
         for out in outs.iter_mut() {
             if out.as_ref().is_some_and(|(fd, _)| ready(fd.as_raw_fd())) {
                 copy_available(out, &mut buf, false);
@@ -322,14 +306,6 @@ pub(crate) fn relay_pipes_until_exit(
     }
 }
 
-fn pollin(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
 /// Copies what the pipe holds to our fd (once, or with `all` until it is empty);
 /// closes it at its end, or when ours is gone.
 fn copy_available(out: &mut Option<(OwnedFd, RawFd)>, buf: &mut [u8], all: bool) {
@@ -360,13 +336,7 @@ fn write_all(fd: RawFd, mut data: &[u8]) -> nix::Result<()> {
             Ok(k) => data = &data[k..],
             Err(nix::Error::EINTR) => {}
             Err(nix::Error::EAGAIN) => {
-                let mut p = [libc::pollfd {
-                    fd,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                }];
-                // SAFETY: p is a valid array of one pollfd.
-                unsafe { libc::poll(p.as_mut_ptr(), 1, -1) };
+                let _ = poll(&mut [PollFd::new(&borrowed, PollFlags::OUT)], None);
             }
             Err(e) => return Err(e),
         }

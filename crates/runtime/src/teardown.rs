@@ -17,11 +17,12 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coracle_core::ErrorKind;
+use rustix::fs::{flock, FlockOperation};
+use rustix::process::{kill_process, Pid, Signal};
 
 /// How long teardown keeps killing a container's processes and retrying before it
 /// reports the cgroups it could not remove.
@@ -201,9 +202,11 @@ fn kill_members(dir: &Path) {
         let Ok(text) = fs::read_to_string(dir.join(file)) else {
             continue;
         };
-        for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            // SAFETY: kill(2) with a pid read from the cgroup; no memory involved.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        // 0 is a member in another pid namespace: not one we can name (and kill(0)
+        // would be our own process group).
+        let pids = text.lines().filter_map(|l| l.trim().parse::<i32>().ok());
+        for pid in pids.filter_map(Pid::from_raw) {
+            let _ = kill_process(pid, Signal::KILL);
         }
     }
     // A frozen process dies only once thawed (v1 freezer; v2 lets SIGKILL through,
@@ -248,18 +251,15 @@ pub fn lock_dir(dir: &Path, exclusive: bool) -> io::Result<fs::File> {
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)?;
     let op = if exclusive {
-        libc::LOCK_EX
+        FlockOperation::LockExclusive
     } else {
-        libc::LOCK_SH
+        FlockOperation::LockShared
     };
     loop {
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-            break;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match flock(&f, op) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     // Deleted while we waited: the lock is on a directory nobody sees any more.
@@ -341,9 +341,12 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         let held = lock_dir(&dir, true).unwrap();
         let f = fs::File::open(&dir).unwrap();
-        // SAFETY: flock on an fd we own.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-        assert_eq!(r, -1, "a second lock must wait");
+        let r = flock(&f, FlockOperation::NonBlockingLockShared);
+        assert_eq!(
+            r,
+            Err(rustix::io::Errno::WOULDBLOCK),
+            "a second lock must wait"
+        );
         drop(held);
         drop(lock_dir(&dir, false).unwrap());
         remove_state_dir(&dir, Duration::from_secs(1)).unwrap();

@@ -172,11 +172,7 @@ impl Client {
             if left.is_zero() {
                 return;
             }
-            super::tty::poll_one(
-                std::os::fd::AsRawFd::as_raw_fd(&self.stream),
-                libc::POLLOUT,
-                left.as_millis().min(i32::MAX as u128) as i32,
-            );
+            super::tty::poll_one(&self.stream, rustix::event::PollFlags::OUT, Some(left));
             self.flush();
         }
     }

@@ -18,7 +18,7 @@ pub mod tty;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -290,7 +290,7 @@ fn create_and_wait(
     if let Some(console) = &console {
         let master = console.receive_master(Duration::from_secs(30))?;
         tty::copy_winsize(stdin.as_fd(), master.as_fd());
-        set_nonblocking(master.as_raw_fd())?;
+        set_nonblocking(&master)?;
         term = Some(master);
     }
     drop(console);
@@ -611,7 +611,7 @@ fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, MonitorError> {
     })
 }
 
-fn set_nonblocking(fd: RawFd) -> Result<(), MonitorError> {
+fn set_nonblocking(fd: impl AsFd) -> Result<(), MonitorError> {
     relay::set_nonblocking(fd).map_err(|source| MonitorError::Sys {
         call: "fcntl(O_NONBLOCK)",
         source,

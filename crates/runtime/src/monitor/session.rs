@@ -2,11 +2,12 @@
 //! their terminal to a container's monitor over its attach socket.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::event::{poll, PollFd, PollFlags};
 
 use super::attach::{self, DetachKeys, FrameReader};
 use super::{tty, FORWARDED_SIGNALS};
@@ -89,20 +90,21 @@ pub fn relay(
     let mut buf = vec![0u8; 32 * 1024];
     let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
     loop {
-        let mut fds = vec![pollfd(sigfd.as_raw_fd()), pollfd(stream.as_raw_fd())];
+        let mut fds = vec![
+            PollFd::new(&sigfd, PollFlags::IN),
+            PollFd::new(&stream, PollFlags::IN),
+        ];
         if stdin_open {
-            fds.push(pollfd(stdin.as_raw_fd()));
+            fds.push(PollFd::new(&stdin, PollFlags::IN));
         }
-        // SAFETY: fds is a valid array of pollfd.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        if fds[0].revents != 0 {
+        // Which fds are ready; `fds` borrows the stream we read from below.
+        let ready: Vec<bool> = fds.iter().map(|p| !p.revents().is_empty()).collect();
+        if ready[0] {
             while let Ok(Some(info)) = sigfd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGWINCH) => {
@@ -119,7 +121,7 @@ pub fn relay(
                 }
             }
         }
-        if fds[1].revents != 0 {
+        if ready[1] {
             match stream.read(&mut buf) {
                 Ok(0) => return Ok(AttachEnd::Lost),
                 Ok(k) => frames.push(&buf[..k]),
@@ -146,7 +148,7 @@ pub fn relay(
                 }
             }
         }
-        if stdin_open && fds.len() > 2 && fds[2].revents != 0 {
+        if stdin_open && ready.len() > 2 && ready[2] {
             let mut lock = stdin.lock();
             match lock.read(&mut buf) {
                 Ok(0) | Err(_) => {
@@ -167,17 +169,7 @@ pub fn relay(
     }
 }
 
-fn pollfd(fd: i32) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
 /// Our terminal's size: stdin's, else stdout's.
 fn terminal_size() -> Option<(u16, u16)> {
-    // SAFETY: fds 0 and 1 are open for the life of the process.
-    let (i, o) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
-    tty::winsize(i).or_else(|| tty::winsize(o))
+    tty::winsize(io::stdin().as_fd()).or_else(|| tty::winsize(io::stdout().as_fd()))
 }

@@ -87,11 +87,20 @@ impl Supervisor<'_> {
                 path: "attach socket".into(),
                 source,
             })?;
-        for fd in self.output_fds() {
-            super::set_nonblocking(fd)?;
-        }
-        if let Some(fd) = self.input_fd() {
-            super::set_nonblocking(fd)?;
+        match &self.io {
+            ContainerIo::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                for fd in [Some(stdout), Some(stderr), stdin.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    super::set_nonblocking(fd)?;
+                }
+            }
+            ContainerIo::Pty { master } => super::set_nonblocking(master)?,
         }
         let mut to_stdin: Vec<u8> = Vec::new();
         let mut close_stdin = false;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
 use nix::sys::termios::{self, SetArg, Termios};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::termios::{tcgetwinsize, tcsetwinsize, Winsize};
 
 use super::MonitorError;
 
@@ -58,7 +60,11 @@ impl ConsoleSocket {
                             std::io::Error::from(std::io::ErrorKind::TimedOut),
                         ));
                     }
-                    poll_one(self.listener.as_raw_fd(), libc::POLLIN, 100);
+                    poll_one(
+                        &self.listener,
+                        PollFlags::IN,
+                        Some(Duration::from_millis(100)),
+                    );
                 }
                 Err(e) => return Err(io("accept on console socket", e)),
             }
@@ -138,35 +144,28 @@ impl Drop for RawMode {
 
 /// Copies the window size of `from` (our terminal) to `to` (the pty master).
 pub(crate) fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ read/write a winsize struct we own.
-    unsafe {
-        if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0 {
-            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+    if let Ok(ws) = tcgetwinsize(from) {
+        if ws.ws_row > 0 {
+            let _ = tcsetwinsize(to, ws);
         }
     }
 }
 
 /// Sets the window size of a pty master.
 pub(crate) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) {
-    let ws = libc::winsize {
+    let ws = Winsize {
         ws_row: rows,
         ws_col: cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: TIOCSWINSZ reads a winsize struct we own.
-    unsafe {
-        libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-    }
+    let _ = tcsetwinsize(fd, ws);
 }
 
 /// The window size (rows, cols) of the terminal on `fd`, if it is one.
 pub fn winsize(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes a winsize struct we own.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+    let ws = tcgetwinsize(fd).ok()?;
+    (ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
 /// The terminal's EOF character (VEOF) on `fd`, ^D by default.
@@ -176,17 +175,14 @@ pub(crate) fn eof_char(fd: impl AsFd) -> u8 {
         .unwrap_or(4)
 }
 
-pub fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> i16 {
-    let mut p = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    if n > 0 {
-        p.revents
-    } else {
-        0
+/// Waits up to `timeout` (None: without limit) for `events` on `fd`; returns the
+/// events that happened, none on timeout or error.
+pub fn poll_one(fd: impl AsFd, events: PollFlags, timeout: Option<Duration>) -> PollFlags {
+    // A timeout too large for a timespec is as good as none.
+    let timeout = timeout.and_then(|d| Timespec::try_from(d).ok());
+    let mut p = [PollFd::new(&fd, events)];
+    match poll(&mut p, timeout.as_ref()) {
+        Ok(n) if n > 0 => p[0].revents(),
+        _ => PollFlags::empty(),
     }
 }

@@ -228,11 +228,9 @@ impl ExecLock {
 /// A pidfd of this process, for the processes libcontainer forks to tell whether we
 /// are still there (see [`die_with_parent`]); None where the kernel has no pidfds.
 fn own_pidfd() -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open takes a pid and flags; the fd it returns (O_CLOEXEC) is ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-    // SAFETY: a fresh fd nothing else owns.
-    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+    use rustix::process::{getpid, pidfd_open, PidfdFlags};
+    // A pidfd is close-on-exec without asking.
+    pidfd_open(getpid(), PidfdFlags::empty()).ok()
 }
 
 /// In the exec'd process, before it waits for libcontainer's start message: SIGKILL
@@ -240,24 +238,20 @@ fn own_pidfd() -> Option<std::os::fd::OwnedFd> {
 /// in the container, holding what it inherited). `parent` (a pidfd of that exec)
 /// closes the race with a parent that died before the death signal was set.
 fn die_with_parent(parent: Option<i32>) {
-    // SAFETY: prctl with integer arguments; _exit ends only this forked process.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
-        if let Some(fd) = parent {
-            let mut p = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            if libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 {
-                libc::_exit(1);
-            }
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if let Some(fd) = parent {
+        // SAFETY: the pidfd the exec opened for us stays open in this process.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let mut p = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if poll(&mut p, Some(&now)) == Ok(1) && p[0].revents().contains(PollFlags::IN) {
+            // SAFETY: _exit ends only this forked process, running no atexit handlers
+            // or destructors of state it shares with its parent.
+            unsafe { libc::_exit(1) };
         }
     }
 }
@@ -279,8 +273,7 @@ fn stop_at(point: &str) {
 /// Before the command runs: it outlives the exec that started it (`exec -d`, a killed
 /// client), as docker's does.
 fn outlive_parent() {
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    let _ = rustix::process::set_parent_process_death_signal(None);
 }
 
 /// libcontainer's per-exec notify socket and console-socket symlink (0.7.0 names), and
@@ -558,14 +551,14 @@ impl Executor for TenantExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         outlive_parent();
         if let Some((rows, cols)) = self.console_size {
-            let ws = libc::winsize {
+            let ws = rustix::termios::Winsize {
                 ws_row: rows,
                 ws_col: cols,
                 ws_xpixel: 0,
                 ws_ypixel: 0,
             };
-            // SAFETY: TIOCSWINSZ reads a winsize struct we own; fd 0 is the pty slave.
-            unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
+            // Our stdin is the pty slave.
+            let _ = rustix::termios::tcsetwinsize(rustix::stdio::stdin(), ws);
         }
         if let Some(seccomp) = &self.seccomp {
             match libcontainer::seccomp::initialize_seccomp(seccomp) {
