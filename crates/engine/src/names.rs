@@ -7,9 +7,16 @@ pub fn new_container_id() -> Result<String, std::io::Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn getrandom(buf: &mut [u8]) -> Result<(), std::io::Error> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+fn getrandom(mut buf: &mut [u8]) -> Result<(), std::io::Error> {
+    use rustix::rand::{getrandom, GetRandomFlags};
+    while !buf.is_empty() {
+        match getrandom(&mut *buf, GetRandomFlags::empty()) {
+            Ok(n) => buf = &mut buf[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 // Our own short lists in docker's spirit: scientists, engineers and explorers.

@@ -439,10 +439,11 @@ pub fn upstreams_from_resolv_conf(text: &str) -> Vec<SocketAddr> {
 /// `fe80::1%eth0` names its interface in the namespace reading resolv.conf: the host's,
 /// where the upstream sockets are.
 fn scope_id(scope: &str) -> u32 {
+    use rustix::net::{netdevice::name_to_index, socket, AddressFamily, SocketType};
     scope.parse().unwrap_or_else(|_| {
-        std::ffi::CString::new(scope)
-            // SAFETY: a NUL-terminated string that outlives the call.
-            .map(|name| unsafe { libc::if_nametoindex(name.as_ptr()) })
+        // As if_nametoindex(3): SIOCGIFINDEX on a throwaway socket; 0 for no such name.
+        socket(AddressFamily::UNIX, SocketType::DGRAM, None)
+            .and_then(|s| name_to_index(&s, scope))
             .unwrap_or(0)
     })
 }

@@ -333,13 +333,14 @@ fn link_kind(link: &LinkMessage) -> Option<&InfoKind> {
 /// come and go, breaking the containers' ARP entries for the gateway.
 fn random_mac() -> Result<[u8; 6], NetError> {
     let mut mac = [0u8; 6];
-    // SAFETY: writes at most 6 bytes into the 6-byte buffer.
-    let n = unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
-    if n != mac.len() as isize {
-        return Err(NetError::Sys {
-            call: "getrandom",
-            source: io::Error::last_os_error(),
-        });
+    match rustix::rand::getrandom(&mut mac, rustix::rand::GetRandomFlags::empty()) {
+        Ok(n) if n == mac.len() => {}
+        r => {
+            return Err(NetError::Sys {
+                call: "getrandom",
+                source: r.map_or_else(io::Error::from, |_| io::ErrorKind::UnexpectedEof.into()),
+            })
+        }
     }
     mac[0] = (mac[0] & 0xfe) | 0x02;
     Ok(mac)

@@ -202,10 +202,9 @@ mod tests {
 
     #[test]
     fn reservation_sockets_are_cloexec() {
-        use std::os::fd::AsRawFd;
         let r = reserve(Proto::Tcp, LOCAL, 0).unwrap();
-        let flags = unsafe { libc::fcntl(r._socket.as_raw_fd(), libc::F_GETFD) };
-        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        let flags = rustix::io::fcntl_getfd(&r._socket).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
     }
 
     #[test]

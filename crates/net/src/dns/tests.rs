@@ -340,3 +340,14 @@ fn resolv_conf_nameservers() {
     assert_eq!(upstreams_from_resolv_conf(text), want);
     assert!(upstreams_from_resolv_conf("domain x\n").is_empty());
 }
+
+#[test]
+fn resolv_conf_scopes_name_an_interface() {
+    // lo is interface 1 in every network namespace.
+    let lo = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 53, 0, 1));
+    assert_eq!(upstreams_from_resolv_conf("nameserver fe80::1%lo\n"), [lo]);
+    // No such interface: no scope, as if_nametoindex(3) answers 0.
+    let none = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 53, 0, 0));
+    let text = "nameserver fe80::1%no-such-if0\n";
+    assert_eq!(upstreams_from_resolv_conf(text), [none]);
+}

@@ -335,8 +335,9 @@ pub(crate) mod tests {
         let (moved_tx, moved_rx) = mpsc::channel::<()>();
         let handle = std::thread::spawn(move || {
             unshare_net();
-            // SAFETY: gettid has no preconditions.
-            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            tid_tx
+                .send(rustix::thread::gettid().as_raw_nonzero().get())
+                .unwrap();
             moved_rx.recv().unwrap();
             run("ip", &["link", "set", "lo", "up"]);
             run("ip", &["addr", "add", cidr, "dev", ifname]);
