@@ -796,22 +796,6 @@ fn host_kernel() -> Option<coracle_runtime::seccomp::KernelVersion> {
     coracle_runtime::seccomp::KernelVersion::parse(release.trim())
 }
 
-impl Engine {
-    /// Undo `create_container` for a container that never ran.
-    pub fn remove_prepared(&mut self, prepared: &PreparedContainer) -> Result<(), EngineError> {
-        let cfg_path = prepared.dir.join("container.json");
-        if let Ok(bytes) = std::fs::read(&cfg_path) {
-            if let Ok(cfg) = serde_json::from_slice::<ContainerRuntimeConfig>(&bytes) {
-                snapshot::unmount(&cfg.rootfs)?;
-            }
-        }
-        coracle_rootfs::remove_tree(&prepared.dir)
-            .map_err(EngineError::io("remove", &prepared.dir))?;
-        self.db.delete_container(&prepared.id)?;
-        Ok(())
-    }
-}
-
 /// The container's capabilities, limited to those this process may pass on: a
 /// capability outside our bounding set cannot be granted (here root lacks
 /// CAP_SYS_RESOURCE). `ALL`/`--privileged` quietly mean "all we have"; naming a missing

@@ -101,10 +101,6 @@ impl Engine {
         }
     }
 
-    pub fn list_volumes(&self) -> Result<Vec<Value>, EngineError> {
-        Ok(self.volumes()?.list()?.iter().map(volume_json).collect())
-    }
-
     pub fn inspect_volume(&self, name: &str) -> Result<Value, EngineError> {
         Ok(volume_json(&self.volumes()?.get(name)?))
     }

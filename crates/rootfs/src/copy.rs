@@ -126,14 +126,6 @@ impl PathStat {
     pub fn is_symlink(&self) -> bool {
         self.file_type() == FileType::Symlink
     }
-    /// A directory or a regular file: something a copy can be written into or over
-    /// (docker's `ValidateOutputPathFileMode`).
-    pub fn is_dir_or_regular(&self) -> bool {
-        matches!(
-            self.file_type(),
-            FileType::Directory | FileType::RegularFile
-        )
-    }
 }
 
 /// Where an entry is, as descriptors: never a path for the host to walk.
@@ -190,10 +182,6 @@ impl Tree {
     /// A tree from a directory descriptor (e.g. of `/proc/<pid>/root`).
     pub fn from_fd(root: OwnedFd) -> Tree {
         Tree { root }
-    }
-
-    pub fn root_fd(&self) -> BorrowedFd<'_> {
-        self.root.as_fd()
     }
 
     /// Opens `path` (absolute or not, already cleaned or not) inside the tree.

@@ -181,11 +181,6 @@ impl Registry {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
-    /// The storage root (filesystem driver).
-    pub fn storage_dir(&self) -> PathBuf {
-        self.dir.path().join("storage")
-    }
-
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
