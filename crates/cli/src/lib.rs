@@ -9,6 +9,7 @@ mod template;
 
 use clap::{Parser, Subcommand};
 use coracle_core::ErrorKind;
+use coracle_engine::{helper, Helper, HelperArgsError};
 use std::path::PathBuf;
 
 /// Exit code for failures of coracle itself (bad flags and the like), as docker.
@@ -96,8 +97,8 @@ enum Command {
     /// Update configuration of one or more containers
     Update(Box<commands::update::UpdateArgs>),
     /// An exec prepared by `exec`, in a fresh process (not for direct use)
-    #[command(name = "__exec", hide = true)]
-    ExecSession(commands::exec::ExecSessionArgs),
+    #[command(name = helper::EXEC, hide = true)]
+    ExecSession(HelperArgs),
     /// Create a new container
     Create(Box<commands::run::RunArgs>),
     /// Start one or more stopped containers
@@ -126,20 +127,20 @@ enum Command {
     /// Copy files/folders between a container and the local filesystem
     Cp(commands::cp::CpArgs),
     /// The per-container monitor (started by `start`; not for direct use)
-    #[command(name = "__monitor", hide = true)]
-    Monitor {
-        id: String,
-        /// Report pipe inherited from `start`
-        #[arg(long)]
-        sync_fd: Option<i32>,
-        /// Wait for an attach client before starting the container
-        #[arg(long)]
-        attach_wait: bool,
-    },
+    #[command(name = helper::MONITOR, hide = true)]
+    Monitor(HelperArgs),
     /// Run a container's health check once and record the result (started by its
-    /// monitor; single-threaded, as it forks into the container)
-    #[command(name = "__healthcheck", hide = true)]
-    Healthcheck { id: String },
+    /// monitor; not for direct use)
+    #[command(name = helper::HEALTHCHECK, hide = true)]
+    Healthcheck(HelperArgs),
+}
+
+/// A hidden subcommand's arguments, as given: the engine's [`Helper`] parses them
+/// (it also builds them), so their grammar lives in one place.
+#[derive(clap::Args)]
+struct HelperArgs {
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    args: Vec<std::ffi::OsString>,
 }
 
 pub struct Context {
@@ -196,7 +197,7 @@ pub fn main() -> i32 {
         Command::Pause(a) => commands::pause::exec(&ctx, a),
         Command::Unpause(a) => commands::unpause::exec(&ctx, a),
         Command::Update(a) => commands::update::exec(&ctx, *a),
-        Command::ExecSession(a) => commands::exec::session(&ctx, a),
+        Command::ExecSession(a) => run_helper(&ctx, helper::EXEC, a),
         Command::Create(a) => commands::create::exec(&ctx, *a),
         Command::Start(a) => commands::start::exec(&ctx, a),
         Command::Stop(a) => commands::stop::exec(&ctx, a),
@@ -210,12 +211,8 @@ pub fn main() -> i32 {
         Command::Top(a) => commands::top::exec(&ctx, a),
         Command::Stats(a) => commands::stats::exec(&ctx, a),
         Command::Cp(a) => commands::cp::exec(&ctx, a),
-        Command::Monitor {
-            id,
-            sync_fd,
-            attach_wait,
-        } => monitor(&ctx, &id, sync_fd, attach_wait),
-        Command::Healthcheck { id } => healthcheck(&ctx, &id),
+        Command::Monitor(a) => run_helper(&ctx, helper::MONITOR, a),
+        Command::Healthcheck(a) => run_helper(&ctx, helper::HEALTHCHECK, a),
     };
     match result {
         Ok(code) => code,
@@ -244,6 +241,29 @@ fn engine_sealed_for(ctx: &Context, key: &str) -> anyhow::Result<coracle_engine:
     // Returns only on failure (or if the binary turned out sealed after all).
     coracle_runtime::exeseal::ensure_sealed()?;
     ctx.engine()
+}
+
+/// A hidden subcommand: its arguments parsed back by the engine's protocol, then run.
+fn run_helper(ctx: &Context, name: &str, a: HelperArgs) -> anyhow::Result<i32> {
+    let mut args = vec![std::ffi::OsString::from(name)];
+    args.extend(a.args);
+    match Helper::from_args(&args) {
+        Ok(Helper::Monitor {
+            id,
+            sync_fd,
+            attach_wait,
+        }) => monitor(ctx, &id, sync_fd, attach_wait),
+        Ok(Helper::Healthcheck { container }) => healthcheck(ctx, &container),
+        Ok(Helper::Exec {
+            id,
+            process,
+            interactive,
+            detach,
+        }) => commands::exec::session(ctx, &id, &process, interactive, detach),
+        // As clap's own usage errors: exit 125.
+        Err(HelperArgsError::Usage(m)) => Err(commands::UsageError(m).into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn healthcheck(ctx: &Context, id: &str) -> anyhow::Result<i32> {

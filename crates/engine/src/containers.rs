@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether `pid` is the monitor of container `id`: alive, and (pids are reused,
-/// e.g. after a reboot) running `__monitor` for that id.
+/// e.g. after a reboot) running as that id's monitor.
 pub(crate) fn monitor_alive(pid: i64, id: &str) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
@@ -21,8 +21,7 @@ pub(crate) fn monitor_alive(pid: i64, id: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    let mut args = cmdline.split(|b| *b == 0);
-    args.any(|a| a == b"__monitor") && cmdline.split(|b| *b == 0).any(|a| a == id.as_bytes())
+    crate::Helper::is_monitor_cmdline(&cmdline, id)
 }
 
 /// An exclusive lock on a container's directory, held while it is being created and

@@ -4,6 +4,7 @@
 //! and the record, and waits for the monitor to record the end.
 
 use crate::containers::Stopped;
+use crate::helper::{Helper, StartReport};
 use crate::monitor::{attach_socket, short};
 use crate::{Engine, EngineError};
 use coracle_state::{status, ContainerRecord};
@@ -91,15 +92,12 @@ impl Engine {
                 .next()
                 .unwrap_or_else(|| "coracle".into()),
         );
-        cmd.arg("--root")
-            .arg(&self.paths.root)
-            .arg("__monitor")
-            .arg(&c.id)
-            .arg("--sync-fd")
-            .arg(SYNC_FD.to_string());
-        if attach {
-            cmd.arg("--attach-wait");
-        }
+        let helper = Helper::Monitor {
+            id: c.id.clone(),
+            sync_fd: Some(SYNC_FD),
+            attach_wait: attach,
+        };
+        cmd.args(helper.command_line(&self.paths.root));
         // At debug level the monitor also logs to our stderr while it starts the
         // container (its monitor.log is gone after a failed `run --rm`).
         // Duplicated now: the child's fd 2 is already /dev/null when pre_exec runs.
@@ -187,22 +185,22 @@ impl Engine {
                     ),
                 });
             }
-            let msg = line.trim_end();
-            if msg == "ready" {
-                if attach {
-                    let path = attach_socket(&c.id);
-                    stream = Some(
-                        UnixStream::connect(&path).map_err(EngineError::io("attach to", &path))?,
-                    );
+            match StartReport::from_line(&line) {
+                Ok(StartReport::Ready) => {
+                    if attach {
+                        let path = attach_socket(&c.id);
+                        stream = Some(
+                            UnixStream::connect(&path)
+                                .map_err(EngineError::io("attach to", &path))?,
+                        );
+                    }
                 }
-            } else if msg.starts_with("started") {
-                return Ok(stream);
-            } else if let Some(rest) = msg.strip_prefix("error ") {
-                let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
-                return Err(EngineError::StartFailed {
-                    code: code.parse().unwrap_or(125),
-                    message: message.to_string(),
-                });
+                Ok(StartReport::Started { .. }) => return Ok(stream),
+                Ok(StartReport::Failed { code, message }) => {
+                    return Err(EngineError::StartFailed { code, message })
+                }
+                // Only the monitor writes here; a line it did not mean is skipped.
+                Err(e) => tracing::debug!(container = short(&c.id), "start report {line:?}: {e}"),
             }
         }
     }

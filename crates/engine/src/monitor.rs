@@ -3,8 +3,9 @@
 //! the parent of its init, keeps its log, serves attach clients, runs health probes,
 //! restarts it as its policy says, and finally tears it down and records how it
 //! ended (or removes it, with `--rm`). It reports to the process that started it on a
-//! pipe: `ready` (attach socket bound), then `started PID` or `error CODE MESSAGE`.
+//! pipe, one [`StartReport`] a line: ready (attach socket bound), then started or failed.
 
+use crate::helper::{Helper, StartReport};
 use crate::network::{DbNames, DnsService, NetMode};
 use crate::run::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
@@ -42,7 +43,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
 
 pub struct MonitorArgs {
-    /// Where to report `ready` / `started` / `error` (closed once started).
+    /// Where to send the [`StartReport`]s (closed once started).
     pub sync: Option<OwnedFd>,
     /// Start only once an attach client has connected (`run` in the foreground,
     /// `start -a`), so it sees all output.
@@ -60,11 +61,15 @@ pub fn attach_socket(id: &str) -> PathBuf {
 struct Sync(Option<File>);
 
 impl Sync {
-    fn say(&mut self, msg: &str) {
+    fn say(&mut self, report: StartReport) {
         if let Some(f) = &mut self.0 {
             // The starter may be gone (killed): the container runs on regardless.
-            let _ = writeln!(f, "{msg}");
+            let _ = f.write_all(report.to_line().as_bytes());
         }
+    }
+
+    fn failed(&mut self, code: i32, message: String) {
+        self.say(StartReport::Failed { code, message });
     }
     fn close(&mut self) {
         self.0 = None;
@@ -82,7 +87,7 @@ impl Engine {
         let dir_lock = match crate::containers::lock_dir(&self.containers_dir().join(id)) {
             Ok(l) => l,
             Err(_) => {
-                sync.say(&format!("error 125 No such container: {id}"));
+                sync.failed(125, format!("No such container: {id}"));
                 return Ok(125);
             }
         };
@@ -92,7 +97,7 @@ impl Engine {
                 None => format!("No such container: {id}"),
                 Some(c) => format!("container {} is already running", c.name),
             };
-            sync.say(&format!("error 125 {msg}"));
+            sync.failed(125, msg);
             return Ok(125);
         }
         match self.monitor_claimed(id, &mut sync, args.attach_wait, dir_lock) {
@@ -100,7 +105,7 @@ impl Engine {
             Err(e) => {
                 // Whatever failed, the record must not point at a dead monitor.
                 let msg = e.to_string();
-                sync.say(&format!("error 125 {msg}"));
+                sync.failed(125, msg.clone());
                 let _ = self.db.set_container_start_failed(id, 125, &msg);
                 Err(e)
             }
@@ -145,7 +150,7 @@ impl Engine {
         crate::perms::fix_mode(&sock_path, crate::perms::FILE_MODE)
             .map_err(EngineError::io("chmod", &sock_path))?;
         let _socket = RemoveOnDrop(sock_path.clone());
-        sync.say("ready");
+        sync.say(StartReport::Ready);
         let mut clients = Vec::new();
         if attach_wait {
             if let Some(c) = accept_one(&listener, ATTACH_WAIT) {
@@ -163,13 +168,14 @@ impl Engine {
             .as_ref()
             .filter(|h| h.enabled())
             .map(|h| HealthSchedule {
-                command: vec![
-                    "/proc/self/exe".into(),
-                    "--root".into(),
-                    self.paths.root.clone().into(),
-                    "__healthcheck".into(),
-                    id.into(),
-                ],
+                command: std::iter::once("/proc/self/exe".into())
+                    .chain(
+                        Helper::Healthcheck {
+                            container: id.into(),
+                        }
+                        .command_line(&self.paths.root),
+                    )
+                    .collect(),
                 interval: h.interval(),
                 start_interval: h.start_interval(),
                 start_period: h.start_period(),
@@ -234,7 +240,7 @@ impl Engine {
                 &now_rfc3339(),
             )?;
             self.reset_health(id)?;
-            sync.say(&format!("started {init}"));
+            sync.say(StartReport::Started { pid: init.as_raw() });
             sync.close();
             dir_lock = None;
             let ran_from = Instant::now();
@@ -340,7 +346,7 @@ impl Engine {
             // docker's State.Error: why it did not start.
             let _ = self.db.set_container_start_failed(id, code as i64, msg);
         }
-        sync.say(&format!("error {code} {msg}"));
+        sync.failed(code, msg.to_string());
         finished?;
         Ok(code)
     }

@@ -16,7 +16,7 @@ use crate::commands::UsageError;
 use crate::Context;
 use clap::Args;
 use coracle_core::ErrorKind;
-use coracle_engine::{ExecRequest, PreparedExec};
+use coracle_engine::{ExecRequest, Helper, PreparedExec};
 use coracle_runtime::exec_session::{self, ExecError, ExecOptions, Process};
 use coracle_runtime::exeseal;
 use coracle_runtime::options as o;
@@ -60,21 +60,6 @@ pub struct ExecArgs {
     /// Command and arguments
     #[arg(required = true)]
     pub command: Vec<String>,
-}
-
-/// The hidden `__exec`: an exec prepared by `exec`, run from a fresh process.
-#[derive(Args, Debug)]
-pub struct ExecSessionArgs {
-    /// Full container id
-    #[arg(long)]
-    pub id: String,
-    /// The process to run, as OCI runtime spec JSON
-    #[arg(long)]
-    pub process: String,
-    #[arg(long)]
-    pub interactive: bool,
-    #[arg(long)]
-    pub detach: bool,
 }
 
 fn request(args: &ExecArgs) -> Result<ExecRequest, UsageError> {
@@ -144,24 +129,16 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<i32> {
     }
     // The exec returns only on failure; on success this process (same pid, terminal
     // and signals) becomes the session.
-    let mut argv: Vec<OsString> = vec![
-        std::env::args_os()
-            .next()
-            .unwrap_or_else(|| "coracle".into()),
-        "--root".into(),
-        ctx.root.clone().into(),
-        "__exec".into(),
-        "--id".into(),
-        prepared.container_id.clone().into(),
-        "--process".into(),
-        serde_json::to_string(&prepared.process)?.into(),
-    ];
-    if args.interactive {
-        argv.push("--interactive".into());
-    }
-    if args.detach {
-        argv.push("--detach".into());
-    }
+    let helper = Helper::Exec {
+        id: prepared.container_id.clone(),
+        process: Box::new(prepared.process.clone()),
+        interactive: args.interactive,
+        detach: args.detach,
+    };
+    let mut argv: Vec<OsString> = vec![std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "coracle".into())];
+    argv.extend(helper.command_line(&ctx.root));
     if builtin && !sealed {
         // The built-in runtime forks into the container from this process: it must
         // run from a sealed copy of the binary (CVE-2019-5736).
@@ -175,22 +152,26 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<i32> {
     anyhow::bail!("re-execute coracle for exec: {err}")
 }
 
-/// `__exec`.
-pub fn session(ctx: &Context, args: ExecSessionArgs) -> anyhow::Result<i32> {
-    let process: Process = serde_json::from_str(&args.process)
-        .map_err(|e| anyhow::anyhow!("__exec --process: {e}"))?;
-    let runtime = ctx.engine()?.exec_runtime(&args.id)?;
+/// The hidden [`Helper::Exec`].
+pub fn session(
+    ctx: &Context,
+    id: &str,
+    process: &Process,
+    interactive: bool,
+    detach: bool,
+) -> anyhow::Result<i32> {
+    let runtime = ctx.engine()?.exec_runtime(id)?;
     if runtime.name() == BUILTIN {
         // Returns only when already sealed; otherwise this process is replaced by a
         // sealed copy run with the same arguments.
         exeseal::ensure_sealed()?;
     }
     let opts = ExecOptions {
-        interactive: args.interactive,
-        detach: args.detach,
+        interactive,
+        detach,
         console_dir: PreparedExec::console_dir(),
     };
-    Ok(run(runtime.as_ref(), &args.id, &process, &opts))
+    Ok(run(runtime.as_ref(), id, process, &opts))
 }
 
 fn run(rt: &dyn Runtime, id: &str, process: &Process, opts: &ExecOptions) -> i32 {
