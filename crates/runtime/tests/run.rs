@@ -1,7 +1,8 @@
 //! Runs real containers (root, namespaces, cgroups) through the monitor with the built-in
 //! runtime (youki's libcontainer) and crun. `harness = false`: the monitor must be a
-//! single-threaded process, so this binary re-executes itself as the monitor
-//! (CORACLE_TEST_MONITOR=1) the way the coracle binary runs `__monitor`.
+//! single-threaded process, so this binary re-executes itself as the foreground
+//! monitor (CORACLE_TEST_MONITOR=1, the config as arguments), the way the coracle
+//! binary re-executes itself as its detached monitor.
 //!
 //! `cargo test -p coracle-runtime --test run -- --ignored` also measures latency.
 
@@ -23,12 +24,12 @@ type Case = fn(&Env, &str);
 fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     if std::env::var_os(CHILD_ENV).is_some() {
-        // As coracle's `__monitor`: the built-in runtime forks from a sealed copy only.
+        // As coracle's monitor: the built-in runtime forks from a sealed copy only.
         if let Err(e) = coracle_runtime::exeseal::ensure_sealed() {
             eprintln!("coracle: {e}");
             std::process::exit(125);
         }
-        std::process::exit(monitor::main(&args[1..]));
+        std::process::exit(foreground_main(&args[1..]));
     }
     let bench = args
         .iter()
@@ -92,6 +93,80 @@ fn main() {
         println!("failures: {failed:?}");
         std::process::exit(1);
     }
+}
+
+/// The foreground monitor's entry point: parses `args` (from [`monitor_args`]), runs
+/// the container with this process's stdio and returns its exit code.
+fn foreground_main(args: &[OsString]) -> i32 {
+    let cfg = match parse_monitor_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("coracle: monitor: {e}");
+            return 125;
+        }
+    };
+    match monitor::run_foreground(&cfg) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("coracle: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// `cfg` as the foreground monitor's arguments.
+fn monitor_args(cfg: &MonitorConfig) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec![
+        "--bundle".into(),
+        cfg.bundle.clone().into(),
+        "--id".into(),
+        cfg.id.clone().into(),
+        "--runtime".into(),
+        cfg.runtime.clone().into(),
+        "--state-root".into(),
+        cfg.state_root.clone().into(),
+        "--exit-file".into(),
+        cfg.exit_file.clone().into(),
+    ];
+    if cfg.terminal {
+        a.push("--terminal".into());
+    }
+    if cfg.interactive {
+        a.push("--interactive".into());
+    }
+    a
+}
+
+/// Parses what [`monitor_args`] built.
+fn parse_monitor_args(args: &[OsString]) -> Result<MonitorConfig, String> {
+    let mut it = args.iter();
+    let (mut bundle, mut id, mut exit_file) = (None, None, None);
+    let (mut runtime, mut state_root) = (None, None);
+    let (mut terminal, mut interactive) = (false, false);
+    while let Some(arg) = it.next() {
+        let flag = arg.to_string_lossy().into_owned();
+        let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--bundle" => bundle = Some(PathBuf::from(value()?)),
+            "--id" => id = Some(value()?.to_string_lossy().into_owned()),
+            "--runtime" => runtime = Some(value()?.to_string_lossy().into_owned()),
+            "--state-root" => state_root = Some(PathBuf::from(value()?)),
+            "--exit-file" => exit_file = Some(PathBuf::from(value()?)),
+            "--terminal" => terminal = true,
+            "--interactive" => interactive = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let required = |f: &str| format!("{f} is required");
+    Ok(MonitorConfig {
+        bundle: bundle.ok_or_else(|| required("--bundle"))?,
+        id: id.ok_or_else(|| required("--id"))?,
+        runtime: runtime.ok_or_else(|| required("--runtime"))?,
+        state_root: state_root.ok_or_else(|| required("--state-root"))?,
+        terminal,
+        interactive,
+        exit_file: exit_file.ok_or_else(|| required("--exit-file"))?,
+    })
 }
 
 struct Env {
@@ -228,9 +303,7 @@ impl Env {
 
     fn monitor(&self, cfg: &MonitorConfig) -> Command {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.env(CHILD_ENV, "1")
-            .arg(monitor::SUBCOMMAND)
-            .args(cfg.to_args());
+        cmd.env(CHILD_ENV, "1").args(monitor_args(cfg));
         cmd
     }
 

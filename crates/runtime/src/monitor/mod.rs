@@ -1,11 +1,11 @@
 //! The per-container monitor: a small single-threaded process (the coracle binary
-//! re-executed as the hidden `__monitor` subcommand) that creates the container through
+//! re-executed as a hidden subcommand, see coracle-engine's `helper`) that creates the container through
 //! a [`Runtime`], is the parent (child subreaper) of its init, holds its pty or passes
 //! its stdio, forwards signals, waits for it, records the exit code and deletes the
 //! container in the runtime (which removes its cgroups).
 //!
 //! Two ways to run: [`run_foreground`] relays the monitor's own stdio (the runtime
-//! crate's tests, and runs without a store); the engine's detached monitor uses
+//! crate's tests run containers with it); the engine's detached monitor uses
 //! [`create_detached`] and [`supervise::Supervisor`] (logs, attach clients, health
 //! probes) instead.
 
@@ -15,7 +15,6 @@ pub mod session;
 pub mod supervise;
 pub mod tty;
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -29,11 +28,6 @@ use nix::unistd::Pid;
 
 use crate::relay::{self, absolute, reap_all, SigmaskGuard};
 use crate::runtime::{self, ExecFailure, ProcessIo, Runtime, RuntimeError};
-
-/// The hidden subcommand the engine re-executes the binary as.
-pub const SUBCOMMAND: &str = "__monitor";
-/// Default directory for runtime state (rootful).
-pub const DEFAULT_STATE_ROOT: &str = "/run/coracle/runtime";
 
 /// Signals `coracle run` forwards to the container (docker's sig-proxy).
 pub const FORWARDED_SIGNALS: [Signal; 6] = [
@@ -63,75 +57,8 @@ pub struct MonitorConfig {
     pub exit_file: PathBuf,
 }
 
-impl MonitorConfig {
-    /// The arguments after `__monitor` that [`main`] parses back into this config.
-    pub fn to_args(&self) -> Vec<OsString> {
-        let mut a: Vec<OsString> = vec![
-            "--bundle".into(),
-            self.bundle.clone().into(),
-            "--id".into(),
-            self.id.clone().into(),
-            "--runtime".into(),
-            self.runtime.clone().into(),
-            "--state-root".into(),
-            self.state_root.clone().into(),
-            "--exit-file".into(),
-            self.exit_file.clone().into(),
-        ];
-        if self.terminal {
-            a.push("--terminal".into());
-        }
-        if self.interactive {
-            a.push("--interactive".into());
-        }
-        a
-    }
-
-    /// Parses the arguments after `__monitor` (a leading `__monitor` is skipped).
-    pub fn from_args(args: &[OsString]) -> Result<MonitorConfig, MonitorError> {
-        let usage = |m: String| MonitorError::Usage(m);
-        let mut it = args.iter().peekable();
-        if it.peek().is_some_and(|a| *a == SUBCOMMAND) {
-            it.next();
-        }
-        let (mut bundle, mut id, mut exit_file) = (None, None, None);
-        let mut runtime = runtime::BUILTIN.to_string();
-        let mut state_root = PathBuf::from(DEFAULT_STATE_ROOT);
-        let (mut terminal, mut interactive) = (false, false);
-        while let Some(arg) = it.next() {
-            let flag = arg.to_string_lossy().into_owned();
-            let mut value = || {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| usage(format!("{flag} needs a value")))
-            };
-            match flag.as_str() {
-                "--bundle" => bundle = Some(PathBuf::from(value()?)),
-                "--id" => id = Some(value()?.to_string_lossy().into_owned()),
-                "--runtime" => runtime = value()?.to_string_lossy().into_owned(),
-                "--state-root" => state_root = PathBuf::from(value()?),
-                "--exit-file" => exit_file = Some(PathBuf::from(value()?)),
-                "--terminal" => terminal = true,
-                "--interactive" => interactive = true,
-                other => return Err(usage(format!("unknown argument {other:?}"))),
-            }
-        }
-        Ok(MonitorConfig {
-            bundle: bundle.ok_or_else(|| usage("--bundle is required".into()))?,
-            id: id.ok_or_else(|| usage("--id is required".into()))?,
-            runtime,
-            state_root,
-            terminal,
-            interactive,
-            exit_file: exit_file.ok_or_else(|| usage("--exit-file is required".into()))?,
-        })
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("monitor: {0}")]
-    Usage(String),
     /// The container's command could not be executed (docker: 127 / 126).
     #[error("failed to create task for container: {}", .failure.docker_message(.command))]
     Exec {
@@ -169,30 +96,9 @@ impl MonitorError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            MonitorError::Usage(_) => ErrorKind::InvalidArgument,
             MonitorError::Exec { .. } => ErrorKind::InvalidArgument,
             MonitorError::Runtime(e) => e.kind(),
             MonitorError::Io { .. } | MonitorError::Sys { .. } => ErrorKind::Internal,
-        }
-    }
-}
-
-/// Entry point of the hidden subcommand: parses `args` (those after `__monitor`), runs
-/// the container in the foreground and returns the process exit code. Errors are
-/// printed to stderr as `coracle: ...`.
-pub fn main(args: &[OsString]) -> i32 {
-    let cfg = match MonitorConfig::from_args(args) {
-        Ok(c) => c,
-        Err(e) => {
-            note(format_args!("coracle: {e}"));
-            return 125;
-        }
-    };
-    match run_foreground(&cfg) {
-        Ok(code) => code,
-        Err(e) => {
-            note(format_args!("coracle: {e}"));
-            e.exit_code()
         }
     }
 }
@@ -621,31 +527,6 @@ fn set_nonblocking(fd: impl AsFd) -> Result<(), MonitorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn args_round_trip() {
-        let cfg = MonitorConfig {
-            bundle: "/var/lib/coracle/containers/abc".into(),
-            id: "abc".into(),
-            runtime: "crun".into(),
-            state_root: "/run/coracle/runtime".into(),
-            terminal: true,
-            interactive: false,
-            exit_file: "/run/coracle/abc.exit".into(),
-        };
-        let mut args = vec![OsString::from(SUBCOMMAND)];
-        args.extend(cfg.to_args());
-        assert_eq!(MonitorConfig::from_args(&args).unwrap(), cfg);
-        assert_eq!(MonitorConfig::from_args(&cfg.to_args()).unwrap(), cfg);
-    }
-
-    #[test]
-    fn bad_args_are_usage_errors() {
-        let e = MonitorConfig::from_args(&["--bogus".into()]).unwrap_err();
-        assert_eq!(e.exit_code(), 125);
-        let e = MonitorConfig::from_args(&["--id".into(), "x".into()]).unwrap_err();
-        assert!(e.to_string().contains("--bundle"), "{e}");
-    }
 
     #[test]
     fn only_clean_read_only_file_mappings_are_shed() {
