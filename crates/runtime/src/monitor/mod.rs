@@ -1,8 +1,9 @@
 //! The per-container monitor: a small single-threaded process (the coracle binary
-//! re-executed as a hidden subcommand, see coracle-engine's `helper`) that creates the container through
-//! a [`Runtime`], is the parent (child subreaper) of its init, holds its pty or passes
-//! its stdio, forwards signals, waits for it, records the exit code and deletes the
-//! container in the runtime (which removes its cgroups).
+//! re-executed as a hidden subcommand, see coracle-engine's `helper` module) that
+//! creates the container through a [`Runtime`], is the parent (child subreaper) of
+//! its init, holds its pty or passes its stdio, forwards signals, waits for it,
+//! records the exit code and deletes the container in the runtime (which removes its
+//! cgroups).
 //!
 //! Two ways to run: [`run_foreground`] relays the monitor's own stdio (the runtime
 //! crate's tests run containers with it); the engine's detached monitor uses
