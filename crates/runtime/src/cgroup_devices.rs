@@ -342,16 +342,20 @@ fn load(program: &[Insn]) -> Result<OwnedFd, DevicesError> {
 }
 
 fn raise_memlock_to_hard_limit() {
-    let mut l = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let l = getrlimit(Resource::Memlock);
+    // None is unlimited.
+    let below_hard = match (l.current, l.maximum) {
+        (Some(cur), Some(max)) => cur < max,
+        (Some(_), None) => true,
+        (None, _) => false,
     };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut l) == 0 && l.rlim_cur < l.rlim_max {
-            l.rlim_cur = l.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &l);
-        }
+    if below_hard {
+        let raised = Rlimit {
+            current: l.maximum,
+            maximum: l.maximum,
+        };
+        let _ = setrlimit(Resource::Memlock, raised);
     }
 }
 

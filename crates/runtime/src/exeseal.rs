@@ -30,6 +30,7 @@ use coracle_core::ErrorKind;
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::statfs::OVERLAYFS_SUPER_MAGIC;
+use rustix::mount::{self, FsMountFlags, FsOpenFlags, MountAttrFlags};
 
 /// The seals a memfd copy must carry to count as sealed.
 const BASE_SEALS: SealFlag = SealFlag::F_SEAL_SEAL
@@ -43,15 +44,6 @@ const REEXEC_ENV: &str = "CORACLE_SEALED_REEXEC";
 /// Lowest fd number a [`SealedExe`] gets: a child that moves its stdio or an inherited
 /// pipe onto the low numbers before exec cannot replace the file it execs.
 const MIN_FD: RawFd = 10;
-
-// linux/mount.h (not all in the libc crate yet).
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
-const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
 
 /// An empty directory for overlay's second lower layer, on kernels that refuse a
 /// detached tmpfs there (overlay needs two lower layers to run without an upper one).
@@ -293,7 +285,7 @@ fn overlay_copy() -> Result<OwnedFd, SealError> {
 fn detached_tmpfs() -> Result<OwnedFd, SealError> {
     let ctx = fsopen("tmpfs")?;
     fsconfig_create(&ctx, "tmpfs")?;
-    fsmount(&ctx, "tmpfs", MOUNT_ATTR_RDONLY)
+    fsmount(&ctx, "tmpfs", MountAttrFlags::MOUNT_ATTR_RDONLY)
 }
 
 fn overlay_mount(top: &Path, scratch: &Path) -> Result<OwnedFd, SealError> {
@@ -307,7 +299,9 @@ fn overlay_mount(top: &Path, scratch: &Path) -> Result<OwnedFd, SealError> {
     fsmount(
         &ctx,
         "overlay",
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV,
     )
 }
 
@@ -318,72 +312,26 @@ fn escape_lower(p: &Path) -> String {
         .replace(':', "\\:")
 }
 
-fn syscall_fd(r: libc::c_long, call: String) -> Result<OwnedFd, SealError> {
-    if r < 0 {
-        return Err(SealError::Sys {
-            call,
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: the syscall returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
-}
-
 fn fsopen(fs: &str) -> Result<OwnedFd, SealError> {
-    let name = CString::new(fs).expect("no NUL in a filesystem name");
-    // SAFETY: fsopen reads a NUL-terminated string.
-    let r = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) };
-    syscall_fd(r, format!("fsopen({fs})"))
+    mount::fsopen(fs, FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| sys(format!("fsopen({fs})"))(e.into()))
 }
 
 fn fsconfig_string(ctx: &OwnedFd, key: &str, value: &str) -> Result<(), SealError> {
-    let (k, v) = (
-        CString::new(key).expect("no NUL in an option name"),
-        CString::new(value).map_err(|_| SealError::NotSealed(format!("NUL in {key}")))?,
-    );
-    // SAFETY: fsconfig reads two NUL-terminated strings; ctx is an fs context fd.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            ctx.as_raw_fd(),
-            FSCONFIG_SET_STRING,
-            k.as_ptr(),
-            v.as_ptr(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(sys(format!("fsconfig {key}={value}"))(
-            std::io::Error::last_os_error(),
-        ));
+    if value.contains('\0') {
+        return Err(SealError::NotSealed(format!("NUL in {key}")));
     }
-    Ok(())
+    mount::fsconfig_set_string(ctx, key, value)
+        .map_err(|e| sys(format!("fsconfig {key}={value}"))(e.into()))
 }
 
 fn fsconfig_create(ctx: &OwnedFd, fs: &str) -> Result<(), SealError> {
-    // SAFETY: no pointers; ctx is an fs context fd.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            ctx.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(sys(format!("fsconfig create {fs}"))(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    mount::fsconfig_create(ctx).map_err(|e| sys(format!("fsconfig create {fs}"))(e.into()))
 }
 
-fn fsmount(ctx: &OwnedFd, fs: &str, attrs: libc::c_uint) -> Result<OwnedFd, SealError> {
-    // SAFETY: no pointers; ctx is a created fs context fd.
-    let r = unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
-    syscall_fd(r, format!("fsmount({fs})"))
+fn fsmount(ctx: &OwnedFd, fs: &str, attrs: MountAttrFlags) -> Result<OwnedFd, SealError> {
+    mount::fsmount(ctx, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        .map_err(|e| sys(format!("fsmount({fs})"))(e.into()))
 }
 
 /// A copy of the binary in a memfd, sealed against every change.

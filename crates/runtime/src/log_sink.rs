@@ -91,11 +91,11 @@ pub fn pin_stderr() {
     if current >= 0 && same_file(current, 2) {
         return;
     }
-    // SAFETY: fd 2 is this process's stderr; F_DUPFD_CLOEXEC creates a new fd we own.
-    let dup = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
-    if dup < 0 {
+    let Ok(dup) = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stderr(), 3) else {
         return;
-    }
+    };
+    // Kept open for good: events go to it from any thread.
+    let dup = std::os::fd::IntoRawFd::into_raw_fd(dup);
     // The old duplicate is left open (another thread may be writing to it); a process
     // pins again only when its stderr changed, which happens once or twice at most.
     PINNED.store(dup, Ordering::Relaxed);

@@ -204,24 +204,13 @@ pub fn relabel(path: &Path, label: &str) -> Result<(), LsmError> {
 }
 
 fn set_label(path: &Path, label: &str) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: both strings are NUL-terminated and outlive the call; the value is read
-    // for `label.len()` bytes only.
-    let r = unsafe {
-        libc::lsetxattr(
-            c_path.as_ptr(),
-            c"security.selinux".as_ptr(),
-            label.as_ptr().cast(),
-            label.len(),
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    use rustix::fs::{lsetxattr, XattrFlags};
+    Ok(lsetxattr(
+        path,
+        "security.selinux",
+        label.as_bytes(),
+        XattrFlags::empty(),
+    )?)
 }
 
 /// The MCS level of a label (`s0:c1,c2` of `u:r:t:s0:c1,c2`).

@@ -480,14 +480,9 @@ impl TmpfsMount {
 /// The CPUs this process may run on, as docker's daemon counts them (moby
 /// `sysinfo.NumCPU`: the scheduler affinity mask, not the cgroup quota).
 pub fn host_cpus() -> u32 {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set, filled in by the kernel.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let n = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if n == 0 {
-        let count = unsafe { libc::CPU_COUNT(&set) };
-        if count > 0 {
-            return count as u32;
-        }
+    match rustix::thread::sched_getaffinity(None).map(|set| set.count()) {
+        Ok(count) if count > 0 => return count,
+        _ => {}
     }
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
