@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -117,14 +117,9 @@ impl DnsServer {
     }
 
     /// Fds to poll for POLLIN.
-    pub fn fds(&self) -> Vec<RawFd> {
-        let mut fds = vec![self.listener.as_raw_fd()];
-        fds.extend(
-            self.out_v4
-                .iter()
-                .chain(&self.out_v6)
-                .map(AsRawFd::as_raw_fd),
-        );
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = vec![self.listener.as_fd()];
+        fds.extend(self.out_v4.iter().chain(&self.out_v6).map(AsFd::as_fd));
         fds
     }
 

@@ -285,7 +285,7 @@ pub(crate) struct DnsService<'a> {
 }
 
 impl coracle_runtime::monitor::supervise::Service for DnsService<'_> {
-    fn fds(&self) -> Vec<std::os::fd::RawFd> {
+    fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
         self.server.fds()
     }
     fn ready(&mut self, fd: std::os::fd::RawFd) {

@@ -56,20 +56,26 @@ fn ask(server: &DnsServer, client: &UdpSocket, msg: &[u8]) {
 /// One turn of the monitor's loop: poll the server's fds, handle what is readable,
 /// run the timeouts that are due.
 fn pump(server: &mut DnsServer, names: &mut FakeNames) {
-    let mut fds: Vec<libc::pollfd> = server
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds: Vec<PollFd<'_>> = server
         .fds()
         .into_iter()
-        .map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
+        .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
         .collect();
-    // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10) };
-    assert!(n >= 0, "poll: {}", io::Error::last_os_error());
-    for pfd in fds.iter().filter(|p| p.revents & libc::POLLIN != 0) {
-        server.handle(pfd.fd, names);
+    let ten_ms = Timespec {
+        tv_sec: 0,
+        tv_nsec: 10_000_000,
+    };
+    poll(&mut fds, Some(&ten_ms)).expect("poll");
+    // By number: `fds` borrows the server that handles them.
+    let ready: Vec<RawFd> = fds
+        .iter()
+        .filter(|p| p.revents().contains(PollFlags::IN))
+        .map(|p| p.as_fd().as_raw_fd())
+        .collect();
+    drop(fds);
+    for fd in ready {
+        server.handle(fd, names);
     }
     if server.next_deadline().is_some_and(|d| d <= Instant::now()) {
         server.on_timeout();

@@ -4,7 +4,7 @@
 //! Single-threaded and allocation-light: there is one of these per running container.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use super::attach::{self, Client};
 use super::logfile::{LogWriter, Stream};
@@ -34,7 +35,7 @@ pub struct HealthSchedule {
 /// user-defined networks), so one loop and no threads serve everything.
 pub trait Service {
     /// Fds to poll for POLLIN.
-    fn fds(&self) -> Vec<RawFd>;
+    fn fds(&self) -> Vec<BorrowedFd<'_>>;
     /// `fd` is readable.
     fn ready(&mut self, fd: RawFd);
     /// When `timeout` must run next, if ever.
@@ -109,38 +110,19 @@ impl Supervisor<'_> {
         let mut buf = vec![0u8; 16 * 1024];
         let mut exit: Option<i32> = None;
         while exit.is_none() {
-            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(8 + self.clients.len());
-            let pfd = |fd: RawFd, events: i16| libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            };
-            fds.push(pfd(self.signals.as_raw_fd(), libc::POLLIN));
-            fds.push(pfd(self.listener.as_raw_fd(), libc::POLLIN));
+            // The order `poll` polls in: signals, listener, outputs, input, clients,
+            // services.
             let outputs = self.output_fds();
-            for fd in &outputs {
-                fds.push(pfd(*fd, libc::POLLIN));
-            }
-            let input_at = fds.len();
-            if let (Some(fd), false) = (self.input_fd(), to_stdin.is_empty()) {
-                fds.push(pfd(fd, libc::POLLOUT));
-            }
-            let clients_at = fds.len();
+            let input_at = 2 + outputs.len();
+            let want_input = self.input_fd().is_some() && !to_stdin.is_empty();
+            let clients_at = input_at + usize::from(want_input);
             // Clients' input waits in their sockets while the container is slow to
             // read it, rather than piling up here.
             let take_input = to_stdin.len() < STDIN_BUFFER;
-            for c in &self.clients {
-                let mut ev = if take_input { libc::POLLIN } else { 0 };
-                if !c.pending.is_empty() {
-                    ev |= libc::POLLOUT;
-                }
-                fds.push(pfd(c.stream.as_raw_fd(), ev));
-            }
-            let service_at = fds.len();
-            let service_fds = self.service.as_ref().map(|s| s.fds()).unwrap_or_default();
-            for fd in &service_fds {
-                fds.push(pfd(*fd, libc::POLLIN));
-            }
+            let service_at = clients_at + self.clients.len();
+            let service_fds: Vec<RawFd> = self.service.as_ref().map_or_else(Vec::new, |s| {
+                s.fds().iter().map(AsRawFd::as_raw_fd).collect()
+            });
             let now = Instant::now();
             let service_deadline = self.service.as_ref().and_then(|s| s.deadline());
             let wake = [
@@ -151,24 +133,11 @@ impl Supervisor<'_> {
             .into_iter()
             .flatten()
             .min();
-            let timeout = wake.map_or(-1, |w| {
-                w.saturating_duration_since(now)
-                    .as_millis()
-                    .min(i32::MAX as u128) as i32
-            });
-            // SAFETY: fds is a valid array of pollfd.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-            if n < 0 {
-                let e = nix::Error::last();
-                if e == nix::Error::EINTR {
-                    continue;
-                }
-                return Err(MonitorError::Sys {
-                    call: "poll",
-                    source: e,
-                });
-            }
-            if fds[0].revents != 0 {
+            let timeout = wake.map(|w| w.saturating_duration_since(now));
+            let Some(revents) = self.poll(want_input, take_input, timeout)? else {
+                continue;
+            };
+            if !revents[0].is_empty() {
                 while let Ok(Some(info)) = self.signals.read_signal() {
                     match Signal::try_from(info.ssi_signo as i32) {
                         Ok(Signal::SIGCHLD) => {
@@ -191,23 +160,24 @@ impl Supervisor<'_> {
                     }
                 }
             }
-            if fds[1].revents != 0 {
+            if !revents[1].is_empty() {
                 self.accept_clients();
             }
             for (i, fd) in outputs.iter().enumerate() {
-                if fds[2 + i].revents != 0 {
+                if !revents[2 + i].is_empty() {
                     self.pump(*fd, &mut buf);
                 }
             }
-            if fds.len() > input_at && input_at < clients_at && fds[input_at].revents != 0 {
+            if want_input && !revents[input_at].is_empty() {
                 self.write_stdin(&mut to_stdin);
             }
             for (i, client) in self.clients.iter_mut().enumerate() {
-                let re = fds.get(clients_at + i).map_or(0, |p| p.revents);
-                if re & libc::POLLOUT != 0 {
+                let re = revents.get(clients_at + i).copied();
+                let re = re.unwrap_or(PollFlags::empty());
+                if re.contains(PollFlags::OUT) {
                     client.flush();
                 }
-                if re & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                if re.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
                     for (kind, payload) in client.receive() {
                         match kind {
                             attach::STDIN => to_stdin.extend_from_slice(&payload),
@@ -236,7 +206,7 @@ impl Supervisor<'_> {
             }
             if let Some(service) = self.service.as_deref_mut() {
                 for (i, fd) in service_fds.iter().enumerate() {
-                    if fds[service_at + i].revents != 0 {
+                    if !revents[service_at + i].is_empty() {
                         service.ready(*fd);
                     }
                 }
@@ -290,6 +260,59 @@ impl Supervisor<'_> {
             let _ = waitpid(p.pid, None);
         }
         Ok(exit.expect("loop ends with an exit code"))
+    }
+
+    /// Polls every fd the loop serves, in the order `run` indexes the events by:
+    /// signals, listener, outputs, the input (`want_input`), clients (their input
+    /// with `take_input`, their pending output), services. None when interrupted.
+    fn poll(
+        &self,
+        want_input: bool,
+        take_input: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Vec<PollFlags>>, MonitorError> {
+        let mut fds = Vec::with_capacity(8 + self.clients.len());
+        fds.push(PollFd::new(self.signals, PollFlags::IN));
+        fds.push(PollFd::new(self.listener, PollFlags::IN));
+        let (outputs, input): (Vec<&OwnedFd>, Option<&OwnedFd>) = match &self.io {
+            ContainerIo::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => (vec![stdout, stderr], stdin.as_ref()),
+            ContainerIo::Pty { master } => (vec![master], Some(master)),
+        };
+        for fd in outputs {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+        }
+        if let (Some(fd), true) = (input, want_input) {
+            fds.push(PollFd::new(fd, PollFlags::OUT));
+        }
+        for c in &self.clients {
+            let mut ev = if take_input {
+                PollFlags::IN
+            } else {
+                PollFlags::empty()
+            };
+            if !c.pending.is_empty() {
+                ev |= PollFlags::OUT;
+            }
+            fds.push(PollFd::new(&c.stream, ev));
+        }
+        let services = self.service.as_ref().map(|s| s.fds()).unwrap_or_default();
+        for fd in services {
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+        }
+        // A timeout too large for a timespec is as good as none.
+        let timeout = timeout.and_then(|d| Timespec::try_from(d).ok());
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) => Ok(Some(fds.iter().map(PollFd::revents).collect())),
+            Err(rustix::io::Errno::INTR) => Ok(None),
+            Err(e) => Err(MonitorError::Sys {
+                call: "poll",
+                source: nix::Error::from_raw(e.raw_os_error()),
+            }),
+        }
     }
 
     fn output_fds(&self) -> Vec<RawFd> {
