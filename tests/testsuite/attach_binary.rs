@@ -54,8 +54,7 @@ fn assert_digest(out: &Output, want: &str, what: &str) {
 
 #[test]
 fn binary_stdin_reaches_run_start_and_attach_without_a_tty() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let data = payload();

@@ -227,14 +227,6 @@ umount /sys/fs/cgroup
 exit $rc
 "#;
 
-fn skip_unless_root() -> bool {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return true;
-    }
-    false
-}
-
 #[test]
 fn default_container_cannot_write_any_cgroup_hierarchy() {
     if skip_unless_root() {

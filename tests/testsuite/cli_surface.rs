@@ -47,6 +47,9 @@ fn version_prints_client_and_server_like_docker() {
 /// rest were "unrecognized subcommand" (exit 125).
 #[test]
 fn container_namespace_runs_the_lifecycle() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = c.run(["container", "run", "--rm", "box", "echo", "hi"]);
     out.assert_success();
@@ -137,6 +140,9 @@ fn df_row(c: &Coracle, kind: &str) -> serde_json::Value {
 /// subcommand", exit 125).
 #[test]
 fn system_df_and_prune_count_and_free() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = c.run(["system", "df"]);
     out.assert_success();
@@ -399,6 +405,9 @@ fn volume_names(c: &Coracle, filters: &[&str]) -> Vec<String> {
 /// without `-a`).
 #[test]
 fn volume_filters_and_prune_all() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run(["volume", "create", "--label", "env=prod", "prod"])
         .assert_success();

@@ -13,8 +13,7 @@ fn debug_lines(stderr: &str) -> Vec<&str> {
 
 #[test]
 fn debug_flags_and_env_print_the_steps() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (reg, _image) = registry_with_busybox();
@@ -121,8 +120,7 @@ fn debug_flags_and_env_print_the_steps() {
 
 #[test]
 fn a_failed_mount_names_the_mount_the_call_and_the_errno() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -183,8 +181,7 @@ impl Drop for OverlayRoot {
 
 #[test]
 fn a_store_on_overlayfs_runs_its_containers() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (reg, _image) = registry_with_busybox();

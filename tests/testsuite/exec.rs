@@ -287,6 +287,9 @@ fn terminal(c: &Coracle, runtime: &[&str]) {
 
 #[test]
 fn output_and_exit_codes_youki() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     output_and_exit_codes(&c, &[]);
     let out = c.run(["exec", "nosuch", "true"]);
@@ -300,24 +303,36 @@ fn output_and_exit_codes_youki() {
 
 #[test]
 fn joins_namespaces_cgroup_and_security_youki() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     joins_the_container(&c, &[]);
 }
 
 #[test]
 fn pause_and_unpause_youki() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     pause_and_unpause(&c, &[]);
 }
 
 #[test]
 fn terminal_youki() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     terminal(&c, &[]);
 }
 
 #[test]
 fn the_same_under_crun() {
+    if skip_unless_root() {
+        return;
+    }
     if !crun_available() {
         return;
     }
@@ -331,6 +346,9 @@ fn the_same_under_crun() {
 
 #[test]
 fn env_workdir_user_and_stdin() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let r = Running::start(
         &c,
@@ -406,6 +424,9 @@ fn env_workdir_user_and_stdin() {
 
 #[test]
 fn detached_exec_and_refusals() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let r = Running::start(&c, "bg", &[], &[]);
     let begun = Instant::now();
@@ -445,6 +466,9 @@ fn detached_exec_and_refusals() {
 
 #[test]
 fn the_hidden_session_runs_a_prepared_process() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let r = Running::start(&c, "hidden", &[], &[]);
     let process = serde_json::json!({
@@ -461,6 +485,9 @@ fn the_hidden_session_runs_a_prepared_process() {
 
 #[test]
 fn concurrent_execs_all_run_and_leave_nothing_behind() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let r = Running::start(&c, "busy", &[], &[]);
     std::thread::scope(|s| {
@@ -492,6 +519,9 @@ fn concurrent_execs_all_run_and_leave_nothing_behind() {
 
 #[test]
 fn signals_to_exec_reach_the_process() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let _r = Running::start(&c, "sig", &[], &[]);
     let mut child = c

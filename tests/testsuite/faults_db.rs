@@ -83,6 +83,9 @@ fn damaged_database_is_refused(damage: impl Fn(&std::path::Path)) {
 
 #[test]
 fn an_emptied_database_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
     damaged_database_is_refused(|db| {
         std::fs::OpenOptions::new()
             .write(true)
@@ -94,11 +97,17 @@ fn an_emptied_database_is_refused() {
 
 #[test]
 fn a_garbage_database_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
     damaged_database_is_refused(|db| std::fs::write(db, vec![0x5au8; 8192]).unwrap());
 }
 
 #[test]
 fn a_missing_database_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
     damaged_database_is_refused(|db| {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -249,6 +258,9 @@ fn repair_rebuilds_the_store(damage: impl Fn(&std::path::Path), kept: bool) {
 
 #[test]
 fn repair_rebuilds_an_emptied_database() {
+    if skip_unless_root() {
+        return;
+    }
     repair_rebuilds_the_store(
         |db| {
             std::fs::OpenOptions::new()
@@ -263,11 +275,17 @@ fn repair_rebuilds_an_emptied_database() {
 
 #[test]
 fn repair_rebuilds_a_garbage_database() {
+    if skip_unless_root() {
+        return;
+    }
     repair_rebuilds_the_store(|db| std::fs::write(db, vec![0x5au8; 8192]).unwrap(), true);
 }
 
 #[test]
 fn repair_rebuilds_a_missing_database() {
+    if skip_unless_root() {
+        return;
+    }
     repair_rebuilds_the_store(
         |db| {
             for suffix in ["", "-wal", "-shm"] {
@@ -282,6 +300,9 @@ fn repair_rebuilds_a_missing_database() {
 /// wrong, which `quick_check` finds) gives back what only it knew: tags and names.
 #[test]
 fn repair_salvages_what_a_damaged_database_still_holds() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run(["create", "--name", "keep", "box", "true"])
         .assert_success();
@@ -321,6 +342,9 @@ fn repair_salvages_what_a_damaged_database_still_holds() {
 /// their other files (container.json, the OCI spec, their layers) and work.
 #[test]
 fn repair_rebuilds_containers_without_a_record_file() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run(["create", "--name", "old", "box", "echo", "hi"])
         .assert_success();

@@ -99,8 +99,7 @@ fn tmpfs_store_with_busybox() -> (Registry, TmpfsStore) {
 
 #[test]
 fn a_full_store_drops_log_lines_and_the_container_runs_on() {
-    if !is_root() {
-        eprintln!("skipped: needs root (tmpfs store)");
+    if skip_unless_root() {
         return;
     }
     let (_reg, store) = tmpfs_store_with_busybox();
@@ -221,8 +220,7 @@ fn a_full_store_drops_log_lines_and_the_container_runs_on() {
 
 #[test]
 fn a_container_that_exits_while_the_store_is_full_keeps_its_exit_code() {
-    if !is_root() {
-        eprintln!("skipped: needs root (tmpfs store)");
+    if skip_unless_root() {
         return;
     }
     let (_reg, store) = tmpfs_store_with_busybox();

@@ -236,8 +236,7 @@ fn hold_exec_lock(id: &str) -> std::fs::File {
 
 #[test]
 fn a_waiting_exec_ends_on_sigterm_and_sigint() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -318,8 +317,7 @@ fn next_exec_completes(c: &Coracle, id: &str, what: &str) {
 /// exec, or the process it forks into the container, there).
 #[test]
 fn exec_killed_at_each_point_leaves_no_lock_and_no_helper() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -366,8 +364,7 @@ fn exec_killed_at_each_point_leaves_no_lock_and_no_helper() {
 
 #[test]
 fn exec_killed_early_leaves_no_lock_and_no_helper() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     exec_killed_early_leaves_nothing(&[]);

@@ -12,8 +12,7 @@ fn free_bytes(path: &Path) -> u64 {
 
 #[test]
 fn deletes_work_on_a_full_store() {
-    if !is_root() {
-        eprintln!("skipped: needs root (tmpfs store)");
+    if skip_unless_root() {
         return;
     }
     let (reg, image) = registry_with_busybox();

@@ -6,7 +6,7 @@ use crate::common::*;
 
 #[test]
 fn cpus_above_the_hosts_are_refused_as_docker_refuses_them() {
-    if !is_root() {
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -31,7 +31,7 @@ fn cpus_above_the_hosts_are_refused_as_docker_refuses_them() {
 /// could appear but the last one's.
 #[test]
 fn stop_of_many_containers_stops_them_all_at_once() {
-    if !is_root() {
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -96,7 +96,7 @@ fn stop_of_many_containers_stops_them_all_at_once() {
 
 #[test]
 fn stop_reports_each_failure_in_argument_order() {
-    if !is_root() {
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -112,7 +112,7 @@ fn stop_reports_each_failure_in_argument_order() {
 
 #[test]
 fn load_quiet_still_names_what_it_loaded() {
-    if !is_root() {
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -127,7 +127,7 @@ fn load_quiet_still_names_what_it_loaded() {
 
 #[test]
 fn formats_render_as_docker_renders_them() {
-    if !is_root() {
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -187,7 +187,7 @@ fn formats_render_as_docker_renders_them() {
 /// container; never an internal error.
 #[test]
 fn exec_racing_stop_says_not_running() {
-    if !is_root() {
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -234,7 +234,7 @@ fn exec_racing_stop_says_not_running() {
 /// when a start fails, a complete Created container that starts once there is room.
 #[test]
 fn run_on_a_full_store_leaves_no_half_made_container() {
-    if !is_root() {
+    if skip_unless_root() {
         return;
     }
     let (reg, _image) = registry_with_busybox();

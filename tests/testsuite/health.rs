@@ -82,6 +82,9 @@ fn assert_rfc3339(v: &Value) {
 
 #[test]
 fn health_goes_starting_healthy_unhealthy() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = c.run([
         "run",
@@ -121,6 +124,9 @@ fn health_goes_starting_healthy_unhealthy() {
 
 #[test]
 fn log_keeps_the_last_five_results_and_the_output() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -167,6 +173,9 @@ fn log_keeps_the_last_five_results_and_the_output() {
 
 #[test]
 fn image_healthcheck_runs_and_no_healthcheck_disables_it() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_healthcheck_image(json!({
         "Test": ["CMD", "sh", "-c", "echo from-image; exit 1"],
         "Interval": 200_000_000,
@@ -201,6 +210,9 @@ fn image_healthcheck_runs_and_no_healthcheck_disables_it() {
 
 #[test]
 fn slow_probe_times_out_like_docker() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -232,6 +244,9 @@ fn slow_probe_times_out_like_docker() {
 
 #[test]
 fn stop_reads_unhealthy_and_start_begins_again_at_starting() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -314,6 +329,9 @@ fn start_foreground(c: &Coracle, name: &str, image: &str, dir: &Path) -> Child {
 
 #[test]
 fn probes_by_hand_follow_dockers_rules() {
+    if skip_unless_root() {
+        return;
+    }
     // The probe reads files the test controls through a bind mount; /mnt/hang makes it
     // outlive its timeout.
     let (_reg, c) = with_healthcheck_image(json!({
@@ -401,6 +419,9 @@ fn probes_by_hand_follow_dockers_rules() {
 
 #[test]
 fn container_without_a_check_gets_no_health_state() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let dir = tempfile::tempdir().unwrap();
     let mut child = start_foreground(&c, "plain", "box", dir.path());
@@ -413,6 +434,9 @@ fn container_without_a_check_gets_no_health_state() {
 
 #[test]
 fn probe_that_cannot_start_fails_with_dockers_message() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_healthcheck_image(json!({
         "Test": ["CMD", "nosuch-probe"],
         "Retries": 1,

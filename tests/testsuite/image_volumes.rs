@@ -32,6 +32,9 @@ fn volumes(c: &Coracle) -> Vec<String> {
 
 #[test]
 fn an_image_volume_is_an_anonymous_volume_filled_from_the_image() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c, image) = with_volume_image();
     c.run([
         "run",
@@ -94,6 +97,9 @@ fn an_image_volume_is_an_anonymous_volume_filled_from_the_image() {
 
 #[test]
 fn rm_flag_removes_it_read_only_leaves_it_writable_and_v_overrides_it() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c, image) = with_volume_image();
     // --rm takes its anonymous volume along.
     let out = c.run(["run", "--rm", &image, "cat", "/data/seed"]);

@@ -119,6 +119,9 @@ fn in_pty(c: &Coracle, args: &str, input: &[(u64, &[u8])]) -> (String, i32) {
 
 #[test]
 fn run_detached_prints_the_id_and_the_monitor_keeps_it_running() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = c.run([
         "run",
@@ -168,6 +171,9 @@ fn run_detached_prints_the_id_and_the_monitor_keeps_it_running() {
 
 #[test]
 fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     // A shell that exits 0 on SIGTERM, and a sleep (pid 1 ignores SIGTERM).
     c.run([
@@ -224,6 +230,9 @@ fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
 
 #[test]
 fn kill_start_restart_and_wait() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -277,6 +286,9 @@ fn kill_start_restart_and_wait() {
 
 #[test]
 fn a_failed_start_keeps_the_container_created_with_dockers_code() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = c.run(["run", "-d", "--name", "bad", "box", "/nosuch"]);
     assert_eq!(out.code, 127, "{out:?}");
@@ -297,6 +309,9 @@ fn a_failed_start_keeps_the_container_created_with_dockers_code() {
 
 #[test]
 fn restart_policies_restart_count_and_stop_wins() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -380,6 +395,9 @@ fn restart_policies_restart_count_and_stop_wins() {
 
 #[test]
 fn system_boot_brings_back_policy_containers_after_a_reboot() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -449,6 +467,9 @@ fn system_boot_brings_back_policy_containers_after_a_reboot() {
 
 #[test]
 fn a_monitor_killed_with_sigkill_leaves_an_exited_container_that_rm_cleans() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run(["run", "-d", "--name", "victim", "box", "sleep", "1000"])
         .assert_success();
@@ -486,6 +507,9 @@ fn a_monitor_killed_with_sigkill_leaves_an_exited_container_that_rm_cleans() {
 
 #[test]
 fn interactive_stdin_without_a_tty() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = c.run_stdin(
         [
@@ -506,6 +530,9 @@ fn interactive_stdin_without_a_tty() {
 
 #[test]
 fn detach_and_attach_round_trip_through_a_pty() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let (text, code) = in_pty(
         &c,
@@ -547,6 +574,9 @@ fn detach_and_attach_round_trip_through_a_pty() {
 
 #[test]
 fn eight_concurrent_loops_lose_nothing_and_leak_nothing() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let secs: u64 = std::env::var("CORACLE_STRESS_SECS")
         .ok()

@@ -29,6 +29,9 @@ fn is_fixed_timestamp(s: &str) -> bool {
 
 #[test]
 fn logs_print_each_stream_to_its_own() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = c.run([
         "run",
@@ -70,6 +73,9 @@ fn logs_print_each_stream_to_its_own() {
 
 #[test]
 fn tail_timestamps_and_details() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -109,6 +115,9 @@ fn tail_timestamps_and_details() {
 
 #[test]
 fn since_and_until_take_dockers_values() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run(["run", "--name", "since", "box", "echo", "hello"])
         .assert_success();
@@ -151,6 +160,9 @@ fn since_and_until_take_dockers_values() {
 
 #[test]
 fn rotation_keeps_max_file_files_of_max_size() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -193,6 +205,9 @@ fn rotation_keeps_max_file_files_of_max_size() {
 
 #[test]
 fn follow_prints_until_the_container_exits() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = c.run([
         "run",
@@ -214,6 +229,9 @@ fn follow_prints_until_the_container_exits() {
 
 #[test]
 fn a_tty_container_logs_one_stream() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -236,6 +254,9 @@ fn a_tty_container_logs_one_stream() {
 
 #[test]
 fn no_logs_without_a_log_driver_or_before_the_first_start() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -290,6 +311,9 @@ fn follow_to_end(c: &Coracle, name: &str, limit: Duration) -> String {
 
 #[test]
 fn follow_goes_on_across_restarts_and_rotations() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",

@@ -72,6 +72,9 @@ fn host_in(subnet: &str, last: u8) -> String {
 
 #[test]
 fn the_default_bridge_gives_addresses_a_route_and_the_hosts_resolvers() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let addr = run(&c, &["box", "ip", "-4", "addr", "show", "eth0"]);
     addr.assert_success();
@@ -134,6 +137,9 @@ fn the_default_bridge_gives_addresses_a_route_and_the_hosts_resolvers() {
 
 #[test]
 fn none_host_and_container_network_modes() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let none = run(&c, &["--network", "none", "box", "ls", "/sys/class/net"]);
     assert_eq!(none.stdout, "lo\n", "{}", none.stderr);
@@ -194,6 +200,9 @@ fn none_host_and_container_network_modes() {
 
 #[test]
 fn user_networks_are_listed_inspected_and_resolve_names_and_aliases() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let id = create_network(&c, &["net1"]);
     let dup = c.run(["network", "create", "net1"]);
@@ -333,6 +342,9 @@ fn user_networks_are_listed_inspected_and_resolve_names_and_aliases() {
 
 #[test]
 fn subnet_gateway_ip_mac_dns_and_add_host_flags() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     create_network(
         &c,
@@ -479,6 +491,9 @@ fn subnet_gateway_ip_mac_dns_and_add_host_flags() {
 
 #[test]
 fn an_internal_network_reaches_its_peers_and_nothing_else() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     netns(&c).add_host_address("192.0.2.10/24");
     let _server = HostServer::start(netns(&c), 8088, "host-ok\n");
@@ -519,6 +534,9 @@ fn an_internal_network_reaches_its_peers_and_nothing_else() {
 
 #[test]
 fn network_connect_and_disconnect_add_and_remove_interfaces() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     create_network(&c, &["front"]);
     create_network(&c, &["back"]);
@@ -556,6 +574,9 @@ fn network_connect_and_disconnect_add_and_remove_interfaces() {
 
 #[test]
 fn network_rm_refuses_networks_in_use_and_prune_removes_unused_ones() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let id = create_network(&c, &["net1"]);
     c.run([
@@ -627,6 +648,9 @@ fn network_rm_refuses_networks_in_use_and_prune_removes_unused_ones() {
 
 #[test]
 fn concurrent_runs_on_one_network_get_distinct_addresses() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     create_network(&c, &["net1"]);
     let bridge = network_inspect(&c, "net1")["Options"]["com.docker.network.bridge.name"]

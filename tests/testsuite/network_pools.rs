@@ -87,8 +87,7 @@ fn table(ns: &NetNs, name: &str) -> String {
 
 #[test]
 fn new_networks_keep_clear_of_the_hosts_routes_and_addresses() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, mut c) = with_busybox();
@@ -227,8 +226,7 @@ fn new_networks_keep_clear_of_the_hosts_routes_and_addresses() {
 
 #[test]
 fn two_stores_in_one_namespace_keep_their_own_rules() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (reg, a) = with_busybox();

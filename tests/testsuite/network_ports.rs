@@ -49,6 +49,9 @@ fn netns_file(id: &str) -> bool {
 
 #[test]
 fn published_ports_answer_on_loopback_the_hosts_address_and_from_containers() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let ns = netns(&c);
     ns.add_host_address(&format!("{HOST_ADDR}/24"));
@@ -140,6 +143,9 @@ fn published_ports_answer_on_loopback_the_hosts_address_and_from_containers() {
 
 #[test]
 fn random_ports_publish_all_and_udp() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let ns = netns(&c);
     run_web(&c, "rnd", &["-p", "80"]);
@@ -212,6 +218,9 @@ fn random_ports_publish_all_and_udp() {
 
 #[test]
 fn a_port_in_use_fails_the_run_and_leaves_nothing_behind() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let ns = netns(&c);
     c.run([
@@ -264,6 +273,9 @@ fn a_port_in_use_fails_the_run_and_leaves_nothing_behind() {
 
 #[test]
 fn teardown_after_rm_rm_f_and_a_killed_monitor_leaves_nothing() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let ns = netns(&c);
     // A network's bridge and its rules stay while the network exists (docker0's way):

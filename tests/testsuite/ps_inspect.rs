@@ -95,6 +95,9 @@ fn two_exited(c: &Coracle) {
 
 #[test]
 fn ps_columns_states_and_flags() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     two_exited(&c);
     let _r = Running::start(&c, "sleeper", &["--label", "tier=front"]);
@@ -235,6 +238,9 @@ fn ps_columns_states_and_flags() {
 
 #[test]
 fn ps_filters_follow_docker() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     two_exited(&c);
     let _r = Running::start(&c, "sleeper", &["--label", "tier=front"]);
@@ -338,6 +344,9 @@ fn ps_filters_follow_docker() {
 
 #[test]
 fn inspect_containers_in_docker_shape() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let host = tempfile::tempdir().unwrap();
     let bind = format!("{}:/data:ro", host.path().display());
@@ -513,6 +522,9 @@ fn inspect_containers_in_docker_shape() {
 
 #[test]
 fn inspect_running_container() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let _r = Running::start(&c, "sleeper", &["--restart", "no"]);
     let v = inspect_one(&c, "sleeper");
@@ -533,6 +545,9 @@ fn inspect_running_container() {
 
 #[test]
 fn rename_follows_docker() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     two_exited(&c);
     let r = c.run(["rename", "zero", "zero"]);
@@ -586,6 +601,9 @@ fn rename_follows_docker() {
 
 #[test]
 fn container_prune_removes_stopped_containers() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     two_exited(&c);
     c.run(["create", "--name", "fresh", "box", "true"])
@@ -656,6 +674,9 @@ fn container_prune_removes_stopped_containers() {
 
 #[test]
 fn health_shows_in_ps_filters_and_inspect() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let _ok = Running::start(
         &c,
@@ -713,6 +734,9 @@ fn health_shows_in_ps_filters_and_inspect() {
 
 #[test]
 fn paused_containers_in_ps_and_inspect() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let _r = Running::start(&c, "sleeper", &[]);
     c.run(["pause", "sleeper"]).assert_success();
@@ -739,6 +763,9 @@ fn paused_containers_in_ps_and_inspect() {
 
 #[test]
 fn restarting_containers_in_ps_and_inspect() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",

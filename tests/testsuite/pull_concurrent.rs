@@ -318,8 +318,7 @@ fn store_root(c: &Coracle) -> String {
 
 #[test]
 fn a_pull_into_a_full_store_says_no_space_and_names_the_store() {
-    if !is_root() {
-        eprintln!("skipped: needs root (tmpfs store)");
+    if skip_unless_root() {
         return;
     }
     // 12 MiB: the download itself does not fit; 5 MiB: the blob fits, the blob and

@@ -16,6 +16,9 @@ fn no_leftovers(c: &Coracle) {
 
 #[test]
 fn runs_a_command_and_returns_its_exit_code() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = run(&c, &["box", "echo", "hello"]);
     out.assert_success();
@@ -29,6 +32,9 @@ fn runs_a_command_and_returns_its_exit_code() {
 
 #[test]
 fn signals_to_run_reach_the_container() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let mut child = c
         .command([
@@ -61,6 +67,9 @@ fn signals_to_run_reach_the_container() {
 
 #[test]
 fn docker_exit_codes_for_failures() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = run(&c, &["box", "nosuchcommand"]);
     assert_eq!(out.code, 127, "{}", out.stderr);
@@ -91,6 +100,9 @@ fn docker_exit_codes_for_failures() {
 
 #[test]
 fn entrypoint_cmd_env_workdir_user_hostname() {
+    if skip_unless_root() {
+        return;
+    }
     let reg = Registry::start().unwrap();
     let image = busybox_builder()
         .entrypoint(&["echo", "ep"])
@@ -144,6 +156,9 @@ fn entrypoint_cmd_env_workdir_user_hostname() {
 
 #[test]
 fn default_isolation_matches_docker() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let status = run(&c, &["box", "cat", "/proc/self/status"]).stdout;
     let field = |k: &str| {
@@ -192,6 +207,9 @@ fn default_isolation_matches_docker() {
 
 #[test]
 fn read_only_rootfs_with_tmpfs() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     assert_ne!(run(&c, &["--read-only", "box", "touch", "/x"]).code, 0);
     run(
@@ -203,6 +221,9 @@ fn read_only_rootfs_with_tmpfs() {
 
 #[test]
 fn bind_mounts_and_named_volumes() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let host = c.tmp().join("shared");
     std::fs::create_dir_all(&host).unwrap();
@@ -252,6 +273,9 @@ fn bind_mounts_and_named_volumes() {
 
 #[test]
 fn cgroup_limits_are_visible_and_enforced() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let mem = run(&c, &["--memory", "64m", "box", "sh", "-c",
         "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"]);
@@ -288,6 +312,9 @@ fn cgroup_limits_are_visible_and_enforced() {
 
 #[test]
 fn the_same_container_runs_under_crun() {
+    if skip_unless_root() {
+        return;
+    }
     if std::process::Command::new("crun")
         .arg("--version")
         .output()
@@ -315,6 +342,9 @@ fn the_same_container_runs_under_crun() {
 
 #[test]
 fn a_terminal_is_a_real_pty() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     // `script` gives coracle a terminal of its own; nsenter keeps it in the test's
     // network namespace.

@@ -86,6 +86,9 @@ fn block_device() -> Option<(String, String)> {
 
 #[test]
 fn cgroup_parent_and_oom_kill_disable_take_effect() {
+    if skip_unless_root() {
+        return;
+    }
     let tag = format!("coracle-test-{}", std::process::id());
     let abs = format!("/{tag}-abs/jobs");
     let rel = format!("{tag}-rel");
@@ -192,6 +195,9 @@ fn cgroup_parent_and_oom_kill_disable_take_effect() {
 
 #[test]
 fn block_io_device_limits_take_effect() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let Some((dev, numbers)) = block_device() else {
         println!("skipped: this host has no block device node (/sys/block, /dev)");
@@ -296,6 +302,9 @@ fn block_io_device_limits_take_effect() {
 
 #[test]
 fn device_cgroup_rules_allow_exactly_what_they_name() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     // /dev/kmsg (1:11) is in no default rule; reading it also needs CAP_SYSLOG where
     // dmesg_restrict is set, given here so that only the device rule differs.
@@ -356,6 +365,9 @@ fn device_cgroup_rules_allow_exactly_what_they_name() {
 
 #[test]
 fn cgroupns_and_userns_modes() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     for rt in runtimes() {
         let private = sh(&c, rt, &[], "cat /proc/self/cgroup");

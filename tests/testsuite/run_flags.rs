@@ -10,6 +10,9 @@ fn sh(c: &Coracle, flags: &[&str], script: &str) -> Output {
 
 #[test]
 fn init_reaps_and_forwards() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = sh(
         &c,
@@ -30,6 +33,9 @@ fn init_reaps_and_forwards() {
 
 #[test]
 fn ulimits_shm_sysctl_and_namespaces() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     assert_eq!(
         sh(
@@ -86,6 +92,9 @@ fn ulimits_shm_sysctl_and_namespaces() {
 
 #[test]
 fn devices_and_cpu_settings() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = sh(
         &c,
@@ -132,6 +141,9 @@ fn devices_and_cpu_settings() {
 
 #[test]
 fn a_fork_bomb_stops_at_the_pids_limit() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     // Shell builtins only for counting: once the limit is reached nothing can fork.
     let bomb = "i=0; while [ $i -lt 40 ]; do sleep 5 & i=$((i+1)); done; \
@@ -151,6 +163,9 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
 
 #[test]
 fn env_file_caller_env_and_group_add() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let file = c.tmp().join("env.list");
     std::fs::write(&file, "# comment\nFROM_FILE=yes\n\nCALLER_VAR\n").unwrap();
@@ -190,6 +205,9 @@ fn env_file_caller_env_and_group_add() {
 
 #[test]
 fn mount_flag_volumes_tmpfs_and_seccomp_profiles() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let out = sh(
         &c,
@@ -252,6 +270,9 @@ fn mount_flag_volumes_tmpfs_and_seccomp_profiles() {
 
 #[test]
 fn images_with_many_layers_run() {
+    if skip_unless_root() {
+        return;
+    }
     let reg = Registry::start().unwrap();
     let mut b = ImageBuilder::new().layer(&Layer::busybox());
     for i in 0..64 {
@@ -279,6 +300,9 @@ fn images_with_many_layers_run() {
 
 #[test]
 fn run_pulls_a_missing_image_and_keeps_stdout_for_the_container() {
+    if skip_unless_root() {
+        return;
+    }
     let (reg, _image) = registry_with_busybox();
     let c = coracle();
     let name = format!("{}/test/busybox", reg.host());
@@ -300,6 +324,9 @@ fn run_pulls_a_missing_image_and_keeps_stdout_for_the_container() {
 
 #[test]
 fn without_rm_the_container_is_kept_as_exited() {
+    if skip_unless_root() {
+        return;
+    }
     let (reg, c) = with_busybox();
     let out = c.run(["run", "--name", "keeper", "box", "sh", "-c", "exit 4"]);
     assert_eq!(out.code, 4);
@@ -351,6 +378,9 @@ fn without_rm_the_container_is_kept_as_exited() {
 
 #[test]
 fn rm_force_kills_a_running_container() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let mut child = c
         .command([
@@ -402,6 +432,9 @@ fn rm_force_kills_a_running_container() {
 
 #[test]
 fn stdin_relative_binds_etc_files_and_symlinked_targets() {
+    if skip_unless_root() {
+        return;
+    }
     let reg = Registry::start().unwrap();
     // An image whose /escape points out of the rootfs: mount targets under it must
     // still land inside the container.
@@ -475,6 +508,9 @@ fn stdin_relative_binds_etc_files_and_symlinked_targets() {
 
 #[test]
 fn volume_commands_and_cgroups_removed_after_exit() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     assert_eq!(c.run(["volume", "create", "data1"]).stdout, "data1\n");
     let inspect = c.run(["volume", "inspect", "data1"]);
@@ -511,6 +547,9 @@ fn volume_commands_and_cgroups_removed_after_exit() {
 /// static probe under the built-in runtime and crun.
 #[test]
 fn seccomp_blocks_namespace_clones_but_not_fork() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let dir = c.tmp().join("probe");
     std::fs::create_dir_all(&dir).unwrap();
@@ -565,6 +604,9 @@ int main(void) {
 
 #[test]
 fn resource_and_process_flags_of_c4() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     // Raising is always allowed; lowering needs CAP_SYS_RESOURCE, which a sandboxed
     // host may not give: then it is refused by name rather than by an I/O error.

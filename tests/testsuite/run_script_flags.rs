@@ -11,6 +11,9 @@ fn container_count(c: &Coracle) -> usize {
 
 #[test]
 fn cidfile_holds_the_id_refuses_an_existing_file_and_goes_when_creation_fails() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let file = c.tmp().join("web.cid");
     let file_s = file.to_str().unwrap();
@@ -70,6 +73,9 @@ fn cidfile_holds_the_id_refuses_an_existing_file_and_goes_when_creation_fails() 
 
 #[test]
 fn attach_relays_only_the_named_streams() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let script = "echo to-out; echo to-err >&2";
     let err_only = run(&c, &["-a", "stderr", "box", "sh", "-c", script]);
@@ -136,6 +142,9 @@ fn attach_relays_only_the_named_streams() {
 
 #[test]
 fn quiet_pulls_a_missing_image_without_progress() {
+    if skip_unless_root() {
+        return;
+    }
     let (reg, _image) = registry_with_busybox();
     let c = coracle();
     let name = format!("{}/test/busybox", reg.host());
@@ -162,6 +171,9 @@ fn quiet_pulls_a_missing_image_without_progress() {
 
 #[test]
 fn volumes_from_shares_volumes_and_binds_with_their_modes() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let host = c.tmp().join("shared-bind");
     std::fs::create_dir(&host).unwrap();
@@ -285,6 +297,9 @@ fn volumes_from_shares_volumes_and_binds_with_their_modes() {
 
 #[test]
 fn links_on_the_default_bridge_and_on_user_networks() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run",
@@ -449,6 +464,9 @@ fn links_on_the_default_bridge_and_on_user_networks() {
 
 #[test]
 fn a_linked_containers_new_address_reaches_the_linking_containers_hosts() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let sleeper = |name: &str, extra: &[&str]| {
         let mut args = vec!["run", "-d", "--name", name];

@@ -183,8 +183,7 @@ fn wait_exit(child: &mut Child) {
 /// while a loop in the container attacks every foreign /proc/PID/exe.
 #[test]
 fn replaced_exec_target_cannot_reach_the_host_binary() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let bin = BinaryCopy::new();
@@ -265,8 +264,7 @@ fn replaced_exec_target_cannot_reach_the_host_binary() {
 /// from a sealed copy, not from the host binary.
 #[test]
 fn monitor_and_health_probe_run_sealed() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let bin = BinaryCopy::new();
@@ -462,8 +460,7 @@ fn stdio_is_relayed(c: &Coracle, runtime: &[&str]) {
 
 #[test]
 fn exec_stdio_is_relayed_through_pipes_youki() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -472,8 +469,7 @@ fn exec_stdio_is_relayed_through_pipes_youki() {
 
 #[test]
 fn exec_stdio_is_relayed_through_pipes_crun() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     if Command::new("crun").arg("--version").output().is_err() {

@@ -80,8 +80,7 @@ fn probe_results(stdout: &str) -> Vec<(String, String)> {
 
 #[test]
 fn default_seccomp_denies_io_uring_and_af_alg() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run containers");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -144,8 +143,7 @@ fn default_seccomp_denies_io_uring_and_af_alg() {
 
 #[test]
 fn device_dir_adds_its_nodes_or_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root to make device nodes and run containers");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -265,8 +263,7 @@ fn info_reports_security_options_and_cgroup_version() {
 
 #[test]
 fn mounts_over_proc_are_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run containers");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -311,8 +308,7 @@ fn mounts_over_proc_are_refused() {
 /// as docker does, have no effect; a malformed one is refused.
 #[test]
 fn lsm_options_are_checked_and_ignored_without_the_lsm() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run containers");
+    if skip_unless_root() {
         return;
     }
     let apparmor = std::fs::read("/sys/module/apparmor/parameters/enabled")

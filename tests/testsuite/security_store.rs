@@ -184,8 +184,7 @@ fn assert_refused(out: &Output, c: &Coracle, code: i32) {
 
 #[test]
 fn local_user_reaches_nothing_in_roots_store() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let user = TestUser::create();
@@ -297,8 +296,7 @@ fn assert_private_modes(c: &Coracle, id: &str) {
 /// user is refused before anything is read, and root's next command makes it private.
 #[test]
 fn old_world_readable_store_is_made_private_on_open() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let user = TestUser::create();
@@ -360,8 +358,7 @@ fn old_world_readable_store_is_made_private_on_open() {
 /// own mounts.
 #[test]
 fn non_root_containers_still_work_in_a_private_store() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();

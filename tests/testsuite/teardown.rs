@@ -106,8 +106,7 @@ fn run_and_end(c: &Coracle, name: &str, i: usize, runtime: &str) -> String {
 /// `count` containers ended in every way by `threads` concurrent loops; asserts that
 /// nothing of them is left.
 fn end_many(runtime: &str, count: usize, threads: usize) {
-    if !is_root() {
-        eprintln!("skipped: needs root (cgroups)");
+    if skip_unless_root() {
         return;
     }
     let hierarchies = cgroup_mounts();
@@ -161,8 +160,7 @@ fn crun_containers_ended_every_way_leave_no_cgroups_or_runtime_state() {
 /// is crun behind a wrapper that refuses `delete` while a flag file exists.
 #[test]
 fn a_failed_teardown_is_retried_by_later_commands() {
-    if !is_root() {
-        eprintln!("skipped: needs root (cgroups)");
+    if skip_unless_root() {
         return;
     }
     let hierarchies = cgroup_mounts();

@@ -29,6 +29,9 @@ fn no_mounts_left(c: &Coracle, running: usize) {
 
 #[test]
 fn top_lists_the_containers_processes_only() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let id = detached(
         &c,
@@ -138,6 +141,9 @@ const STATS_HEADER: &str =
 
 #[test]
 fn stats_no_stream_shows_limits_pids_and_zeros_for_stopped() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     // --network none: no interface, so no traffic (the bridge's counters see IPv6
     // neighbour discovery).
@@ -272,6 +278,9 @@ fn stats_no_stream_shows_limits_pids_and_zeros_for_stopped() {
 
 #[test]
 fn stats_cpu_percent_and_streaming() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     detached(
         &c,
@@ -366,6 +375,9 @@ fn cat(c: &Coracle, container_path: &str) -> String {
 
 #[test]
 fn cp_out_of_running_and_stopped_containers() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let setup = "mkdir -p /d/sub && echo a > /d/a && echo b > /d/sub/b && ln -s a /d/link";
     detached(
@@ -448,6 +460,9 @@ fn cp_out_of_running_and_stopped_containers() {
 
 #[test]
 fn cp_into_containers_owned_by_root_unless_archive() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     detached(&c, &["--name", "in1", "box", "sleep", "1000"]);
     c.run(["run", "--name", "in2", "box", "true"])
@@ -520,6 +535,9 @@ fn cp_into_containers_owned_by_root_unless_archive() {
 
 #[test]
 fn cp_tar_streams_both_ways() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     detached(&c, &["--name", "st", "box", "sleep", "1000"]);
     let host = tempfile::tempdir().unwrap();
@@ -549,6 +567,9 @@ fn cp_tar_streams_both_ways() {
 /// it stay inside the container, running or stopped.
 #[test]
 fn cp_through_escaping_symlinks_stays_inside() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let setup = "ln -s / /escape && ln -s ../../../../.. /up && echo container > /etc/marker";
     detached(
@@ -614,6 +635,9 @@ fn cp_through_escaping_symlinks_stays_inside() {
 
 #[test]
 fn cp_into_a_stopped_containers_volume_and_read_only_rules() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run(["volume", "create", "vol"]).assert_success();
     c.run([

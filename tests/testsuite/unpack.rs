@@ -5,8 +5,7 @@ use crate::common::*;
 
 #[test]
 fn image_unpack_matches_umoci() {
-    if !is_root() {
-        eprintln!("skipped: needs root for owners and devices");
+    if skip_unless_root() {
         return;
     }
     let reg = Registry::start().unwrap();
@@ -37,7 +36,7 @@ fn image_unpack_matches_umoci() {
 
 #[test]
 fn overlay_layers_carry_whiteouts_in_overlay_form() {
-    if !is_root() {
+    if skip_unless_root() {
         return;
     }
     let reg = Registry::start().unwrap();

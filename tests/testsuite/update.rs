@@ -47,8 +47,7 @@ fn sleeper(c: &Coracle, name: &str, flags: &[&str]) {
 
 #[test]
 fn running_container_gets_new_limits_that_survive_a_restart() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -127,8 +126,7 @@ fn running_container_gets_new_limits_that_survive_a_restart() {
 
 #[test]
 fn created_and_stopped_containers_use_the_update_when_started() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -156,8 +154,7 @@ fn created_and_stopped_containers_use_the_update_when_started() {
 
 #[test]
 fn restart_policy_update_reaches_the_monitor() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -215,8 +212,7 @@ fn restart_policy_update_reaches_the_monitor() {
 
 #[test]
 fn auto_remove_containers_keep_no_restart_policy() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -241,8 +237,7 @@ fn auto_remove_containers_keep_no_restart_policy() {
 
 #[test]
 fn bad_values_and_unknown_containers_fail_as_docker() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     let (_reg, c) = with_busybox();
@@ -319,8 +314,7 @@ fn bad_values_and_unknown_containers_fail_as_docker() {
 /// is then undone everywhere. cgroup v2 reclaims or OOM-kills instead, as with docker.
 #[test]
 fn memory_below_usage_fails_and_changes_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     if !std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
@@ -369,8 +363,7 @@ fn memory_below_usage_fails_and_changes_nothing() {
 /// An OCI runtime binary gets the new limits through `update --resources FILE ID`.
 #[test]
 fn crun_containers_are_updated_through_the_runtime() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if skip_unless_root() {
         return;
     }
     if which("crun").is_none() {

@@ -49,6 +49,9 @@ const ID: &str = "id -u; id -g; grep Groups /proc/self/status";
 
 #[test]
 fn run_and_exec_users_get_docker_s_groups_and_home() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c, image) = with_users_image();
     let run = |flags: &[&str]| {
         let mut args = vec!["run", "--rm"];
@@ -119,6 +122,9 @@ fn run_and_exec_users_get_docker_s_groups_and_home() {
 
 #[test]
 fn a_platform_the_image_lacks_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
     let (reg, c) = with_busybox();
     let other = if host_arch() == "arm64" {
         "linux/amd64"
@@ -158,6 +164,9 @@ fn a_platform_the_image_lacks_is_refused() {
 
 #[test]
 fn host_networking_keeps_the_hosts_name() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap()
@@ -201,6 +210,9 @@ fn host_networking_keeps_the_hosts_name() {
 
 #[test]
 fn ps_filter_publish_matches_published_ports() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "run", "-d", "--name", "web", "-p", "18080:80", "box", "sleep", "300",

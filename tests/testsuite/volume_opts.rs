@@ -28,6 +28,9 @@ fn mount_line(c: &Coracle, name: &str, target: &str) -> String {
 
 #[test]
 fn a_tmpfs_volume_is_shared_by_its_containers_and_unmounted_after_the_last() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "volume",
@@ -104,6 +107,9 @@ fn a_tmpfs_volume_is_shared_by_its_containers_and_unmounted_after_the_last() {
 
 #[test]
 fn a_dead_monitor_does_not_leave_its_volume_mounted() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     c.run([
         "volume",
@@ -154,6 +160,9 @@ fn a_dead_monitor_does_not_leave_its_volume_mounted() {
 
 #[test]
 fn a_bind_volume_mounts_its_device() {
+    if skip_unless_root() {
+        return;
+    }
     let (_reg, c) = with_busybox();
     let host = c.tmp().join("hostdir");
     std::fs::create_dir(&host).unwrap();
