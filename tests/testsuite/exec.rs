@@ -429,11 +429,17 @@ fn detached_exec_and_refusals() {
     }
     let (_reg, c) = with_busybox();
     let r = Running::start(&c, "bg", &[], &[]);
-    let begun = Instant::now();
-    let out = r.exec(&["-d", "--", "sh", "-c", "sleep 1; echo done > /tmp/bg"]);
+    // The detached command finishes only once the test lets it (or after 30 s, so a
+    // waiting `-d` fails below instead of hanging): `-d` returning with no /tmp/bg yet
+    // is what shows it does not wait, whatever the clock says.
+    let gated = "i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do i=$((i+1)); sleep 0.05; done; \
+                 echo done > /tmp/bg";
+    let out = r.exec(&["-d", "--", "sh", "-c", gated]);
     out.assert_success();
     assert_eq!(out.stdout, "");
-    assert!(begun.elapsed() < Duration::from_secs(1), "-d does not wait");
+    let out = r.exec(&["test", "-e", "/tmp/bg"]);
+    assert_eq!(out.code, 1, "-d returned before its command ended: {out:?}");
+    r.exec(&["touch", "/tmp/go"]).assert_success();
     let deadline = Instant::now() + Duration::from_secs(20);
     while r.exec(&["cat", "/tmp/bg"]).stdout != "done\n" {
         assert!(Instant::now() < deadline, "the detached command never ran");

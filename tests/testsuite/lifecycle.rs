@@ -3,8 +3,9 @@
 //! when a monitor is killed or the host "reboots".
 
 use crate::common::*;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn state(c: &Coracle, name: &str) -> String {
@@ -81,9 +82,12 @@ fn cgroups_of(id: &str) -> Vec<String> {
     found
 }
 
-/// Drives `coracle ARGS` inside `script` (a real pty), feeding `input` chunks with
-/// pauses; returns the terminal output and the exit code.
-fn in_pty(c: &Coracle, args: &str, input: &[(u64, &[u8])]) -> (String, i32) {
+/// Drives `coracle ARGS` inside `script` (a real pty) as a user would: presses Enter
+/// until the shell's prompt shows (the session is attached and relaying), then for each
+/// step types `keys` and waits until the terminal shows `shows` after them (`None`: until
+/// the session ends on its own; the pty stays open till then). Returns the terminal
+/// output and the exit code.
+fn in_pty(c: &Coracle, args: &str, steps: &[(&[u8], Option<&str>)]) -> (String, i32) {
     let cmd = format!(
         "{} {} --root {} {args}",
         netns(c).nsenter_prefix(),
@@ -94,27 +98,60 @@ fn in_pty(c: &Coracle, args: &str, input: &[(u64, &[u8])]) -> (String, i32) {
         .args(["-qfec", &cmd, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let input: Vec<(u64, Vec<u8>)> = input.iter().map(|(d, b)| (*d, b.to_vec())).collect();
-    let feeder = std::thread::spawn(move || {
-        for (delay, bytes) in input {
-            std::thread::sleep(Duration::from_millis(delay));
-            if stdin.write_all(&bytes).is_err() {
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut term = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&term).contains("# ") {
+        assert!(Instant::now() < deadline, "no prompt: {:?}", lossy(&term));
+        stdin.write_all(b"\r").unwrap();
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(250)) {
+            term.extend(chunk);
+        }
+    }
+    for (keys, shows) in steps {
+        let from = term.len();
+        stdin.write_all(keys).unwrap();
+        pty_wait(&rx, &mut term, from, *shows);
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    (lossy(&term), status.code().unwrap_or(-1))
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Collects terminal output into `term` until what came after `from` shows `shows`
+/// (`None`: until the output ends), 30 s at most.
+fn pty_wait(rx: &mpsc::Receiver<Vec<u8>>, term: &mut Vec<u8>, from: usize, shows: Option<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = shows {
+            if String::from_utf8_lossy(&term[from..]).contains(s) {
                 return;
             }
         }
-        // Keep the pty open until the session ends on its own.
-        std::thread::sleep(Duration::from_secs(3));
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = feeder.join();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => term.extend(chunk),
+            Err(mpsc::RecvTimeoutError::Disconnected) if shows.is_none() => return,
+            Err(e) => panic!("waiting for {shows:?}: {e}: {:?}", lossy(term)),
+        }
+    }
 }
 
 #[test]
@@ -537,7 +574,10 @@ fn detach_and_attach_round_trip_through_a_pty() {
     let (text, code) = in_pty(
         &c,
         "run -it --name tt box sh",
-        &[(800, b"echo first-$((1+1))\r"), (500, b"\x10\x11")],
+        &[
+            (b"echo first-$((1+1))\r", Some("first-2")),
+            (b"\x10\x11", None),
+        ],
     );
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("first-2"), "{text}");
@@ -545,7 +585,10 @@ fn detach_and_attach_round_trip_through_a_pty() {
     let (text, code) = in_pty(
         &c,
         "attach tt",
-        &[(800, b"echo second-$((2+2))\r"), (500, b"\x10\x11")],
+        &[
+            (b"echo second-$((2+2))\r", Some("second-4")),
+            (b"\x10\x11", None),
+        ],
     );
     assert_eq!(
         code, 1,
@@ -557,7 +600,10 @@ fn detach_and_attach_round_trip_through_a_pty() {
     let (text, code) = in_pty(
         &c,
         "attach --detach-keys ctrl-a tt",
-        &[(800, b"\x10\x11echo third\r"), (500, b"exit 9\r")],
+        &[
+            (b"\x10\x11echo third\r", Some("third")),
+            (b"exit 9\r", None),
+        ],
     );
     assert_eq!(code, 9, "{text}");
     assert!(text.contains("third"), "{text}");
