@@ -494,8 +494,7 @@ impl Drop for RemoveOnDrop {
 }
 
 fn accept_one(listener: &UnixListener, timeout: Duration) -> Option<Client> {
-    let revents =
-        coracle_runtime::monitor::tty::poll_one(listener, PollFlags::IN, Some(timeout));
+    let revents = coracle_runtime::monitor::tty::poll_one(listener, PollFlags::IN, Some(timeout));
     if revents.is_empty() {
         return None;
     }
