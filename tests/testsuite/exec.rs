@@ -99,7 +99,7 @@ fn status_field(text: &str, field: &str) -> String {
         .to_string()
 }
 
-fn crun_available() -> bool {
+pub(crate) fn crun_available() -> bool {
     if Command::new("crun").arg("--version").output().is_err() {
         eprintln!("skipped: crun is not installed");
         return false;

@@ -65,6 +65,51 @@ fn signals_to_run_reach_the_container() {
     no_leftovers(&c);
 }
 
+/// A container starts with no signal ignored, whatever the caller ignored (`nohup`
+/// ignores SIGHUP, a background job SIGINT and SIGQUIT): an ignored signal survives
+/// exec, and it reached the container through the monitor and the runtime.
+#[test]
+fn signals_the_caller_ignores_are_not_ignored_in_the_container() {
+    if skip_unless_root() {
+        return;
+    }
+    let (_reg, c) = with_busybox();
+    for runtime in [&[][..], &["--runtime", "crun"][..]] {
+        if !runtime.is_empty() && !crate::exec::crun_available() {
+            continue;
+        }
+        for detached in [false, true] {
+            let mut args = vec!["run"];
+            args.extend_from_slice(runtime);
+            args.extend(["--name", "ign", "box", "cat", "/proc/self/status"]);
+            if detached {
+                args.insert(1, "-d");
+            }
+            let mut cmd = c.command(&args);
+            // SAFETY: only sigaction between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1] {
+                        libc::signal(sig, libc::SIG_IGN);
+                    }
+                    Ok(())
+                });
+            }
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{runtime:?} {out:?}");
+            c.run(["wait", "ign"]).assert_success();
+            let logs = c.run(["logs", "ign"]);
+            let ignored = logs.stdout.lines().find(|l| l.starts_with("SigIgn:"));
+            assert_eq!(
+                ignored,
+                Some("SigIgn:\t0000000000000000"),
+                "{runtime:?} detached={detached}"
+            );
+            c.run(["rm", "ign"]).assert_success();
+        }
+    }
+}
+
 #[test]
 fn docker_exit_codes_for_failures() {
     if skip_unless_root() {

@@ -7,6 +7,7 @@ pub mod cgroup_v1_extras;
 pub mod defaults;
 pub mod exec_session;
 pub mod exeseal;
+mod ignored_signals;
 pub mod init;
 pub mod log_sink;
 pub mod lsm;

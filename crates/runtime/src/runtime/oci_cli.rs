@@ -133,7 +133,15 @@ impl OciCli {
     }
 
     fn command(&self) -> Command {
+        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.binary);
+        // SAFETY: `reset` only calls sigaction, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                crate::ignored_signals::reset();
+                Ok(())
+            });
+        }
         if let Some(root) = &self.root {
             cmd.arg("--root").arg(root);
         }

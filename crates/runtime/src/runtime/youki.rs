@@ -607,15 +607,10 @@ fn argv_of(spec: &Spec) -> Result<(Vec<CString>, String), ExecutorError> {
 
 /// execvp with an empty signal mask (callers block the signals they forward, and a
 /// blocked mask survives execve) and SIGPIPE back to its default action (Rust programs
-/// ignore it, and an ignored signal survives execve too); returns only on failure.
+/// ignore it, and an ignored signal survives execve too), like every other signal the
+/// caller's shell may have ignored; returns only on failure.
 fn exec_with_empty_mask(argv: &[CString]) -> nix::errno::Errno {
-    // SAFETY: SIG_DFL installs no handler; this process is single-threaded.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    };
+    crate::ignored_signals::reset();
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&nix::sys::signal::SigSet::empty()),
