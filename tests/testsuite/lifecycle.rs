@@ -227,9 +227,8 @@ fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
     wait_ready(&c, "polite");
     c.run(["run", "-d", "--name", "stubborn", "box", "sleep", "100"])
         .assert_success();
-    let t = Instant::now();
     c.run(["stop", "polite"]).assert_success();
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // 0, not 137: the stop signal ended it, not the kill after the timeout.
     assert_eq!(c.run(["wait", "polite"]).stdout, "0\n");
     let t = Instant::now();
     let out = c.run(["stop", "-t", "1", "stubborn"]);

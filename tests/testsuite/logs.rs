@@ -3,7 +3,6 @@
 
 use crate::common::*;
 use std::io::Read;
-use std::time::{Duration, Instant};
 
 /// The only container of the store (these tests make one per store where it matters).
 fn only_container_dir(c: &Coracle) -> std::path::PathBuf {
@@ -220,7 +219,7 @@ fn follow_prints_until_the_container_exits() {
         "for i in 1 2 3; do echo $i; sleep 0.3; done",
     ]);
     out.assert_success();
-    let stdout = follow_to_end(&c, "follower", Duration::from_secs(10));
+    let stdout = follow_to_end(&c, "follower");
     assert_eq!(stdout, "1\n2\n3\n");
     // Once it has stopped, -f prints what there is and returns at once.
     let out = c.run(["logs", "-f", "follower"]);
@@ -286,9 +285,8 @@ fn no_logs_without_a_log_driver_or_before_the_first_start() {
     out.assert_success();
 }
 
-/// Reads `logs -f NAME` to its end; panics if it has not ended within `limit`.
-fn follow_to_end(c: &Coracle, name: &str, limit: Duration) -> String {
-    let started = Instant::now();
+/// Reads `logs -f NAME` to its end: it returns only once `logs -f` has ended.
+fn follow_to_end(c: &Coracle, name: &str) -> String {
     let mut child = c
         .command(["logs", "-f", name])
         .stdout(std::process::Stdio::piped())
@@ -302,10 +300,6 @@ fn follow_to_end(c: &Coracle, name: &str, limit: Duration) -> String {
         .read_to_string(&mut stdout)
         .unwrap();
     assert!(child.wait().unwrap().success());
-    assert!(
-        started.elapsed() < limit,
-        "logs -f did not end in {limit:?}"
-    );
     stdout
 }
 
@@ -328,10 +322,7 @@ fn follow_goes_on_across_restarts_and_rotations() {
         "echo run; sleep 0.3; exit 1",
     ])
     .assert_success();
-    assert_eq!(
-        follow_to_end(&c, "again", Duration::from_secs(30)),
-        "run\nrun\nrun\n"
-    );
+    assert_eq!(follow_to_end(&c, "again"), "run\nrun\nrun\n");
 
     c.run([
         "run",
@@ -349,8 +340,5 @@ fn follow_goes_on_across_restarts_and_rotations() {
     ])
     .assert_success();
     let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
-    assert_eq!(
-        follow_to_end(&c, "chatty", Duration::from_secs(30)),
-        expected
-    );
+    assert_eq!(follow_to_end(&c, "chatty"), expected);
 }
