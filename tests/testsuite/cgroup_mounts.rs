@@ -562,17 +562,6 @@ fn bpf_program_exists(id: u32) -> bool {
 }
 
 #[track_caller]
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn cgroup_v2_device_program_goes_with_the_container() {
     if skip_unless_root() {

@@ -24,17 +24,9 @@ fn state(c: &Coracle, name: &str) -> String {
         .to_string()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Waits until the container's log says `ready` (its shell has set its traps).
 fn wait_ready(c: &Coracle, name: &str) {
-    wait_for("the container to be ready", Duration::from_secs(10), || {
+    wait_until("the container to be ready", Duration::from_secs(10), || {
         c.run(["logs", name]).stdout.contains("ready")
     });
 }
@@ -189,7 +181,7 @@ fn run_detached_prints_the_id_and_the_monitor_keeps_it_running() {
         monitor.to_string(),
         "monitor is a session leader: {stat}"
     );
-    wait_for("the log line", Duration::from_secs(5), || {
+    wait_until("the log line", Duration::from_secs(5), || {
         c.run(["logs", "web"]).stdout == "up\n"
     });
     c.run(["stop", "-t", "1", "web"]).assert_success();
@@ -284,7 +276,7 @@ fn kill_start_restart_and_wait() {
     // The shell must have set its trap before the signal comes.
     wait_ready(&c, "kk");
     c.run(["kill", "-s", "HUP", "kk"]).assert_success();
-    wait_for("the trap", Duration::from_secs(5), || {
+    wait_until("the trap", Duration::from_secs(5), || {
         c.run(["logs", "kk"]).stdout.contains("got-hup")
     });
     assert_eq!(state(&c, "kk"), "running");
@@ -362,7 +354,7 @@ fn restart_policies_restart_count_and_stop_wins() {
         "echo run; exit 3",
     ])
     .assert_success();
-    wait_for("the retries to run out", Duration::from_secs(10), || {
+    wait_until("the retries to run out", Duration::from_secs(10), || {
         state(&c, "flaky") == "exited"
     });
     assert_eq!(c.run(["logs", "flaky"]).stdout, "run\nrun\nrun\n");
@@ -406,7 +398,7 @@ fn restart_policies_restart_count_and_stop_wins() {
         "sleep 0.3; exit 1",
     ])
     .assert_success();
-    wait_for("a restart", Duration::from_secs(10), || {
+    wait_until("a restart", Duration::from_secs(10), || {
         c.run(["inspect", "-f", "{{.RestartCount}}", "always"])
             .stdout
             .trim()
@@ -523,11 +515,11 @@ fn a_monitor_killed_with_sigkill_leaves_an_exited_container_that_rm_cleans() {
         rustix::process::Signal::KILL,
     )
     .unwrap();
-    wait_for("the monitor to die", Duration::from_secs(5), || {
+    wait_until("the monitor to die", Duration::from_secs(5), || {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
     });
     assert_eq!(state(&c, "victim"), "exited");
-    wait_for(
+    wait_until(
         "the container's init to be gone",
         Duration::from_secs(5),
         || {

@@ -102,14 +102,6 @@ fn loader_and_libs(bin: &Path) -> Vec<PathBuf> {
 }
 
 #[track_caller]
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Pids of host processes whose command line has every one of `words`.
 fn pids_with(words: &[&str]) -> Vec<i32> {
     let mut out = Vec::new();

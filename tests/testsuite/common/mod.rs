@@ -148,6 +148,11 @@ pub fn crun_hybrid_cgroup_fix() {
 
 /// Polls `f` every 50 ms until it holds; panics naming `what` after `timeout`.
 #[track_caller]
+/// [`wait_until`] with a minute's deadline, ample on a loaded machine.
+pub fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    wait_until(what, std::time::Duration::from_secs(60), f)
+}
+
 pub fn wait_until(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;
     while !f() {
