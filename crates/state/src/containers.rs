@@ -229,6 +229,19 @@ impl Db {
             .map_err(self.err("list containers"))
     }
 
+    /// The ids of the containers in `state`, without reading their records.
+    pub fn container_ids_in_state(&self, state: &str) -> Result<Vec<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM containers WHERE state = ?1")
+            .map_err(self.err("list containers"))?;
+        let rows = stmt
+            .query_map([state], |r| r.get(0))
+            .map_err(self.err("list containers"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("list containers"))
+    }
+
     fn update(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<bool, StateError> {
         let n = self
             .conn
