@@ -2,8 +2,8 @@
 //! terminal to a container's monitor, passing received signals on to the container.
 
 use coracle_engine::Engine;
+use coracle_model::DEFAULT_DETACH_KEYS;
 use coracle_runtime::monitor::session::{relay, AttachEnd, AttachOptions};
-use coracle_runtime::options::DEFAULT_DETACH_KEYS;
 use std::os::unix::net::UnixStream;
 
 pub struct Session<'a> {

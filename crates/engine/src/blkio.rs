@@ -3,8 +3,8 @@
 //! (`getBlkioThrottleDevices`) stats them; anything but a block device is refused.
 
 use crate::EngineError;
-use coracle_runtime::options::{RunOptions, ThrottleDevice};
-use coracle_runtime::spec::{BlkioDevice, Resources};
+use coracle_model::{BlkioDevice, Resources};
+use coracle_model::{RunOptions, ThrottleDevice};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 /// Fills the block I/O device lists of `res` from `opts`.

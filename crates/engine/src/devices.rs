@@ -3,7 +3,7 @@
 //! for `--device`, are not device nodes here: a cgroup device rule cannot name them.
 
 use crate::EngineError;
-use coracle_runtime::options::DeviceMapping;
+use coracle_model::DeviceMapping;
 use coracle_runtime::spec::Device;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;

@@ -59,7 +59,7 @@ pub enum EngineError {
     #[error(transparent)]
     Volume(#[from] coracle_rootfs::VolumeError),
     #[error(transparent)]
-    Options(#[from] coracle_runtime::options::OptionsError),
+    Options(#[from] coracle_model::OptionsError),
     #[error(transparent)]
     Spec(#[from] coracle_runtime::spec::SpecError),
     #[error(transparent)]

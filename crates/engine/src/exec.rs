@@ -9,7 +9,7 @@
 use crate::monitor::RUNTIME_STATE_ROOT;
 use crate::users::resolve_user;
 use crate::{Engine, EngineError};
-use coracle_runtime::options::{IdRef, UserSpec};
+use coracle_model::{IdRef, UserSpec};
 use coracle_runtime::runtime::{Runtime, RuntimeError, Status};
 use coracle_runtime::spec::{exec_process, ExecInput, ExecUser};
 use coracle_state::{status, ContainerRecord};
@@ -122,7 +122,7 @@ fn held_capabilities() -> Vec<String> {
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(40);
-    coracle_runtime::defaults::ALL_CAPABILITIES
+    coracle_model::defaults::ALL_CAPABILITIES
         .iter()
         .enumerate()
         .filter(|(bit, _)| *bit <= last && bounding & (1u64 << bit) != 0)
@@ -195,7 +195,7 @@ impl Engine {
         let group_add = cfg
             .group_add
             .iter()
-            .map(|g| coracle_runtime::options::parse_group_add(g))
+            .map(|g| coracle_model::parse_group_add(g))
             .collect::<Result<Vec<_>, _>>()?;
         let user = req
             .user
@@ -370,7 +370,7 @@ mod tests {
         let caps = held_capabilities();
         assert!(caps
             .iter()
-            .all(|c| coracle_runtime::defaults::ALL_CAPABILITIES.contains(&c.as_str())));
+            .all(|c| coracle_model::defaults::ALL_CAPABILITIES.contains(&c.as_str())));
         if rustix::process::geteuid().is_root() {
             assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()), "{caps:?}");
         }

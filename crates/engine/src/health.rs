@@ -5,7 +5,7 @@
 //! `inspect` shows it. The rules are moby's (daemon/health.go).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use coracle_runtime::options::HealthConfig;
+use coracle_model::HealthConfig;
 use coracle_state::ContainerRecord;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 use crate::container_config::StoredConfig;
 use crate::network::{NetMode, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
-use coracle_runtime::options::{NetworkMode, RunOptions};
+use coracle_model::{NetworkMode, RunOptions};
 use coracle_state::{status, ContainerRecord};
 use std::net::IpAddr;
 

@@ -3,8 +3,8 @@
 //! as docker's).
 
 use crate::EngineError;
+use coracle_model::{MountRequest, Relabel, SecurityOptions};
 use coracle_runtime::lsm::{apparmor, selinux, HostLsm};
-use coracle_runtime::options::{MountRequest, Relabel, SecurityOptions};
 use oci_spec::runtime::Spec;
 use std::collections::HashSet;
 use std::io::Read;

@@ -12,11 +12,11 @@ use crate::users::resolve_user;
 use crate::{Engine, EngineError};
 use coracle_core::Platform;
 use coracle_image::ImageConfig;
-use coracle_rootfs::snapshot::{self, RootfsMount};
-use coracle_rootfs::{etc_files, VolumeStore};
-use coracle_runtime::options::{
+use coracle_model::{
     HealthConfig, LogOptions, MountRequest, NamespaceMode, PullPolicy, RestartPolicy, RunOptions,
 };
+use coracle_rootfs::snapshot::{self, RootfsMount};
+use coracle_rootfs::{etc_files, VolumeStore};
 use coracle_runtime::spec::{self, EnvContext, ResolvedMount, SeccompChoice, SpecInput};
 use coracle_state::ContainerRecord;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ impl ContainerRuntimeConfig {
     pub fn cgroups_path(&self) -> String {
         self.cgroups_path
             .clone()
-            .unwrap_or_else(|| coracle_runtime::defaults::cgroups_path(&self.id))
+            .unwrap_or_else(|| coracle_model::defaults::cgroups_path(&self.id))
     }
 }
 
@@ -396,7 +396,7 @@ impl Engine {
             .user
             .as_deref()
             .filter(|u| !u.is_empty())
-            .map(coracle_runtime::options::parse_user)
+            .map(coracle_model::parse_user)
             .transpose()?;
         let user_spec = opts.user.clone().or(image_user);
         let user = resolve_user(
@@ -438,9 +438,9 @@ impl Engine {
             },
         );
         let seccomp = match &opts.security.seccomp {
-            coracle_runtime::options::SeccompOption::Default => SeccompChoice::Default,
-            coracle_runtime::options::SeccompOption::Unconfined => SeccompChoice::Unconfined,
-            coracle_runtime::options::SeccompOption::Profile(p) => SeccompChoice::Profile(
+            coracle_model::SeccompOption::Default => SeccompChoice::Default,
+            coracle_model::SeccompOption::Unconfined => SeccompChoice::Unconfined,
+            coracle_model::SeccompOption::Profile(p) => SeccompChoice::Profile(
                 std::fs::read_to_string(p).map_err(EngineError::io("read seccomp profile", p))?,
             ),
         };
@@ -538,13 +538,10 @@ impl Engine {
             rootfs,
             restart: opts.restart,
             log: opts.log.clone(),
-            health: coracle_runtime::options::merge_health(
-                image_health(&config).as_ref(),
-                &opts.health,
-            )?,
+            health: coracle_model::merge_health(image_health(&config).as_ref(), &opts.health)?,
             stop_signal: match (opts.stop_signal, &config.config.stop_signal) {
                 (Some(s), _) => s,
-                (None, Some(s)) if !s.is_empty() => coracle_runtime::options::parse_signal(s)?,
+                (None, Some(s)) if !s.is_empty() => coracle_model::parse_signal(s)?,
                 _ => default_stop_signal(),
             },
             stop_timeout: opts.stop_timeout.unwrap_or_else(default_stop_timeout),
@@ -553,8 +550,8 @@ impl Engine {
                 .group_add
                 .iter()
                 .map(|g| match g {
-                    coracle_runtime::options::IdRef::Id(n) => n.to_string(),
-                    coracle_runtime::options::IdRef::Name(n) => n.clone(),
+                    coracle_model::IdRef::Id(n) => n.to_string(),
+                    coracle_model::IdRef::Name(n) => n.clone(),
                 })
                 .collect(),
             network: crate::network::NetworkConfig {
@@ -735,8 +732,8 @@ fn platform_text(p: &Platform) -> String {
 /// `-h`, else the host's name with the host's network or UTS namespace (docker keeps
 /// it there), else the short id.
 pub(crate) fn container_hostname(opts: &RunOptions, id: &str) -> String {
-    let shares_host_name = opts.network == coracle_runtime::options::NetworkMode::Host
-        || opts.uts == NamespaceMode::Host;
+    let shares_host_name =
+        opts.network == coracle_model::NetworkMode::Host || opts.uts == NamespaceMode::Host;
     match &opts.hostname {
         Some(h) => h.clone(),
         None if shares_host_name => rustix::system::uname()
@@ -846,7 +843,7 @@ fn held_capabilities(opts: &RunOptions) -> Result<Vec<String>, EngineError> {
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(u64::MAX);
     let held = |name: &str| {
-        coracle_runtime::defaults::ALL_CAPABILITIES
+        coracle_model::defaults::ALL_CAPABILITIES
             .iter()
             .position(|c| *c == name)
             .is_none_or(|bit| bounding & (1u64 << bit) != 0)
@@ -952,8 +949,7 @@ fn refuse_proc_mount(m: &MountRequest) -> Result<(), EngineError> {
         MountRequest::Anonymous { target, .. } => ("volume".to_string(), target, false),
         MountRequest::Tmpfs(t) => ("tmpfs".to_string(), &t.target, false),
     };
-    coracle_runtime::options::check_proc_mount(&source, target, procfs)
-        .map_err(EngineError::InvalidArgument)
+    coracle_model::check_proc_mount(&source, target, procfs).map_err(EngineError::InvalidArgument)
 }
 
 /// linux/magic.h

@@ -11,7 +11,7 @@ pub fn parse_timestamp(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>,
         return Err("failed to parse value as time or duration: value is empty".into());
     }
     if value != "0" {
-        if let Ok(ns) = coracle_runtime::options::parse_go_duration(value) {
+        if let Ok(ns) = coracle_model::parse_go_duration(value) {
             return Ok(now - chrono::Duration::nanoseconds(ns));
         }
     }

@@ -8,9 +8,7 @@
 
 use crate::container_config::{HostConfig, RestartPolicyJson, StoredConfig};
 use crate::{Engine, EngineError};
-use coracle_runtime::options::{
-    CpuQuota, ResourceOptions, RestartPolicy, RunOptions, UpdateOptions,
-};
+use coracle_model::{CpuQuota, ResourceOptions, RestartPolicy, RunOptions, UpdateOptions};
 use coracle_runtime::runtime::RuntimeError;
 use coracle_runtime::spec::update::{apply_update, live_resources, ResourceChanges};
 use coracle_state::status;
@@ -232,7 +230,7 @@ fn merge(h: &HostConfig, o: &UpdateOptions) -> Result<HostConfig, String> {
 }
 
 /// The limits a HostConfig stands for, defaulted as `run` defaults its flags.
-fn effective(h: &HostConfig) -> coracle_runtime::spec::Resources {
+fn effective(h: &HostConfig) -> coracle_model::Resources {
     let pos = |v: i64| (v > 0).then_some(v);
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let mut run = RunOptions::new();
@@ -256,7 +254,7 @@ fn effective(h: &HostConfig) -> coracle_runtime::spec::Resources {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coracle_runtime::options::parse_cpus;
+    use coracle_model::parse_cpus;
 
     fn host(memory: i64, swap: i64) -> HostConfig {
         HostConfig {

@@ -2,7 +2,7 @@
 //! /etc/group, as runc/docker do: names must exist there, numbers need not.
 
 use crate::EngineError;
-use coracle_runtime::options::{IdRef, UserSpec};
+use coracle_model::{IdRef, UserSpec};
 use coracle_runtime::spec::ProcessUser;
 
 pub struct ResolvedUser {
@@ -136,7 +136,7 @@ mod tests {
     const GROUP: &str = "root:x:0:\napp:x:1000:\nwheel:x:10:app\nstaff:x:50:app,other\n";
 
     fn spec(s: &str) -> UserSpec {
-        coracle_runtime::options::parse_user(s).unwrap()
+        coracle_model::parse_user(s).unwrap()
     }
 
     #[test]

@@ -216,7 +216,7 @@ fn validate_options(opts: &BTreeMap<String, String>) -> Result<(), String> {
         }
     }
     if let Some(size) = opts.get("size") {
-        let bytes = coracle_runtime::options::parse_ram_in_bytes(size)?;
+        let bytes = coracle_model::parse_ram_in_bytes(size)?;
         if bytes > 0 {
             return Err(format!(
                 "quota size requested but no quota support (size={size}: coracle keeps no \

@@ -3,7 +3,7 @@
 
 use crate::container_config::{MountPoint, StoredConfig};
 use crate::{Engine, EngineError};
-use coracle_runtime::options::{clean_path, MountRequest, Propagation, RunOptions};
+use coracle_model::{clean_path, MountRequest, Propagation, RunOptions};
 
 /// The mounts `--volumes-from` adds to a new container.
 pub(crate) struct SharedMounts {

@@ -1,10 +1,9 @@
-//! Coracle's runtime: run options and image config -> OCI runtime spec (pure), the
+//! Coracle's runtime: run options (coracle-model) and image config -> OCI runtime spec (pure), the
 //! default seccomp profile, and (in `runtime`) the Runtime trait and its implementations.
 
 pub mod cgroup_devices;
 pub mod cgroup_stats;
 pub mod cgroup_v1_extras;
-pub mod defaults;
 pub mod exec_session;
 pub mod exeseal;
 mod ignored_signals;
@@ -12,7 +11,6 @@ pub mod init;
 pub mod log_sink;
 pub mod lsm;
 pub mod monitor;
-pub mod options;
 mod relay;
 pub mod runtime;
 pub mod seccomp;

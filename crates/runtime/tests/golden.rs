@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use coracle_runtime::defaults;
-use coracle_runtime::options::{self, MountRequest, NamespaceMode, RunOptions, SysctlContext};
+use coracle_model::defaults;
+use coracle_model::{self as options, MountRequest, NamespaceMode, RunOptions, SysctlContext};
 use coracle_runtime::seccomp::KernelVersion;
 use coracle_runtime::spec::{
     build_spec, merge_env, resolve_command, Device, EnvContext, EtcFiles, Namespaces,

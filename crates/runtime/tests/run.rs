@@ -237,7 +237,7 @@ impl Env {
         );
         let bundle = self.dir.join(&id);
         fs::create_dir_all(&bundle).unwrap();
-        let caps = coracle_runtime::defaults::DEFAULT_CAPABILITIES;
+        let caps = coracle_model::defaults::DEFAULT_CAPABILITIES;
         let config = json!({
             "ociVersion": "1.0.2",
             "process": {

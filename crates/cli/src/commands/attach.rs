@@ -24,7 +24,7 @@ pub fn exec(ctx: &Context, args: AttachArgs) -> anyhow::Result<i32> {
     let detach_keys = args
         .detach_keys
         .as_deref()
-        .map(coracle_runtime::options::parse_detach_keys)
+        .map(coracle_model::parse_detach_keys)
         .transpose()?;
     let mut engine = ctx.engine()?;
     let c = engine.find_container(&args.container)?;

@@ -131,7 +131,7 @@ pub fn exec(ctx: &Context, cmd: NetworkCommand) -> anyhow::Result<i32> {
         NetworkCommand::Connect(a) => {
             let ip =
                 a.ip.as_deref()
-                    .map(coracle_runtime::options::parse_ipv4_address)
+                    .map(coracle_model::parse_ipv4_address)
                     .transpose()?;
             ctx.engine()?.network_connect(
                 &a.network,

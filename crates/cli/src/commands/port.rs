@@ -200,7 +200,7 @@ fn form_group(key: &str, first: u16, last: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coracle_runtime::options::PortProto::{self, Tcp, Udp};
+    use coracle_model::PortProto::{self, Tcp, Udp};
     use std::net::Ipv4Addr;
 
     fn pm(container_port: u16, proto: PortProto, host: Option<([u8; 4], u16)>) -> PortMapping {

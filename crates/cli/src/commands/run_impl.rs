@@ -9,8 +9,8 @@ use crate::session::{self, Session};
 use crate::Context;
 use coracle_core::Platform;
 use coracle_engine::{Engine, EngineError, PreparedContainer, RunRequest, Started};
+use coracle_model::RunOptions;
 use coracle_runtime::monitor::session::AttachEnd;
-use coracle_runtime::options::RunOptions;
 use std::io::Write;
 
 pub fn exec(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {

@@ -2,7 +2,7 @@
 //! docker's messages for bad values.
 
 use crate::commands::run::RunArgs;
-use coracle_runtime::options::{self as o, RunOptions};
+use coracle_model::{self as o, RunOptions};
 
 pub fn to_run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
     let mut opts = RunOptions::new();

@@ -33,7 +33,7 @@ pub fn exec(ctx: &Context, args: StartArgs) -> anyhow::Result<i32> {
     let detach_keys = args
         .detach_keys
         .as_deref()
-        .map(coracle_runtime::options::parse_detach_keys)
+        .map(coracle_model::parse_detach_keys)
         .transpose()?;
     let mut engine = ctx.engine()?;
     if attach {

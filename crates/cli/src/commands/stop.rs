@@ -24,7 +24,7 @@ pub fn exec(ctx: &Context, args: StopArgs) -> anyhow::Result<i32> {
     let signal = args
         .signal
         .as_deref()
-        .map(coracle_runtime::options::parse_signal)
+        .map(coracle_model::parse_signal)
         .transpose()?;
     super::parallel::for_each_container(ctx, &args.containers, |e, c| {
         e.stop_container(c, args.time, signal)

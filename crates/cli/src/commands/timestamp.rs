@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use coracle_runtime::options::parse_go_duration;
+use coracle_model::parse_go_duration;
 
 /// The instant `value` names, relative to `now` for durations.
 pub(crate) fn get_timestamp(value: &str, now: SystemTime) -> Result<SystemTime, String> {

@@ -6,7 +6,7 @@ use crate::commands::run_options::parsed;
 use crate::commands::UsageError;
 use crate::Context;
 use clap::Args;
-use coracle_runtime::options::{self as o, OptionsError, UpdateOptions};
+use coracle_model::{self as o, OptionsError, UpdateOptions};
 
 #[derive(Args)]
 pub struct UpdateArgs {

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::run::RunRequest;
 use coracle_image::ImageConfig;
-use coracle_runtime::options::{
+use coracle_model::{
     HealthConfig, IdRef, MountRequest, NamespaceMode, NetworkMode, RunOptions, SeccompOption,
     UserSpec,
 };
@@ -280,8 +280,8 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
             opts.extra_hosts
                 .iter()
                 .map(|h| match &h.addr {
-                    coracle_runtime::options::HostAddr::Ip(ip) => format!("{}:{ip}", h.name),
-                    coracle_runtime::options::HostAddr::HostGateway => {
+                    coracle_model::HostAddr::Ip(ip) => format!("{}:{ip}", h.name),
+                    coracle_model::HostAddr::HostGateway => {
                         format!("{}:host-gateway", h.name)
                     }
                 })
@@ -324,7 +324,7 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
         uts_mode: namespace_mode(opts.uts, ""),
         shm_size: opts
             .shm_size
-            .unwrap_or(coracle_runtime::defaults::DEFAULT_SHM_SIZE),
+            .unwrap_or(coracle_model::defaults::DEFAULT_SHM_SIZE),
         sysctls: (!opts.sysctls.is_empty()).then(|| opts.sysctls.clone()),
         runtime: runtime
             .filter(|r| !r.is_empty())
@@ -363,15 +363,15 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
                 .collect()
         }),
         mounts: (!mount_specs.is_empty()).then_some(mount_specs),
-        masked_paths: defaults_or(&coracle_runtime::defaults::MASKED_PATHS),
-        readonly_paths: defaults_or(&coracle_runtime::defaults::READONLY_PATHS),
+        masked_paths: defaults_or(&coracle_model::defaults::MASKED_PATHS),
+        readonly_paths: defaults_or(&coracle_model::defaults::READONLY_PATHS),
         init: opts.init.then_some(true),
         ..Default::default()
     }
 }
 
 /// docker's `ThrottleDevice` JSON.
-fn throttle_json(list: &[coracle_runtime::options::ThrottleDevice]) -> Vec<Value> {
+fn throttle_json(list: &[coracle_model::ThrottleDevice]) -> Vec<Value> {
     list.iter()
         .map(|t| serde_json::json!({"Path": t.path, "Rate": t.rate}))
         .collect()
@@ -393,8 +393,8 @@ fn bind_mode(m: &MountRequest) -> String {
         parts.push("ro");
     }
     match relabel {
-        Some(coracle_runtime::options::Relabel::Shared) => parts.push("z"),
-        Some(coracle_runtime::options::Relabel::Private) => parts.push("Z"),
+        Some(coracle_model::Relabel::Shared) => parts.push("z"),
+        Some(coracle_model::Relabel::Private) => parts.push("Z"),
         None => {}
     }
     if let Some(p) = propagation {
@@ -549,7 +549,7 @@ fn port_bindings(opts: &RunOptions) -> BTreeMap<String, serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coracle_runtime::options::{parse_mount, parse_tmpfs, parse_volume, RestartPolicy};
+    use coracle_model::{parse_mount, parse_tmpfs, parse_volume, RestartPolicy};
 
     fn image() -> ImageConfig {
         ImageConfig::parse(

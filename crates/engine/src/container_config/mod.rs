@@ -9,7 +9,7 @@ mod build;
 pub(crate) use build::{build, ConfigSources};
 
 use crate::Engine;
-use coracle_runtime::options::HealthConfig;
+use coracle_model::HealthConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;

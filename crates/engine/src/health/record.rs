@@ -4,7 +4,7 @@
 use super::{apply_probe, Health, ProbeResult};
 use crate::{Engine, EngineError};
 use chrono::{DateTime, Utc};
-use coracle_runtime::options::HealthConfig;
+use coracle_model::HealthConfig;
 use coracle_state::{status, ContainerRecord};
 
 impl Engine {

@@ -1,8 +1,8 @@
 //! The reader against files the monitor's writer produces.
 
 use super::*;
+use coracle_model::LogOptions;
 use coracle_runtime::monitor::logfile::{LogWriter, Stream};
-use coracle_runtime::options::LogOptions;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;

@@ -27,10 +27,10 @@ pub fn netns_path(container_id: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(container_id)
 }
 
-pub(crate) fn firewall_proto(p: coracle_runtime::options::PortProto) -> Proto {
+pub(crate) fn firewall_proto(p: coracle_model::PortProto) -> Proto {
     match p {
-        coracle_runtime::options::PortProto::Tcp => Proto::Tcp,
-        coracle_runtime::options::PortProto::Udp => Proto::Udp,
+        coracle_model::PortProto::Tcp => Proto::Tcp,
+        coracle_model::PortProto::Udp => Proto::Udp,
     }
 }
 
@@ -88,7 +88,7 @@ impl Engine {
         let mac = ep
             .mac
             .as_deref()
-            .map(coracle_runtime::options::parse_mac)
+            .map(coracle_model::parse_mac)
             .transpose()?;
         let host_if = ipam::veth_name()?;
         let lease = self.db.insert_lease_with(&net.id, &mut |used| {
@@ -134,8 +134,7 @@ impl Engine {
                     address: lease.ip.parse().expect("leased addresses are IPv4"),
                     prefix_len: a.subnet.prefix_len(),
                     gateway: (default_route && !net.internal).then_some(a.gateway),
-                    mac: coracle_runtime::options::parse_mac(&lease.mac)
-                        .expect("leased MACs are well-formed"),
+                    mac: coracle_model::parse_mac(&lease.mac).expect("leased MACs are well-formed"),
                 },
             )
         });

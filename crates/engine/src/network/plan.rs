@@ -6,9 +6,9 @@ use super::endpoints::netns_path;
 use super::{NetMode, NetworkConfig, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
 use coracle_image::ImageConfig;
+use coracle_model::{HostAddr, NetworkMode, PortPublish, RunOptions};
 use coracle_net::dns::DNS_ADDR;
 use coracle_rootfs::etc_files::DnsOverrides;
-use coracle_runtime::options::{HostAddr, NetworkMode, PortPublish, RunOptions};
 use coracle_runtime::spec::NetworkNamespace;
 use coracle_state::EndpointConfig;
 use std::net::IpAddr;
@@ -170,7 +170,7 @@ fn published(opts: &RunOptions, image: &ImageConfig) -> Vec<PortPublish> {
             .as_ref()
             .map(|m| {
                 m.keys()
-                    .filter_map(|k| coracle_runtime::options::parse_exposed_key(k))
+                    .filter_map(|k| coracle_model::parse_exposed_key(k))
                     .collect()
             })
             .unwrap_or_default();

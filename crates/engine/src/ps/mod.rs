@@ -375,7 +375,7 @@ impl Engine {
                     .host_config
                     .port_bindings
                     .keys()
-                    .filter_map(|k| coracle_runtime::options::parse_exposed_key(k))
+                    .filter_map(|k| coracle_model::parse_exposed_key(k))
                     .map(|e| (e.port, e.proto))
                     .collect();
                 for m in self.published_ports(&c.record.id)? {
@@ -398,7 +398,7 @@ impl Engine {
                     .exposed_ports
                     .iter()
                     .flat_map(|m| m.keys())
-                    .filter_map(|k| coracle_runtime::options::parse_exposed_key(k))
+                    .filter_map(|k| coracle_model::parse_exposed_key(k))
                     .collect();
                 if !expose
                     .iter()
@@ -495,11 +495,11 @@ impl Engine {
 struct PortFilter {
     lo: u16,
     hi: u16,
-    proto: coracle_runtime::options::PortProto,
+    proto: coracle_model::PortProto,
 }
 
 impl PortFilter {
-    fn matches(&self, port: u16, proto: coracle_runtime::options::PortProto) -> bool {
+    fn matches(&self, port: u16, proto: coracle_model::PortProto) -> bool {
         proto == self.proto && (self.lo..=self.hi).contains(&port)
     }
 }
@@ -510,8 +510,8 @@ fn port_filters(f: &Filters, key: &str) -> Result<Vec<PortFilter>, EngineError> 
             let bad = || EngineError::InvalidArgument(format!("invalid filter '{key}={v}'"));
             let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
             let proto = match proto {
-                "tcp" => coracle_runtime::options::PortProto::Tcp,
-                "udp" => coracle_runtime::options::PortProto::Udp,
+                "tcp" => coracle_model::PortProto::Tcp,
+                "udp" => coracle_model::PortProto::Udp,
                 _ => return Err(bad()),
             };
             let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));

@@ -1,5 +1,5 @@
 use super::*;
-use crate::defaults::DEFAULT_DEVICE_RULES;
+use coracle_model::defaults::DEFAULT_DEVICE_RULES;
 
 /// Runs `p` on one request the way the kernel would (only the opcodes we emit).
 fn run(p: &[Insn], typ: i32, access: i32, major: i32, minor: i32) -> bool {

@@ -94,19 +94,12 @@ fn with_part(context: &str, key: &str, value: &str) -> String {
     parts.join(":")
 }
 
-/// Checks `--security-opt label=` values: `disable`, or `user|role|type|level|filetype`
-/// followed by `:` and a value.
+/// Checks `--security-opt label=` values (the flag parser's rule).
 pub fn validate_option(opt: &str) -> Result<(), LsmError> {
-    if opt == "disable" {
-        return Ok(());
-    }
-    match opt.split_once(':') {
-        Some((k, v))
-            if !v.is_empty() && matches!(k, "user" | "role" | "type" | "level" | "filetype") =>
-        {
-            Ok(())
-        }
-        _ => Err(LsmError::BadLabelOption(opt.to_string())),
+    if coracle_model::valid_label_option(opt) {
+        Ok(())
+    } else {
+        Err(LsmError::BadLabelOption(opt.to_string()))
     }
 }
 

@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::options::LogOptions;
+use coracle_model::LogOptions;
 
 /// docker's copier buffer: a line that grows to this many bytes without a newline is
 /// written as a partial entry (no `\n` at the end of its `log`).

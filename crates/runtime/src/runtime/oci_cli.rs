@@ -72,7 +72,7 @@ impl OciCli {
             .and_then(|spec| spec.linux().as_ref()?.cgroups_path().clone())
             .map(|p| p.to_string_lossy().into_owned())
             .filter(|p| !p.trim_matches('/').is_empty())
-            .unwrap_or_else(|| crate::defaults::cgroups_path(id))
+            .unwrap_or_else(|| coracle_model::defaults::cgroups_path(id))
     }
 
     /// `delete --force` again once the container's cgroups (coracle's path for them)

@@ -30,7 +30,8 @@ use oci_spec::runtime::{
 };
 
 use super::{error_chain, Op, ProcessIo, Runtime, RuntimeError, RuntimeState, Status};
-use crate::{cgroup_devices, defaults, exeseal, teardown};
+use crate::{cgroup_devices, exeseal, teardown};
+use coracle_model::defaults;
 
 /// youki's libcontainer with its state under `root` (one directory per container).
 #[derive(Debug, Clone)]

@@ -349,7 +349,7 @@ pub fn swap_masked_eq_for_libcontainer(seccomp: &LinuxSeccomp) -> LinuxSeccomp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::defaults::DEFAULT_CAPABILITIES;
+    use coracle_model::defaults::DEFAULT_CAPABILITIES;
 
     fn caps(extra: &[&str]) -> Vec<String> {
         DEFAULT_CAPABILITIES

@@ -1,7 +1,7 @@
 //! Docker's rules for the command line and the environment of a container.
 
 use super::SpecError;
-use crate::defaults;
+use coracle_model::defaults;
 
 /// The container's argv from the image's Entrypoint/Cmd and the `run` arguments,
 /// exactly as docker combines them:

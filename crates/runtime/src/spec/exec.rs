@@ -177,7 +177,7 @@ mod tests {
                 gid: uid,
                 additional_gids: vec![10],
             },
-            ulimits: vec![crate::options::parse_ulimit("nofile=100:200").unwrap()],
+            ulimits: vec![coracle_model::parse_ulimit("nofile=100:200").unwrap()],
             no_new_privileges: true,
             ..SpecInput::default()
         };

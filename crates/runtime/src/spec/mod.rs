@@ -19,9 +19,10 @@ use oci_spec::runtime::{
 pub use command::{merge_env, resolve_command, EnvContext};
 pub use exec::*;
 
-use crate::defaults;
-use crate::options::{NamespaceMode, Propagation, Ulimit};
 use crate::seccomp::{self, KernelVersion, SeccompError};
+use coracle_model::defaults;
+use coracle_model::{BlkioDevice, Resources};
+use coracle_model::{NamespaceMode, Propagation, Ulimit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -64,47 +65,6 @@ impl SpecError {
 
 fn build_err(e: impl std::fmt::Display) -> SpecError {
     SpecError::Build(e.to_string())
-}
-
-/// Resource limits, already defaulted as docker does (see
-/// [`crate::options::RunOptions::resources`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resources {
-    /// bytes.
-    pub memory: Option<i64>,
-    /// memory + swap in bytes, -1 unlimited.
-    pub memory_swap: Option<i64>,
-    pub cpu_quota: Option<i64>,
-    pub cpu_period: Option<u64>,
-    pub cpu_shares: Option<u64>,
-    pub cpuset_cpus: Option<String>,
-    /// None = unlimited.
-    pub pids_limit: Option<i64>,
-    /// soft limit in bytes.
-    pub memory_reservation: Option<i64>,
-    pub memory_swappiness: Option<u64>,
-    pub cpuset_mems: Option<String>,
-    pub blkio_weight: Option<u16>,
-    /// `--blkio-weight-device`: the value is the weight.
-    pub blkio_weight_device: Vec<BlkioDevice>,
-    /// `--device-read-bps` ... `--device-write-iops`.
-    pub blkio_read_bps: Vec<BlkioDevice>,
-    pub blkio_write_bps: Vec<BlkioDevice>,
-    pub blkio_read_iops: Vec<BlkioDevice>,
-    pub blkio_write_iops: Vec<BlkioDevice>,
-    /// `--oom-kill-disable` (cgroup v1 only; the CLI drops it elsewhere).
-    pub disable_oom_killer: bool,
-    /// `--device-cgroup-rule`s: type ('a', 'b', 'c'), major, minor (None: any),
-    /// access; allowed after the default rules (not with `privileged`).
-    pub device_cgroup_rules: Vec<(char, Option<i64>, Option<i64>, String)>,
-}
-
-/// A block device (host major:minor) and a rate or weight for it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BlkioDevice {
-    pub major: i64,
-    pub minor: i64,
-    pub value: u64,
 }
 
 /// The process's user, resolved in the container's /etc/passwd and /etc/group.
@@ -243,7 +203,7 @@ pub struct SpecInput {
     pub sysctls: BTreeMap<String, String>,
     pub privileged: bool,
     /// the final capability list (`CAP_X`), from
-    /// [`crate::options::RunOptions::capabilities`].
+    /// [`coracle_model::RunOptions::capabilities`].
     pub capabilities: Vec<String>,
     pub seccomp: SeccompChoice,
     pub no_new_privileges: bool,

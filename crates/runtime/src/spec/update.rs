@@ -3,7 +3,7 @@
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
-use super::Resources;
+use coracle_model::Resources;
 
 /// The controllers an update touches (docker's update writes only those).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

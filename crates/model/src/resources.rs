@@ -534,6 +534,47 @@ pub fn parse_device(s: &str) -> Result<DeviceMapping, OptionsError> {
     })
 }
 
+/// Resource limits, already defaulted as docker does (see
+/// [`crate::RunOptions::resources`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// bytes.
+    pub memory: Option<i64>,
+    /// memory + swap in bytes, -1 unlimited.
+    pub memory_swap: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    /// None = unlimited.
+    pub pids_limit: Option<i64>,
+    /// soft limit in bytes.
+    pub memory_reservation: Option<i64>,
+    pub memory_swappiness: Option<u64>,
+    pub cpuset_mems: Option<String>,
+    pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`: the value is the weight.
+    pub blkio_weight_device: Vec<BlkioDevice>,
+    /// `--device-read-bps` ... `--device-write-iops`.
+    pub blkio_read_bps: Vec<BlkioDevice>,
+    pub blkio_write_bps: Vec<BlkioDevice>,
+    pub blkio_read_iops: Vec<BlkioDevice>,
+    pub blkio_write_iops: Vec<BlkioDevice>,
+    /// `--oom-kill-disable` (cgroup v1 only; the CLI drops it elsewhere).
+    pub disable_oom_killer: bool,
+    /// `--device-cgroup-rule`s: type ('a', 'b', 'c'), major, minor (None: any),
+    /// access; allowed after the default rules (not with `privileged`).
+    pub device_cgroup_rules: Vec<(char, Option<i64>, Option<i64>, String)>,
+}
+
+/// A block device (host major:minor) and a rate or weight for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlkioDevice {
+    pub major: i64,
+    pub minor: i64,
+    pub value: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

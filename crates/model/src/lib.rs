@@ -1,8 +1,10 @@
-//! `coracle run` flag values parsed into typed values, with docker's rules and
-//! docker's error wording. Pure: nothing here reads files or the environment (the
-//! caller passes an env lookup and file contents).
+//! What a container is, as docker's flags say it: `coracle run` flag values parsed into
+//! typed values with docker's rules and error wording, and docker's defaults as data
+//! (`defaults`). Pure: nothing here reads files or the environment (the caller passes an
+//! env lookup and file contents), except the `host_has_*` probes of /sys.
 
 mod cgroups;
+pub mod defaults;
 mod lifecycle;
 mod links;
 mod mounts;
@@ -32,15 +34,16 @@ pub use mounts::{
 pub use network::*;
 pub use process::{
     parse_capability, parse_env, parse_env_file, parse_group_add, parse_namespace_mode,
-    parse_network, parse_security_opt, parse_sysctl, parse_user, resolve_capabilities, IdRef,
-    NamespaceMode, NetworkMode, SeccompOption, SecurityOptions, SysctlContext, UserSpec,
+    parse_network, parse_security_opt, parse_sysctl, parse_user, resolve_capabilities,
+    valid_label_option, IdRef, NamespaceMode, NetworkMode, SeccompOption, SecurityOptions,
+    SysctlContext, UserSpec,
 };
 pub use resources::{
     cpuset_members, host_cpuset_mems, host_has_blkio_weight, host_has_memory_swappiness,
     parse_blkio_weight, parse_cpu_cfs, parse_cpu_shares, parse_cpus, parse_cpuset,
     parse_cpuset_mems, parse_device, parse_memory, parse_memory_reservation, parse_memory_swap,
     parse_memory_swappiness, parse_oom_score_adj, parse_pids_limit, parse_ram_in_bytes,
-    parse_shm_size, parse_ulimit, CpuQuota, DeviceMapping, Ulimit,
+    parse_shm_size, parse_ulimit, BlkioDevice, CpuQuota, DeviceMapping, Resources, Ulimit,
 };
 
 pub use resources::{
@@ -48,9 +51,6 @@ pub use resources::{
     SWAP_LIMIT_DISCARDED,
 };
 pub use update::UpdateOptions;
-
-use crate::defaults;
-use crate::spec::Resources;
 
 /// A bad `run` flag value. Every variant is the user's mistake (InvalidArgument).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

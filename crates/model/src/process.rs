@@ -319,7 +319,9 @@ pub fn parse_security_opt(s: &str, into: &mut SecurityOptions) -> Result<(), Opt
             into.unconfined_system_paths = true;
         }
         "label" => {
-            crate::lsm::selinux::validate_option(v).map_err(|e| bad(FLAG, s, e.to_string()))?;
+            if !valid_label_option(v) {
+                return Err(bad(FLAG, s, format!("bad label option {v:?}, valid options 'disable' or 'user, role, level, type, filetype' followed by ':' and a value")));
+            }
             into.labels.push(v.to_string());
         }
         "apparmor" => {
@@ -387,6 +389,14 @@ pub fn parse_network(s: &str) -> Result<NetworkMode, OptionsError> {
         },
         _ => Ok(NetworkMode::Named(s.to_string())),
     }
+}
+
+/// A `--security-opt label=` value: `disable`, or `user|role|type|level|filetype`
+/// followed by `:` and a value.
+pub fn valid_label_option(opt: &str) -> bool {
+    opt == "disable"
+        || matches!(opt.split_once(':'),
+            Some((k, v)) if !v.is_empty() && matches!(k, "user" | "role" | "type" | "level" | "filetype"))
 }
 
 #[cfg(test)]
