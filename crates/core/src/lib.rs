@@ -3,9 +3,11 @@
 pub mod digest;
 pub mod error;
 pub mod platform;
+pub mod port;
 pub mod reference;
 
 pub use digest::{chain_id, Digest, DigestError};
 pub use error::ErrorKind;
 pub use platform::{Platform, PlatformError};
+pub use port::{PortMapping, Protocol, ProtocolError};
 pub use reference::{ImageReference, ReferenceError};

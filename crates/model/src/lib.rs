@@ -13,6 +13,7 @@ mod process;
 mod resources;
 mod update;
 
+use coracle_core::PortMapping;
 use std::collections::BTreeMap;
 
 pub use cgroups::{
@@ -203,7 +204,7 @@ pub struct RunOptions {
 
     // --- Network (the mode is `network` above)
     /// `-p, --publish`, one entry per container port.
-    pub publish: Vec<PortPublish>,
+    pub publish: Vec<PortMapping>,
     /// `-P, --publish-all`: every exposed port (image and `--expose`) on a random host port.
     pub publish_all: bool,
     /// `--expose`.

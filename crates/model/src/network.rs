@@ -4,51 +4,16 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use coracle_core::{PortMapping, Protocol};
 use serde::{Deserialize, Serialize};
 
 use super::{bad, OptionsError};
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum PortProto {
-    #[default]
-    Tcp,
-    Udp,
-}
-
-impl PortProto {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PortProto::Tcp => "tcp",
-            PortProto::Udp => "udp",
-        }
-    }
-}
-
-impl std::fmt::Display for PortProto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One `-p` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortPublish {
-    /// None: every address (0.0.0.0).
-    pub host_ip: Option<Ipv4Addr>,
-    /// Inclusive host port range to take one free port from; None: a random free port. A single port is (p, p).
-    pub host_ports: Option<(u16, u16)>,
-    pub container_port: u16,
-    pub proto: PortProto,
-}
 
 /// A port the container listens on (`--expose`, the image's ExposedPorts, `-p`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ExposedPort {
     pub port: u16,
-    pub proto: PortProto,
+    pub proto: Protocol,
 }
 
 /// The address an `--add-host` name maps to.
@@ -105,10 +70,10 @@ fn split_proto_port(raw: &str) -> (&str, &str) {
     }
 }
 
-fn parse_proto(proto: &str) -> Result<PortProto, OptionsError> {
+fn parse_proto(proto: &str) -> Result<Protocol, OptionsError> {
     match proto.to_ascii_lowercase().as_str() {
-        "tcp" => Ok(PortProto::Tcp),
-        "udp" => Ok(PortProto::Udp),
+        "tcp" => Ok(Protocol::Tcp),
+        "udp" => Ok(Protocol::Udp),
         "sctp" => Err(OptionsError::Invalid("sctp is not supported".into())),
         _ => Err(OptionsError::Invalid(format!("invalid proto: {proto}"))),
     }
@@ -150,7 +115,7 @@ fn long_publish_syntax(s: &str) -> Result<String, OptionsError> {
 /// docker's -p grammar: [ip:][hostPort|hostRange]:containerPort|containerRange[/tcp|udp], `containerPort` alone,
 /// `ip::containerPort`; range-to-range of equal length expands pairwise into one entry per port; a host range with one
 /// container port is one entry with that range. sctp => error "sctp is not supported"; IPv6 host ip => error.
-pub fn parse_publish(s: &str) -> Result<Vec<PortPublish>, OptionsError> {
+pub fn parse_publish(s: &str) -> Result<Vec<PortMapping>, OptionsError> {
     let spec = if s.contains('=') {
         long_publish_syntax(s)?
     } else {
@@ -216,7 +181,7 @@ pub fn parse_publish(s: &str) -> Result<Vec<PortPublish>, OptionsError> {
     let single_with_host_range = c_lo == c_hi && host_range.is_some_and(|(lo, hi)| lo != hi);
     Ok((c_lo..=c_hi)
         .enumerate()
-        .map(|(i, container_port)| PortPublish {
+        .map(|(i, container_port)| PortMapping {
             host_ip,
             host_ports: host_range.map(|(lo, hi)| {
                 if single_with_host_range {
@@ -261,8 +226,8 @@ pub fn parse_exposed_key(key: &str) -> Option<ExposedPort> {
     };
     let port = parse_u16_go(port).ok().filter(|p| *p > 0)?;
     let proto = match proto.to_ascii_lowercase().as_str() {
-        "tcp" | "" => PortProto::Tcp,
-        "udp" => PortProto::Udp,
+        "tcp" | "" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
         _ => return None,
     };
     Some(ExposedPort { port, proto })
@@ -384,16 +349,16 @@ mod tests {
         host_ip: Option<[u8; 4]>,
         host: Option<(u16, u16)>,
         c: u16,
-        proto: PortProto,
-    ) -> PortPublish {
-        PortPublish {
+        proto: Protocol,
+    ) -> PortMapping {
+        PortMapping {
             host_ip: host_ip.map(Ipv4Addr::from),
             host_ports: host,
             container_port: c,
             proto,
         }
     }
-    use PortProto::{Tcp, Udp};
+    use Protocol::{Tcp, Udp};
 
     fn err(s: &str) -> String {
         parse_publish(s).unwrap_err().to_string()

@@ -5,8 +5,10 @@
 
 use crate::db::sql_err;
 use crate::{Db, StateError};
+use coracle_core::PortMapping;
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkRecord {
@@ -49,12 +51,8 @@ pub struct LeaseRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortRecord {
     pub container_id: String,
-    /// `tcp` or `udp`.
-    pub proto: String,
-    /// `0.0.0.0`: every address.
-    pub host_ip: String,
-    pub host_port: u16,
-    pub container_port: u16,
+    /// Bound to one host port.
+    pub mapping: PortMapping,
 }
 
 pub(crate) const NETWORK_COLUMNS: &str =
@@ -113,13 +111,33 @@ fn row_to_lease(r: &Row) -> rusqlite::Result<LeaseRecord> {
     })
 }
 
+/// A text column parsed with `FromStr`; a value that does not parse is corruption.
+fn parsed_col<T: std::str::FromStr>(
+    r: &Row,
+    idx: usize,
+    what: &'static str,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(idx)?;
+    text.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            Box::new(StateError::Corrupt { what, value: text }),
+        )
+    })
+}
+
 fn row_to_port(r: &Row) -> rusqlite::Result<PortRecord> {
+    let host_ip: Ipv4Addr = parsed_col(r, 2, "published port address")?;
+    let host_port: u16 = r.get(3)?;
     Ok(PortRecord {
         container_id: r.get(0)?,
-        proto: r.get(1)?,
-        host_ip: r.get(2)?,
-        host_port: r.get(3)?,
-        container_port: r.get(4)?,
+        mapping: PortMapping {
+            host_ip: (!host_ip.is_unspecified()).then_some(host_ip),
+            host_ports: Some((host_port, host_port)),
+            container_port: r.get(4)?,
+            proto: parsed_col(r, 1, "published port protocol")?,
+        },
     })
 }
 
@@ -392,10 +410,10 @@ impl Db {
                 &format!("INSERT INTO ports ({PORT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
                 params![
                     container_id,
-                    p.proto,
-                    p.host_ip,
-                    p.host_port,
-                    p.container_port
+                    p.mapping.proto.as_str(),
+                    p.mapping.host_addr().to_string(),
+                    p.mapping.host_port(),
+                    p.mapping.container_port
                 ],
             )
             .map_err(sql_err(&self.path, OP))?;

@@ -3,8 +3,9 @@
 
 use crate::Context;
 use clap::Args;
-use coracle_engine::network::PortMapping;
+use coracle_core::PortMapping;
 use std::cmp::Ordering;
+use std::net::Ipv4Addr;
 
 #[derive(Args)]
 pub struct PortArgs {
@@ -39,7 +40,7 @@ fn all_lines(ports: &[PortMapping]) -> Vec<String> {
     let mut out: Vec<String> = ports
         .iter()
         .filter_map(|p| {
-            let (ip, host_port) = p.host?;
+            let (ip, host_port) = host_side(p)?;
             Some(format!(
                 "{}/{} -> {ip}:{host_port}",
                 p.container_port,
@@ -69,10 +70,15 @@ fn port_lines(ports: &[PortMapping], spec: &str) -> anyhow::Result<Vec<String>> 
     let mut out: Vec<String> = ports
         .iter()
         .filter(|p| p.container_port == port && p.proto.as_str() == proto)
-        .filter_map(|p| p.host.map(|(ip, hp)| format!("{ip}:{hp}")))
+        .filter_map(|p| host_side(p).map(|(ip, hp)| format!("{ip}:{hp}")))
         .collect();
     out.sort_by(|a, b| natural_cmp(a, b));
     Ok(out)
+}
+
+/// Where a published port listens on the host; None: exposed only.
+fn host_side(p: &PortMapping) -> Option<(Ipv4Addr, u16)> {
+    p.host_port().map(|port| (p.host_addr(), port))
 }
 
 /// docker's `sortorder.NaturalLess` as an ordering: digit runs compare as numbers
@@ -126,7 +132,8 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
 /// container port, address, host port, protocol; runs of consecutive ports that are
 /// either unpublished or published on the same number (and address) collapse into
 /// ranges (`8000-8001/tcp`, `0.0.0.0:80-81->80-81/tcp`); mappings to another host
-/// port are listed one by one after the ranges.
+/// port are listed one by one after the ranges. A mapping with no host port is an
+/// exposed port, not published.
 pub(crate) fn displayable_ports(ports: &[PortMapping]) -> String {
     struct Port {
         ip: String,
@@ -137,8 +144,10 @@ pub(crate) fn displayable_ports(ports: &[PortMapping]) -> String {
     let mut ports: Vec<Port> = ports
         .iter()
         .map(|p| Port {
-            ip: p.host.map(|(ip, _)| ip.to_string()).unwrap_or_default(),
-            public: p.host.map(|(_, hp)| hp).unwrap_or(0),
+            ip: host_side(p)
+                .map(|(ip, _)| ip.to_string())
+                .unwrap_or_default(),
+            public: host_side(p).map(|(_, hp)| hp).unwrap_or(0),
             private: p.container_port,
             kind: p.proto.as_str(),
         })
@@ -200,14 +209,14 @@ fn form_group(key: &str, first: u16, last: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coracle_model::PortProto::{self, Tcp, Udp};
-    use std::net::Ipv4Addr;
+    use coracle_core::Protocol::{self, Tcp, Udp};
 
-    fn pm(container_port: u16, proto: PortProto, host: Option<([u8; 4], u16)>) -> PortMapping {
+    fn pm(container_port: u16, proto: Protocol, host: Option<([u8; 4], u16)>) -> PortMapping {
         PortMapping {
+            host_ip: host.map(|(ip, _)| Ipv4Addr::from(ip)),
+            host_ports: host.map(|(_, p)| (p, p)),
             container_port,
             proto,
-            host: host.map(|(ip, p)| (Ipv4Addr::from(ip), p)),
         }
     }
     const ANY: [u8; 4] = [0, 0, 0, 0];

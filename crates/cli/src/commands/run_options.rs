@@ -428,7 +428,7 @@ mod tests {
         assert_eq!(o.network, o::NetworkMode::Named("mynet".into()));
         assert_eq!(o.publish.len(), 2);
         assert_eq!(o.publish[0].host_ports, Some((8080, 8080)));
-        assert_eq!(o.publish[1].proto, o::PortProto::Udp);
+        assert_eq!(o.publish[1].proto, coracle_core::Protocol::Udp);
         assert!(o.publish_all);
         assert_eq!(o.expose.len(), 2);
         assert_eq!(o.ip, Some(std::net::Ipv4Addr::new(10, 89, 0, 7)));

@@ -8,9 +8,7 @@
 //! teardown that was interrupted is finished by the next one instead of leaking rules.
 
 use crate::{Engine, EngineError};
-use coracle_net::firewall::{
-    FirewallDriver, FirewallState, NetworkRule, Nftables, PortForward, Proto,
-};
+use coracle_net::firewall::{FirewallDriver, FirewallState, NetworkRule, Nftables, PortForward};
 use coracle_net::{ipam, link, netns};
 use coracle_state::{EndpointConfig, LeaseRecord, NetworkRecord};
 use std::collections::{HashMap, HashSet};
@@ -25,13 +23,6 @@ pub const NETNS_DIR: &str = "/run/coracle/netns";
 
 pub fn netns_path(container_id: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(container_id)
-}
-
-pub(crate) fn firewall_proto(p: coracle_model::PortProto) -> Proto {
-    match p {
-        coracle_model::PortProto::Tcp => Proto::Tcp,
-        coracle_model::PortProto::Udp => Proto::Udp,
-    }
 }
 
 /// The pieces of a network record in the types netlink and the firewall take.
@@ -226,13 +217,9 @@ impl Engine {
             let Some(target) = self.port_target(&p.container_id, &leases, &nets)? else {
                 continue;
             };
-            let host_ip: Ipv4Addr = p.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
             state.ports.push(PortForward {
-                proto: firewall_proto(super::stored_proto(&p.proto)),
-                host_ip: (!host_ip.is_unspecified()).then_some(host_ip),
-                host_port: p.host_port,
+                mapping: p.mapping,
                 container_ip: target,
-                container_port: p.container_port,
             });
         }
         // This store's own table: other stores in this namespace own theirs, and

@@ -138,10 +138,11 @@ impl Engine {
                         if !entry.is_array() {
                             *entry = json!([]);
                         }
-                        if let (Some((ip, port)), Value::Array(list)) = (p.host, entry) {
-                            list.push(
-                                json!({"HostIp": ip.to_string(), "HostPort": port.to_string()}),
-                            );
+                        if let (Some(port), Value::Array(list)) = (p.host_port(), entry) {
+                            list.push(json!({
+                                "HostIp": p.host_addr().to_string(),
+                                "HostPort": port.to_string()
+                            }));
                         }
                     }
                 }

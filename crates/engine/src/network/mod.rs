@@ -21,7 +21,7 @@ pub(crate) use sandbox::{DbNames, DnsService};
 use crate::filters::Filters;
 use crate::names::new_container_id;
 use crate::{Engine, EngineError};
-use coracle_model::{PortProto, PortPublish};
+use coracle_core::PortMapping;
 use coracle_net::{ipam, link};
 use coracle_state::{EndpointConfig, NetworkRecord};
 use ipnet::Ipv4Net;
@@ -59,7 +59,7 @@ pub struct NetworkConfig {
     pub mode: NetMode,
     /// `-p` and `-P`, as host ports to reserve at each start.
     #[serde(default)]
-    pub publish: Vec<PortPublish>,
+    pub publish: Vec<PortMapping>,
     /// Its /etc/hosts line names, rewritten with its address at start.
     #[serde(default)]
     pub hostname: String,
@@ -108,14 +108,6 @@ pub struct NetworkSummary {
 pub struct EndpointRequest {
     pub ip: Option<Ipv4Addr>,
     pub aliases: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PortMapping {
-    pub container_port: u16,
-    pub proto: PortProto,
-    /// None: exposed, not published.
-    pub host: Option<(Ipv4Addr, u16)>,
 }
 
 /// A network as `find_network` sees it: a record, or one of the built-ins without a
@@ -626,26 +618,10 @@ impl Engine {
             .db
             .container_ports(id)?
             .into_iter()
-            .map(|p| PortMapping {
-                container_port: p.container_port,
-                proto: stored_proto(&p.proto),
-                host: Some((
-                    p.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
-                    p.host_port,
-                )),
-            })
+            .map(|p| p.mapping)
             .collect();
-        out.sort();
+        out.sort_by_key(PortMapping::listing_key);
         Ok(out)
-    }
-}
-
-/// A port record's protocol (the database allows only `tcp` and `udp`).
-pub(crate) fn stored_proto(name: &str) -> PortProto {
-    if name == "udp" {
-        PortProto::Udp
-    } else {
-        PortProto::Tcp
     }
 }
 

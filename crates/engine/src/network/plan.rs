@@ -5,8 +5,9 @@
 use super::endpoints::netns_path;
 use super::{NetMode, NetworkConfig, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
+use coracle_core::PortMapping;
 use coracle_image::ImageConfig;
-use coracle_model::{HostAddr, NetworkMode, PortPublish, RunOptions};
+use coracle_model::{HostAddr, NetworkMode, RunOptions};
 use coracle_net::dns::DNS_ADDR;
 use coracle_rootfs::etc_files::DnsOverrides;
 use coracle_runtime::spec::NetworkNamespace;
@@ -161,7 +162,7 @@ impl Engine {
 
 /// `-p`, plus with `-P` every port the image or `--expose` declares, each on a random
 /// host port (docker's PublishAllPorts).
-fn published(opts: &RunOptions, image: &ImageConfig) -> Vec<PortPublish> {
+fn published(opts: &RunOptions, image: &ImageConfig) -> Vec<PortMapping> {
     let mut out = opts.publish.clone();
     if opts.publish_all {
         let mut exposed: Vec<_> = image
@@ -182,7 +183,7 @@ fn published(opts: &RunOptions, image: &ImageConfig) -> Vec<PortPublish> {
                 .iter()
                 .any(|p| p.container_port == e.port && p.proto == e.proto)
             {
-                out.push(PortPublish {
+                out.push(PortMapping {
                     host_ip: None,
                     host_ports: None,
                     container_port: e.port,

@@ -80,13 +80,7 @@ impl Engine {
         let mut reservations = Vec::new();
         let mut records = Vec::new();
         for p in &cfg.network.publish {
-            let proto = super::endpoints::firewall_proto(p.proto);
-            let r = match p.host_ports {
-                None => ports::reserve(proto, p.host_ip, 0),
-                Some((lo, hi)) if lo == hi => ports::reserve(proto, p.host_ip, lo),
-                Some((lo, hi)) => ports::reserve_in_range(proto, p.host_ip, lo, hi),
-            }
-            .map_err(|e| match e {
+            let r = ports::reserve(p).map_err(|e| match e {
                 NetError::PortInUse { .. } => EngineError::Conflict(format!(
                     "driver failed programming external connectivity on endpoint {} ({}): {e}",
                     cfg.name, id
@@ -95,10 +89,7 @@ impl Engine {
             })?;
             records.push(PortRecord {
                 container_id: id.to_string(),
-                proto: p.proto.as_str().to_string(),
-                host_ip: p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
-                host_port: r.host_port,
-                container_port: p.container_port,
+                mapping: r.mapping,
             });
             reservations.push(r);
         }

@@ -67,7 +67,7 @@ pub struct ContainerSummary {
     pub mounts: Vec<MountPoint>,
     pub networks: Vec<String>,
     /// Published ports while it runs.
-    pub ports: Vec<crate::network::PortMapping>,
+    pub ports: Vec<coracle_core::PortMapping>,
     /// Bytes written by the container (its upper dir), with `size`.
     pub size_rw: Option<u64>,
     /// The image plus `size_rw`, with `size`.
@@ -380,7 +380,7 @@ impl Engine {
                     .collect();
                 for m in self.published_ports(&c.record.id)? {
                     ports.push((m.container_port, m.proto));
-                    if let Some((_, host_port)) = m.host {
+                    if let Some(host_port) = m.host_port() {
                         ports.push((host_port, m.proto));
                     }
                 }
@@ -495,11 +495,11 @@ impl Engine {
 struct PortFilter {
     lo: u16,
     hi: u16,
-    proto: coracle_model::PortProto,
+    proto: coracle_core::Protocol,
 }
 
 impl PortFilter {
-    fn matches(&self, port: u16, proto: coracle_model::PortProto) -> bool {
+    fn matches(&self, port: u16, proto: coracle_core::Protocol) -> bool {
         proto == self.proto && (self.lo..=self.hi).contains(&port)
     }
 }
@@ -510,8 +510,8 @@ fn port_filters(f: &Filters, key: &str) -> Result<Vec<PortFilter>, EngineError> 
             let bad = || EngineError::InvalidArgument(format!("invalid filter '{key}={v}'"));
             let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
             let proto = match proto {
-                "tcp" => coracle_model::PortProto::Tcp,
-                "udp" => coracle_model::PortProto::Udp,
+                "tcp" => coracle_core::Protocol::Tcp,
+                "udp" => coracle_core::Protocol::Udp,
                 _ => return Err(bad()),
             };
             let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));

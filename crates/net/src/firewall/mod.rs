@@ -9,30 +9,9 @@ mod nft;
 pub use nft::Nftables;
 
 use crate::NetError;
+use coracle_core::PortMapping;
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    /// The name docker, nftables and the state database all use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
-
-impl std::fmt::Display for Proto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A bridge network whose traffic the firewall must handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,12 +25,9 @@ pub struct NetworkRule {
 /// A published port: traffic to the host's `host_ip:host_port` goes to the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortForward {
-    pub proto: Proto,
-    /// None = every IPv4 address of the host.
-    pub host_ip: Option<Ipv4Addr>,
-    pub host_port: u16,
+    /// Bound to one host port.
+    pub mapping: PortMapping,
     pub container_ip: Ipv4Addr,
-    pub container_port: u16,
 }
 
 /// Everything the firewall must do at one moment.
@@ -73,6 +49,7 @@ pub trait FirewallDriver {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use coracle_core::Protocol;
     use serde_json::Value;
     use std::io::{self, Read, Write};
     use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -90,18 +67,20 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn forward(
-        proto: Proto,
+        proto: Protocol,
         host_ip: Option<&str>,
         host_port: u16,
         ip: &str,
         port: u16,
     ) -> PortForward {
         PortForward {
-            proto,
-            host_ip: host_ip.map(|h| h.parse().unwrap()),
-            host_port,
+            mapping: PortMapping {
+                host_ip: host_ip.map(|h| h.parse().unwrap()),
+                host_ports: Some((host_port, host_port)),
+                container_port: port,
+                proto,
+            },
             container_ip: ip.parse().unwrap(),
-            container_port: port,
         }
     }
 
@@ -114,8 +93,8 @@ pub(crate) mod tests {
                 network("coracle1", "10.89.0.0/24", true),
             ],
             ports: vec![
-                forward(Proto::Tcp, None, 18080, "10.88.0.2", 80),
-                forward(Proto::Udp, Some("127.0.0.1"), 15353, "10.88.0.3", 53),
+                forward(Protocol::Tcp, None, 18080, "10.88.0.2", 80),
+                forward(Protocol::Udp, Some("127.0.0.1"), 15353, "10.88.0.3", 53),
             ],
         }
     }
@@ -269,7 +248,7 @@ pub(crate) mod tests {
             // A smaller state: the second network and the udp forward are gone.
             let smaller = FirewallState {
                 networks: vec![network("coracle0", "10.88.0.0/16", false)],
-                ports: vec![forward(Proto::Tcp, None, 18081, "10.88.0.4", 81)],
+                ports: vec![forward(Protocol::Tcp, None, 18081, "10.88.0.4", 81)],
             };
             fw.apply(&smaller).unwrap();
             let (_, rules) = listed("coracle");
@@ -425,7 +404,7 @@ pub(crate) mod tests {
             let fw = Nftables::new();
             fw.apply(&FirewallState {
                 networks: vec![network("br-test", "10.77.0.0/24", false)],
-                ports: vec![forward(Proto::Tcp, None, 18080, "10.77.0.2", 8080)],
+                ports: vec![forward(Protocol::Tcp, None, 18080, "10.77.0.2", 8080)],
             })
             .unwrap();
             assert_eq!(fetch("127.0.0.1:18080").unwrap(), GREETING);
@@ -474,7 +453,7 @@ pub(crate) mod tests {
             Nftables::new()
                 .apply(&FirewallState {
                     networks: vec![network("br-test", "10.78.0.0/24", false)],
-                    ports: vec![forward(Proto::Tcp, None, 18080, "10.78.0.2", 8080)],
+                    ports: vec![forward(Protocol::Tcp, None, 18080, "10.78.0.2", 8080)],
                 })
                 .unwrap();
             go_tx.send(()).unwrap();
@@ -531,7 +510,7 @@ pub(crate) mod tests {
                         network("br-a", "10.79.0.0/24", false),
                         network("br-b", "10.80.0.0/24", false),
                     ],
-                    ports: vec![forward(Proto::Tcp, None, 18080, "10.79.0.2", 8080)],
+                    ports: vec![forward(Protocol::Tcp, None, 18080, "10.79.0.2", 8080)],
                 })
                 .unwrap();
             let isolated = fetch_from_client("10.79.0.2:8080");

@@ -283,7 +283,8 @@ impl Doc {
 
 /// `[ip daddr HOST_IP | meta nfproto ipv4] meta l4proto P th dport N dnat ip to IP:PORT`
 fn dnat_rule(p: &PortForward) -> Vec<Statement<'static>> {
-    let family = match p.host_ip {
+    let m = &p.mapping;
+    let family = match m.host_ip {
         Some(ip) => ip_match("daddr", Operator::EQ, string(ip.to_string())),
         // The table is inet: `dnat ip to` needs the rule to be IPv4-only.
         None => matches(meta(MetaKey::Nfproto), Operator::EQ, string("ipv4")),
@@ -293,17 +294,17 @@ fn dnat_rule(p: &PortForward) -> Vec<Statement<'static>> {
         matches(
             meta(MetaKey::L4proto),
             Operator::EQ,
-            string(p.proto.as_str()),
+            string(m.proto.as_str()),
         ),
         matches(
             payload("th", "dport"),
             Operator::EQ,
-            Expression::Number(p.host_port.into()),
+            Expression::Number(m.host_port().unwrap_or(0).into()),
         ),
         Statement::DNAT(Some(stmt::NAT {
             addr: Some(string(p.container_ip.to_string())),
             family: Some(stmt::NATFamily::IP),
-            port: Some(Expression::Number(p.container_port.into())),
+            port: Some(Expression::Number(m.container_port.into())),
             flags: None,
         })),
     ]
@@ -405,7 +406,7 @@ fn drop_packet() -> Statement<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::Proto;
+    use coracle_core::Protocol;
     use serde_json::{json, Value};
 
     use crate::firewall::tests::{forward, network, two_networks};
@@ -446,7 +447,7 @@ mod tests {
         let state = FirewallState {
             networks: vec![network("coracle0", "10.88.0.0/16", false)],
             ports: vec![forward(
-                Proto::Tcp,
+                Protocol::Tcp,
                 Some("192.0.2.1"),
                 8080,
                 "10.88.0.2",
