@@ -242,7 +242,7 @@ impl Engine {
         }
         let default = nets
             .networks
-            .get(crate::network::DEFAULT_NETWORK)
+            .get(crate::stored::DEFAULT_NETWORK)
             .cloned()
             .unwrap_or_default();
         Ok(ContainerInspect {

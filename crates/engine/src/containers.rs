@@ -2,8 +2,9 @@
 //! reality first: a container whose monitor is gone (killed, or the host rebooted) is
 //! torn down here and marked exited with the code its monitor left, if any.
 
-use crate::monitor::{attach_socket, now_rfc3339, RUNTIME_STATE_ROOT};
-use crate::run::ContainerRuntimeConfig;
+use crate::clock::now_rfc3339;
+use crate::monitor::{attach_socket, RUNTIME_STATE_ROOT};
+use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_state::{status, ContainerRecord};
 use std::path::Path;
@@ -94,7 +95,7 @@ impl Engine {
             let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
             self.release_volumes(&c.id);
             match cfg.network.mode {
-                crate::network::NetMode::Bridge => {
+                crate::stored::NetMode::Bridge => {
                     for f in self.release_container_network(&c.id) {
                         coracle_runtime::note!(
                             "coracle: cleaning up container {}: {f}",
@@ -102,7 +103,7 @@ impl Engine {
                         );
                     }
                 }
-                crate::network::NetMode::Loopback => {
+                crate::stored::NetMode::Loopback => {
                     let _ = coracle_net::netns::remove(&crate::network::netns_path(&c.id));
                 }
                 _ => {}

@@ -5,6 +5,7 @@
 mod archive;
 mod auth;
 mod blkio;
+mod clock;
 mod container_config;
 mod container_inspect;
 mod container_prune;
@@ -35,10 +36,12 @@ mod pull;
 mod push;
 mod rename;
 mod repair;
+mod request;
 mod run;
 mod search;
 mod stats;
 mod store;
+mod stored;
 mod teardown;
 mod timestamp;
 mod top;
@@ -72,10 +75,12 @@ pub use push::{PushEvent, PushOptions};
 pub use repair::{
     repair_store, Lost, RecordSource, RecoveredContainer, RecoveredImage, RepairReport,
 };
-pub use run::{ContainerRuntimeConfig, PreparedContainer, RunRequest};
+pub use request::RunRequest;
+pub use run::PreparedContainer;
 pub use search::SearchResult;
 pub use stats::{StatsError, StatsReader, StatsSample};
 pub use store::{default_root, StorePaths, DEFAULT_ROOT};
+pub use stored::ContainerRuntimeConfig;
 pub use timestamp::parse_timestamp;
 pub use top::{ProcessList, TopError};
 

@@ -5,18 +5,12 @@
 //! user-defined network a link is an alias only this container's DNS answers.
 
 use crate::container_config::StoredConfig;
-use crate::network::{NetMode, DEFAULT_NETWORK};
+pub use crate::stored::LegacyLink;
+use crate::stored::{NetMode, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
 use coracle_model::{NetworkMode, RunOptions};
 use coracle_state::{status, ContainerRecord};
 use std::net::IpAddr;
-
-/// A legacy link: the linked container's id and the alias this container knows it by.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LegacyLink {
-    pub id: String,
-    pub alias: String,
-}
 
 /// `--link` on a user-defined network, as `(ALIAS, NAME)`.
 pub(crate) type LinkAliases = Vec<(String, String)>;

@@ -5,9 +5,10 @@
 //! ended (or removes it, with `--rm`). It reports to the process that started it on a
 //! pipe, one [`StartReport`] a line: ready (attach socket bound), then started or failed.
 
+use crate::clock::now_rfc3339;
 use crate::helper::{Helper, StartReport};
 use crate::network::{DbNames, DnsService, NetMode};
-use crate::run::ContainerRuntimeConfig;
+use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_runtime::monitor::attach::{self, Client};
 use coracle_runtime::monitor::logfile::LogWriter;
@@ -48,10 +49,6 @@ pub struct MonitorArgs {
     /// Start only once an attach client has connected (`run` in the foreground,
     /// `start -a`), so it sees all output.
     pub attach_wait: bool,
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 pub fn attach_socket(id: &str) -> PathBuf {

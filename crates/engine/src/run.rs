@@ -8,84 +8,18 @@
 
 use crate::names::{generate_name, new_container_id, valid_name};
 use crate::pull::{PullOptions, PullProgress};
+use crate::request::{container_hostname, RunRequest};
+use crate::stored::{default_stop_signal, default_stop_timeout, ContainerRuntimeConfig};
 use crate::users::resolve_user;
 use crate::{Engine, EngineError};
 use coracle_core::Platform;
 use coracle_image::ImageConfig;
-use coracle_model::{
-    HealthConfig, LogOptions, MountRequest, NamespaceMode, PullPolicy, RestartPolicy, RunOptions,
-};
+use coracle_model::{HealthConfig, MountRequest, NamespaceMode, PullPolicy, RunOptions};
 use coracle_rootfs::snapshot::{self, RootfsMount};
 use coracle_rootfs::{etc_files, VolumeStore};
 use coracle_runtime::spec::{self, EnvContext, ResolvedMount, SeccompChoice, SpecInput};
 use coracle_state::ContainerRecord;
 use std::path::{Path, PathBuf};
-
-pub struct RunRequest {
-    pub image: String,
-    pub platform: Option<Platform>,
-    pub options: RunOptions,
-}
-
-/// What the monitor needs, stored beside the bundle as `container.json`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ContainerRuntimeConfig {
-    pub id: String,
-    pub name: String,
-    pub rm: bool,
-    pub tty: bool,
-    pub interactive: bool,
-    /// None: the built-in runtime.
-    pub runtime: Option<String>,
-    pub rootfs: RootfsMount,
-    #[serde(default)]
-    pub restart: RestartPolicy,
-    #[serde(default)]
-    pub log: LogOptions,
-    /// The merged health check (image's HEALTHCHECK and `--health-*`); None or
-    /// `NONE`: no check.
-    #[serde(default)]
-    pub health: Option<HealthConfig>,
-    /// Signal `stop` sends first (`--stop-signal`, the image's STOPSIGNAL, SIGTERM).
-    #[serde(default = "default_stop_signal")]
-    pub stop_signal: i32,
-    /// Seconds `stop` waits before SIGKILL (`--stop-timeout`, docker's 10).
-    #[serde(default = "default_stop_timeout")]
-    pub stop_timeout: i64,
-    /// Volumes made for this container's anonymous mounts (`rm -v` and `--rm` remove
-    /// them).
-    #[serde(default)]
-    pub anonymous_volumes: Vec<String>,
-    /// `--group-add` as given (names resolved in the container's /etc/group): `exec -u`
-    /// applies them too, as docker's.
-    #[serde(default)]
-    pub group_add: Vec<String>,
-    /// How it is networked (containers made before networks: `none`/host as their
-    /// spec says).
-    #[serde(default)]
-    pub network: crate::network::NetworkConfig,
-    /// The spec's `linux.cgroupsPath` (`--cgroup-parent`); None: made before the flag,
-    /// so the default one.
-    #[serde(default)]
-    pub cgroups_path: Option<String>,
-}
-
-impl ContainerRuntimeConfig {
-    /// The container's cgroups path, in every hierarchy.
-    pub fn cgroups_path(&self) -> String {
-        self.cgroups_path
-            .clone()
-            .unwrap_or_else(|| coracle_model::defaults::cgroups_path(&self.id))
-    }
-}
-
-fn default_stop_signal() -> i32 {
-    libc::SIGTERM
-}
-
-fn default_stop_timeout() -> i64 {
-    10
-}
 
 pub struct PreparedContainer {
     pub id: String,
@@ -554,7 +488,7 @@ impl Engine {
                     coracle_model::IdRef::Name(n) => n.clone(),
                 })
                 .collect(),
-            network: crate::network::NetworkConfig {
+            network: crate::stored::NetworkConfig {
                 // Each start puts the linked containers' variables into this.
                 link_base_env: if net.config.legacy_links.is_empty() {
                     Vec::new()
@@ -726,21 +660,6 @@ fn platform_text(p: &Platform) -> String {
     match (&*p.architecture, p.variant.as_deref()) {
         ("arm64", Some("v8")) => format!("{}/arm64", p.os),
         _ => p.to_string(),
-    }
-}
-
-/// `-h`, else the host's name with the host's network or UTS namespace (docker keeps
-/// it there), else the short id.
-pub(crate) fn container_hostname(opts: &RunOptions, id: &str) -> String {
-    let shares_host_name =
-        opts.network == coracle_model::NetworkMode::Host || opts.uts == NamespaceMode::Host;
-    match &opts.hostname {
-        Some(h) => h.clone(),
-        None if shares_host_name => rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned(),
-        None => id[..12.min(id.len())].to_string(),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use crate::containers::monitor_alive;
 use crate::monitor::{short, RUNTIME_STATE_ROOT};
-use crate::run::ContainerRuntimeConfig;
+use crate::stored::ContainerRuntimeConfig;
 use crate::Engine;
 use std::io::Write;
 use std::path::{Path, PathBuf};

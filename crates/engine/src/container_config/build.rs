@@ -6,7 +6,7 @@ use super::{
     Config, DeviceJson, HostConfig, LogConfig, MountPoint, MountSpec, RestartPolicyJson,
     StoredConfig, UlimitJson,
 };
-use crate::run::RunRequest;
+use crate::request::RunRequest;
 use coracle_image::ImageConfig;
 use coracle_model::{
     HealthConfig, IdRef, MountRequest, NamespaceMode, NetworkMode, RunOptions, SeccompOption,
@@ -58,7 +58,7 @@ pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
         }
     }
     let config = Config {
-        hostname: crate::run::container_hostname(opts, src.id),
+        hostname: crate::request::container_hostname(opts, src.id),
         domainname: opts.domainname.clone().unwrap_or_default(),
         user: opts
             .user

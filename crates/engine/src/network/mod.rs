@@ -26,62 +26,16 @@ use coracle_net::{ipam, link};
 use coracle_state::{EndpointConfig, NetworkRecord};
 use ipnet::Ipv4Net;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-pub const DEFAULT_NETWORK: &str = "bridge";
+pub use crate::stored::{NetMode, NetworkConfig, DEFAULT_NETWORK};
 pub const DEFAULT_BRIDGE: &str = "coracle0";
 /// Where the default network's subnet may be configured (`$CORACLE_NETWORK_CONFIG`
 /// overrides the path).
 pub const NETWORK_CONFIG_PATH: &str = "/etc/coracle/network.toml";
 /// Names docker reserves for its built-in networks besides `bridge`.
 const BUILTIN: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
-
-/// How a container is networked, as its monitor needs to know at each start.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum NetMode {
-    /// The runtime's own namespace (containers made before networks, or `host`).
-    #[default]
-    None,
-    /// `--network none`: a namespace of its own with loopback up (docker's), made by
-    /// the monitor at `/run/coracle/netns/ID`.
-    Loopback,
-    Host,
-    /// Its own namespace on the networks recorded as its endpoints.
-    Bridge,
-    /// Another container's namespace (that container's id).
-    Container(String),
-}
-
-/// The network part of a container's `container.json`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct NetworkConfig {
-    pub mode: NetMode,
-    /// `-p` and `-P`, as host ports to reserve at each start.
-    #[serde(default)]
-    pub publish: Vec<PortMapping>,
-    /// Its /etc/hosts line names, rewritten with its address at start.
-    #[serde(default)]
-    pub hostname: String,
-    /// `--add-host`, host-gateway already resolved.
-    #[serde(default)]
-    pub extra_hosts: Vec<(String, IpAddr)>,
-    /// Where the embedded DNS server sends names it does not know: `--dns`, else the
-    /// host's resolvers.
-    #[serde(default)]
-    pub dns_upstreams: Vec<String>,
-    /// `--link` on the default network (docker's legacy links), checked and put into
-    /// /etc/hosts and the environment at each start.
-    #[serde(default)]
-    pub legacy_links: Vec<crate::links::LegacyLink>,
-    /// With legacy links: the process environment before the links' variables.
-    #[serde(default)]
-    pub link_base_env: Vec<String>,
-    /// `--link NAME:ALIAS` on a user-defined network, as `(ALIAS, NAME)`: this
-    /// container's DNS answers ALIAS as NAME.
-    #[serde(default)]
-    pub link_aliases: Vec<(String, String)>,
-}
 
 pub struct NetworkCreateRequest {
     pub name: String,
@@ -281,7 +235,7 @@ impl Engine {
             gateway: ipam::first_host(subnet).to_string(),
             internal: false,
             labels: BTreeMap::new(),
-            created: crate::monitor::now_rfc3339(),
+            created: crate::clock::now_rfc3339(),
         };
         match self.db.insert_network(&rec) {
             Ok(()) => {
@@ -404,7 +358,7 @@ impl Engine {
             gateway: gateway.to_string(),
             internal: req.internal,
             labels: req.labels.clone(),
-            created: crate::monitor::now_rfc3339(),
+            created: crate::clock::now_rfc3339(),
         };
         self.db.insert_network(&rec)?;
         self.save_network_file(&rec);

@@ -5,7 +5,7 @@
 
 use super::endpoints::netns_path;
 use super::{NetMode, DEFAULT_NETWORK};
-use crate::run::ContainerRuntimeConfig;
+use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_net::dns::{self, DnsServer};
 use coracle_net::{netns, ports, NetError};

@@ -10,7 +10,7 @@ use crate::container_config::StoredConfig;
 use crate::containers::monitor_alive;
 use crate::monitor::{attach_socket, short, RUNTIME_STATE_ROOT};
 use crate::network::NetMode;
-use crate::run::ContainerRuntimeConfig;
+use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_core::Digest;
 use coracle_rootfs::snapshot::RootfsKind;
