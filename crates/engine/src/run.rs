@@ -7,17 +7,21 @@
 //! directory outlives a failed `run`.
 
 use crate::names::{generate_name, new_container_id, valid_name};
+use crate::network::plan::NetworkPlan;
 use crate::pull::{PullOptions, PullProgress};
-use crate::request::{container_hostname, RunRequest};
-use crate::stored::{default_stop_signal, default_stop_timeout, ContainerRuntimeConfig};
+use crate::request::RunRequest;
+use crate::stored::ContainerRuntimeConfig;
 use crate::users::resolve_user;
 use crate::{Engine, EngineError};
 use coracle_core::Platform;
 use coracle_image::ImageConfig;
-use coracle_model::{HealthConfig, MountRequest, NamespaceMode, PullPolicy, RunOptions};
+use coracle_model::{
+    EnvContext, HealthConfig, HostFacts, ImageDefaults, MountRequest, NamespaceMode, PullPolicy,
+    ResolvedContainer, RunOptions, SeccompOption,
+};
 use coracle_rootfs::snapshot::{self, RootfsMount};
 use coracle_rootfs::{etc_files, VolumeStore};
-use coracle_runtime::spec::{self, EnvContext, ResolvedMount, SeccompChoice, SpecInput};
+use coracle_runtime::spec::{self, ResolvedMount, SeccompChoice, SpecInput};
 use coracle_state::ContainerRecord;
 use std::path::{Path, PathBuf};
 
@@ -170,7 +174,9 @@ impl Engine {
         ))))
     }
 
-    /// Everything up to a bundle ready to run.
+    /// Everything up to a bundle ready to run: resolve the request against its image
+    /// and this host (pure, in coracle-model), persist the record under its name, then
+    /// prepare the root filesystem, network, /etc files, mounts and the bundle.
     pub fn create_container(
         &mut self,
         req: &RunRequest,
@@ -187,65 +193,33 @@ impl Engine {
         let image = self.image_for_run(req, progress)?;
         let shared = self.volumes_from(opts)?;
         let config = ImageConfig::parse(&image.config)?;
-        let args = spec::resolve_command(
-            config.config.entrypoint.as_deref(),
-            config.config.cmd.as_deref(),
-            opts.entrypoint.as_deref(),
-            &opts.args,
-        )?;
-
         let id = new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?;
+        let resolved = coracle_model::resolve(
+            opts,
+            &id,
+            &image_defaults(&config),
+            &shared.requests,
+            &host_facts(),
+        )?;
+        let new = NewContainer {
+            req,
+            id: &id,
+            created: chrono::Utc::now(),
+            image: &image,
+            config: &config,
+            resolved: &resolved,
+            shared: &shared,
+        };
         let dir = self.containers_dir().join(&id);
-        let mut name = opts.name.clone();
-        let now = chrono::Utc::now();
-        let runtime_name = opts.runtime.clone();
         // The directory exists and is locked before the record does, so a concurrent
         // `rm` of the new name waits for a complete container instead of removing a
         // half-made one (see `remove_stopped`).
         crate::perms::private_dir(&dir)
             .map_err(EngineError::io("create container directory", &dir))?;
         let _dir_lock = crate::containers::lock_dir(&dir)?;
-        let unmade = |e: EngineError| {
+        let name = self.persist_record(&new).inspect_err(|_| {
             let _ = coracle_rootfs::remove_tree(&dir);
-            e
-        };
-        loop {
-            let candidate = match &name {
-                Some(n) => n.clone(),
-                None => generate_name()
-                    .map_err(EngineError::io("read", "/dev/urandom"))
-                    .map_err(unmade)?,
-            };
-            let record = ContainerRecord::new_created(
-                id.clone(),
-                candidate.clone(),
-                image.id.clone(),
-                req.image.clone(),
-                now.timestamp(),
-                crate::container_config::build(&crate::container_config::ConfigSources {
-                    id: &id,
-                    created: now,
-                    request: req,
-                    image: &config,
-                    args: &args,
-                    runtime: runtime_name.as_deref(),
-                    health: None,
-                    mounts: None,
-                    volumes_from: &shared.points,
-                })
-                .to_json(),
-            );
-            match self.db.insert_container(&record) {
-                Ok(()) => {
-                    name = Some(candidate);
-                    break;
-                }
-                // A generated name clashed: draw another.
-                Err(coracle_state::StateError::NameInUse { .. }) if opts.name.is_none() => continue,
-                Err(e) => return Err(unmade(e.into())),
-            }
-        }
-        let name = name.expect("set when the record was inserted");
+        })?;
         let mut guard = CreationGuard {
             engine: self,
             id: id.clone(),
@@ -253,13 +227,156 @@ impl Engine {
             mounted: None,
             armed: true,
         };
+        guard.prepare(&new, &name)?;
+        guard.armed = false;
+        Ok(PreparedContainer { id, name, dir })
+    }
 
-        // Root filesystem: the image's layer dirs, top-most first, under an overlay.
+    /// Inserts the container's record, under `--name` or a generated name that is free.
+    fn persist_record(&mut self, new: &NewContainer) -> Result<String, EngineError> {
+        let opts = &new.req.options;
+        loop {
+            let name = match &opts.name {
+                Some(n) => n.clone(),
+                None => generate_name().map_err(EngineError::io("read", "/dev/urandom"))?,
+            };
+            let record = ContainerRecord::new_created(
+                new.id.to_string(),
+                name.clone(),
+                new.image.id.clone(),
+                new.req.image.clone(),
+                new.created.timestamp(),
+                crate::container_config::build(&new.config_sources(None, None)).to_json(),
+            );
+            match self.db.insert_container(&record) {
+                Ok(()) => return Ok(name),
+                // A generated name clashed: draw another.
+                Err(coracle_state::StateError::NameInUse { .. }) if opts.name.is_none() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// What `create_container` has decided about a new container before anything of it
+/// exists on disk.
+struct NewContainer<'a> {
+    req: &'a RunRequest,
+    id: &'a str,
+    created: chrono::DateTime<chrono::Utc>,
+    image: &'a coracle_state::ImageRecord,
+    config: &'a ImageConfig,
+    resolved: &'a ResolvedContainer,
+    shared: &'a crate::volumes_from::SharedMounts,
+}
+
+impl NewContainer<'_> {
+    fn config_sources<'a>(
+        &'a self,
+        health: Option<&'a HealthConfig>,
+        mounts: Option<&'a [ResolvedMount]>,
+    ) -> crate::container_config::ConfigSources<'a> {
+        crate::container_config::ConfigSources {
+            id: self.id,
+            created: self.created,
+            request: self.req,
+            image: self.config,
+            args: &self.resolved.args,
+            runtime: self.req.options.runtime.as_deref(),
+            health,
+            mounts,
+            volumes_from: &self.shared.points,
+        }
+    }
+}
+
+impl CreationGuard<'_> {
+    /// The root filesystem, network, /etc files, mounts and bundle of a container
+    /// whose record exists; on error the guard undoes it all.
+    fn prepare(&mut self, new: &NewContainer, name: &str) -> Result<(), EngineError> {
+        let opts = &new.req.options;
+        let rootfs = self.mount_rootfs(new.image, opts.rm)?;
+        let root = rootfs.target.clone();
+        let net = self.engine.plan_network(
+            new.id,
+            opts,
+            new.config,
+            &new.resolved.hostname,
+            &host_resolv_conf(),
+        )?;
+        self.engine
+            .db
+            .set_container_endpoints(new.id, &net.endpoints)?;
+        let etc = self
+            .engine
+            .write_etc(&self.dir, &new.resolved.hostname, &net)?;
+        let user = resolve_user(
+            new.resolved.user.as_ref(),
+            &opts.group_add,
+            read_in_root(&root, "/etc/passwd").as_deref(),
+            read_in_root(&root, "/etc/group").as_deref(),
+        )?;
+        coracle_rootfs::ensure_dir_in_root(&root, &new.resolved.cwd, 0o755)?;
+        let (mounts, anonymous_volumes) =
+            self.engine.resolve_mounts(&new.resolved.mounts, &root)?;
+        let input = self.engine.spec_input(new, root, user, mounts, &net, etc)?;
+        self.engine.write_bundle(&self.dir, opts, &input)?;
+        let monitor_config = ContainerRuntimeConfig {
+            id: new.id.to_string(),
+            name: name.to_string(),
+            rm: opts.rm,
+            tty: opts.tty,
+            interactive: opts.interactive,
+            runtime: opts.runtime.clone(),
+            rootfs,
+            restart: opts.restart,
+            log: opts.log.clone(),
+            health: new.resolved.health.clone(),
+            stop_signal: new.resolved.stop_signal,
+            stop_timeout: new.resolved.stop_timeout,
+            anonymous_volumes,
+            group_add: new.resolved.group_add.clone(),
+            network: crate::stored::NetworkConfig {
+                // Each start puts the linked containers' variables into this.
+                link_base_env: if net.config.legacy_links.is_empty() {
+                    Vec::new()
+                } else {
+                    input.env.clone()
+                },
+                ..net.config.clone()
+            },
+            cgroups_path: Some(input.cgroups_path.clone()),
+        };
+        let cfg_path = self.dir.join("container.json");
+        crate::perms::write_private(
+            &cfg_path,
+            &serde_json::to_vec_pretty(&monitor_config).expect("config serialises"),
+        )
+        .map_err(EngineError::io("write", &cfg_path))?;
+        // Mounted only while it runs: the monitor mounts it at each start. A `--rm`
+        // container's overlay is volatile, which overlayfs refuses to mount a second
+        // time, and it runs once: it stays mounted until its monitor removes it.
+        if !opts.rm {
+            snapshot::unmount(&monitor_config.rootfs)?;
+        }
+        self.mounted = None;
+        self.engine.store_container_config(
+            &new.config_sources(monitor_config.health.as_ref(), Some(&input.mounts)),
+        )
+    }
+
+    /// The image's layer dirs, top-most first, under an overlay (a private copy where
+    /// the store cannot have one).
+    fn mount_rootfs(
+        &mut self,
+        image: &coracle_state::ImageRecord,
+        rm: bool,
+    ) -> Result<RootfsMount, EngineError> {
         let lowers: Vec<PathBuf> = image
             .layers
             .iter()
             .rev()
-            .map(|l| guard.engine.layers.path(&l.chain_id))
+            .map(|l| self.engine.layers.path(&l.chain_id))
             .collect();
         // A `--rm` container's upper dir is thrown away at exit, so overlay need not
         // sync it on unmount (podman makes the same choice); kept containers are not
@@ -267,16 +384,16 @@ impl Engine {
         let prepare = snapshot::PrepareOptions {
             backend: snapshot::Backend::Auto,
             rootless: !rustix::process::geteuid().is_root(),
-            volatile: opts.rm,
+            volatile: rm,
         };
-        let rootfs = snapshot::prepare_with(&dir, &lowers, &prepare)?;
+        let rootfs = snapshot::prepare_with(&self.dir, &lowers, &prepare)?;
         let rootfs = match snapshot::mount(&rootfs) {
             Ok(()) => rootfs,
             // No overlay here (or not on this filesystem): a private copy instead.
             Err(e) if e.kind() == coracle_core::ErrorKind::Unavailable => {
                 tracing::debug!(error = %e, "no overlay for this store, copying the layers");
                 let copy = snapshot::prepare_with(
-                    &dir,
+                    &self.dir,
                     &lowers,
                     &snapshot::PrepareOptions {
                         backend: snapshot::Backend::Copy,
@@ -288,105 +405,81 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        guard.mounted = Some(rootfs.clone());
-        let root = rootfs.target.clone();
+        self.mounted = Some(rootfs.clone());
+        Ok(rootfs)
+    }
+}
 
-        let hostname = container_hostname(opts, &id);
-        let host_resolv_conf =
-            std::fs::read_to_string(etc_files::host_resolv_conf_path()).unwrap_or_default();
-        let net = guard
-            .engine
-            .plan_network(&id, opts, &config, &hostname, &host_resolv_conf)?;
-        guard
-            .engine
-            .db
-            .set_container_endpoints(&id, &net.endpoints)?;
+impl Engine {
+    /// The container's hostname, hosts and resolv.conf files (another container's,
+    /// for one on that container's network).
+    fn write_etc(
+        &self,
+        dir: &Path,
+        hostname: &str,
+        net: &NetworkPlan,
+    ) -> Result<etc_files::EtcFiles, EngineError> {
         let mut etc = etc_files::write_etc_files(
-            &dir,
+            dir,
             &etc_files::EtcConfig {
                 hosts: etc_files::HostsConfig {
-                    hostname: hostname.clone(),
+                    hostname: hostname.to_string(),
                     domainname: None,
                     ip: None,
                     extra_hosts: net.config.extra_hosts.clone(),
                 },
-                host_resolv_conf,
+                host_resolv_conf: host_resolv_conf(),
                 ipv6: false,
                 dns: net.dns.clone(),
             },
         )
-        .map_err(EngineError::io("write /etc files for", &dir))?;
+        .map_err(EngineError::io("write /etc files for", dir))?;
         if let Some(target) = &net.shared_etc_from {
             // docker: a container on another's network shares its names.
-            let t = guard.engine.containers_dir().join(target);
+            let t = self.containers_dir().join(target);
             etc.hosts = t.join("hosts");
             etc.resolv_conf = t.join("resolv.conf");
         }
+        Ok(etc)
+    }
 
-        let passwd = read_in_root(&root, "/etc/passwd");
-        let group = read_in_root(&root, "/etc/group");
-        let image_user = config
-            .config
-            .user
-            .as_deref()
-            .filter(|u| !u.is_empty())
-            .map(coracle_model::parse_user)
-            .transpose()?;
-        let user_spec = opts.user.clone().or(image_user);
-        let user = resolve_user(
-            user_spec.as_ref(),
-            &opts.group_add,
-            passwd.as_deref(),
-            group.as_deref(),
-        )?;
-
-        let cwd = opts
-            .workdir
-            .clone()
-            .or_else(|| config.config.working_dir.clone().filter(|w| !w.is_empty()))
-            .unwrap_or_else(|| "/".into());
-        if !cwd.starts_with('/') {
-            return Err(EngineError::InvalidArgument(format!(
-                "the working directory '{cwd}' is invalid, it needs to be an absolute path"
-            )));
-        }
-        coracle_rootfs::ensure_dir_in_root(&root, &cwd, 0o755)?;
-
-        // --volumes-from mounts after the container's own (which replaced any at their
-        // places), the image's volumes where neither mounts anything.
-        let own: Vec<MountRequest> = opts
-            .mounts
-            .iter()
-            .chain(&shared.requests)
-            .cloned()
-            .collect();
-        let requests = with_image_volumes(&own, config.config.volumes.as_ref());
-        let (mounts, anonymous_volumes) = guard.engine.resolve_mounts(&requests, &root)?;
-        let env = spec::merge_env(
-            config.config.env.as_deref().unwrap_or(&[]),
+    /// The runtime spec's input: the resolved container with what only its root
+    /// filesystem and network could tell (user, mounts, namespace, /etc files).
+    fn spec_input(
+        &self,
+        new: &NewContainer,
+        root: PathBuf,
+        user: crate::users::ResolvedUser,
+        mounts: Vec<ResolvedMount>,
+        net: &NetworkPlan,
+        etc: etc_files::EtcFiles,
+    ) -> Result<SpecInput, EngineError> {
+        let (opts, resolved) = (&new.req.options, new.resolved);
+        let env = coracle_model::merge_env(
+            new.config.config.env.as_deref().unwrap_or(&[]),
             &opts.env,
             &EnvContext {
-                hostname: hostname.clone(),
+                hostname: resolved.hostname.clone(),
                 home: user.home.clone(),
                 tty: opts.tty,
             },
         );
         let seccomp = match &opts.security.seccomp {
-            coracle_model::SeccompOption::Default => SeccompChoice::Default,
-            coracle_model::SeccompOption::Unconfined => SeccompChoice::Unconfined,
-            coracle_model::SeccompOption::Profile(p) => SeccompChoice::Profile(
+            SeccompOption::Default => SeccompChoice::Default,
+            SeccompOption::Unconfined => SeccompChoice::Unconfined,
+            SeccompOption::Profile(p) => SeccompChoice::Profile(
                 std::fs::read_to_string(p).map_err(EngineError::io("read seccomp profile", p))?,
             ),
         };
-        let input = SpecInput {
-            rootfs: root.clone(),
+        Ok(SpecInput {
+            rootfs: root,
             readonly_rootfs: opts.read_only,
-            args,
+            args: resolved.args.clone(),
             env,
-            cwd,
+            cwd: resolved.cwd.clone(),
             user: user.user,
             terminal: opts.tty,
-            hostname: (opts.uts == NamespaceMode::Private).then(|| hostname.clone()),
+            hostname: (opts.uts == NamespaceMode::Private).then(|| resolved.hostname.clone()),
             domainname: opts.domainname.clone().filter(|d| !d.is_empty()),
             namespaces: spec::Namespaces {
                 pid: opts.pid,
@@ -395,7 +488,7 @@ impl Engine {
                 cgroup: opts.cgroupns,
                 network: net.namespace.clone(),
             },
-            cgroups_path: opts.cgroups_path(&id),
+            cgroups_path: resolved.cgroups_path.clone(),
             mounts,
             etc_files: spec::EtcFiles {
                 hostname: Some(etc.hostname.clone()),
@@ -413,20 +506,30 @@ impl Engine {
             devices: crate::devices::resolve(&opts.devices, opts.privileged)?,
             sysctls: opts.sysctls.clone(),
             privileged: opts.privileged,
-            capabilities: held_capabilities(opts)?,
+            capabilities: resolved.capabilities.clone(),
             seccomp,
             no_new_privileges: opts.security.no_new_privileges,
             unconfined_system_paths: opts.security.unconfined_system_paths,
             init: if opts.init {
-                Some(guard.engine.init_binary()?)
+                Some(self.init_binary()?)
             } else {
                 None
             },
-            oom_score_adj: check_oom_score_adj(opts.oom_score_adj)?,
+            oom_score_adj: resolved.oom_score_adj,
             arch: std::env::consts::ARCH.to_string(),
             kernel: host_kernel(),
-        };
-        let mut spec = spec::build_spec(&input)?;
+        })
+    }
+
+    /// The OCI spec from `input`, confined for this host's LSM and adapted to the
+    /// runtime that will read it, as the bundle's config.json.
+    fn write_bundle(
+        &self,
+        dir: &Path,
+        opts: &RunOptions,
+        input: &SpecInput,
+    ) -> Result<(), EngineError> {
+        let mut spec = spec::build_spec(input)?;
         drop_unrunnable_seccomp_arches(&mut spec);
         let builtin = opts
             .runtime
@@ -444,7 +547,7 @@ impl Engine {
                 shares_host_pid_or_ipc: opts.pid == NamespaceMode::Host
                     || opts.ipc == NamespaceMode::Host,
                 builtin_runtime: builtin,
-                containers_dir: &guard.engine.containers_dir(),
+                containers_dir: &self.containers_dir(),
                 mounts: &opts.mounts,
             },
         )?;
@@ -461,72 +564,7 @@ impl Engine {
         let config_path = dir.join("config.json");
         let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
         crate::perms::write_private(&config_path, &json)
-            .map_err(EngineError::io("write", &config_path))?;
-        let monitor_config = ContainerRuntimeConfig {
-            id: id.clone(),
-            name: name.clone(),
-            rm: opts.rm,
-            tty: opts.tty,
-            interactive: opts.interactive,
-            runtime: opts.runtime.clone(),
-            rootfs,
-            restart: opts.restart,
-            log: opts.log.clone(),
-            health: coracle_model::merge_health(image_health(&config).as_ref(), &opts.health)?,
-            stop_signal: match (opts.stop_signal, &config.config.stop_signal) {
-                (Some(s), _) => s,
-                (None, Some(s)) if !s.is_empty() => coracle_model::parse_signal(s)?,
-                _ => default_stop_signal(),
-            },
-            stop_timeout: opts.stop_timeout.unwrap_or_else(default_stop_timeout),
-            anonymous_volumes,
-            group_add: opts
-                .group_add
-                .iter()
-                .map(|g| match g {
-                    coracle_model::IdRef::Id(n) => n.to_string(),
-                    coracle_model::IdRef::Name(n) => n.clone(),
-                })
-                .collect(),
-            network: crate::stored::NetworkConfig {
-                // Each start puts the linked containers' variables into this.
-                link_base_env: if net.config.legacy_links.is_empty() {
-                    Vec::new()
-                } else {
-                    input.env.clone()
-                },
-                ..net.config.clone()
-            },
-            cgroups_path: Some(input.cgroups_path.clone()),
-        };
-        let cfg_path = dir.join("container.json");
-        crate::perms::write_private(
-            &cfg_path,
-            &serde_json::to_vec_pretty(&monitor_config).expect("config serialises"),
-        )
-        .map_err(EngineError::io("write", &cfg_path))?;
-        // Mounted only while it runs: the monitor mounts it at each start. A `--rm`
-        // container's overlay is volatile, which overlayfs refuses to mount a second
-        // time, and it runs once: it stays mounted until its monitor removes it.
-        if !opts.rm {
-            snapshot::unmount(&monitor_config.rootfs)?;
-        }
-        guard.mounted = None;
-        guard
-            .engine
-            .store_container_config(&crate::container_config::ConfigSources {
-                id: &id,
-                created: now,
-                request: req,
-                image: &config,
-                args: &input.args,
-                runtime: opts.runtime.as_deref(),
-                health: monitor_config.health.as_ref(),
-                mounts: Some(&input.mounts),
-                volumes_from: &shared.points,
-            })?;
-        guard.armed = false;
-        Ok(PreparedContainer { id, name, dir })
+            .map_err(EngineError::io("write", &config_path))
     }
 
     /// Binds, volumes and tmpfs mounts with host paths, targets checked inside the
@@ -663,6 +701,21 @@ fn platform_text(p: &Platform) -> String {
     }
 }
 
+/// The image config's part in a container, as coracle-model resolves it.
+fn image_defaults(config: &ImageConfig) -> ImageDefaults {
+    let c = &config.config;
+    ImageDefaults {
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.cmd.clone(),
+        env: c.env.clone().unwrap_or_default(),
+        user: c.user.clone(),
+        working_dir: c.working_dir.clone(),
+        volumes: c.volumes.iter().flat_map(|v| v.keys().cloned()).collect(),
+        stop_signal: c.stop_signal.clone(),
+        healthcheck: image_health(config),
+    }
+}
+
 /// The image's HEALTHCHECK in the form `--health-*` flags merge into.
 fn image_health(config: &ImageConfig) -> Option<HealthConfig> {
     let h = config.config.healthcheck.as_ref()?;
@@ -675,6 +728,36 @@ fn image_health(config: &ImageConfig) -> Option<HealthConfig> {
         start_interval: ns(h.start_interval),
         retries: h.retries.filter(|r| *r > 0).unwrap_or(0) as u32,
     })
+}
+
+/// What this host and process allow a container (read from /proc).
+fn host_facts() -> HostFacts {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(u64::MAX)
+    };
+    fn number<T: std::str::FromStr>(path: &str) -> Option<T> {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+    HostFacts {
+        nodename: rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+        bounding_capabilities: mask("CapBnd:"),
+        effective_capabilities: mask("CapEff:"),
+        last_cap: number("/proc/sys/kernel/cap_last_cap").unwrap_or(40),
+        oom_score_adj: number("/proc/self/oom_score_adj").unwrap_or(0),
+        hard_limits: host_hard_limits(),
+    }
+}
+
+fn host_resolv_conf() -> String {
+    std::fs::read_to_string(etc_files::host_resolv_conf_path()).unwrap_or_default()
 }
 
 /// A file inside the rootfs, read without following symlinks out of it; None when
@@ -710,73 +793,9 @@ fn host_hard_limits() -> std::collections::HashMap<String, u64> {
     out
 }
 
-/// The highest capability number this kernel knows.
-fn last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
-}
-
 fn host_kernel() -> Option<coracle_runtime::seccomp::KernelVersion> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
     coracle_runtime::seccomp::KernelVersion::parse(release.trim())
-}
-
-/// The container's capabilities, limited to those this process may pass on: a
-/// capability outside our bounding set cannot be granted (here root lacks
-/// CAP_SYS_RESOURCE). `ALL`/`--privileged` quietly mean "all we have"; naming a missing
-/// one explicitly is an error.
-/// The kernel refuses to lower a process's OOM score below its own without
-/// CAP_SYS_RESOURCE; say so before the runtime fails with a bare I/O error.
-fn check_oom_score_adj(adj: Option<i32>) -> Result<Option<i32>, EngineError> {
-    let Some(v) = adj else { return Ok(None) };
-    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    if v >= own {
-        return Ok(adj);
-    }
-    const CAP_SYS_RESOURCE: u32 = 24;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let effective = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(u64::MAX);
-    if effective & (1u64 << CAP_SYS_RESOURCE) == 0 {
-        return Err(EngineError::InvalidArgument(format!(
-            "--oom-score-adj {v}: lowering the OOM score below coracle's own ({own}) needs \
-             CAP_SYS_RESOURCE, which coracle does not hold; use a value of at least {own}"
-        )));
-    }
-    Ok(adj)
-}
-
-fn held_capabilities(opts: &RunOptions) -> Result<Vec<String>, EngineError> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(u64::MAX);
-    let held = |name: &str| {
-        coracle_model::defaults::ALL_CAPABILITIES
-            .iter()
-            .position(|c| *c == name)
-            .is_none_or(|bit| bounding & (1u64 << bit) != 0)
-    };
-    if let Some(missing) = opts.cap_add.iter().find(|c| *c != "ALL" && !held(c)) {
-        return Err(EngineError::InvalidArgument(format!(
-            "--cap-add {missing}: coracle does not hold this capability itself, so it cannot grant it"
-        )));
-    }
-    Ok(opts
-        .capabilities(last_cap())
-        .into_iter()
-        .filter(|c| held(c))
-        .collect())
 }
 
 /// Docker's profile filters x86_64, x86 and x32 on amd64. On a kernel without the x32
@@ -816,44 +835,6 @@ fn x32_abi_available() -> bool {
 #[cfg(not(target_arch = "x86_64"))]
 fn x32_abi_available() -> bool {
     false
-}
-
-/// The requested mounts, then an anonymous volume for each image `VOLUME` no request
-/// mounts at (docker's rule: an exact destination match, after cleaning the path),
-/// filled from the image unless empty there.
-fn with_image_volumes(
-    requests: &[MountRequest],
-    image_volumes: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
-) -> Vec<MountRequest> {
-    let mut out = requests.to_vec();
-    for path in image_volumes.into_iter().flat_map(|v| v.keys()) {
-        let path = clean_path(path);
-        if path == "/" || out.iter().any(|m| clean_path(m.target()) == path) {
-            continue;
-        }
-        out.push(MountRequest::Anonymous {
-            target: path,
-            read_only: false,
-            no_copy: false,
-        });
-    }
-    out
-}
-
-/// An absolute path without `.`, empty components or a trailing slash (`..` stays
-/// inside `/`), as Go's `filepath.Clean` makes a volume path.
-fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// Mounts over or inside /proc are refused before anything is created (runc's rule,

@@ -4,12 +4,14 @@
 //! env lookup and file contents), except the `host_has_*` probes of /sys.
 
 mod cgroups;
+mod command;
 pub mod defaults;
 mod lifecycle;
 mod links;
 mod mounts;
 mod network;
 mod process;
+mod resolve;
 mod resources;
 mod update;
 
@@ -47,6 +49,10 @@ pub use resources::{
     parse_shm_size, parse_ulimit, BlkioDevice, CpuQuota, DeviceMapping, Resources, Ulimit,
 };
 
+pub use command::{merge_env, resolve_command, EnvContext};
+pub use resolve::{
+    hostname, resolve, HostFacts, ImageDefaults, ResolvedContainer, DEFAULT_STOP_TIMEOUT,
+};
 pub use resources::{
     host_cpuset_cpus, host_has_swap_limit, parse_pids_limit_update, BLKIO_WEIGHT_DISCARDED,
     SWAP_LIMIT_DISCARDED,

@@ -1,5 +1,6 @@
-//! Golden tests: run options as the CLI parses them -> SpecInput as the engine would
-//! resolve it -> OCI spec JSON, compared with tests/golden/*.json.
+//! Golden tests: run options as the CLI parses them -> `coracle_model::resolve` (what
+//! `create` runs) against a fake image and host -> SpecInput with the host paths the
+//! engine would find -> OCI spec JSON, compared with tests/golden/*.json.
 //! `UPDATE_GOLDEN=1 cargo test -p coracle-runtime --test golden` rewrites the files
 //! (review the diff against docker's behaviour before committing it).
 
@@ -7,10 +8,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use coracle_model::defaults;
-use coracle_model::{self as options, MountRequest, NamespaceMode, RunOptions, SysctlContext};
+use coracle_model::{
+    self as options, merge_env, EnvContext, HostFacts, ImageDefaults, MountRequest, NamespaceMode,
+    RunOptions, SysctlContext,
+};
 use coracle_runtime::seccomp::KernelVersion;
 use coracle_runtime::spec::{
-    build_spec, merge_env, resolve_command, Device, EnvContext, EtcFiles, Namespaces,
+    build_spec, Device, EtcFiles, Namespaces,
     NetworkNamespace, ProcessUser, ResolvedMount, SeccompChoice, SpecInput,
 };
 
@@ -20,22 +24,41 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// What the engine does: resolve the options against a fake image and host.
+fn host_hard_limits() -> HashMap<String, u64> {
+    HashMap::from([
+        ("RLIMIT_NOFILE".to_string(), 524288),
+        ("RLIMIT_NPROC".to_string(), 127_000),
+    ])
+}
+
+/// What `create` does: resolve the options against a fake image and host, then fill in
+/// what the root filesystem and the host's paths would tell (`user`, `home`, mounts,
+/// devices).
 fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
-    let image_cmd = strings(&["/bin/sh"]);
-    let image_env = strings(&["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
-    let args = resolve_command(None, Some(&image_cmd), o.entrypoint.as_deref(), &o.args).unwrap();
-    let hostname = o.hostname.clone().unwrap_or_else(|| ID.to_string());
+    let image = ImageDefaults {
+        cmd: Some(strings(&["/bin/sh"])),
+        env: strings(&["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]),
+        ..Default::default()
+    };
+    let host = HostFacts {
+        nodename: "host".into(),
+        bounding_capabilities: u64::MAX,
+        effective_capabilities: u64::MAX,
+        last_cap: defaults::LAST_CAP,
+        oom_score_adj: -1000,
+        hard_limits: host_hard_limits(),
+    };
+    let r = options::resolve(o, ID, &image, &[], &host).unwrap();
     let env = merge_env(
-        &image_env,
+        &image.env,
         &o.env,
         &EnvContext {
-            hostname: hostname.clone(),
+            hostname: r.hostname.clone(),
             home: home.map(String::from),
             tty: o.tty,
         },
     );
-    let mounts = o
+    let mounts = r
         .mounts
         .iter()
         .map(
@@ -103,12 +126,12 @@ fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
     SpecInput {
         rootfs: PathBuf::from(format!("{dir}/merged")),
         readonly_rootfs: o.read_only,
-        args,
+        args: r.args,
         env,
-        cwd: o.workdir.clone().unwrap_or_else(|| "/".into()),
+        cwd: r.cwd,
         user,
         terminal: o.tty,
-        hostname: Some(hostname),
+        hostname: (o.uts == NamespaceMode::Private).then_some(r.hostname),
         domainname: o.domainname.clone(),
         namespaces: Namespaces {
             pid: o.pid,
@@ -120,7 +143,7 @@ fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
                 _ => NetworkNamespace::Private,
             },
         },
-        cgroups_path: defaults::cgroups_path(ID),
+        cgroups_path: r.cgroups_path,
         mounts,
         etc_files: EtcFiles {
             hostname: Some(PathBuf::from(format!("{dir}/hostname"))),
@@ -129,15 +152,12 @@ fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
         },
         resources: o.resources(),
         ulimits: o.ulimits.clone(),
-        host_hard_limits: HashMap::from([
-            ("RLIMIT_NOFILE".to_string(), 524288),
-            ("RLIMIT_NPROC".to_string(), 127_000),
-        ]),
+        host_hard_limits: host.hard_limits,
         shm_size: o.shm_size,
         devices,
         sysctls: o.sysctls.clone(),
         privileged: o.privileged,
-        capabilities: o.capabilities(defaults::LAST_CAP),
+        capabilities: r.capabilities,
         seccomp: match &o.security.seccomp {
             options::SeccompOption::Default => SeccompChoice::Default,
             options::SeccompOption::Unconfined => SeccompChoice::Unconfined,
@@ -146,7 +166,7 @@ fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
         no_new_privileges: o.security.no_new_privileges,
         unconfined_system_paths: o.security.unconfined_system_paths,
         init: o.init.then(|| PathBuf::from("/usr/libexec/coracle/init")),
-        oom_score_adj: o.oom_score_adj,
+        oom_score_adj: r.oom_score_adj,
         arch: "x86_64".into(),
         kernel: KernelVersion::parse("6.1"),
     }

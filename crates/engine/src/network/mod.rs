@@ -12,7 +12,7 @@
 
 mod endpoints;
 mod inspect;
-mod plan;
+pub(crate) mod plan;
 mod sandbox;
 
 pub use endpoints::{netns_path, NETNS_DIR};

@@ -2,7 +2,6 @@
 //! `oci/defaults.go` and `daemon/oci_linux.go`). Pure: the engine resolves images,
 //! users, volumes and host facts first and passes them in [`SpecInput`].
 
-mod command;
 mod exec;
 pub mod update;
 
@@ -16,7 +15,6 @@ use oci_spec::runtime::{
     Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 
-pub use command::{merge_env, resolve_command, EnvContext};
 pub use exec::*;
 
 use crate::seccomp::{self, KernelVersion, SeccompError};
@@ -171,9 +169,9 @@ pub struct SpecInput {
     pub rootfs: PathBuf,
     /// `--read-only`.
     pub readonly_rootfs: bool,
-    /// argv from [`resolve_command`] (without the init, added here).
+    /// argv from [`coracle_model::resolve_command`] (without the init, added here).
     pub args: Vec<String>,
-    /// from [`merge_env`].
+    /// from [`coracle_model::merge_env`].
     pub env: Vec<String>,
     /// absolute working directory.
     pub cwd: String,

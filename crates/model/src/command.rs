@@ -1,7 +1,6 @@
 //! Docker's rules for the command line and the environment of a container.
 
-use super::SpecError;
-use coracle_model::defaults;
+use crate::{defaults, OptionsError};
 
 /// The container's argv from the image's Entrypoint/Cmd and the `run` arguments,
 /// exactly as docker combines them:
@@ -15,7 +14,7 @@ pub fn resolve_command(
     image_cmd: Option<&[String]>,
     entrypoint_override: Option<&str>,
     args: &[String],
-) -> Result<Vec<String>, SpecError> {
+) -> Result<Vec<String>, OptionsError> {
     let mut argv: Vec<String> = match entrypoint_override {
         Some("") => Vec::new(),
         Some(e) => vec![e.to_string()],
@@ -27,7 +26,8 @@ pub fn resolve_command(
         argv.extend(image_cmd.into_iter().flatten().cloned());
     }
     if argv.is_empty() {
-        return Err(SpecError::NoCommand);
+        // docker's words (exit code 125).
+        return Err(OptionsError::Invalid("No command specified".to_string()));
     }
     Ok(argv)
 }
