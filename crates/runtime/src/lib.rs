@@ -18,3 +18,4 @@ pub mod runtime;
 pub mod seccomp;
 pub mod spec;
 pub mod teardown;
+pub mod tty;

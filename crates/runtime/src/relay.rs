@@ -1,7 +1,8 @@
 //! What a process that stays with a container process needs, shared by the
-//! foreground monitor ([`crate::monitor::run_foreground`]) and `exec`
-//! ([`crate::exec_session`]): relaying our terminal to a pty master, passing signals
-//! on, reaping, and the signal-mask and fd plumbing around that.
+//! foreground monitor (`monitor::run_foreground`), `exec` (`exec_session`) and the
+//! attach client (`monitor::session`): relaying our terminal to a pty master, passing
+//! signals on, reaping, and the signal-mask and fd plumbing around that. It depends on
+//! none of them, so they share it without importing each other.
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -14,7 +15,17 @@ use nix::unistd::Pid;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
-use crate::monitor::tty;
+use crate::tty;
+
+/// Signals `coracle run` forwards to the container (docker's sig-proxy).
+pub const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 /// Relays our stdin/stdout to `master` (with `interactive`, stdin is read; without a
 /// pty nothing is relayed: the child has our stdio), hands the signals read from
