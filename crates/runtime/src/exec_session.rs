@@ -22,9 +22,9 @@ use nix::unistd::Pid;
 /// The OCI process [`run`] takes (re-exported for callers without oci-spec).
 pub use oci_spec::runtime::Process;
 
-use crate::monitor::{tty, MonitorError, FORWARDED_SIGNALS};
-use crate::relay::{self, absolute, reap_all, SigmaskGuard};
+use crate::relay::{self, absolute, reap_all, SigmaskGuard, FORWARDED_SIGNALS};
 use crate::runtime::{ExecFailure, ProcessIo, Runtime, RuntimeError, Status};
+use crate::tty::{self, TtyError};
 
 /// How the caller takes part in the exec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub enum ExecError {
     #[error("exec must be run from a single-threaded process")]
     MultiThreaded,
     #[error(transparent)]
-    Terminal(#[from] MonitorError),
+    Terminal(#[from] TtyError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -94,10 +94,10 @@ impl ExecError {
             ExecError::Exec { .. } => ErrorKind::InvalidArgument,
             ExecError::NotRunning(_) => ErrorKind::Conflict,
             ExecError::Runtime(e) => e.kind(),
-            ExecError::Terminal(e) => e.kind(),
-            ExecError::MultiThreaded | ExecError::Io { .. } | ExecError::Sys { .. } => {
-                ErrorKind::Internal
-            }
+            ExecError::MultiThreaded
+            | ExecError::Terminal(_)
+            | ExecError::Io { .. }
+            | ExecError::Sys { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -127,116 +127,32 @@ pub fn run(
     }
     set_child_subreaper()?;
     if opts.detach {
-        let mut detached = process.clone();
-        detached.set_terminal(Some(false));
-        let io = ProcessIo::Inherit {
-            stdin: dev_null()?,
-            stdout: dev_null()?,
-            stderr: dev_null()?,
-        };
-        rt.exec(id, &detached, io)
-            .map_err(|e| exec_error(rt, id, process, e))?;
-        reap_all();
-        return Ok(0);
+        return run_detached(rt, id, process);
     }
-    let mut mask = SigSet::empty();
-    for s in FORWARDED_SIGNALS {
-        mask.add(s);
-    }
-    mask.add(Signal::SIGCHLD);
-    mask.add(Signal::SIGWINCH);
+    let (passed_on, early) = signal_sets();
     // The signals we pass on are blocked (and read from `sigfd`) only once the process
     // runs: until then Ctrl-C or SIGTERM ends this exec, waiting for the container's
     // exec lock included, and the runtime's helpers die with it.
-    let mut early = SigSet::empty();
-    early.add(Signal::SIGCHLD);
-    early.add(Signal::SIGWINCH);
-    let sigmask = |set: &SigSet| {
-        SigmaskGuard::block(set).map_err(|source| ExecError::Sys {
-            call: "sigprocmask",
-            source,
-        })
-    };
-    let _early_guard = sigmask(&early)?;
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|source| ExecError::Sys {
-            call: "signalfd",
-            source,
-        })?;
-
-    let console = if process.terminal().unwrap_or(false) {
-        fs::create_dir_all(&opts.console_dir).map_err(|source| ExecError::Io {
-            what: "create",
-            path: opts.console_dir.clone(),
-            source,
-        })?;
-        let path = absolute(&opts.console_dir).join(format!("exec-{}.sock", std::process::id()));
-        Some(tty::ConsoleSocket::bind(&path)?)
-    } else {
-        None
-    };
-    let stdin = std::io::stdin();
-    // The process may run before we hold its pty master: the runtime gives the pty our
-    // size from the start (later changes follow SIGWINCH).
-    let mut sized;
-    let mut process = process;
-    if console.is_some() {
-        let size = tty::winsize(stdin.as_fd()).and_then(|(rows, cols)| {
-            oci_spec::runtime::BoxBuilder::default()
-                .height(rows as u64)
-                .width(cols as u64)
-                .build()
-                .ok()
-        });
-        if let Some(size) = size {
-            sized = process.clone();
-            sized.set_console_size(Some(size));
-            process = &sized;
-        }
-    }
-    // Without a terminal the process gets pipes we relay, as docker's: never our own
-    // stdio, which it could keep (a terminal, a file our output went to) after we exit.
-    let mut pipes = None;
-    let io = match &console {
-        Some(c) => ProcessIo::ConsoleSocket(c.path().to_path_buf()),
-        None => {
-            let (stdin, ours) = if opts.interactive {
-                let (r, w) = pipe()?;
-                (r, Some(w))
-            } else {
-                (dev_null()?, None)
-            };
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
-            pipes = Some(relay::Pipes {
-                stdin: ours,
-                stdout: out_r,
-                stderr: err_r,
-            });
-            ProcessIo::Inherit {
-                stdin,
-                stdout: out_w,
-                stderr: err_w,
-            }
-        }
-    };
+    let _early_guard = block_signals(&early)?;
+    let sigfd = signalfd(&passed_on)?;
+    let console = console_socket(process, opts)?;
+    let sized = console
+        .as_ref()
+        .and_then(|_| sized_to_our_terminal(process));
+    let process = sized.as_ref().unwrap_or(process);
+    let (io, pipes) = process_stdio(console.as_ref(), opts)?;
     // The runtime consumes `io`: once it returns, only the process holds the write
     // ends, so their end of file is the process's (and its children's) last output.
     let pid = rt
         .exec(id, process, io)
         .map_err(|e| exec_error(rt, id, process, e))?;
     let pid = Pid::from_raw(pid as i32);
-    let _mask_guard = sigmask(&mask)?;
+    let _mask_guard = block_signals(&passed_on)?;
     let result = match pipes {
-        Some(p) => relay::relay_pipes_until_exit(&sigfd, pid, p, &mut |signo| {
-            if let Ok(sig) = Signal::try_from(signo) {
-                let _ = nix::sys::signal::kill(pid, sig);
-            }
-        })
-        .map_err(|source| ExecError::Sys {
-            call: "poll",
-            source,
-        }),
+        Some(p) => {
+            relay::relay_pipes_until_exit(&sigfd, pid, p, &mut |signo| pass_signal(pid, signo))
+                .map_err(poll_error)
+        }
         None => attach(console, opts.interactive, &sigfd, pid),
     };
     if result.is_err() {
@@ -246,6 +162,128 @@ pub fn run(
     }
     reap_all();
     result
+}
+
+/// `-d`: starts the process on /dev/null and leaves it running.
+fn run_detached(rt: &dyn Runtime, id: &str, process: &Process) -> Result<i32, ExecError> {
+    let mut detached = process.clone();
+    detached.set_terminal(Some(false));
+    let io = ProcessIo::Inherit {
+        stdin: dev_null()?,
+        stdout: dev_null()?,
+        stderr: dev_null()?,
+    };
+    rt.exec(id, &detached, io)
+        .map_err(|e| exec_error(rt, id, process, e))?;
+    reap_all();
+    Ok(0)
+}
+
+/// The signals read from the signalfd while the process runs (those passed on to it,
+/// SIGCHLD and SIGWINCH), and the ones blocked from the start (SIGCHLD and SIGWINCH).
+fn signal_sets() -> (SigSet, SigSet) {
+    let mut early = SigSet::empty();
+    early.add(Signal::SIGCHLD);
+    early.add(Signal::SIGWINCH);
+    let mut all = early;
+    for s in FORWARDED_SIGNALS {
+        all.add(s);
+    }
+    (all, early)
+}
+
+fn block_signals(set: &SigSet) -> Result<SigmaskGuard, ExecError> {
+    SigmaskGuard::block(set).map_err(|source| ExecError::Sys {
+        call: "sigprocmask",
+        source,
+    })
+}
+
+fn signalfd(set: &SigSet) -> Result<SignalFd, ExecError> {
+    SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|source| {
+        ExecError::Sys {
+            call: "signalfd",
+            source,
+        }
+    })
+}
+
+/// The socket the runtime sends the pty master on, when the process has a terminal.
+fn console_socket(
+    process: &Process,
+    opts: &ExecOptions,
+) -> Result<Option<tty::ConsoleSocket>, ExecError> {
+    if !process.terminal().unwrap_or(false) {
+        return Ok(None);
+    }
+    fs::create_dir_all(&opts.console_dir).map_err(|source| ExecError::Io {
+        what: "create",
+        path: opts.console_dir.clone(),
+        source,
+    })?;
+    let path = absolute(&opts.console_dir).join(format!("exec-{}.sock", std::process::id()));
+    Ok(Some(tty::ConsoleSocket::bind(&path)?))
+}
+
+/// `process` with our terminal's size, if stdin is a terminal. The process may run
+/// before we hold its pty master: the runtime gives the pty our size from the start
+/// (later changes follow SIGWINCH).
+fn sized_to_our_terminal(process: &Process) -> Option<Process> {
+    let (rows, cols) = tty::winsize(std::io::stdin().as_fd())?;
+    let size = oci_spec::runtime::BoxBuilder::default()
+        .height(rows as u64)
+        .width(cols as u64)
+        .build()
+        .ok()?;
+    let mut sized = process.clone();
+    sized.set_console_size(Some(size));
+    Some(sized)
+}
+
+/// The process's stdio as the runtime takes it, and our ends of its pipes (None with
+/// a terminal). Without a terminal the process gets pipes we relay, as docker's: never
+/// our own stdio, which it could keep (a terminal, a file our output went to) after we
+/// exit.
+fn process_stdio(
+    console: Option<&tty::ConsoleSocket>,
+    opts: &ExecOptions,
+) -> Result<(ProcessIo, Option<relay::Pipes>), ExecError> {
+    if let Some(c) = console {
+        return Ok((ProcessIo::ConsoleSocket(c.path().to_path_buf()), None));
+    }
+    let (stdin, ours) = if opts.interactive {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        (dev_null()?, None)
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let io = ProcessIo::Inherit {
+        stdin,
+        stdout: out_w,
+        stderr: err_w,
+    };
+    let pipes = relay::Pipes {
+        stdin: ours,
+        stdout: out_r,
+        stderr: err_r,
+    };
+    Ok((io, Some(pipes)))
+}
+
+/// Passes a signal we received on to the process.
+fn pass_signal(pid: Pid, signo: i32) {
+    if let Ok(sig) = Signal::try_from(signo) {
+        let _ = nix::sys::signal::kill(pid, sig);
+    }
+}
+
+fn poll_error(source: nix::Error) -> ExecError {
+    ExecError::Sys {
+        call: "poll",
+        source,
+    }
 }
 
 /// Takes the pty (if any), relays it and waits for `pid`.
@@ -272,14 +310,9 @@ fn attach(
         None
     };
     relay::relay_until_exit(sigfd, pid, master.as_ref(), interactive, &mut |signo| {
-        if let Ok(sig) = Signal::try_from(signo) {
-            let _ = nix::sys::signal::kill(pid, sig);
-        }
+        pass_signal(pid, signo)
     })
-    .map_err(|source| ExecError::Sys {
-        call: "poll",
-        source,
-    })
+    .map_err(poll_error)
 }
 
 /// An exec racing a stop fails wherever the dying init pulls the ground away (its

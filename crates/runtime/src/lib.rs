@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod seccomp;
 pub mod spec;
 pub mod teardown;
+pub mod tty;

@@ -1,7 +1,8 @@
 //! What a process that stays with a container process needs, shared by the
-//! foreground monitor ([`crate::monitor::run_foreground`]) and `exec`
-//! ([`crate::exec_session`]): relaying our terminal to a pty master, passing signals
-//! on, reaping, and the signal-mask and fd plumbing around that.
+//! foreground monitor (`monitor::run_foreground`), `exec` (`exec_session`) and the
+//! attach client (`monitor::session`): relaying our terminal to a pty master, passing
+//! signals on, reaping, and the signal-mask and fd plumbing around that. It depends on
+//! none of them, so they share it without importing each other.
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -14,7 +15,17 @@ use nix::unistd::Pid;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
-use crate::monitor::tty;
+use crate::tty;
+
+/// Signals `coracle run` forwards to the container (docker's sig-proxy).
+pub const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 /// Relays our stdin/stdout to `master` (with `interactive`, stdin is read; without a
 /// pty nothing is relayed: the child has our stdio), hands the signals read from
@@ -27,96 +38,164 @@ pub(crate) fn relay_until_exit(
     interactive: bool,
     forward: &mut dyn FnMut(i32),
 ) -> nix::Result<i32> {
-    const STDIN: RawFd = 0;
-    let stdin = std::io::stdin();
-    let mut stdout = std::io::stdout().lock();
-    let mut stdin_open = master.is_some() && interactive;
-    let mut master_open = master.is_some();
-    let mut to_master: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut pty = PtyRelay {
+        master,
+        stdin: std::io::stdin(),
+        stdout: std::io::stdout().lock(),
+        stdin_open: master.is_some() && interactive,
+        master_open: master.is_some(),
+        to_master: Vec::new(),
+        buf: vec![0u8; 32 * 1024],
+    };
     loop {
+        let Some(ready) = pty.wait(sigfd)? else {
+            continue;
+        };
+        // Output first: what the process wrote before it exited must reach us.
+        if let Some(revents) = ready.master {
+            pty.serve_master(revents);
+        }
+        if ready.stdin {
+            pty.read_stdin();
+        }
+        if ready.signals {
+            if let Some(code) = pty.handle_signals(sigfd, child, forward) {
+                return Ok(code);
+            }
+        }
+    }
+}
+
+/// Our terminal relayed to a pty master while the process runs.
+struct PtyRelay<'a> {
+    master: Option<&'a OwnedFd>,
+    stdin: std::io::Stdin,
+    stdout: std::io::StdoutLock<'static>,
+    stdin_open: bool,
+    master_open: bool,
+    /// Our input not yet written to the master.
+    to_master: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+/// What one poll found ready: signals, the master (its events, when polled), stdin.
+struct PtyReady {
+    signals: bool,
+    master: Option<PollFlags>,
+    stdin: bool,
+}
+
+impl PtyRelay<'_> {
+    /// Waits for a signal, the master (while open) or our stdin (while open and
+    /// the input queue has room); None when interrupted.
+    fn wait(&self, sigfd: &SignalFd) -> nix::Result<Option<PtyReady>> {
         let mut fds = vec![PollFd::new(sigfd, PollFlags::IN)];
         let (mut i_stdin, mut i_master) = (None, None);
-        if let Some(m) = master.filter(|_| master_open) {
+        if let Some(m) = self.master.filter(|_| self.master_open) {
             let mut ev = PollFlags::IN;
-            if !to_master.is_empty() {
+            if !self.to_master.is_empty() {
                 ev |= PollFlags::OUT;
             }
             i_master = Some(fds.len());
             fds.push(PollFd::new(m, ev));
         }
-        if stdin_open && to_master.len() < 64 * 1024 {
+        if self.stdin_open && self.to_master.len() < 64 * 1024 {
             i_stdin = Some(fds.len());
-            fds.push(PollFd::new(&stdin, PollFlags::IN));
+            fds.push(PollFd::new(&self.stdin, PollFlags::IN));
         }
         match poll(&mut fds, None) {
             Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::INTR) => return Ok(None),
             Err(e) => return Err(nix_error(e)),
         }
-        // Output first: what the process wrote before it exited must reach us.
-        if let (Some(i), Some(m)) = (i_master, master) {
-            let re = fds[i].revents();
-            if re.contains(PollFlags::IN) {
-                match nix::unistd::read(m.as_raw_fd(), &mut buf) {
-                    Ok(0) => master_open = false,
-                    Ok(k) => {
-                        // Our terminal went away: keep going, drop the output.
-                        let _ = stdout.write_all(&buf[..k]).and_then(|_| stdout.flush());
-                    }
-                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
-                    // EIO: every slave fd is closed.
-                    Err(_) => master_open = false,
+        Ok(Some(PtyReady {
+            signals: !fds[0].revents().is_empty(),
+            master: i_master.map(|i| fds[i].revents()),
+            stdin: i_stdin.is_some_and(|i| !fds[i].revents().is_empty()),
+        }))
+    }
+
+    /// Copies the master's output to our stdout and writes queued input to it.
+    fn serve_master(&mut self, revents: PollFlags) {
+        let Some(m) = self.master else {
+            return;
+        };
+        if revents.contains(PollFlags::IN) {
+            match nix::unistd::read(m.as_raw_fd(), &mut self.buf) {
+                Ok(0) => self.master_open = false,
+                Ok(k) => {
+                    // Our terminal went away: keep going, drop the output.
+                    let _ = self
+                        .stdout
+                        .write_all(&self.buf[..k])
+                        .and_then(|_| self.stdout.flush());
                 }
-            } else if re.intersects(PollFlags::HUP | PollFlags::ERR) {
-                master_open = false;
+                Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                // EIO: every slave fd is closed.
+                Err(_) => self.master_open = false,
             }
-            if master_open && re.contains(PollFlags::OUT) && !to_master.is_empty() {
-                match nix::unistd::write(m.as_fd(), &to_master) {
-                    Ok(k) => {
-                        to_master.drain(..k);
-                    }
-                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
-                    Err(_) => to_master.clear(),
+        } else if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
+            self.master_open = false;
+        }
+        if self.master_open && revents.contains(PollFlags::OUT) && !self.to_master.is_empty() {
+            match nix::unistd::write(m.as_fd(), &self.to_master) {
+                Ok(k) => {
+                    self.to_master.drain(..k);
                 }
+                Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+                Err(_) => self.to_master.clear(),
             }
         }
-        if let (Some(i), Some(m)) = (i_stdin, master) {
-            if !fds[i].revents().is_empty() {
-                match nix::unistd::read(STDIN, &mut buf) {
-                    Ok(0) | Err(_) => {
-                        stdin_open = false;
-                        // EOF on our stdin: the process's terminal sees its EOF char.
-                        to_master.push(tty::eof_char(m.as_fd()));
-                    }
-                    Ok(k) => to_master.extend_from_slice(&buf[..k]),
-                }
+    }
+
+    /// Queues what our stdin holds for the master; at its end, the terminal's EOF char.
+    fn read_stdin(&mut self) {
+        const STDIN: RawFd = 0;
+        let Some(m) = self.master else {
+            return;
+        };
+        match nix::unistd::read(STDIN, &mut self.buf) {
+            Ok(0) | Err(_) => {
+                self.stdin_open = false;
+                // EOF on our stdin: the process's terminal sees its EOF char.
+                self.to_master.push(tty::eof_char(m.as_fd()));
             }
+            Ok(k) => self.to_master.extend_from_slice(&self.buf[..k]),
         }
-        if !fds[0].revents().is_empty() {
-            while let Ok(Some(info)) = sigfd.read_signal() {
-                let signo = info.ssi_signo as i32;
-                match Signal::try_from(signo) {
-                    Ok(Signal::SIGCHLD) => {
-                        if let Some(code) = reap(child) {
-                            if let (Some(m), true) = (master, master_open) {
-                                drain(m.as_raw_fd(), &mut buf, &mut stdout);
-                            }
-                            let _ = stdout.flush();
-                            return Ok(code);
+    }
+
+    /// SIGCHLD reaps (returning `child`'s code, after copying the master's last
+    /// output, once it is reaped), SIGWINCH resizes the pty, the others go to
+    /// `forward`.
+    fn handle_signals(
+        &mut self,
+        sigfd: &SignalFd,
+        child: Pid,
+        forward: &mut dyn FnMut(i32),
+    ) -> Option<i32> {
+        while let Ok(Some(info)) = sigfd.read_signal() {
+            let signo = info.ssi_signo as i32;
+            match Signal::try_from(signo) {
+                Ok(Signal::SIGCHLD) => {
+                    if let Some(code) = reap(child) {
+                        if let (Some(m), true) = (self.master, self.master_open) {
+                            drain(m.as_raw_fd(), &mut self.buf, &mut self.stdout);
                         }
+                        let _ = self.stdout.flush();
+                        return Some(code);
                     }
-                    Ok(Signal::SIGWINCH) => {
-                        if let Some(m) = master {
-                            tty::copy_winsize(stdin.as_fd(), m.as_fd());
-                        }
-                    }
-                    // Not yet reaped, so the pid is still the process's.
-                    Ok(_) => forward(signo),
-                    Err(_) => {}
                 }
+                Ok(Signal::SIGWINCH) => {
+                    if let Some(m) = self.master {
+                        tty::copy_winsize(self.stdin.as_fd(), m.as_fd());
+                    }
+                }
+                // Not yet reaped, so the pid is still the process's.
+                Ok(_) => forward(signo),
+                Err(_) => {}
             }
         }
+        None
     }
 }
 

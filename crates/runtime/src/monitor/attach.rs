@@ -172,7 +172,7 @@ impl Client {
             if left.is_zero() {
                 return;
             }
-            super::tty::poll_one(&self.stream, rustix::event::PollFlags::OUT, Some(left));
+            crate::tty::poll_one(&self.stream, rustix::event::PollFlags::OUT, Some(left));
             self.flush();
         }
     }

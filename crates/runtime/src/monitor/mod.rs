@@ -14,7 +14,8 @@ pub mod attach;
 pub mod logfile;
 pub mod session;
 pub mod supervise;
-pub mod tty;
+/// Where the terminal plumbing lived before `exec` and the attach client shared it.
+pub use crate::tty;
 
 use std::fs;
 use std::io::Write;
@@ -27,18 +28,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
+pub use crate::relay::FORWARDED_SIGNALS;
 use crate::relay::{self, absolute, reap_all, SigmaskGuard};
 use crate::runtime::{self, ExecFailure, ProcessIo, Runtime, RuntimeError};
-
-/// Signals `coracle run` forwards to the container (docker's sig-proxy).
-pub const FORWARDED_SIGNALS: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+use crate::tty::TtyError;
 
 /// What the monitor runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +76,8 @@ pub enum MonitorError {
         #[source]
         source: nix::Error,
     },
+    #[error(transparent)]
+    Tty(#[from] TtyError),
 }
 
 impl MonitorError {
@@ -99,7 +94,9 @@ impl MonitorError {
         match self {
             MonitorError::Exec { .. } => ErrorKind::InvalidArgument,
             MonitorError::Runtime(e) => e.kind(),
-            MonitorError::Io { .. } | MonitorError::Sys { .. } => ErrorKind::Internal,
+            MonitorError::Io { .. } | MonitorError::Sys { .. } | MonitorError::Tty(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }

@@ -10,7 +10,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::{poll, PollFd, PollFlags};
 
 use super::attach::{self, DetachKeys, FrameReader};
-use super::{tty, FORWARDED_SIGNALS};
+use crate::relay::{SigmaskGuard, FORWARDED_SIGNALS};
+use crate::tty;
 
 pub struct AttachOptions {
     /// Send our stdin to the container.
@@ -42,11 +43,46 @@ pub enum AttachEnd {
 /// the user detaches, or the monitor disappears. `on_signal` is called for each
 /// signal to pass on.
 pub fn relay(
-    mut stream: UnixStream,
+    stream: UnixStream,
     opts: &AttachOptions,
     on_signal: &mut dyn FnMut(i32),
 ) -> io::Result<AttachEnd> {
     let stdin = io::stdin();
+    let mask = relayed_signals(opts);
+    let _restore = SigmaskGuard::block(&mask)?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    let _raw = if opts.tty && opts.stdin {
+        tty::RawMode::enter(stdin.as_fd())
+    } else {
+        None
+    };
+    let mut session = Session::new(stream, opts);
+    if opts.tty {
+        session.send_terminal_size()?;
+    }
+    loop {
+        let Some(ready) = session.wait(&sigfd, &stdin)? else {
+            continue;
+        };
+        if ready.signals {
+            session.pass_signals(&sigfd, on_signal)?;
+        }
+        if ready.monitor {
+            if let Some(end) = session.take_output()? {
+                return Ok(end);
+            }
+        }
+        if ready.stdin {
+            if let Some(end) = session.send_input(&stdin)? {
+                return Ok(end);
+            }
+        }
+    }
+}
+
+/// The signals the client reads from its signalfd: SIGWINCH with a tty, the ones it
+/// passes on with `proxy_signals` (never with a tty).
+fn relayed_signals(opts: &AttachOptions) -> SigSet {
     let mut mask = SigSet::empty();
     if opts.tty {
         mask.add(Signal::SIGWINCH);
@@ -56,116 +92,148 @@ pub fn relay(
             mask.add(s);
         }
     }
-    let _restore = crate::relay::SigmaskGuard::block(&mask)?;
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    mask
+}
 
-    let _raw = if opts.tty && opts.stdin {
-        tty::RawMode::enter(stdin.as_fd())
-    } else {
-        None
-    };
-    let send = |s: &mut UnixStream, kind: u8, payload: &[u8]| -> io::Result<()> {
-        let mut frame = Vec::with_capacity(payload.len() + 5);
-        attach::encode(kind, payload, &mut frame);
-        s.write_all(&frame)
-    };
-    if opts.tty {
-        if let Some((rows, cols)) = terminal_size() {
-            send(
-                &mut stream,
-                attach::RESIZE,
-                &attach::encode_resize(rows, cols),
-            )?;
+/// Which of the client's fds are ready after one poll.
+struct Ready {
+    signals: bool,
+    monitor: bool,
+    stdin: bool,
+}
+
+/// The client's side of one attach while it runs.
+struct Session<'a> {
+    stream: UnixStream,
+    opts: &'a AttachOptions,
+    detach: DetachKeys,
+    frames: FrameReader,
+    stdin_open: bool,
+    buf: Vec<u8>,
+    out: io::StdoutLock<'static>,
+    err: io::StderrLock<'static>,
+}
+
+impl<'a> Session<'a> {
+    fn new(stream: UnixStream, opts: &'a AttachOptions) -> Session<'a> {
+        // Only a terminal's keystrokes can be a detach sequence: without a tty, stdin
+        // is data (a piped tar or blob holds 0x10 0x11 often enough), as in docker.
+        let detach = DetachKeys::new(if opts.stdin && opts.tty {
+            opts.detach_keys.clone()
+        } else {
+            Vec::new()
+        });
+        Session {
+            stream,
+            opts,
+            detach,
+            frames: FrameReader::new(),
+            stdin_open: opts.stdin,
+            buf: vec![0u8; 32 * 1024],
+            out: io::stdout().lock(),
+            err: io::stderr().lock(),
         }
     }
-    // Only a terminal's keystrokes can be a detach sequence: without a tty, stdin is
-    // data (a piped tar or blob holds 0x10 0x11 often enough), as in docker.
-    let mut detach = DetachKeys::new(if opts.stdin && opts.tty {
-        opts.detach_keys.clone()
-    } else {
-        Vec::new()
-    });
-    let mut frames = FrameReader::new();
-    let mut stdin_open = opts.stdin;
-    let mut buf = vec![0u8; 32 * 1024];
-    let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
-    loop {
+
+    fn send(&mut self, kind: u8, payload: &[u8]) -> io::Result<()> {
+        let mut frame = Vec::with_capacity(payload.len() + 5);
+        attach::encode(kind, payload, &mut frame);
+        self.stream.write_all(&frame)
+    }
+
+    fn send_terminal_size(&mut self) -> io::Result<()> {
+        match terminal_size() {
+            Some((rows, cols)) => self.send(attach::RESIZE, &attach::encode_resize(rows, cols)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for a signal, the monitor, or our stdin (while open); None when
+    /// interrupted.
+    fn wait(&self, sigfd: &SignalFd, stdin: &io::Stdin) -> io::Result<Option<Ready>> {
         let mut fds = vec![
-            PollFd::new(&sigfd, PollFlags::IN),
-            PollFd::new(&stream, PollFlags::IN),
+            PollFd::new(sigfd, PollFlags::IN),
+            PollFd::new(&self.stream, PollFlags::IN),
         ];
-        if stdin_open {
-            fds.push(PollFd::new(&stdin, PollFlags::IN));
+        if self.stdin_open {
+            fds.push(PollFd::new(stdin, PollFlags::IN));
         }
         match poll(&mut fds, None) {
             Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::INTR) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
-        // Which fds are ready; `fds` borrows the stream we read from below.
-        let ready: Vec<bool> = fds.iter().map(|p| !p.revents().is_empty()).collect();
-        if ready[0] {
-            while let Ok(Some(info)) = sigfd.read_signal() {
-                match Signal::try_from(info.ssi_signo as i32) {
-                    Ok(Signal::SIGWINCH) => {
-                        if let Some((rows, cols)) = terminal_size() {
-                            send(
-                                &mut stream,
-                                attach::RESIZE,
-                                &attach::encode_resize(rows, cols),
-                            )?;
-                        }
-                    }
-                    Ok(s) => on_signal(s as i32),
-                    Err(_) => {}
+        let ready = |i: usize| fds.get(i).is_some_and(|p| !p.revents().is_empty());
+        Ok(Some(Ready {
+            signals: ready(0),
+            monitor: ready(1),
+            stdin: self.stdin_open && ready(2),
+        }))
+    }
+
+    /// SIGWINCH sends our terminal's size; the others go to `on_signal`.
+    fn pass_signals(&mut self, sigfd: &SignalFd, on_signal: &mut dyn FnMut(i32)) -> io::Result<()> {
+        while let Ok(Some(info)) = sigfd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGWINCH) => self.send_terminal_size()?,
+                Ok(s) => on_signal(s as i32),
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the monitor's frames: output goes to ours; the exit code ends the attach,
+    /// as does the monitor going away.
+    fn take_output(&mut self) -> io::Result<Option<AttachEnd>> {
+        match self.stream.read(&mut self.buf) {
+            Ok(0) => return Ok(Some(AttachEnd::Lost)),
+            Ok(k) => self.frames.push(&self.buf[..k]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Ok(Some(AttachEnd::Lost)),
+        }
+        while let Some((kind, payload)) = self.frames.next_frame()? {
+            match kind {
+                attach::STDOUT if self.opts.stdout => {
+                    // Our reader going away must not stop the container.
+                    let _ = self.out.write_all(&payload).and_then(|_| self.out.flush());
+                }
+                attach::STDERR if self.opts.stderr => {
+                    let _ = self.err.write_all(&payload).and_then(|_| self.err.flush());
+                }
+                attach::EXIT => {
+                    let code = String::from_utf8_lossy(&payload)
+                        .trim()
+                        .parse()
+                        .unwrap_or(255);
+                    return Ok(Some(AttachEnd::Exited(code)));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends what our stdin holds (its end as STDIN_CLOSE); ends the attach when the
+    /// user typed the detach sequence.
+    fn send_input(&mut self, stdin: &io::Stdin) -> io::Result<Option<AttachEnd>> {
+        let mut lock = stdin.lock();
+        match lock.read(&mut self.buf) {
+            Ok(0) | Err(_) => {
+                self.stdin_open = false;
+                self.send(attach::STDIN_CLOSE, &[])?;
+            }
+            Ok(k) => {
+                let (pass, detached) = self.detach.feed(&self.buf[..k]);
+                if !pass.is_empty() {
+                    self.send(attach::STDIN, &pass)?;
+                }
+                if detached {
+                    return Ok(Some(AttachEnd::Detached));
                 }
             }
         }
-        if ready[1] {
-            match stream.read(&mut buf) {
-                Ok(0) => return Ok(AttachEnd::Lost),
-                Ok(k) => frames.push(&buf[..k]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Ok(AttachEnd::Lost),
-            }
-            while let Some((kind, payload)) = frames.next_frame()? {
-                match kind {
-                    attach::STDOUT if opts.stdout => {
-                        // Our reader going away must not stop the container.
-                        let _ = out.write_all(&payload).and_then(|_| out.flush());
-                    }
-                    attach::STDERR if opts.stderr => {
-                        let _ = err.write_all(&payload).and_then(|_| err.flush());
-                    }
-                    attach::EXIT => {
-                        let code = String::from_utf8_lossy(&payload)
-                            .trim()
-                            .parse()
-                            .unwrap_or(255);
-                        return Ok(AttachEnd::Exited(code));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if stdin_open && ready.len() > 2 && ready[2] {
-            let mut lock = stdin.lock();
-            match lock.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    stdin_open = false;
-                    send(&mut stream, attach::STDIN_CLOSE, &[])?;
-                }
-                Ok(k) => {
-                    let (pass, detached) = detach.feed(&buf[..k]);
-                    if !pass.is_empty() {
-                        send(&mut stream, attach::STDIN, &pass)?;
-                    }
-                    if detached {
-                        return Ok(AttachEnd::Detached);
-                    }
-                }
-            }
-        }
+        Ok(None)
     }
 }
 

@@ -75,12 +75,63 @@ struct Probe {
     deadline: Instant,
 }
 
+/// What the loop carries from one turn to the next.
+struct LoopState {
+    started: Instant,
+    /// Clients' input not yet written to the container.
+    to_stdin: Vec<u8>,
+    /// The container's stdin pipe is closed once `to_stdin` is written.
+    close_stdin: bool,
+    probe: Option<Probe>,
+    next_probe: Option<Instant>,
+    buf: Vec<u8>,
+    /// The init's exit code, once it is reaped.
+    exit: Option<i32>,
+}
+
+/// Where each group of fds sits in one turn's poll events, in the order `poll`
+/// polls them: signals (0), listener (1), outputs, input, clients, services.
+struct PollLayout {
+    outputs: Vec<RawFd>,
+    input_at: usize,
+    /// The container's input is polled (there is input for it).
+    want_input: bool,
+    clients_at: usize,
+    /// Clients' input is read (the queue for the container's stdin has room).
+    take_input: bool,
+    service_at: usize,
+    service_fds: Vec<RawFd>,
+}
+
 impl Supervisor<'_> {
     /// Runs until the container's init exits; returns docker's exit code for it
     /// (status, or 128 + signal). Attached clients stay in `self.clients` so the
     /// caller can send them the exit code once the container is torn down.
     pub fn run(&mut self) -> Result<i32, MonitorError> {
         let started = Instant::now();
+        self.set_up()?;
+        let mut state = LoopState {
+            started,
+            to_stdin: Vec::new(),
+            close_stdin: false,
+            probe: None,
+            next_probe: self.health.as_ref().map(|h| started + h.first_delay()),
+            buf: vec![0u8; 16 * 1024],
+            exit: None,
+        };
+        let code = loop {
+            self.turn(&mut state)?;
+            if let Some(code) = state.exit {
+                break code;
+            }
+        };
+        self.tear_down(state);
+        Ok(code)
+    }
+
+    /// Makes the attach socket and the container's stdio non-blocking: the loop never
+    /// waits on one fd.
+    fn set_up(&self) -> Result<(), MonitorError> {
         self.listener
             .set_nonblocking(true)
             .map_err(|source| MonitorError::Io {
@@ -103,166 +154,193 @@ impl Supervisor<'_> {
             }
             ContainerIo::Pty { master } => super::set_nonblocking(master)?,
         }
-        let mut to_stdin: Vec<u8> = Vec::new();
-        let mut close_stdin = false;
-        let mut probe: Option<Probe> = None;
-        let mut next_probe = self.health.as_ref().map(|h| started + h.first_delay());
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut exit: Option<i32> = None;
-        while exit.is_none() {
-            // The order `poll` polls in: signals, listener, outputs, input, clients,
-            // services.
-            let outputs = self.output_fds();
-            let input_at = 2 + outputs.len();
-            let want_input = self.input_fd().is_some() && !to_stdin.is_empty();
-            let clients_at = input_at + usize::from(want_input);
-            // Clients' input waits in their sockets while the container is slow to
-            // read it, rather than piling up here.
-            let take_input = to_stdin.len() < STDIN_BUFFER;
-            let service_at = clients_at + self.clients.len();
-            let service_fds: Vec<RawFd> = self.service.as_ref().map_or_else(Vec::new, |s| {
-                s.fds().iter().map(AsRawFd::as_raw_fd).collect()
-            });
-            let now = Instant::now();
-            let service_deadline = self.service.as_ref().and_then(|s| s.deadline());
-            let wake = [
-                next_probe,
-                probe.as_ref().map(|p| p.deadline),
-                service_deadline,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let timeout = wake.map(|w| w.saturating_duration_since(now));
-            let Some(revents) = self.poll(want_input, take_input, timeout)? else {
-                continue;
-            };
-            if !revents[0].is_empty() {
-                while let Ok(Some(info)) = self.signals.read_signal() {
-                    match Signal::try_from(info.ssi_signo as i32) {
-                        Ok(Signal::SIGCHLD) => {
-                            let (init_code, probe_done) =
-                                reap(self.init, probe.as_ref().map(|p| p.pid));
-                            if probe_done {
-                                probe = None;
-                                if let Some(h) = &self.health {
-                                    next_probe = Some(Instant::now() + h.period(started));
-                                }
-                            }
-                            if init_code.is_some() {
-                                exit = init_code;
-                            }
-                        }
-                        Ok(sig) => {
-                            let _ = nix::sys::signal::kill(self.init, sig);
-                        }
-                        Err(_) => {}
-                    }
-                }
-            }
-            if !revents[1].is_empty() {
-                self.accept_clients();
-            }
-            for (i, fd) in outputs.iter().enumerate() {
-                if !revents[2 + i].is_empty() {
-                    self.pump(*fd, &mut buf);
-                }
-            }
-            if want_input && !revents[input_at].is_empty() {
-                self.write_stdin(&mut to_stdin);
-            }
-            for (i, client) in self.clients.iter_mut().enumerate() {
-                let re = revents.get(clients_at + i).copied();
-                let re = re.unwrap_or(PollFlags::empty());
-                if re.contains(PollFlags::OUT) {
-                    client.flush();
-                }
-                if re.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
-                    for (kind, payload) in client.receive() {
-                        match kind {
-                            attach::STDIN => to_stdin.extend_from_slice(&payload),
-                            attach::STDIN_CLOSE => match &self.io {
-                                // The terminal sees its EOF character, as when
-                                // ^D is typed.
-                                ContainerIo::Pty { master } => {
-                                    to_stdin.push(super::tty::eof_char(master))
-                                }
-                                ContainerIo::Pipes { .. } => close_stdin = true,
-                            },
-                            attach::RESIZE => {
-                                if let (ContainerIo::Pty { master }, Some((rows, cols))) =
-                                    (&self.io, attach::decode_resize(&payload))
-                                {
-                                    super::tty::set_winsize(master.as_fd(), rows, cols);
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    if client.closed && self.stdin_once {
-                        close_stdin = true;
-                    }
-                }
-            }
-            if let Some(service) = self.service.as_deref_mut() {
-                for (i, fd) in service_fds.iter().enumerate() {
-                    if !revents[service_at + i].is_empty() {
-                        service.ready(*fd);
-                    }
-                }
-                if service.deadline().is_some_and(|d| Instant::now() >= d) {
-                    service.timeout();
-                }
-            }
-            self.clients.retain(|c| !c.closed);
-            if !to_stdin.is_empty() {
-                self.write_stdin(&mut to_stdin);
-            }
-            if close_stdin && to_stdin.is_empty() {
-                if let ContainerIo::Pipes { stdin, .. } = &mut self.io {
-                    *stdin = None;
-                }
-            }
-            let now = Instant::now();
-            if let Some(p) = &probe {
-                if now >= p.deadline {
-                    let _ = nix::sys::signal::kill(p.pid, Signal::SIGKILL);
-                }
-            }
-            if probe.is_none() && next_probe.is_some_and(|t| now >= t) {
-                next_probe = None;
-                if let Some(h) = &self.health {
-                    match spawn_probe(&h.command) {
-                        Ok(pid) => {
-                            probe = Some(Probe {
-                                pid,
-                                deadline: now + h.kill_after,
-                            })
-                        }
-                        Err(e) => {
-                            super::note(format_args!("coracle: start health probe: {e}"));
-                            next_probe = Some(now + h.period(started));
-                        }
-                    }
-                }
+        Ok(())
+    }
+
+    /// One turn of the loop: waits for the next event (or deadline) and serves what
+    /// is ready.
+    fn turn(&mut self, state: &mut LoopState) -> Result<(), MonitorError> {
+        let layout = self.poll_layout(&state.to_stdin);
+        let now = Instant::now();
+        let timeout = self
+            .next_wake(state)
+            .map(|w| w.saturating_duration_since(now));
+        let Some(revents) = self.poll(layout.want_input, layout.take_input, timeout)? else {
+            return Ok(());
+        };
+        if !revents[0].is_empty() {
+            self.handle_signals(state);
+        }
+        if !revents[1].is_empty() {
+            self.accept_clients();
+        }
+        for (i, fd) in layout.outputs.iter().enumerate() {
+            if !revents[2 + i].is_empty() {
+                self.pump(*fd, &mut state.buf);
             }
         }
-        // The init is gone; in its pid namespace so is everything else, so the pipes
-        // are at EOF once drained.
+        if layout.want_input && !revents[layout.input_at].is_empty() {
+            self.write_stdin(&mut state.to_stdin);
+        }
+        self.serve_clients(&revents, layout.clients_at, state);
+        self.serve_service(&revents, layout.service_at, &layout.service_fds);
+        self.clients.retain(|c| !c.closed);
+        self.feed_stdin(state);
+        self.run_health_probes(state);
+        Ok(())
+    }
+
+    /// The init is gone; in its pid namespace so is everything else, so the pipes are
+    /// at EOF once drained. Copies what they hold, flushes the log and stops a probe
+    /// still running.
+    fn tear_down(&mut self, mut state: LoopState) {
         for fd in self.output_fds() {
-            self.pump(fd, &mut buf);
+            self.pump(fd, &mut state.buf);
         }
         if let Some(log) = &mut self.log {
             log.flush(SystemTime::now());
         }
-        if let Some(p) = probe {
+        if let Some(p) = state.probe {
             let _ = nix::sys::signal::kill(p.pid, Signal::SIGKILL);
             let _ = waitpid(p.pid, None);
         }
-        Ok(exit.expect("loop ends with an exit code"))
     }
 
-    /// Polls every fd the loop serves, in the order `run` indexes the events by:
+    fn poll_layout(&self, to_stdin: &[u8]) -> PollLayout {
+        let outputs = self.output_fds();
+        let input_at = 2 + outputs.len();
+        let want_input = self.input_fd().is_some() && !to_stdin.is_empty();
+        let clients_at = input_at + usize::from(want_input);
+        // Clients' input waits in their sockets while the container is slow to read
+        // it, rather than piling up here.
+        let take_input = to_stdin.len() < STDIN_BUFFER;
+        let service_at = clients_at + self.clients.len();
+        let service_fds: Vec<RawFd> = self.service.as_ref().map_or_else(Vec::new, |s| {
+            s.fds().iter().map(AsRawFd::as_raw_fd).collect()
+        });
+        PollLayout {
+            outputs,
+            input_at,
+            want_input,
+            clients_at,
+            take_input,
+            service_at,
+            service_fds,
+        }
+    }
+
+    /// The earliest deadline: the next probe, killing the running probe, the service's.
+    fn next_wake(&self, state: &LoopState) -> Option<Instant> {
+        let service_deadline = self.service.as_ref().and_then(|s| s.deadline());
+        [
+            state.next_probe,
+            state.probe.as_ref().map(|p| p.deadline),
+            service_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// SIGCHLD reaps (the init, the probe); other signals go on to the init.
+    fn handle_signals(&mut self, state: &mut LoopState) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => self.reap_children(state),
+                Ok(sig) => {
+                    let _ = nix::sys::signal::kill(self.init, sig);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn reap_children(&self, state: &mut LoopState) {
+        let (init_code, probe_done) = reap(self.init, state.probe.as_ref().map(|p| p.pid));
+        if probe_done {
+            state.probe = None;
+            if let Some(h) = &self.health {
+                state.next_probe = Some(Instant::now() + h.period(state.started));
+            }
+        }
+        if init_code.is_some() {
+            state.exit = init_code;
+        }
+    }
+
+    /// Sends attached clients their pending output and takes their input.
+    fn serve_clients(&mut self, revents: &[PollFlags], clients_at: usize, state: &mut LoopState) {
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            let re = revents.get(clients_at + i).copied();
+            let re = re.unwrap_or(PollFlags::empty());
+            if re.contains(PollFlags::OUT) {
+                client.flush();
+            }
+            if re.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                for (kind, payload) in client.receive() {
+                    take_client_frame(&self.io, kind, &payload, state);
+                }
+                if client.closed && self.stdin_once {
+                    state.close_stdin = true;
+                }
+            }
+        }
+    }
+
+    fn serve_service(&mut self, revents: &[PollFlags], service_at: usize, fds: &[RawFd]) {
+        if let Some(service) = self.service.as_deref_mut() {
+            for (i, fd) in fds.iter().enumerate() {
+                if !revents[service_at + i].is_empty() {
+                    service.ready(*fd);
+                }
+            }
+            if service.deadline().is_some_and(|d| Instant::now() >= d) {
+                service.timeout();
+            }
+        }
+    }
+
+    /// Writes the clients' queued input; closes the container's stdin pipe once all
+    /// of it is written, when asked to.
+    fn feed_stdin(&mut self, state: &mut LoopState) {
+        if !state.to_stdin.is_empty() {
+            self.write_stdin(&mut state.to_stdin);
+        }
+        if state.close_stdin && state.to_stdin.is_empty() {
+            if let ContainerIo::Pipes { stdin, .. } = &mut self.io {
+                *stdin = None;
+            }
+        }
+    }
+
+    /// Kills a probe past its deadline; starts the next one when it is due.
+    fn run_health_probes(&self, state: &mut LoopState) {
+        let now = Instant::now();
+        if let Some(p) = &state.probe {
+            if now >= p.deadline {
+                let _ = nix::sys::signal::kill(p.pid, Signal::SIGKILL);
+            }
+        }
+        if state.probe.is_none() && state.next_probe.is_some_and(|t| now >= t) {
+            state.next_probe = None;
+            if let Some(h) = &self.health {
+                match spawn_probe(&h.command) {
+                    Ok(pid) => {
+                        state.probe = Some(Probe {
+                            pid,
+                            deadline: now + h.kill_after,
+                        })
+                    }
+                    Err(e) => {
+                        super::note(format_args!("coracle: start health probe: {e}"));
+                        state.next_probe = Some(now + h.period(state.started));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls every fd the loop serves, in the order `turn` indexes the events by:
     /// signals, listener, outputs, the input (`want_input`), clients (their input
     /// with `take_input`, their pending output), services. None when interrupted.
     fn poll(
@@ -399,6 +477,26 @@ impl Supervisor<'_> {
                 Err(_) => return,
             }
         }
+    }
+}
+
+/// A frame from an attached client: input for the container, its end, a resize.
+fn take_client_frame(io: &ContainerIo, kind: u8, payload: &[u8], state: &mut LoopState) {
+    match kind {
+        attach::STDIN => state.to_stdin.extend_from_slice(payload),
+        attach::STDIN_CLOSE => match io {
+            // The terminal sees its EOF character, as when ^D is typed.
+            ContainerIo::Pty { master } => state.to_stdin.push(crate::tty::eof_char(master)),
+            ContainerIo::Pipes { .. } => state.close_stdin = true,
+        },
+        attach::RESIZE => {
+            if let (ContainerIo::Pty { master }, Some((rows, cols))) =
+                (io, attach::decode_resize(payload))
+            {
+                crate::tty::set_winsize(master.as_fd(), rows, cols);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -171,92 +171,18 @@ pub fn profile_to_oci(
         serde_json::from_str(profile_json).map_err(|e| SeccompError::Parse(e.to_string()))?;
     let (go_arch, scmp_arch) =
         host_arch(arch).ok_or_else(|| SeccompError::UnknownHostArch(arch.to_string()))?;
-
-    let has_archs = p.architectures.as_ref().is_some_and(|a| !a.is_empty());
-    let has_map = p.arch_map.as_ref().is_some_and(|a| !a.is_empty());
-    if has_archs && has_map {
-        return Err(SeccompError::Invalid(
-            "both 'architectures' and 'archMap' are specified, use either 'architectures' or 'archMap'".into(),
-        ));
-    }
-    let mut arch_names: Vec<String> = p.architectures.clone().unwrap_or_default();
-    for m in p.arch_map.iter().flatten() {
-        if m.architecture == scmp_arch {
-            arch_names.push(m.architecture.clone());
-            arch_names.extend(m.sub_architectures.iter().flatten().cloned());
-        }
-    }
-    let architectures: Vec<Arch> = arch_names
-        .iter()
-        .map(|a| enum_from_str("architecture", a))
-        .collect::<Result<_, _>>()?;
-
+    let architectures = architectures(&p, scmp_arch)?;
     let default_action: LinuxSeccompAction = enum_from_str("action", &p.default_action)?;
-    let caps: HashSet<&str> = caps.iter().map(String::as_str).collect();
-    let kernel_at_least = |min: &str| -> Result<bool, SeccompError> {
-        let min = parse_kernel(min)?;
-        Ok(kernel.is_none_or(|k| k >= min))
+    let host = RuleHost {
+        go_arch,
+        caps: caps.iter().map(String::as_str).collect(),
+        kernel,
     };
-
     let mut syscalls = Vec::new();
     for (i, call) in p.syscalls.into_iter().flatten().enumerate() {
-        let mut names = call.names.unwrap_or_default();
-        if let Some(n) = call.name {
-            if !names.is_empty() {
-                return Err(SeccompError::Invalid(format!(
-                    "syscalls[{i}]: both 'name' and 'names' are specified, use either 'name' or 'names'"
-                )));
-            }
-            names.push(n);
+        if let Some(sc) = syscall_rule(i, call, &host)? {
+            syscalls.push(sc);
         }
-        if let Some(ex) = &call.excludes {
-            if ex.arches.iter().flatten().any(|a| a == go_arch) {
-                continue;
-            }
-            if ex.caps.iter().flatten().any(|c| caps.contains(c.as_str())) {
-                continue;
-            }
-            if let Some(min) = &ex.min_kernel {
-                if kernel_at_least(min)? {
-                    continue;
-                }
-            }
-        }
-        if let Some(inc) = &call.includes {
-            if let Some(arches) = inc.arches.as_ref().filter(|a| !a.is_empty()) {
-                if !arches.iter().any(|a| a == go_arch) {
-                    continue;
-                }
-            }
-            if !inc.caps.iter().flatten().all(|c| caps.contains(c.as_str())) {
-                continue;
-            }
-            if let Some(min) = &inc.min_kernel {
-                if !kernel_at_least(min)? {
-                    continue;
-                }
-            }
-        }
-        let action: LinuxSeccompAction = enum_from_str("action", &call.action)?;
-        let mut sc = LinuxSyscall::default();
-        sc.set_names(names);
-        sc.set_action(action);
-        sc.set_errno_ret(call.errno_ret);
-        if let Some(args) = call.args {
-            let mut out = Vec::with_capacity(args.len());
-            for a in args {
-                if a.index > 5 {
-                    return Err(SeccompError::Invalid(format!(
-                        "syscalls[{i}]: argument index {} is out of range 0-5",
-                        a.index
-                    )));
-                }
-                let op: LinuxSeccompOperator = enum_from_str("operator", &a.op)?;
-                out.push(seccomp_arg(a.index, a.value, a.value_two, op)?);
-            }
-            sc.set_args(Some(out));
-        }
-        syscalls.push(sc);
     }
 
     let mut s = LinuxSeccomp::default();
@@ -276,6 +202,132 @@ pub fn profile_to_oci(
     s.set_listener_metadata(p.listener_metadata);
     s.set_syscalls(Some(syscalls));
     Ok(s)
+}
+
+/// The profile's architectures: its `architectures`, or the host's `archMap` entry
+/// and that entry's sub-architectures (not both).
+fn architectures(p: &Profile, scmp_arch: &str) -> Result<Vec<Arch>, SeccompError> {
+    let has_archs = p.architectures.as_ref().is_some_and(|a| !a.is_empty());
+    let has_map = p.arch_map.as_ref().is_some_and(|a| !a.is_empty());
+    if has_archs && has_map {
+        return Err(SeccompError::Invalid(
+            "both 'architectures' and 'archMap' are specified, use either 'architectures' or 'archMap'".into(),
+        ));
+    }
+    let mut arch_names: Vec<String> = p.architectures.clone().unwrap_or_default();
+    for m in p.arch_map.iter().flatten() {
+        if m.architecture == scmp_arch {
+            arch_names.push(m.architecture.clone());
+            arch_names.extend(m.sub_architectures.iter().flatten().cloned());
+        }
+    }
+    arch_names
+        .iter()
+        .map(|a| enum_from_str("architecture", a))
+        .collect()
+}
+
+/// What decides whether a rule applies: the host's architecture (Go's name), the
+/// container's bounding capabilities, the kernel (None: new enough for every rule).
+struct RuleHost<'a> {
+    go_arch: &'a str,
+    caps: HashSet<&'a str>,
+    kernel: Option<KernelVersion>,
+}
+
+impl RuleHost<'_> {
+    fn kernel_at_least(&self, min: &str) -> Result<bool, SeccompError> {
+        let min = parse_kernel(min)?;
+        Ok(self.kernel.is_none_or(|k| k >= min))
+    }
+
+    /// `excludes` matches: the arch, any of the caps, or a kernel at least minKernel.
+    fn excluded_by(&self, ex: &Filter) -> Result<bool, SeccompError> {
+        if ex.arches.iter().flatten().any(|a| a == self.go_arch) {
+            return Ok(true);
+        }
+        if ex
+            .caps
+            .iter()
+            .flatten()
+            .any(|c| self.caps.contains(c.as_str()))
+        {
+            return Ok(true);
+        }
+        match &ex.min_kernel {
+            Some(min) => self.kernel_at_least(min),
+            None => Ok(false),
+        }
+    }
+
+    /// `includes` matches: the arch (if any is given), all the caps, a kernel at
+    /// least minKernel.
+    fn included_by(&self, inc: &Filter) -> Result<bool, SeccompError> {
+        if let Some(arches) = inc.arches.as_ref().filter(|a| !a.is_empty()) {
+            if !arches.iter().any(|a| a == self.go_arch) {
+                return Ok(false);
+            }
+        }
+        if !inc
+            .caps
+            .iter()
+            .flatten()
+            .all(|c| self.caps.contains(c.as_str()))
+        {
+            return Ok(false);
+        }
+        match &inc.min_kernel {
+            Some(min) => self.kernel_at_least(min),
+            None => Ok(true),
+        }
+    }
+}
+
+/// The profile's rule `i` for the OCI spec; None when it does not apply on this host.
+fn syscall_rule(
+    i: usize,
+    call: Syscall,
+    host: &RuleHost<'_>,
+) -> Result<Option<LinuxSyscall>, SeccompError> {
+    let mut names = call.names.unwrap_or_default();
+    if let Some(n) = call.name {
+        if !names.is_empty() {
+            return Err(SeccompError::Invalid(format!(
+                "syscalls[{i}]: both 'name' and 'names' are specified, use either 'name' or 'names'"
+            )));
+        }
+        names.push(n);
+    }
+    if let Some(ex) = &call.excludes {
+        if host.excluded_by(ex)? {
+            return Ok(None);
+        }
+    }
+    if let Some(inc) = &call.includes {
+        if !host.included_by(inc)? {
+            return Ok(None);
+        }
+    }
+    let action: LinuxSeccompAction = enum_from_str("action", &call.action)?;
+    let mut sc = LinuxSyscall::default();
+    sc.set_names(names);
+    sc.set_action(action);
+    sc.set_errno_ret(call.errno_ret);
+    if let Some(args) = call.args {
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            if a.index > 5 {
+                return Err(SeccompError::Invalid(format!(
+                    "syscalls[{i}]: argument index {} is out of range 0-5",
+                    a.index
+                )));
+            }
+            let op: LinuxSeccompOperator = enum_from_str("operator", &a.op)?;
+            out.push(seccomp_arg(a.index, a.value, a.value_two, op)?);
+        }
+        sc.set_args(Some(out));
+    }
+    Ok(Some(sc))
 }
 
 fn seccomp_arg(

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, LinuxBlockIo, LinuxBuilder, LinuxCapabilities, LinuxCpu, LinuxDevice,
     LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids,
-    LinuxResources, LinuxThrottleDevice, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder,
-    Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+    LinuxResources, LinuxSeccomp, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+    LinuxWeightDeviceBuilder, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process,
+    Root, Spec, User,
 };
 
 pub use exec::*;
@@ -608,8 +609,45 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     if !input.cwd.starts_with('/') {
         return Err(SpecError::RelativeWorkdir(input.cwd.clone()));
     }
+    let process = process_spec(input)?;
+    let mounts = mounts(input)?;
+    let (namespaces, private_net) = namespaces(input);
+    let devices = devices(input)?;
+    let seccomp = seccomp_spec(input)?;
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources(input))
+        .cgroups_path(PathBuf::from(&input.cgroups_path))
+        .devices(devices)
+        .build()
+        .map_err(build_err)?;
+    let sysctl = sysctls(input, private_net);
+    linux.set_sysctl((!sysctl.is_empty()).then_some(sysctl));
+    linux.set_seccomp(seccomp);
+    linux.set_rootfs_propagation(rootfs_propagation(input));
+    let confine_paths = !input.privileged && !input.unconfined_system_paths;
+    linux.set_masked_paths(confine_paths.then(|| strings(&defaults::MASKED_PATHS)));
+    linux.set_readonly_paths(confine_paths.then(|| strings(&defaults::READONLY_PATHS)));
 
-    // --- process
+    let mut root = Root::default();
+    root.set_path(input.rootfs.clone());
+    root.set_readonly(Some(input.readonly_rootfs));
+    let mut spec = Spec::default();
+    spec.set_version("1.0.2".to_string());
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(mounts));
+    spec.set_process(Some(process));
+    let private_uts = input.namespaces.uts == NamespaceMode::Private;
+    spec.set_hostname(input.hostname.clone().filter(|_| private_uts));
+    spec.set_domainname(input.domainname.clone().filter(|_| private_uts));
+    spec.set_linux(Some(linux));
+    spec.set_annotations(None);
+    Ok(spec)
+}
+
+/// The container's process: its command (behind the init with `--init`), user,
+/// capabilities, rlimits.
+fn process_spec(input: &SpecInput) -> Result<Process, SpecError> {
     let mut args = input.args.clone();
     if args.is_empty() {
         return Err(SpecError::NoCommand);
@@ -625,6 +663,28 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     if !input.user.additional_gids.is_empty() {
         user.set_additional_gids(Some(input.user.additional_gids.clone()));
     }
+    let capabilities = process_capabilities(input)?;
+    let mut process = Process::default();
+    process.set_terminal(Some(input.terminal));
+    process.set_user(user);
+    process.set_args(Some(args));
+    process.set_env(Some(input.env.clone()));
+    process.set_cwd(PathBuf::from(&input.cwd));
+    process.set_capabilities(Some(capabilities));
+    process.set_oom_score_adj(input.oom_score_adj);
+    let rl = rlimits(input)?;
+    process.set_rlimits(if rl.is_empty() { None } else { Some(rl) });
+    process.set_no_new_privileges(if input.no_new_privileges {
+        Some(true)
+    } else {
+        None
+    });
+    Ok(process)
+}
+
+/// The capability sets: bounding always; effective and permitted for root only; never
+/// inheritable or ambient (as moby).
+fn process_capabilities(input: &SpecInput) -> Result<LinuxCapabilities, SpecError> {
     let caps = capability_set(&input.capabilities)?;
     let mut lc = LinuxCapabilities::default();
     lc.set_bounding(Some(caps.clone()));
@@ -637,37 +697,23 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     }
     lc.set_inheritable(None);
     lc.set_ambient(None);
+    Ok(lc)
+}
 
-    let mut process = Process::default();
-    process.set_terminal(Some(input.terminal));
-    process.set_user(user);
-    process.set_args(Some(args));
-    process.set_env(Some(input.env.clone()));
-    process.set_cwd(PathBuf::from(&input.cwd));
-    process.set_capabilities(Some(lc));
-    process.set_oom_score_adj(input.oom_score_adj);
-    let rl = rlimits(input)?;
-    process.set_rlimits(if rl.is_empty() { None } else { Some(rl) });
-    process.set_no_new_privileges(if input.no_new_privileges {
-        Some(true)
-    } else {
-        None
-    });
-
-    // --- root
-    let mut root = Root::default();
-    root.set_path(input.rootfs.clone());
-    root.set_readonly(Some(input.readonly_rootfs));
-
-    // --- mounts: defaults not overridden by a user mount, then the user's
+/// The default mounts not overridden by a user mount, then the user's.
+fn mounts(input: &SpecInput) -> Result<Vec<Mount>, SpecError> {
     let user = user_mounts(input)?;
     let mut mounts: Vec<Mount> = default_mounts(input)
         .into_iter()
         .filter(|d| !user.iter().any(|u| u.destination() == d.destination()))
         .collect();
     mounts.extend(user);
+    Ok(mounts)
+}
 
-    // --- namespaces (docker's order); the cgroup namespace private unless `--cgroupns host`
+/// The namespaces, in docker's order (the cgroup namespace private unless
+/// `--cgroupns host`), and whether the network namespace is not the host's.
+fn namespaces(input: &SpecInput) -> (Vec<LinuxNamespace>, bool) {
     let ns = |t: LinuxNamespaceType, path: Option<PathBuf>| {
         let mut n = LinuxNamespace::default();
         n.set_typ(t);
@@ -686,21 +732,23 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         }
         NetworkNamespace::Host => false,
     };
-    if input.namespaces.uts == NamespaceMode::Private {
-        namespaces.push(ns(LinuxNamespaceType::Uts, None));
+    let private = [
+        (input.namespaces.uts, LinuxNamespaceType::Uts),
+        (input.namespaces.pid, LinuxNamespaceType::Pid),
+        (input.namespaces.ipc, LinuxNamespaceType::Ipc),
+        (input.namespaces.cgroup, LinuxNamespaceType::Cgroup),
+    ];
+    for (mode, typ) in private {
+        if mode == NamespaceMode::Private {
+            namespaces.push(ns(typ, None));
+        }
     }
-    if input.namespaces.pid == NamespaceMode::Private {
-        namespaces.push(ns(LinuxNamespaceType::Pid, None));
-    }
-    if input.namespaces.ipc == NamespaceMode::Private {
-        namespaces.push(ns(LinuxNamespaceType::Ipc, None));
-    }
-    if input.namespaces.cgroup == NamespaceMode::Private {
-        namespaces.push(ns(LinuxNamespaceType::Cgroup, None));
-    }
+    (namespaces, private_net)
+}
 
-    // --- devices
-    let devices: Vec<LinuxDevice> = input
+/// The `--device`s, as the runtime creates them in the container.
+fn devices(input: &SpecInput) -> Result<Vec<LinuxDevice>, SpecError> {
+    input
         .devices
         .iter()
         .map(|d| {
@@ -715,9 +763,11 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
             ld.set_gid(d.gid);
             Ok(ld)
         })
-        .collect::<Result<_, SpecError>>()?;
+        .collect()
+}
 
-    // --- sysctls: docker's two defaults in a private network namespace
+/// The `--sysctl`s, with docker's two defaults in a private network namespace.
+fn sysctls(input: &SpecInput, private_net: bool) -> HashMap<String, String> {
     let mut sysctl: HashMap<String, String> = input
         .sysctls
         .iter()
@@ -731,80 +781,55 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
             .entry("net.ipv4.ping_group_range".into())
             .or_insert_with(|| "0 2147483647".into());
     }
+    sysctl
+}
 
-    // --- seccomp
-    let seccomp = if input.privileged {
-        None
+/// The seccomp filter: none when privileged or unconfined, else docker's default
+/// profile or the one given.
+fn seccomp_spec(input: &SpecInput) -> Result<Option<LinuxSeccomp>, SpecError> {
+    if input.privileged {
+        return Ok(None);
+    }
+    Ok(match &input.seccomp {
+        SeccompChoice::Unconfined => None,
+        SeccompChoice::Default => Some(seccomp::default_seccomp(
+            &input.capabilities,
+            &input.arch,
+            input.kernel,
+        )?),
+        SeccompChoice::Profile(json) => Some(seccomp::profile_to_oci(
+            json,
+            &input.capabilities,
+            &input.arch,
+            input.kernel,
+        )?),
+    })
+}
+
+/// The root's propagation a bind mount needs: shared for a shared bind, rslave for
+/// a slave one, else the runtime's default.
+fn rootfs_propagation(input: &SpecInput) -> Option<String> {
+    let props: Vec<Propagation> = input
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            ResolvedMount::Bind { propagation, .. } => *propagation,
+            _ => None,
+        })
+        .collect();
+    if props
+        .iter()
+        .any(|p| matches!(p, Propagation::Shared | Propagation::Rshared))
+    {
+        Some("shared".to_string())
+    } else if props
+        .iter()
+        .any(|p| matches!(p, Propagation::Slave | Propagation::Rslave))
+    {
+        Some("rslave".to_string())
     } else {
-        match &input.seccomp {
-            SeccompChoice::Unconfined => None,
-            SeccompChoice::Default => Some(seccomp::default_seccomp(
-                &input.capabilities,
-                &input.arch,
-                input.kernel,
-            )?),
-            SeccompChoice::Profile(json) => Some(seccomp::profile_to_oci(
-                json,
-                &input.capabilities,
-                &input.arch,
-                input.kernel,
-            )?),
-        }
-    };
-
-    let confine_paths = !input.privileged && !input.unconfined_system_paths;
-    let rootfs_propagation = {
-        let props: Vec<Propagation> = input
-            .mounts
-            .iter()
-            .filter_map(|m| match m {
-                ResolvedMount::Bind { propagation, .. } => *propagation,
-                _ => None,
-            })
-            .collect();
-        if props
-            .iter()
-            .any(|p| matches!(p, Propagation::Shared | Propagation::Rshared))
-        {
-            Some("shared".to_string())
-        } else if props
-            .iter()
-            .any(|p| matches!(p, Propagation::Slave | Propagation::Rslave))
-        {
-            Some("rslave".to_string())
-        } else {
-            None
-        }
-    };
-
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .resources(resources(input))
-        .cgroups_path(PathBuf::from(&input.cgroups_path))
-        .devices(devices)
-        .build()
-        .map_err(build_err)?;
-    linux.set_sysctl(if sysctl.is_empty() {
         None
-    } else {
-        Some(sysctl)
-    });
-    linux.set_seccomp(seccomp);
-    linux.set_rootfs_propagation(rootfs_propagation);
-    linux.set_masked_paths(confine_paths.then(|| strings(&defaults::MASKED_PATHS)));
-    linux.set_readonly_paths(confine_paths.then(|| strings(&defaults::READONLY_PATHS)));
-
-    let mut spec = Spec::default();
-    spec.set_version("1.0.2".to_string());
-    spec.set_root(Some(root));
-    spec.set_mounts(Some(mounts));
-    spec.set_process(Some(process));
-    let private_uts = input.namespaces.uts == NamespaceMode::Private;
-    spec.set_hostname(input.hostname.clone().filter(|_| private_uts));
-    spec.set_domainname(input.domainname.clone().filter(|_| private_uts));
-    spec.set_linux(Some(linux));
-    spec.set_annotations(None);
-    Ok(spec)
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Terminal plumbing for the monitor: the console socket on which the runtime sends
-//! the pty master, raw mode on the caller's terminal, window size propagation.
+//! Terminal plumbing shared by the monitor, `exec` and the attach client: the console
+//! socket on which the runtime sends the pty master, raw mode on the caller's terminal,
+//! window size propagation.
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -12,7 +13,23 @@ use nix::sys::termios::{self, SetArg, Termios};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::termios::{tcgetwinsize, tcsetwinsize, Winsize};
 
-use super::MonitorError;
+/// A console socket that could not be set up or did not deliver the pty master.
+#[derive(Debug, thiserror::Error)]
+pub enum TtyError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{call}: {source}")]
+    Sys {
+        call: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+}
 
 /// A listening console socket; removes its path when dropped.
 pub(crate) struct ConsoleSocket {
@@ -21,9 +38,9 @@ pub(crate) struct ConsoleSocket {
 }
 
 impl ConsoleSocket {
-    pub(crate) fn bind(path: &Path) -> Result<ConsoleSocket, MonitorError> {
+    pub(crate) fn bind(path: &Path) -> Result<ConsoleSocket, TtyError> {
         let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path).map_err(|source| MonitorError::Io {
+        let listener = UnixListener::bind(path).map_err(|source| TtyError::Io {
             what: "bind console socket",
             path: path.to_path_buf(),
             source,
@@ -40,8 +57,8 @@ impl ConsoleSocket {
 
     /// Accepts the runtime's connection and receives the pty master (SCM_RIGHTS).
     /// The runtime sends it during `create`, so this is called after `create` returns.
-    pub(crate) fn receive_master(&self, timeout: Duration) -> Result<OwnedFd, MonitorError> {
-        let io = |what: &'static str, source: std::io::Error| MonitorError::Io {
+    pub(crate) fn receive_master(&self, timeout: Duration) -> Result<OwnedFd, TtyError> {
+        let io = |what: &'static str, source: std::io::Error| TtyError::Io {
             what,
             path: self.path.clone(),
             source,
@@ -81,11 +98,11 @@ impl ConsoleSocket {
             Some(&mut cmsg),
             MsgFlags::MSG_CMSG_CLOEXEC,
         )
-        .map_err(|e| MonitorError::Sys {
+        .map_err(|e| TtyError::Sys {
             call: "recvmsg(console socket)",
             source: e,
         })?;
-        let cmsgs = msg.cmsgs().map_err(|e| MonitorError::Sys {
+        let cmsgs = msg.cmsgs().map_err(|e| TtyError::Sys {
             call: "recvmsg(console socket)",
             source: e,
         })?;
