@@ -2,10 +2,12 @@
 
 pub mod digest;
 pub mod error;
+pub mod mac;
 pub mod platform;
 pub mod reference;
 
 pub use digest::{chain_id, Digest, DigestError};
 pub use error::ErrorKind;
+pub use mac::{MacAddr, MacAddrError};
 pub use platform::{Platform, PlatformError};
 pub use reference::{ImageReference, ReferenceError};

@@ -5,7 +5,7 @@
 use crate::monitor::{attach_socket, now_rfc3339, RUNTIME_STATE_ROOT};
 use crate::run::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -164,7 +164,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
         if c.monitor_pid.is_some() {
-            if c.state == status::PAUSED && !force {
+            if c.state == ContainerState::Paused && !force {
                 return Err(EngineError::Conflict(format!(
                     "cannot remove container \"/{}\": container is paused and must be unpaused first",
                     c.name
@@ -256,16 +256,16 @@ impl Engine {
             // touching it breaks the create) and killed once it runs.
             match self.db.container(&c.id)? {
                 None => return Ok(()),
-                Some(now) => match now.state.as_str() {
-                    status::RUNNING => {
+                Some(now) => match now.state {
+                    ContainerState::Running => {
                         let _ = rt.kill(&c.id, libc::SIGKILL);
                     }
-                    status::PAUSED => {
+                    ContainerState::Paused => {
                         let _ = rt.kill(&c.id, libc::SIGKILL);
                         let _ = rt.resume(&c.id);
                     }
                     // Between runs there is nothing to kill: the monitor stops waiting.
-                    status::RESTARTING => {
+                    ContainerState::Restarting => {
                         if let Some(pid) = now.monitor_pid {
                             let _ = nix::sys::signal::kill(
                                 nix::unistd::Pid::from_raw(pid as i32),
@@ -273,7 +273,7 @@ impl Engine {
                             );
                         }
                     }
-                    _ => {}
+                    ContainerState::Created | ContainerState::Exited => {}
                 },
             }
             match self.wait_stopped(&c.id, Duration::from_millis(500))? {

@@ -12,7 +12,7 @@ use crate::{Engine, EngineError};
 use coracle_runtime::options::{IdRef, UserSpec};
 use coracle_runtime::runtime::{Runtime, RuntimeError, Status};
 use coracle_runtime::spec::{exec_process, ExecInput, ExecUser};
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use oci_spec::runtime::{Process, Spec};
 use std::io::Read;
 use std::path::PathBuf;
@@ -149,16 +149,12 @@ impl Engine {
                 "Container {key} is paused, unpause the container before exec"
             ))
         };
-        match c.state.as_str() {
-            status::RUNNING => {}
-            status::PAUSED => return Err(paused()),
-            status::RESTARTING => {
-                return Err(EngineError::Conflict(format!(
-                    "Container {} is restarting, wait until the container is running",
-                    c.id
-                )))
-            }
-            _ => return Err(not_running(&c)),
+        if !c.state.can_exec() {
+            return Err(match c.state {
+                ContainerState::Paused => paused(),
+                ContainerState::Restarting => restarting(&c),
+                _ => not_running(&c),
+            });
         }
         let cfg = self.container_config(&c.id)?;
         let runtime = Self::runtime_for(&cfg)?;
@@ -257,21 +253,14 @@ impl Engine {
     /// `pause`: freezes every process of a running container.
     pub fn pause_container(&mut self, key: &str) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
-        match c.state.as_str() {
-            status::RUNNING => {}
-            status::PAUSED => {
-                return Err(EngineError::Conflict(format!(
-                    "Container {} is already paused",
-                    c.id
-                )))
-            }
-            status::RESTARTING => {
-                return Err(EngineError::Conflict(format!(
-                    "Container {} is restarting, wait until the container is running",
-                    c.id
-                )))
-            }
-            _ => return Err(not_running_capital(&c)),
+        if !c.state.can_pause() {
+            return Err(match c.state {
+                ContainerState::Paused => {
+                    EngineError::Conflict(format!("Container {} is already paused", c.id))
+                }
+                ContainerState::Restarting => restarting(&c),
+                _ => not_running_capital(&c),
+            });
         }
         let rt = Self::runtime_for(&self.container_config(&c.id)?)?;
         match rt.state(&c.id) {
@@ -291,7 +280,7 @@ impl Engine {
     /// `unpause`: thaws a paused container.
     pub fn unpause_container(&mut self, key: &str) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
-        if c.state != status::PAUSED {
+        if !c.state.can_unpause() {
             return Err(EngineError::Conflict(format!(
                 "Container {} is not paused",
                 c.id
@@ -308,6 +297,13 @@ impl Engine {
 
 fn not_running_capital(c: &ContainerRecord) -> EngineError {
     EngineError::Conflict(format!("Container {} is not running", c.id))
+}
+
+fn restarting(c: &ContainerRecord) -> EngineError {
+    EngineError::Conflict(format!(
+        "Container {} is restarting, wait until the container is running",
+        c.id
+    ))
 }
 
 #[cfg(test)]

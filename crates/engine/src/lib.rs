@@ -52,7 +52,7 @@ pub use auth::{login, logout};
 pub use container_config::{Config as ContainerConfig, HostConfig, MountPoint, StoredConfig};
 pub use container_inspect::{ContainerInspect, InspectState};
 pub use container_prune::ContainerPruneReport;
-pub use coracle_state::ContainerRecord;
+pub use coracle_state::{ContainerRecord, ContainerState};
 pub use cp::{CopyIn, CopyOptions, CopyOut, CopyReport, CpError};
 pub use disk_usage::{DiskUsage, ImageUsage, VolumeUsage};
 pub use error::EngineError;

@@ -421,7 +421,7 @@ impl Engine {
             let rec = self.db.container(id)?;
             if rec
                 .as_ref()
-                .is_some_and(|r| r.state == coracle_state::status::CREATED)
+                .is_some_and(|r| r.state == coracle_state::ContainerState::Created)
             {
                 // It never ran (the create or start failed): docker keeps it created.
                 self.db

@@ -13,7 +13,6 @@ use coracle_runtime::options::{
 };
 use coracle_runtime::runtime::RuntimeError;
 use coracle_runtime::spec::update::{apply_update, live_resources, ResourceChanges};
-use coracle_state::status;
 use std::path::Path;
 
 impl Engine {
@@ -59,7 +58,7 @@ impl Engine {
             Ok::<(), EngineError>(())
         })();
         let live = written.and_then(|()| {
-            if !matches!(c.state.as_str(), status::RUNNING | status::PAUSED) {
+            if !c.state.is_up() {
                 // Stopped, created or between restarts: the next start applies them.
                 return Ok(());
             }

@@ -8,6 +8,7 @@
 //! teardown that was interrupted is finished by the next one instead of leaking rules.
 
 use crate::{Engine, EngineError};
+use coracle_core::MacAddr;
 use coracle_net::firewall::{
     FirewallDriver, FirewallState, NetworkRule, Nftables, PortForward, Proto,
 };
@@ -92,7 +93,7 @@ impl Engine {
             .transpose()?;
         let host_if = ipam::veth_name()?;
         let lease = self.db.insert_lease_with(&net.id, &mut |used| {
-            let used: HashSet<Ipv4Addr> = used.iter().filter_map(|s| s.parse().ok()).collect();
+            let used: HashSet<Ipv4Addr> = used.iter().copied().collect();
             let ip = match requested {
                 Some(ip) if used.contains(&ip) || ip == a.gateway => return None,
                 Some(ip) => ip,
@@ -101,8 +102,8 @@ impl Engine {
             Some(LeaseRecord {
                 network_id: net.id.clone(),
                 container_id: container_id.to_string(),
-                ip: ip.to_string(),
-                mac: ipam::format_mac(&mac.unwrap_or_else(|| ipam::mac_for(ip))),
+                ip,
+                mac: MacAddr(mac.unwrap_or_else(|| ipam::mac_for(ip))),
                 host_if: host_if.clone(),
                 container_if: container_if.to_string(),
             })
@@ -131,11 +132,10 @@ impl Engine {
                     bridge: net.bridge.clone(),
                     host_if: lease.host_if.clone(),
                     container_if: container_if.to_string(),
-                    address: lease.ip.parse().expect("leased addresses are IPv4"),
+                    address: lease.ip,
                     prefix_len: a.subnet.prefix_len(),
                     gateway: (default_route && !net.internal).then_some(a.gateway),
-                    mac: coracle_runtime::options::parse_mac(&lease.mac)
-                        .expect("leased MACs are well-formed"),
+                    mac: lease.mac.octets(),
                 },
             )
         });
@@ -279,7 +279,7 @@ impl Engine {
                 .iter()
                 .find(|l| l.container_id == container_id && l.network_id == ep.network_id)
             {
-                return Ok(l.ip.parse().ok());
+                return Ok(Some(l.ip));
             }
         }
         Ok(None)

@@ -541,7 +541,7 @@ impl Engine {
             )));
         }
         let _ = self.save_record_file(&c.id); // best effort: only a repair reads it
-        if c.state != coracle_state::status::RUNNING {
+        if c.state != coracle_state::ContainerState::Running {
             return Ok(());
         }
         let ns = netns_path(&c.id);

@@ -118,7 +118,7 @@ impl Engine {
         self.sync_firewall()?;
         drop(lock);
 
-        let ip = first_ip.and_then(|ip| ip.parse::<IpAddr>().ok());
+        let ip = first_ip.map(IpAddr::V4);
         self.write_hosts(id, cfg, ip, &linked)?;
         if nets.iter().any(|n| n.name == DEFAULT_NETWORK) {
             self.update_linking_containers(id);
@@ -213,7 +213,7 @@ impl Engine {
         let t = self.find_container(target)?;
         let pid = t
             .init_pid
-            .filter(|_| t.state == coracle_state::status::RUNNING)
+            .filter(|_| t.state == coracle_state::ContainerState::Running)
             .ok_or_else(|| {
                 EngineError::Conflict(format!(
                     "cannot join network of a non running container: {}",
