@@ -49,8 +49,7 @@ impl Engine {
             }
             Err(e) => return Err(EngineError::io("read", &path)(e)),
         };
-        serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&bytes).map_err(EngineError::corrupt(path.display()))
     }
 
     /// The OCI runtime a container was created with (its state under
@@ -64,7 +63,7 @@ impl Engine {
                 .unwrap_or(coracle_runtime::runtime::BUILTIN),
             Path::new(RUNTIME_STATE_ROOT),
         )
-        .map_err(|e| EngineError::InvalidArgument(e.to_string()))
+        .map_err(EngineError::from)
     }
 
     /// Brings a record in line with reality: a monitor that is gone without recording

@@ -199,7 +199,7 @@ impl Engine {
         let cfg = self.container_config(&c.id)?;
         let spec_path = self.containers_dir().join(&c.id).join("config.json");
         let spec = oci_spec::runtime::Spec::load(&spec_path)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", spec_path.display())))?;
+            .map_err(EngineError::corrupt(spec_path.display()))?;
         let binds = spec
             .mounts()
             .iter()

@@ -163,14 +163,14 @@ impl Engine {
             Ok(s) if s.status == Status::Running => s.pid.ok_or_else(|| not_running(&c))?,
             Ok(s) if s.status == Status::Paused => return Err(paused()),
             Ok(_) | Err(RuntimeError::NotFound { .. }) => return Err(not_running(&c)),
-            Err(e) => return Err(EngineError::Conflict(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
         let config_path = self.containers_dir().join(&c.id).join("config.json");
-        let spec = Spec::load(&config_path)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", config_path.display())))?;
-        let container = spec.process().clone().ok_or_else(|| {
-            EngineError::InvalidArgument(format!("{}: no process", config_path.display()))
-        })?;
+        let spec = Spec::load(&config_path).map_err(EngineError::corrupt(config_path.display()))?;
+        let container = spec
+            .process()
+            .clone()
+            .ok_or_else(|| EngineError::corrupt(config_path.display())("no process"))?;
 
         // Checked here so that every runtime fails the same way, with docker's words
         // (youki's own error loses the errno).
@@ -267,8 +267,10 @@ impl Engine {
             Ok(s) if s.status == Status::Running => {}
             _ => return Err(not_running_capital(&c)),
         }
-        rt.pause(&c.id)
-            .map_err(|e| EngineError::Conflict(format!("Cannot pause container {}: {e}", c.id)))?;
+        rt.pause(&c.id).map_err(|source| EngineError::RuntimeOp {
+            context: format!("Cannot pause container {}", c.id),
+            source,
+        })?;
         if !self.db.set_container_paused(&c.id, true)? {
             // The record moved on meanwhile (the container exited): leave it thawed.
             let _ = rt.resume(&c.id);
@@ -287,8 +289,9 @@ impl Engine {
             )));
         }
         let rt = Self::runtime_for(&self.container_config(&c.id)?)?;
-        rt.resume(&c.id).map_err(|e| {
-            EngineError::Conflict(format!("Cannot unpause container {}: {e}", c.id))
+        rt.resume(&c.id).map_err(|source| EngineError::RuntimeOp {
+            context: format!("Cannot unpause container {}", c.id),
+            source,
         })?;
         self.db.set_container_paused(&c.id, false)?;
         Ok(())

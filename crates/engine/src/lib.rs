@@ -76,6 +76,7 @@ pub use run::{ContainerRuntimeConfig, PreparedContainer, RunRequest};
 pub use search::SearchResult;
 pub use stats::{StatsError, StatsReader, StatsSample};
 pub use store::{default_root, StorePaths, DEFAULT_ROOT};
+pub use teardown::TeardownError;
 pub use timestamp::parse_timestamp;
 pub use top::{ProcessList, TopError};
 

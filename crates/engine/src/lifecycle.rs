@@ -295,7 +295,10 @@ impl Engine {
                     c.id
                 ))
             }
-            e => EngineError::Conflict(format!("cannot kill container: {key}: {e}")),
+            source => EngineError::RuntimeOp {
+                context: format!("cannot kill container: {key}"),
+                source,
+            },
         })
     }
 
@@ -366,7 +369,10 @@ impl Engine {
         let cfg = self.container_config(&c.id)?;
         let rt = Self::runtime_for(&cfg)?;
         rt.kill(&c.id, signal)
-            .map_err(|e| EngineError::Conflict(format!("cannot kill container: {key}: {e}")))
+            .map_err(|source| EngineError::RuntimeOp {
+                context: format!("cannot kill container: {key}"),
+                source,
+            })
     }
 }
 

@@ -8,6 +8,7 @@
 use crate::helper::{Helper, StartReport};
 use crate::network::{DbNames, DnsService, NetMode};
 use crate::run::ContainerRuntimeConfig;
+use crate::teardown::TeardownError;
 use crate::{Engine, EngineError};
 use coracle_runtime::monitor::attach::{self, Client};
 use coracle_runtime::monitor::logfile::LogWriter;
@@ -130,7 +131,7 @@ impl Engine {
         );
         let cfg = self.container_config(id)?;
         let rt = Self::runtime_for(&cfg)?;
-        rtmon::set_child_subreaper().map_err(monitor_err)?;
+        rtmon::set_child_subreaper()?;
         let mut mask = SigSet::empty();
         for s in SUPERVISOR_SIGNALS {
             mask.add(s);
@@ -406,13 +407,13 @@ impl Engine {
             NetMode::Bridge => failures.extend(self.release_container_network(id)),
             NetMode::Loopback => {
                 if let Err(e) = coracle_net::netns::remove(&crate::network::netns_path(id)) {
-                    failures.push(e.to_string());
+                    failures.push(TeardownError::from(e));
                 }
             }
             _ => {}
         }
         if let Err(e) = coracle_rootfs::snapshot::unmount(&cfg.rootfs) {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
         self.release_volumes(id);
         let result = if cfg.rm {
@@ -475,10 +476,6 @@ fn redirect_stderr(path: &Path) {
             libc::dup2(f.as_raw_fd(), 2);
         }
     }
-}
-
-fn monitor_err(e: MonitorError) -> EngineError {
-    EngineError::InvalidArgument(e.to_string())
 }
 
 pub(crate) fn short(id: &str) -> &str {

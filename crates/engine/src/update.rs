@@ -19,8 +19,7 @@ impl Engine {
     /// `update KEY`: `opts` over the container's settings (docker's zero values leave
     /// a setting as it is).
     pub fn update_container(&mut self, key: &str, opts: &UpdateOptions) -> Result<(), EngineError> {
-        opts.validate()
-            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        opts.validate()?;
         let found = self.find_container(key)?;
         let dir = self.containers_dir().join(&found.id);
         // One update at a time, and none while the monitor starts it or `rm` removes it.
@@ -37,7 +36,7 @@ impl Engine {
         let saved = Saved::read(&dir, &c.config)?;
 
         let mut spec = oci_spec::runtime::Spec::load(dir.join("config.json"))
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", dir.display())))?;
+            .map_err(EngineError::corrupt(dir.display()))?;
         let mut resources = spec
             .linux()
             .as_ref()

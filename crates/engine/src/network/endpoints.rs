@@ -7,6 +7,7 @@
 //! to match the database as a whole (networks with bridges, published ports), so a
 //! teardown that was interrupted is finished by the next one instead of leaking rules.
 
+use crate::teardown::TeardownError;
 use crate::{Engine, EngineError};
 use coracle_core::MacAddr;
 use coracle_net::firewall::{
@@ -158,44 +159,50 @@ impl Engine {
         &mut self,
         lease: &LeaseRecord,
         delete_veth: bool,
-        failures: &mut Vec<String>,
+        failures: &mut Vec<TeardownError>,
     ) {
         if delete_veth {
-            if let Err(e) = link::delete_link(&lease.host_if) {
-                failures.push(format!("remove {}: {e}", lease.host_if));
+            if let Err(source) = link::delete_link(&lease.host_if) {
+                failures.push(TeardownError::Veth {
+                    host_if: lease.host_if.clone(),
+                    source,
+                });
             }
         }
         if let Err(e) = self.db.delete_lease(&lease.network_id, &lease.container_id) {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
     }
 
     /// Everything a container holds on networks goes: leases, veths, unused bridges,
     /// published ports, firewall rules, its namespace file. Safe to repeat, and after a
     /// reboot (when the kernel already dropped the links).
-    pub(crate) fn release_container_network(&mut self, container_id: &str) -> Vec<String> {
+    pub(crate) fn release_container_network(&mut self, container_id: &str) -> Vec<TeardownError> {
         let mut failures = Vec::new();
-        let lock = self.network_lock();
-        if let Err(e) = &lock {
-            failures.push(e.to_string());
-        }
+        let lock = match self.network_lock() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                failures.push(e.into());
+                None
+            }
+        };
         match self.db.leases_of_container(container_id) {
             Ok(leases) => {
                 for l in &leases {
                     self.detach_locked(l, false, &mut failures);
                 }
             }
-            Err(e) => failures.push(e.to_string()),
+            Err(e) => failures.push(e.into()),
         }
         if let Err(e) = self.db.set_container_ports(container_id, &[]) {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
         if let Err(e) = self.sync_firewall() {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
         drop(lock);
         if let Err(e) = netns::remove(&netns_path(container_id)) {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
         failures
     }

@@ -606,7 +606,7 @@ impl Engine {
             self.detach_locked(&lease, true, &mut failures);
             self.sync_firewall()?;
             if let Some(f) = failures.into_iter().next() {
-                return Err(EngineError::Conflict(f));
+                return Err(f.into());
             }
         }
         drop(lock);

@@ -200,8 +200,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let path = self.containers_dir().join(id).join("config.json");
         let bytes = std::fs::read(&path).map_err(EngineError::io("read", &path))?;
-        let mut spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))?;
+        let mut spec: oci_spec::runtime::Spec =
+            serde_json::from_slice(&bytes).map_err(EngineError::corrupt(path.display()))?;
         edit(&mut spec);
         let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
         crate::perms::write_private(&path, &json).map_err(EngineError::io("write", &path))
