@@ -5,7 +5,7 @@
 use crate::container_config::{Config, HostConfig, MountPoint, StoredConfig};
 use crate::{Engine, EngineError};
 use coracle_rootfs::snapshot::RootfsKind;
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -140,10 +140,10 @@ pub struct EndpointSettings {
 pub fn inspect_state(c: &ContainerRecord) -> InspectState {
     let active = c.is_active();
     InspectState {
-        status: c.state.clone(),
+        status: c.state.to_string(),
         running: active,
-        paused: c.state == status::PAUSED,
-        restarting: c.state == status::RESTARTING,
+        paused: c.state == ContainerState::Paused,
+        restarting: c.state == ContainerState::Restarting,
         oom_killed: c.oom_killed,
         dead: false,
         pid: if active { c.init_pid.unwrap_or(0) } else { 0 },
@@ -312,7 +312,7 @@ mod tests {
             ("created", false, 0, ZERO_TIME)
         );
         assert!(s.health.is_none());
-        c.state = "paused".into();
+        c.state = ContainerState::Paused;
         c.init_pid = Some(42);
         c.health = Some(
             r#"{"Status":"healthy","FailingStreak":0,"Log":[{"Start":"s","End":"e","ExitCode":0,"Output":"ok"}]}"#

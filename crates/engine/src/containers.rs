@@ -6,7 +6,7 @@ use crate::clock::now_rfc3339;
 use crate::monitor::{attach_socket, RUNTIME_STATE_ROOT};
 use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -50,8 +50,7 @@ impl Engine {
             }
             Err(e) => return Err(EngineError::io("read", &path)(e)),
         };
-        serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&bytes).map_err(EngineError::corrupt(path.display()))
     }
 
     /// The OCI runtime a container was created with (its state under
@@ -65,7 +64,7 @@ impl Engine {
                 .unwrap_or(coracle_runtime::runtime::BUILTIN),
             Path::new(RUNTIME_STATE_ROOT),
         )
-        .map_err(|e| EngineError::InvalidArgument(e.to_string()))
+        .map_err(EngineError::from)
     }
 
     /// Brings a record in line with reality: a monitor that is gone without recording
@@ -165,7 +164,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
         if c.monitor_pid.is_some() {
-            if c.state == status::PAUSED && !force {
+            if c.state == ContainerState::Paused && !force {
                 return Err(EngineError::Conflict(format!(
                     "cannot remove container \"/{}\": container is paused and must be unpaused first",
                     c.name
@@ -257,16 +256,16 @@ impl Engine {
             // touching it breaks the create) and killed once it runs.
             match self.db.container(&c.id)? {
                 None => return Ok(()),
-                Some(now) => match now.state.as_str() {
-                    status::RUNNING => {
+                Some(now) => match now.state {
+                    ContainerState::Running => {
                         let _ = rt.kill(&c.id, libc::SIGKILL);
                     }
-                    status::PAUSED => {
+                    ContainerState::Paused => {
                         let _ = rt.kill(&c.id, libc::SIGKILL);
                         let _ = rt.resume(&c.id);
                     }
                     // Between runs there is nothing to kill: the monitor stops waiting.
-                    status::RESTARTING => {
+                    ContainerState::Restarting => {
                         if let Some(pid) = now.monitor_pid {
                             let _ = nix::sys::signal::kill(
                                 nix::unistd::Pid::from_raw(pid as i32),
@@ -274,7 +273,7 @@ impl Engine {
                             );
                         }
                     }
-                    _ => {}
+                    ContainerState::Created | ContainerState::Exited => {}
                 },
             }
             match self.wait_stopped(&c.id, Duration::from_millis(500))? {

@@ -20,7 +20,7 @@ use coracle_rootfs::copy::{
     Owner, Tree, Writability, MAX_SYMLINKS,
 };
 use coracle_rootfs::RootfsMount;
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use rustix::fs::{FileType, Mode, OFlags};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -171,7 +171,7 @@ impl Engine {
     }
 
     fn container_access(&mut self, key: &str, c: &ContainerRecord) -> Result<Access, CpError> {
-        if c.state == status::RESTARTING {
+        if c.state == ContainerState::Restarting {
             return Err(CpError::Restarting(c.id.clone()));
         }
         if let Some(root) = self.running_root(c)? {
@@ -189,7 +189,7 @@ impl Engine {
             EngineError::NoSuchContainer(_) => EngineError::NoSuchContainer(key.to_string()),
             e => e,
         })?;
-        if c.state == status::RESTARTING {
+        if c.state == ContainerState::Restarting {
             return Err(CpError::Restarting(c.id.clone()));
         }
         if let Some(root) = self.running_root(&c)? {
@@ -199,7 +199,7 @@ impl Engine {
         let cfg = self.container_config(&c.id)?;
         let spec_path = self.containers_dir().join(&c.id).join("config.json");
         let spec = oci_spec::runtime::Spec::load(&spec_path)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", spec_path.display())))?;
+            .map_err(EngineError::corrupt(spec_path.display()))?;
         let binds = spec
             .mounts()
             .iter()

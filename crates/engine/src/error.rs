@@ -1,4 +1,5 @@
 use coracle_core::ErrorKind;
+use coracle_runtime::runtime::RuntimeError;
 use std::path::PathBuf;
 
 /// Everything the engine's operations can fail with. Lower crates' errors pass through
@@ -66,6 +67,29 @@ pub enum EngineError {
     Net(#[from] coracle_net::NetError),
     #[error(transparent)]
     Lsm(#[from] coracle_runtime::lsm::LsmError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A runtime operation on a container failed; `context` names it in docker's
+    /// words ("Cannot pause container ID").
+    #[error("{context}: {source}")]
+    RuntimeOp {
+        context: String,
+        #[source]
+        source: RuntimeError,
+    },
+    #[error(transparent)]
+    Monitor(#[from] coracle_runtime::monitor::MonitorError),
+    /// Something coracle stored itself (a file in the container's directory, a
+    /// document in the database) does not read back: the store is damaged, which is
+    /// not the caller's doing.
+    #[error("{what}: {source}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    Teardown(#[from] crate::teardown::TeardownError),
 }
 
 impl EngineError {
@@ -99,6 +123,10 @@ impl EngineError {
             EngineError::Options(e) => e.kind(),
             EngineError::Spec(e) => e.kind(),
             EngineError::Lsm(e) => e.kind(),
+            EngineError::Runtime(e) | EngineError::RuntimeOp { source: e, .. } => e.kind(),
+            EngineError::Monitor(e) => e.kind(),
+            EngineError::Corrupt { .. } => ErrorKind::Internal,
+            EngineError::Teardown(e) => e.kind(),
         }
     }
 
@@ -126,6 +154,18 @@ impl EngineError {
         }
     }
 
+    /// [`EngineError::Corrupt`] for `what` (a path, or what the value is).
+    pub(crate) fn corrupt<E>(what: impl std::fmt::Display) -> impl FnOnce(E) -> EngineError
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let what = what.to_string();
+        move |e| EngineError::Corrupt {
+            what,
+            source: e.into(),
+        }
+    }
+
     pub(crate) fn io(
         what: &'static str,
         path: impl Into<PathBuf>,
@@ -142,5 +182,57 @@ fn store_permission(path: &std::path::Path, owner: Option<&str>) -> String {
             "cannot access the store {}; use a store of your own (--root)",
             path.display()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+
+    #[test]
+    fn a_damaged_container_json_is_internal_and_keeps_its_message() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = Engine::open(tmp.path().join("store")).unwrap();
+        let dir = e.containers_dir().join("ab".repeat(32));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("container.json");
+        std::fs::write(&path, "{not json").unwrap();
+        let err = e.container_config(&"ab".repeat(32)).unwrap_err();
+        assert!(matches!(err, EngineError::Corrupt { .. }), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        let json_err = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
+        assert_eq!(err.to_string(), format!("{}: {json_err}", path.display()));
+    }
+
+    #[test]
+    fn lower_crates_errors_keep_their_text_and_kind() {
+        let prctl = EngineError::from(coracle_runtime::monitor::MonitorError::Sys {
+            call: "prctl(PR_SET_CHILD_SUBREAPER)",
+            source: nix::Error::EPERM,
+        });
+        assert_eq!(prctl.kind(), ErrorKind::Internal);
+        assert_eq!(
+            prctl.to_string(),
+            format!("prctl(PR_SET_CHILD_SUBREAPER): {}", nix::Error::EPERM)
+        );
+        let failed = || RuntimeError::NotFound {
+            id: "c1".into(),
+            runtime: "runc".into(),
+        };
+        let op = EngineError::RuntimeOp {
+            context: "Cannot pause container c1".into(),
+            source: failed(),
+        };
+        assert_eq!(
+            op.to_string(),
+            format!("Cannot pause container c1: {}", failed())
+        );
+        assert_eq!(op.kind(), failed().kind());
+        let teardown = EngineError::from(crate::teardown::TeardownError::from(
+            EngineError::NoSuchNetwork("n".into()),
+        ));
+        assert_eq!(teardown.to_string(), "network n not found");
+        assert_eq!(teardown.kind(), ErrorKind::NotFound);
     }
 }

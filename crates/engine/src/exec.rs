@@ -12,7 +12,7 @@ use crate::{Engine, EngineError};
 use coracle_model::{IdRef, UserSpec};
 use coracle_runtime::runtime::{Runtime, RuntimeError, Status};
 use coracle_runtime::spec::{exec_process, ExecInput, ExecUser};
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use oci_spec::runtime::{Process, Spec};
 use std::io::Read;
 use std::path::PathBuf;
@@ -149,16 +149,12 @@ impl Engine {
                 "Container {key} is paused, unpause the container before exec"
             ))
         };
-        match c.state.as_str() {
-            status::RUNNING => {}
-            status::PAUSED => return Err(paused()),
-            status::RESTARTING => {
-                return Err(EngineError::Conflict(format!(
-                    "Container {} is restarting, wait until the container is running",
-                    c.id
-                )))
-            }
-            _ => return Err(not_running(&c)),
+        if !c.state.can_exec() {
+            return Err(match c.state {
+                ContainerState::Paused => paused(),
+                ContainerState::Restarting => restarting(&c),
+                _ => not_running(&c),
+            });
         }
         let cfg = self.container_config(&c.id)?;
         let runtime = Self::runtime_for(&cfg)?;
@@ -167,14 +163,14 @@ impl Engine {
             Ok(s) if s.status == Status::Running => s.pid.ok_or_else(|| not_running(&c))?,
             Ok(s) if s.status == Status::Paused => return Err(paused()),
             Ok(_) | Err(RuntimeError::NotFound { .. }) => return Err(not_running(&c)),
-            Err(e) => return Err(EngineError::Conflict(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
         let config_path = self.containers_dir().join(&c.id).join("config.json");
-        let spec = Spec::load(&config_path)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", config_path.display())))?;
-        let container = spec.process().clone().ok_or_else(|| {
-            EngineError::InvalidArgument(format!("{}: no process", config_path.display()))
-        })?;
+        let spec = Spec::load(&config_path).map_err(EngineError::corrupt(config_path.display()))?;
+        let container = spec
+            .process()
+            .clone()
+            .ok_or_else(|| EngineError::corrupt(config_path.display())("no process"))?;
 
         // Checked here so that every runtime fails the same way, with docker's words
         // (youki's own error loses the errno).
@@ -257,29 +253,24 @@ impl Engine {
     /// `pause`: freezes every process of a running container.
     pub fn pause_container(&mut self, key: &str) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
-        match c.state.as_str() {
-            status::RUNNING => {}
-            status::PAUSED => {
-                return Err(EngineError::Conflict(format!(
-                    "Container {} is already paused",
-                    c.id
-                )))
-            }
-            status::RESTARTING => {
-                return Err(EngineError::Conflict(format!(
-                    "Container {} is restarting, wait until the container is running",
-                    c.id
-                )))
-            }
-            _ => return Err(not_running_capital(&c)),
+        if !c.state.can_pause() {
+            return Err(match c.state {
+                ContainerState::Paused => {
+                    EngineError::Conflict(format!("Container {} is already paused", c.id))
+                }
+                ContainerState::Restarting => restarting(&c),
+                _ => not_running_capital(&c),
+            });
         }
         let rt = Self::runtime_for(&self.container_config(&c.id)?)?;
         match rt.state(&c.id) {
             Ok(s) if s.status == Status::Running => {}
             _ => return Err(not_running_capital(&c)),
         }
-        rt.pause(&c.id)
-            .map_err(|e| EngineError::Conflict(format!("Cannot pause container {}: {e}", c.id)))?;
+        rt.pause(&c.id).map_err(|source| EngineError::RuntimeOp {
+            context: format!("Cannot pause container {}", c.id),
+            source,
+        })?;
         if !self.db.set_container_paused(&c.id, true)? {
             // The record moved on meanwhile (the container exited): leave it thawed.
             let _ = rt.resume(&c.id);
@@ -291,15 +282,16 @@ impl Engine {
     /// `unpause`: thaws a paused container.
     pub fn unpause_container(&mut self, key: &str) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
-        if c.state != status::PAUSED {
+        if !c.state.can_unpause() {
             return Err(EngineError::Conflict(format!(
                 "Container {} is not paused",
                 c.id
             )));
         }
         let rt = Self::runtime_for(&self.container_config(&c.id)?)?;
-        rt.resume(&c.id).map_err(|e| {
-            EngineError::Conflict(format!("Cannot unpause container {}: {e}", c.id))
+        rt.resume(&c.id).map_err(|source| EngineError::RuntimeOp {
+            context: format!("Cannot unpause container {}", c.id),
+            source,
         })?;
         self.db.set_container_paused(&c.id, false)?;
         Ok(())
@@ -308,6 +300,13 @@ impl Engine {
 
 fn not_running_capital(c: &ContainerRecord) -> EngineError {
     EngineError::Conflict(format!("Container {} is not running", c.id))
+}
+
+fn restarting(c: &ContainerRecord) -> EngineError {
+    EngineError::Conflict(format!(
+        "Container {} is restarting, wait until the container is running",
+        c.id
+    ))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use crate::ps::ListOptions;
 use crate::{Engine, EngineError};
 use coracle_runtime::lsm::HostLsm;
+use coracle_state::ContainerState;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,8 +56,11 @@ impl Engine {
             all: true,
             ..Default::default()
         })?;
-        let count = |state: &str| containers.iter().filter(|c| c.state == state).count();
-        let (running, paused) = (count("running"), count("paused"));
+        let count = |state| containers.iter().filter(|c| c.state == state).count();
+        let (running, paused) = (
+            count(ContainerState::Running),
+            count(ContainerState::Paused),
+        );
         let images = self.images()?.len();
         let root = self.paths.root.clone();
         let uts = rustix::system::uname();

@@ -55,7 +55,7 @@ pub use auth::{login, logout};
 pub use container_config::{Config as ContainerConfig, HostConfig, MountPoint, StoredConfig};
 pub use container_inspect::{ContainerInspect, InspectState};
 pub use container_prune::ContainerPruneReport;
-pub use coracle_state::ContainerRecord;
+pub use coracle_state::{ContainerRecord, ContainerState};
 pub use cp::{CopyIn, CopyOptions, CopyOut, CopyReport, CpError};
 pub use disk_usage::{DiskUsage, ImageUsage, VolumeUsage};
 pub use error::EngineError;
@@ -81,6 +81,7 @@ pub use search::SearchResult;
 pub use stats::{StatsError, StatsReader, StatsSample};
 pub use store::{default_root, StorePaths, DEFAULT_ROOT};
 pub use stored::ContainerRuntimeConfig;
+pub use teardown::TeardownError;
 pub use timestamp::parse_timestamp;
 pub use top::{ProcessList, TopError};
 

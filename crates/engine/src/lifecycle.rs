@@ -7,7 +7,7 @@ use crate::containers::Stopped;
 use crate::helper::{Helper, StartReport};
 use crate::monitor::{attach_socket, short};
 use crate::{Engine, EngineError};
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -42,7 +42,7 @@ impl Engine {
     pub fn start_container(&mut self, key: &str, attach: bool) -> Result<Started, EngineError> {
         let c = self.find_container(key)?;
         if c.monitor_pid.is_some() {
-            if c.state == status::PAUSED {
+            if c.state == ContainerState::Paused {
                 return Err(EngineError::Conflict(
                     "cannot start a paused container, try unpause instead".into(),
                 ));
@@ -208,13 +208,13 @@ impl Engine {
     /// `attach`: a connection to a running container's monitor.
     pub fn attach_container(&mut self, key: &str) -> Result<UnixStream, EngineError> {
         let c = self.find_container(key)?;
-        match c.state.as_str() {
-            status::PAUSED => {
+        match c.state {
+            ContainerState::Paused => {
                 return Err(EngineError::Conflict(
                     "You cannot attach to a paused container, unpause it first".into(),
                 ))
             }
-            status::RUNNING | status::RESTARTING => {}
+            ContainerState::Running | ContainerState::Restarting => {}
             _ => {
                 return Err(EngineError::Conflict(
                     "You cannot attach to a stopped container, start it first".into(),
@@ -244,13 +244,13 @@ impl Engine {
             return Ok(());
         }
         let cfg = self.container_config(&c.id)?;
-        if c.state == status::RESTARTING {
+        if c.state == ContainerState::Restarting {
             return self.kill_and_wait(&c);
         }
         let rt = Self::runtime_for(&cfg)?;
         let sig = signal.unwrap_or(cfg.stop_signal);
         let _ = rt.kill(&c.id, sig);
-        if c.state == status::PAUSED {
+        if c.state == ContainerState::Paused {
             // Frozen processes cannot act on the signal until thawed.
             let _ = rt.resume(&c.id);
         }
@@ -276,7 +276,7 @@ impl Engine {
     /// the user (its restart policy will not bring it back); other signals do not.
     pub fn kill_container(&mut self, key: &str, signal: i32) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
-        if c.state != status::RUNNING && c.state != status::PAUSED {
+        if !c.state.can_kill() {
             return Err(EngineError::Conflict(format!(
                 "cannot kill container: {key}: container {} is not running",
                 c.id
@@ -295,7 +295,10 @@ impl Engine {
                     c.id
                 ))
             }
-            e => EngineError::Conflict(format!("cannot kill container: {key}: {e}")),
+            source => EngineError::RuntimeOp {
+                context: format!("cannot kill container: {key}"),
+                source,
+            },
         })
     }
 
@@ -366,7 +369,10 @@ impl Engine {
         let cfg = self.container_config(&c.id)?;
         let rt = Self::runtime_for(&cfg)?;
         rt.kill(&c.id, signal)
-            .map_err(|e| EngineError::Conflict(format!("cannot kill container: {key}: {e}")))
+            .map_err(|source| EngineError::RuntimeOp {
+                context: format!("cannot kill container: {key}"),
+                source,
+            })
     }
 }
 

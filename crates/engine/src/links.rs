@@ -9,7 +9,7 @@ pub use crate::stored::LegacyLink;
 use crate::stored::{NetMode, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
 use coracle_model::{NetworkMode, RunOptions};
-use coracle_state::{status, ContainerRecord};
+use coracle_state::ContainerRecord;
 use std::net::IpAddr;
 
 /// `--link` on a user-defined network, as `(ALIAS, NAME)`.
@@ -133,11 +133,10 @@ impl Engine {
         default_network: &str,
         starting: Option<&str>,
     ) -> Result<Linked, EngineError> {
-        let child = self.db.container(&link.id)?.filter(|c| {
-            c.state == status::RUNNING
-                || c.state == status::PAUSED
-                || starting == Some(c.id.as_str())
-        });
+        let child = self
+            .db
+            .container(&link.id)?
+            .filter(|c| c.state.is_up() || starting == Some(c.id.as_str()));
         let Some(child) = child else {
             let name = self
                 .db
@@ -152,7 +151,7 @@ impl Engine {
             .leases_of_container(&child.id)?
             .into_iter()
             .find(|l| l.network_id == default_network)
-            .and_then(|l| l.ip.parse::<IpAddr>().ok())
+            .map(|l| IpAddr::V4(l.ip))
             .ok_or_else(|| {
                 EngineError::Conflict(format!(
                     "container {} not attached to default bridge network",
@@ -218,7 +217,7 @@ impl Engine {
             .leases_of_container(&parent.id)?
             .into_iter()
             .find(|l| l.network_id == default.id)
-            .and_then(|l| l.ip.parse::<IpAddr>().ok());
+            .map(|l| IpAddr::V4(l.ip));
         // The linked containers that do not run now keep no line (docker keeps a
         // stale one; there is no address to give them).
         let hosts: Vec<(String, IpAddr)> = cfg

@@ -9,6 +9,7 @@ use crate::clock::now_rfc3339;
 use crate::helper::{Helper, StartReport};
 use crate::network::{DbNames, DnsService, NetMode};
 use crate::stored::ContainerRuntimeConfig;
+use crate::teardown::TeardownError;
 use crate::{Engine, EngineError};
 use coracle_runtime::monitor::attach::{self, Client};
 use coracle_runtime::monitor::logfile::LogWriter;
@@ -127,7 +128,7 @@ impl Engine {
         );
         let cfg = self.container_config(id)?;
         let rt = Self::runtime_for(&cfg)?;
-        rtmon::set_child_subreaper().map_err(monitor_err)?;
+        rtmon::set_child_subreaper()?;
         let mut mask = SigSet::empty();
         for s in SUPERVISOR_SIGNALS {
             mask.add(s);
@@ -403,13 +404,13 @@ impl Engine {
             NetMode::Bridge => failures.extend(self.release_container_network(id)),
             NetMode::Loopback => {
                 if let Err(e) = coracle_net::netns::remove(&crate::network::netns_path(id)) {
-                    failures.push(e.to_string());
+                    failures.push(TeardownError::from(e));
                 }
             }
             _ => {}
         }
         if let Err(e) = coracle_rootfs::snapshot::unmount(&cfg.rootfs) {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
         self.release_volumes(id);
         let result = if cfg.rm {
@@ -418,7 +419,7 @@ impl Engine {
             let rec = self.db.container(id)?;
             if rec
                 .as_ref()
-                .is_some_and(|r| r.state == coracle_state::status::CREATED)
+                .is_some_and(|r| r.state == coracle_state::ContainerState::Created)
             {
                 // It never ran (the create or start failed): docker keeps it created.
                 self.db
@@ -472,10 +473,6 @@ fn redirect_stderr(path: &Path) {
             libc::dup2(f.as_raw_fd(), 2);
         }
     }
-}
-
-fn monitor_err(e: MonitorError) -> EngineError {
-    EngineError::InvalidArgument(e.to_string())
 }
 
 pub(crate) fn short(id: &str) -> &str {

@@ -35,10 +35,9 @@ impl Engine {
         let reference = ImageReference::parse(input)?;
         let record = self.find_image(input)?;
         report(PushEvent::Repository(reference.name()));
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&record.manifest).map_err(|e| {
-                EngineError::InvalidArgument(format!("stored manifest of {input} is not JSON: {e}"))
-            })?;
+        let manifest: serde_json::Value = serde_json::from_slice(&record.manifest).map_err(
+            EngineError::corrupt(format!("stored manifest of {input} is not JSON")),
+        )?;
         let config_type = manifest["config"]["mediaType"]
             .as_str()
             .unwrap_or("application/vnd.oci.image.config.v1+json")

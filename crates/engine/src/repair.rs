@@ -62,7 +62,7 @@ pub struct RecoveredContainer {
     pub name: String,
     /// The name it had, when another container had taken it.
     pub renamed_from: Option<String>,
-    pub state: String,
+    pub state: coracle_state::ContainerState,
     pub source: RecordSource,
     /// Networks it was configured for that did not come back (their records were
     /// only in the database), or that it had but cannot be told (no `record.json`).

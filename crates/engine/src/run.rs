@@ -64,7 +64,7 @@ impl Engine {
     pub(crate) fn drop_unmade_containers(&mut self) {
         let Ok(created) = self
             .db
-            .container_ids_in_state(coracle_state::status::CREATED)
+            .container_ids_in_state(coracle_state::ContainerState::Created)
         else {
             return;
         };

@@ -9,9 +9,50 @@
 use crate::containers::monitor_alive;
 use crate::monitor::{short, RUNTIME_STATE_ROOT};
 use crate::stored::ContainerRuntimeConfig;
-use crate::Engine;
+use crate::{Engine, EngineError};
+use coracle_core::ErrorKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// A step of tearing a container down (its network, root filesystem mount) that
+/// failed. Teardown goes on past a failed step so that everything else is still
+/// released; the failures are collected and reported together.
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    /// The host end of a veth could not be deleted.
+    #[error("remove {host_if}: {source}")]
+    Veth {
+        host_if: String,
+        #[source]
+        source: coracle_net::NetError,
+    },
+    #[error(transparent)]
+    Net(#[from] coracle_net::NetError),
+    #[error(transparent)]
+    State(#[from] coracle_state::StateError),
+    #[error(transparent)]
+    Unmount(#[from] coracle_rootfs::SnapshotError),
+    /// Taking the network lock or syncing the firewall.
+    #[error(transparent)]
+    Engine(Box<EngineError>),
+}
+
+impl From<EngineError> for TeardownError {
+    fn from(e: EngineError) -> TeardownError {
+        TeardownError::Engine(Box::new(e))
+    }
+}
+
+impl TeardownError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TeardownError::Veth { source, .. } | TeardownError::Net(source) => source.kind(),
+            TeardownError::State(e) => e.kind(),
+            TeardownError::Unmount(e) => e.kind(),
+            TeardownError::Engine(e) => e.kind(),
+        }
+    }
+}
 
 /// Directory of the store holding one marker per pending teardown.
 const PENDING: &str = "teardown";
@@ -40,8 +81,7 @@ impl Engine {
     pub(crate) fn delete_from_runtime(&self, id: &str, cfg: &ContainerRuntimeConfig) -> bool {
         let name = runtime_name(cfg);
         let result = coracle_runtime::runtime::select(name, Path::new(RUNTIME_STATE_ROOT))
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.delete(id, true).map_err(|e| e.to_string()));
+            .and_then(|rt| rt.delete(id, true));
         let marker = self.pending_dir().join(id);
         match result {
             Ok(()) => {

@@ -5,7 +5,7 @@
 
 use crate::{Engine, EngineError};
 use coracle_runtime::cgroup_stats::{cgroup_pids, CgroupStatsError};
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ impl Engine {
     /// the runtime's; None unless that process is still in the container's cgroup
     /// (pids are reused once a container is gone).
     pub(crate) fn container_init_pid(&self, c: &ContainerRecord) -> Option<u32> {
-        if !matches!(c.state.as_str(), status::RUNNING | status::PAUSED) {
+        if !c.state.is_up() {
             return None;
         }
         let pid = match c.init_pid.filter(|p| *p > 0) {
@@ -68,7 +68,7 @@ impl Engine {
     /// `top CONTAINER [ps OPTIONS]`.
     pub fn top(&mut self, key: &str, ps_args: &[String]) -> Result<ProcessList, TopError> {
         let c = self.find_container(key)?;
-        if c.state == status::RESTARTING {
+        if c.state == ContainerState::Restarting {
             return Err(TopError::Restarting(c.id));
         }
         let pid = self

@@ -11,15 +11,13 @@ use crate::{Engine, EngineError};
 use coracle_model::{CpuQuota, ResourceOptions, RestartPolicy, RunOptions, UpdateOptions};
 use coracle_runtime::runtime::RuntimeError;
 use coracle_runtime::spec::update::{apply_update, live_resources, ResourceChanges};
-use coracle_state::status;
 use std::path::Path;
 
 impl Engine {
     /// `update KEY`: `opts` over the container's settings (docker's zero values leave
     /// a setting as it is).
     pub fn update_container(&mut self, key: &str, opts: &UpdateOptions) -> Result<(), EngineError> {
-        opts.validate()
-            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        opts.validate()?;
         let found = self.find_container(key)?;
         let dir = self.containers_dir().join(&found.id);
         // One update at a time, and none while the monitor starts it or `rm` removes it.
@@ -36,7 +34,7 @@ impl Engine {
         let saved = Saved::read(&dir, &c.config)?;
 
         let mut spec = oci_spec::runtime::Spec::load(dir.join("config.json"))
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", dir.display())))?;
+            .map_err(EngineError::corrupt(dir.display()))?;
         let mut resources = spec
             .linux()
             .as_ref()
@@ -57,7 +55,7 @@ impl Engine {
             Ok::<(), EngineError>(())
         })();
         let live = written.and_then(|()| {
-            if !matches!(c.state.as_str(), status::RUNNING | status::PAUSED) {
+            if !c.state.is_up() {
                 // Stopped, created or between restarts: the next start applies them.
                 return Ok(());
             }

@@ -14,8 +14,8 @@ use coracle_model::{
 };
 use coracle_runtime::seccomp::KernelVersion;
 use coracle_runtime::spec::{
-    build_spec, Device, EtcFiles, Namespaces,
-    NetworkNamespace, ProcessUser, ResolvedMount, SeccompChoice, SpecInput,
+    build_spec, Device, EtcFiles, Namespaces, NetworkNamespace, ProcessUser, ResolvedMount,
+    SeccompChoice, SpecInput,
 };
 
 const ID: &str = "0123456789ab";

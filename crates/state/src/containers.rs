@@ -2,18 +2,13 @@
 //! `run --name x` cannot both succeed.
 
 use crate::db::sql_err;
-use crate::{Db, StateError};
+use crate::{ContainerState, Db, StateError};
 use coracle_core::Digest;
 use rusqlite::{params, OptionalExtension, Row};
 
-/// Container states, docker's words.
-pub mod status {
-    pub const CREATED: &str = "created";
-    pub const RUNNING: &str = "running";
-    pub const PAUSED: &str = "paused";
-    pub const RESTARTING: &str = "restarting";
-    pub const EXITED: &str = "exited";
-}
+/// The states a monitor may claim a container in to start it
+/// ([`ContainerState::can_start`]).
+const STARTABLE: [ContainerState; 2] = [ContainerState::Created, ContainerState::Exited];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerRecord {
@@ -23,8 +18,7 @@ pub struct ContainerRecord {
     pub image_name: String,
     pub created_at: i64,
     pub config: String,
-    /// One of [`status`].
-    pub state: String,
+    pub state: ContainerState,
     /// The monitor process: alive while the container runs, pauses or restarts.
     pub monitor_pid: Option<i64>,
     /// The container's init (host pid namespace) while it runs.
@@ -59,7 +53,7 @@ impl ContainerRecord {
             image_name,
             created_at,
             config,
-            state: status::CREATED.into(),
+            state: ContainerState::Created,
             monitor_pid: None,
             init_pid: None,
             exit_code: None,
@@ -75,10 +69,7 @@ impl ContainerRecord {
 
     /// Running, paused or restarting: a monitor should be alive.
     pub fn is_active(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            status::RUNNING | status::PAUSED | status::RESTARTING
-        )
+        self.state.is_active()
     }
 }
 
@@ -230,7 +221,7 @@ impl Db {
     }
 
     /// The ids of the containers in `state`, without reading their records.
-    pub fn container_ids_in_state(&self, state: &str) -> Result<Vec<String>, StateError> {
+    pub fn container_ids_in_state(&self, state: ContainerState) -> Result<Vec<String>, StateError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT id FROM containers WHERE state = ?1")
@@ -264,16 +255,16 @@ impl Db {
         monitor_pid: i64,
     ) -> Result<bool, StateError> {
         self.update(
-            "UPDATE containers SET monitor_pid = ?2 WHERE id = ?1 AND monitor_pid IS NULL AND state IN ('created', 'exited')",
-            params![id, monitor_pid],
+            "UPDATE containers SET monitor_pid = ?2 WHERE id = ?1 AND monitor_pid IS NULL AND state IN (?3, ?4)",
+            params![id, monitor_pid, STARTABLE[0], STARTABLE[1]],
         )
     }
 
     /// Forgets a monitor that died before it started the container.
     pub fn clear_container_monitor(&mut self, id: &str) -> Result<(), StateError> {
         self.update(
-            "UPDATE containers SET monitor_pid = NULL WHERE id = ?1 AND state IN ('created', 'exited')",
-            params![id],
+            "UPDATE containers SET monitor_pid = NULL WHERE id = ?1 AND state IN (?2, ?3)",
+            params![id, STARTABLE[0], STARTABLE[1]],
         )?;
         Ok(())
     }
@@ -287,8 +278,8 @@ impl Db {
         started_at: &str,
     ) -> Result<(), StateError> {
         self.update(
-            "UPDATE containers SET state = 'running', monitor_pid = ?2, init_pid = ?3, started_at = ?4, exit_code = NULL, oom_killed = 0, error = NULL WHERE id = ?1",
-            params![id, monitor_pid, init_pid, started_at],
+            "UPDATE containers SET state = ?5, monitor_pid = ?2, init_pid = ?3, started_at = ?4, exit_code = NULL, oom_killed = 0, error = NULL WHERE id = ?1",
+            params![id, monitor_pid, init_pid, started_at, ContainerState::Running],
         )?;
         Ok(())
     }
@@ -302,8 +293,8 @@ impl Db {
         oom_killed: bool,
     ) -> Result<(), StateError> {
         self.update(
-            "UPDATE containers SET state = 'exited', monitor_pid = NULL, init_pid = NULL, exit_code = ?2, finished_at = ?3, oom_killed = ?4 WHERE id = ?1",
-            params![id, exit_code, finished_at, oom_killed],
+            "UPDATE containers SET state = ?5, monitor_pid = NULL, init_pid = NULL, exit_code = ?2, finished_at = ?3, oom_killed = ?4 WHERE id = ?1",
+            params![id, exit_code, finished_at, oom_killed, ContainerState::Exited],
         )?;
         Ok(())
     }
@@ -317,8 +308,8 @@ impl Db {
         oom_killed: bool,
     ) -> Result<(), StateError> {
         self.update(
-            "UPDATE containers SET state = 'restarting', init_pid = NULL, exit_code = ?2, finished_at = ?3, oom_killed = ?4, restart_count = restart_count + 1 WHERE id = ?1",
-            params![id, exit_code, finished_at, oom_killed],
+            "UPDATE containers SET state = ?5, init_pid = NULL, exit_code = ?2, finished_at = ?3, oom_killed = ?4, restart_count = restart_count + 1 WHERE id = ?1",
+            params![id, exit_code, finished_at, oom_killed, ContainerState::Restarting],
         )?;
         Ok(())
     }
@@ -332,8 +323,8 @@ impl Db {
         error: &str,
     ) -> Result<(), StateError> {
         self.update(
-            "UPDATE containers SET state = 'created', monitor_pid = NULL, init_pid = NULL, exit_code = ?2, error = ?3 WHERE id = ?1",
-            params![id, exit_code, error],
+            "UPDATE containers SET state = ?4, monitor_pid = NULL, init_pid = NULL, exit_code = ?2, error = ?3 WHERE id = ?1",
+            params![id, exit_code, error, ContainerState::Created],
         )?;
         Ok(())
     }
@@ -341,9 +332,9 @@ impl Db {
     /// `running` <-> `paused`; only from the other of the two.
     pub fn set_container_paused(&mut self, id: &str, paused: bool) -> Result<bool, StateError> {
         let (from, to) = if paused {
-            ("running", "paused")
+            (ContainerState::Running, ContainerState::Paused)
         } else {
-            ("paused", "running")
+            (ContainerState::Paused, ContainerState::Running)
         };
         self.update(
             "UPDATE containers SET state = ?3 WHERE id = ?1 AND state = ?2",
@@ -506,29 +497,90 @@ mod tests {
             !db.set_container_paused("c1", true).unwrap(),
             "already paused"
         );
-        assert_eq!(db.container("c1").unwrap().unwrap().state, "paused");
+        assert_eq!(
+            db.container("c1").unwrap().unwrap().state,
+            ContainerState::Paused
+        );
         assert!(db.set_container_paused("c1", false).unwrap());
         db.set_container_restarting("c1", 1, "2024-01-01T00:00:01Z", false)
             .unwrap();
         let c = db.container("c1").unwrap().unwrap();
-        assert_eq!((c.state.as_str(), c.restart_count), ("restarting", 1));
+        assert_eq!((c.state, c.restart_count), (ContainerState::Restarting, 1));
         db.set_container_exited("c1", 3, "2024-01-01T00:00:01Z", true)
             .unwrap();
         let c = db.container("c1").unwrap().unwrap();
         assert_eq!(
-            (c.state.as_str(), c.exit_code, c.monitor_pid, c.oom_killed),
-            ("exited", Some(3), None, true)
+            (c.state, c.exit_code, c.monitor_pid, c.oom_killed),
+            (ContainerState::Exited, Some(3), None, true)
         );
         db.set_container_start_failed("c1", 127, "exec: not found")
             .unwrap();
         let c = db.container("c1").unwrap().unwrap();
         assert_eq!(
-            (c.state.as_str(), c.exit_code, c.error.as_deref()),
-            ("created", Some(127), Some("exec: not found"))
+            (c.state, c.exit_code, c.error.as_deref()),
+            (ContainerState::Created, Some(127), Some("exec: not found"))
         );
         // The image is in use: deleting its record must fail (no cascade).
         assert!(db.delete_image(&img).is_err());
         assert!(db.delete_container("c1").unwrap());
         assert!(db.delete_image(&img).is_ok());
+    }
+
+    #[test]
+    fn monitors_claim_exactly_the_startable_states() {
+        let startable: Vec<ContainerState> = ContainerState::ALL
+            .into_iter()
+            .filter(|s| s.can_start())
+            .collect();
+        assert_eq!(startable, STARTABLE);
+        let (_d, mut db, img) = db_with_image();
+        db.insert_container(&record("c1", "one", &img)).unwrap();
+        db.set_container_running("c1", 42, 43, "2024-01-01T00:00:00Z")
+            .unwrap();
+        db.clear_container_monitor("c1").unwrap();
+        assert!(!db.claim_container_monitor("c1", 50).unwrap(), "running");
+        db.set_container_exited("c1", 0, "2024-01-01T00:00:01Z", false)
+            .unwrap();
+        assert!(db.claim_container_monitor("c1", 50).unwrap(), "exited");
+    }
+
+    #[test]
+    fn states_are_stored_as_dockers_words_and_unknown_ones_are_corrupt() {
+        let (_d, mut db, img) = db_with_image();
+        db.insert_container(&record("c1", "one", &img)).unwrap();
+        db.set_container_running("c1", 42, 43, "2024-01-01T00:00:00Z")
+            .unwrap();
+        let stored: String = db
+            .conn
+            .query_row("SELECT state FROM containers WHERE id = 'c1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, "running");
+        // A database written by another version (or damaged): an error, never a panic.
+        db.conn
+            .execute("UPDATE containers SET state = 'dead' WHERE id = 'c1'", [])
+            .unwrap();
+        let err = db.container("c1").unwrap_err();
+        assert_eq!(err.kind(), coracle_core::ErrorKind::Internal);
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        let mut corrupt = None;
+        while let Some(c) = cause {
+            if let Some(StateError::Corrupt { what, value }) = c.downcast_ref::<StateError>() {
+                corrupt = Some((*what, value.clone()));
+            }
+            cause = c.source();
+        }
+        assert_eq!(
+            corrupt,
+            Some(("container state", "dead".to_string())),
+            "{err}"
+        );
+        assert!(err.to_string().contains("\"dead\""), "{err}");
+        assert!(db.containers().is_err());
+        assert_eq!(
+            db.container_ids_in_state(ContainerState::Running).unwrap(),
+            Vec::<String>::new()
+        );
     }
 }

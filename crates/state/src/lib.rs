@@ -2,6 +2,7 @@
 //! Records only ever point at completed files (layers and blobs are renamed into place
 //! before they are recorded), so what the database says exists, exists.
 
+mod container_state;
 mod containers;
 mod db;
 mod error;
@@ -10,7 +11,8 @@ mod networks;
 mod salvage;
 mod schema;
 
-pub use containers::{status, ContainerRecord};
+pub use container_state::ContainerState;
+pub use containers::ContainerRecord;
 pub use db::Db;
 pub use error::StateError;
 pub use images::{ImageLayer, ImageRecord, NewImage};

@@ -5,10 +5,11 @@
 
 use crate::db::sql_err;
 use crate::{Db, StateError};
-use coracle_core::PortMapping;
+use coracle_core::{MacAddr, PortMapping};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkRecord {
@@ -42,8 +43,8 @@ pub struct EndpointConfig {
 pub struct LeaseRecord {
     pub network_id: String,
     pub container_id: String,
-    pub ip: String,
-    pub mac: String,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
     pub host_if: String,
     pub container_if: String,
 }
@@ -69,6 +70,19 @@ fn json_col<T>(
 ) -> rusqlite::Result<T> {
     let text: String = r.get(idx)?;
     parse(&text).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            Box::new(StateError::Corrupt { what, value: text }),
+        )
+    })
+}
+
+/// A text column holding a value's canonical text (an address): one that does not
+/// parse is corruption, as for JSON.
+fn parsed_col<T: FromStr>(r: &Row, idx: usize, what: &'static str) -> rusqlite::Result<T> {
+    let text: String = r.get(idx)?;
+    text.parse().map_err(|_| {
         rusqlite::Error::FromSqlConversionFailure(
             idx,
             rusqlite::types::Type::Text,
@@ -104,26 +118,10 @@ fn row_to_lease(r: &Row) -> rusqlite::Result<LeaseRecord> {
     Ok(LeaseRecord {
         network_id: r.get(0)?,
         container_id: r.get(1)?,
-        ip: r.get(2)?,
-        mac: r.get(3)?,
+        ip: parsed_col(r, 2, "lease address")?,
+        mac: parsed_col(r, 3, "lease MAC address")?,
         host_if: r.get(4)?,
         container_if: r.get(5)?,
-    })
-}
-
-/// A text column parsed with `FromStr`; a value that does not parse is corruption.
-fn parsed_col<T: std::str::FromStr>(
-    r: &Row,
-    idx: usize,
-    what: &'static str,
-) -> rusqlite::Result<T> {
-    let text: String = r.get(idx)?;
-    text.parse().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            Box::new(StateError::Corrupt { what, value: text }),
-        )
     })
 }
 
@@ -316,22 +314,22 @@ impl Db {
         )
     }
 
-    /// In one IMMEDIATE transaction: `choose(ips in use on the network)` returns the lease
+    /// In one IMMEDIATE transaction: `choose(addresses in use on the network)` returns the lease
     /// to insert (None: nothing free / requested address taken -> Ok(None)). The lease is
     /// recorded on `network_id` whatever its own `network_id` says.
     pub fn insert_lease_with(
         &self,
         network_id: &str,
-        choose: &mut dyn FnMut(&[String]) -> Option<LeaseRecord>,
+        choose: &mut dyn FnMut(&[Ipv4Addr]) -> Option<LeaseRecord>,
     ) -> Result<Option<LeaseRecord>, StateError> {
         const OP: &str = "allocate address";
         let tx = self.immediate(OP)?;
-        let used: Vec<String> = {
+        let used: Vec<Ipv4Addr> = {
             let mut stmt = tx
                 .prepare_cached("SELECT ip FROM leases WHERE network_id = ?1")
                 .map_err(sql_err(&self.path, OP))?;
             let rows = stmt
-                .query_map([network_id], |r| r.get(0))
+                .query_map([network_id], |r| parsed_col(r, 0, "lease address"))
                 .map_err(sql_err(&self.path, OP))?;
             rows.collect::<Result<_, _>>()
                 .map_err(sql_err(&self.path, OP))?
@@ -345,8 +343,8 @@ impl Db {
             params![
                 lease.network_id,
                 lease.container_id,
-                lease.ip,
-                lease.mac,
+                lease.ip.to_string(),
+                lease.mac.to_string(),
                 lease.host_if,
                 lease.container_if
             ],

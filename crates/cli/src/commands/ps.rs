@@ -435,7 +435,7 @@ impl Row {
                 coracle_engine::human_duration(now.signed_duration_since(created))
             ),
             ports: crate::commands::port::displayable_ports(&c.ports),
-            state: c.state.clone(),
+            state: c.state.to_string(),
             status: c.status.clone(),
             size,
             names: c.name.clone(),
@@ -514,7 +514,7 @@ mod tests {
             image_id: format!("sha256:{}", "f".repeat(64)),
             command: "sh -c 'echo hello world'".into(),
             created: 1_714_564_680,
-            state: "running".into(),
+            state: coracle_engine::ContainerState::Running,
             status: "Up 2 minutes".into(),
             health: "none".into(),
             exit_code: 0,

@@ -89,15 +89,14 @@ fn summary_rows(u: &DiskUsage) -> Vec<Value> {
     let active_images = u.images.iter().filter(|i| i.containers > 0).count();
     let image_reclaim = u.layers_size.saturating_sub(used);
 
-    let is_active = |s: &str| matches!(s, "running" | "paused" | "restarting");
     let c_size: u64 = u.containers.iter().filter_map(|c| c.size_rw).sum();
     let c_reclaim: u64 = u
         .containers
         .iter()
-        .filter(|c| !is_active(&c.state))
+        .filter(|c| !c.state.is_active())
         .filter_map(|c| c.size_rw)
         .sum();
-    let c_active = u.containers.iter().filter(|c| is_active(&c.state)).count();
+    let c_active = u.containers.iter().filter(|c| c.state.is_active()).count();
 
     let v_size: u64 = u.volumes.iter().map(|v| v.size).sum();
     let v_reclaim: u64 = u

@@ -5,7 +5,7 @@ use super::{apply_probe, Health, ProbeResult};
 use crate::{Engine, EngineError};
 use chrono::{DateTime, Utc};
 use coracle_model::HealthConfig;
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 
 impl Engine {
     /// `starting`, `healthy` or `unhealthy` for a container with a health check (what
@@ -57,7 +57,7 @@ impl Engine {
     /// the probe is forked into the container.
     pub fn run_health_probe(&mut self, key: &str) -> Result<(), EngineError> {
         let before = self.find_container(key)?;
-        if before.state != status::RUNNING {
+        if before.state != ContainerState::Running {
             return Ok(());
         }
         let cfg = self.container_config(&before.id)?;
@@ -79,7 +79,7 @@ impl Engine {
         let Some(now) = self.db.container(&before.id)? else {
             return Ok(());
         };
-        let same_run = now.state == status::RUNNING
+        let same_run = now.state == ContainerState::Running
             && now.started_at == before.started_at
             && now.init_pid == before.init_pid;
         // A probe ended by the container's own exit says nothing about its health; the

@@ -7,7 +7,9 @@
 //! to match the database as a whole (networks with bridges, published ports), so a
 //! teardown that was interrupted is finished by the next one instead of leaking rules.
 
+use crate::teardown::TeardownError;
 use crate::{Engine, EngineError};
+use coracle_core::MacAddr;
 use coracle_net::firewall::{FirewallDriver, FirewallState, NetworkRule, Nftables, PortForward};
 use coracle_net::{ipam, link, netns};
 use coracle_state::{EndpointConfig, LeaseRecord, NetworkRecord};
@@ -83,7 +85,7 @@ impl Engine {
             .transpose()?;
         let host_if = ipam::veth_name()?;
         let lease = self.db.insert_lease_with(&net.id, &mut |used| {
-            let used: HashSet<Ipv4Addr> = used.iter().filter_map(|s| s.parse().ok()).collect();
+            let used: HashSet<Ipv4Addr> = used.iter().copied().collect();
             let ip = match requested {
                 Some(ip) if used.contains(&ip) || ip == a.gateway => return None,
                 Some(ip) => ip,
@@ -92,8 +94,8 @@ impl Engine {
             Some(LeaseRecord {
                 network_id: net.id.clone(),
                 container_id: container_id.to_string(),
-                ip: ip.to_string(),
-                mac: ipam::format_mac(&mac.unwrap_or_else(|| ipam::mac_for(ip))),
+                ip,
+                mac: MacAddr(mac.unwrap_or_else(|| ipam::mac_for(ip))),
                 host_if: host_if.clone(),
                 container_if: container_if.to_string(),
             })
@@ -122,10 +124,10 @@ impl Engine {
                     bridge: net.bridge.clone(),
                     host_if: lease.host_if.clone(),
                     container_if: container_if.to_string(),
-                    address: lease.ip.parse().expect("leased addresses are IPv4"),
+                    address: lease.ip,
                     prefix_len: a.subnet.prefix_len(),
                     gateway: (default_route && !net.internal).then_some(a.gateway),
-                    mac: coracle_model::parse_mac(&lease.mac).expect("leased MACs are well-formed"),
+                    mac: lease.mac.octets(),
                 },
             )
         });
@@ -148,44 +150,50 @@ impl Engine {
         &mut self,
         lease: &LeaseRecord,
         delete_veth: bool,
-        failures: &mut Vec<String>,
+        failures: &mut Vec<TeardownError>,
     ) {
         if delete_veth {
-            if let Err(e) = link::delete_link(&lease.host_if) {
-                failures.push(format!("remove {}: {e}", lease.host_if));
+            if let Err(source) = link::delete_link(&lease.host_if) {
+                failures.push(TeardownError::Veth {
+                    host_if: lease.host_if.clone(),
+                    source,
+                });
             }
         }
         if let Err(e) = self.db.delete_lease(&lease.network_id, &lease.container_id) {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
     }
 
     /// Everything a container holds on networks goes: leases, veths, unused bridges,
     /// published ports, firewall rules, its namespace file. Safe to repeat, and after a
     /// reboot (when the kernel already dropped the links).
-    pub(crate) fn release_container_network(&mut self, container_id: &str) -> Vec<String> {
+    pub(crate) fn release_container_network(&mut self, container_id: &str) -> Vec<TeardownError> {
         let mut failures = Vec::new();
-        let lock = self.network_lock();
-        if let Err(e) = &lock {
-            failures.push(e.to_string());
-        }
+        let lock = match self.network_lock() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                failures.push(e.into());
+                None
+            }
+        };
         match self.db.leases_of_container(container_id) {
             Ok(leases) => {
                 for l in &leases {
                     self.detach_locked(l, false, &mut failures);
                 }
             }
-            Err(e) => failures.push(e.to_string()),
+            Err(e) => failures.push(e.into()),
         }
         if let Err(e) = self.db.set_container_ports(container_id, &[]) {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
         if let Err(e) = self.sync_firewall() {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
         drop(lock);
         if let Err(e) = netns::remove(&netns_path(container_id)) {
-            failures.push(e.to_string());
+            failures.push(e.into());
         }
         failures
     }
@@ -265,7 +273,7 @@ impl Engine {
                 .iter()
                 .find(|l| l.container_id == container_id && l.network_id == ep.network_id)
             {
-                return Ok(l.ip.parse().ok());
+                return Ok(Some(l.ip));
             }
         }
         Ok(None)

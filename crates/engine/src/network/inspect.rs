@@ -45,7 +45,7 @@ impl Engine {
                 json!({
                     "Name": name,
                     "EndpointID": endpoint_id(&n.id, &l.container_id),
-                    "MacAddress": l.mac,
+                    "MacAddress": l.mac.to_string(),
                     "IPv4Address": format!("{}/{prefix}", l.ip),
                     "IPv6Address": "",
                 }),
@@ -103,11 +103,11 @@ impl Engine {
                     };
                     if let Some(l) = leases.iter().find(|l| l.network_id == n.id) {
                         s.endpoint_id = endpoint_id(&n.id, id);
-                        s.ip_address = l.ip.clone();
+                        s.ip_address = l.ip.to_string();
                         s.ip_prefix_len = coracle_net::ipam::parse_subnet(&n.subnet)
                             .map(|s| s.prefix_len() as i64)
                             .unwrap_or(0);
-                        s.mac_address = l.mac.clone();
+                        s.mac_address = l.mac.to_string();
                         s.gateway = if n.internal {
                             String::new()
                         } else {

@@ -487,7 +487,7 @@ impl Engine {
             )));
         }
         let _ = self.save_record_file(&c.id); // best effort: only a repair reads it
-        if c.state != coracle_state::status::RUNNING {
+        if c.state != coracle_state::ContainerState::Running {
             return Ok(());
         }
         let ns = netns_path(&c.id);
@@ -552,7 +552,7 @@ impl Engine {
             self.detach_locked(&lease, true, &mut failures);
             self.sync_firewall()?;
             if let Some(f) = failures.into_iter().next() {
-                return Err(EngineError::Conflict(f));
+                return Err(f.into());
             }
         }
         drop(lock);

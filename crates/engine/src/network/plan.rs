@@ -103,9 +103,7 @@ impl Engine {
                 self.default_network()?
                     .gateway
                     .parse::<IpAddr>()
-                    .map_err(|e| {
-                        EngineError::InvalidArgument(format!("the default network's gateway: {e}"))
-                    })?,
+                    .map_err(EngineError::corrupt("the default network's gateway"))?,
             )
         } else {
             None

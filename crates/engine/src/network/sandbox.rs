@@ -109,7 +109,7 @@ impl Engine {
         self.sync_firewall()?;
         drop(lock);
 
-        let ip = first_ip.and_then(|ip| ip.parse::<IpAddr>().ok());
+        let ip = first_ip.map(IpAddr::V4);
         self.write_hosts(id, cfg, ip, &linked)?;
         if nets.iter().any(|n| n.name == DEFAULT_NETWORK) {
             self.update_linking_containers(id);
@@ -191,8 +191,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let path = self.containers_dir().join(id).join("config.json");
         let bytes = std::fs::read(&path).map_err(EngineError::io("read", &path))?;
-        let mut spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))?;
+        let mut spec: oci_spec::runtime::Spec =
+            serde_json::from_slice(&bytes).map_err(EngineError::corrupt(path.display()))?;
         edit(&mut spec);
         let json = serde_json::to_vec_pretty(&spec).expect("specs serialise");
         crate::perms::write_private(&path, &json).map_err(EngineError::io("write", &path))
@@ -204,7 +204,7 @@ impl Engine {
         let t = self.find_container(target)?;
         let pid = t
             .init_pid
-            .filter(|_| t.state == coracle_state::status::RUNNING)
+            .filter(|_| t.state == coracle_state::ContainerState::Running)
             .ok_or_else(|| {
                 EngineError::Conflict(format!(
                     "cannot join network of a non running container: {}",

@@ -9,7 +9,7 @@ use crate::container_config::MountPoint;
 use crate::filters::Filters;
 use crate::{Engine, EngineError};
 use chrono::{DateTime, Utc};
-use coracle_state::{status, ContainerRecord};
+use coracle_state::{ContainerRecord, ContainerState};
 use select::{unique_prefix, FilterState, Verdict};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +33,8 @@ const ACCEPTED: &[&str] = &[
     "volume",
 ];
 
+/// docker's container states, the values `status=` accepts. No record is ever
+/// `removing` or `dead` (see [`ContainerState`]): those match nothing.
 const STATES: &[&str] = &[
     "created",
     "running",
@@ -58,7 +60,7 @@ pub struct ContainerSummary {
     pub command: String,
     /// Unix seconds.
     pub created: i64,
-    pub state: String,
+    pub state: ContainerState,
     pub status: String,
     /// none, starting, healthy or unhealthy.
     pub health: String,
@@ -216,22 +218,22 @@ fn since(t: Option<&str>, now: DateTime<Utc>) -> String {
 /// docker's `State.String()`: the STATUS column.
 pub fn status_text(c: &ContainerRecord, health: &str, now: DateTime<Utc>) -> String {
     let up = || format!("Up {}", since(c.started_at.as_deref(), now));
-    match c.state.as_str() {
-        status::RUNNING => match health {
+    match c.state {
+        ContainerState::Running => match health {
             "none" => up(),
             "starting" => format!("{} (health: starting)", up()),
             h => format!("{} ({h})", up()),
         },
-        status::PAUSED => format!("{} (Paused)", up()),
-        status::RESTARTING => format!(
+        ContainerState::Paused => format!("{} (Paused)", up()),
+        ContainerState::Restarting => format!(
             "Restarting ({}) {} ago",
             c.exit_code.unwrap_or(0),
             since(c.finished_at.as_deref(), now)
         ),
-        status::CREATED => "Created".into(),
-        _ if c.started_at.is_none() => "Created".into(),
-        _ if c.finished_at.is_none() => String::new(),
-        _ => format!(
+        ContainerState::Created => "Created".into(),
+        ContainerState::Exited if c.started_at.is_none() => "Created".into(),
+        ContainerState::Exited if c.finished_at.is_none() => String::new(),
+        ContainerState::Exited => format!(
             "Exited ({}) {} ago",
             c.exit_code.unwrap_or(0),
             since(c.finished_at.as_deref(), now)
@@ -438,7 +440,7 @@ impl Engine {
                 command: command_text(&c.path, &c.args),
                 created: c.record.created_at,
                 status: status_text(&c.record, &c.health, now),
-                state: c.record.state.clone(),
+                state: c.record.state,
                 exit_code: c.record.exit_code.unwrap_or(0),
                 networks: network_names(&c.network),
                 ports: if c.record.is_active() {
@@ -531,7 +533,7 @@ fn port_filters(f: &Filters, key: &str) -> Result<Vec<PortFilter>, EngineError> 
 mod tests {
     use super::*;
 
-    fn record(state: &str) -> ContainerRecord {
+    fn record(state: ContainerState) -> ContainerRecord {
         let mut r = ContainerRecord::new_created(
             "c".repeat(64),
             "web".into(),
@@ -540,7 +542,7 @@ mod tests {
             0,
             "{}".into(),
         );
-        r.state = state.into();
+        r.state = state;
         r
     }
 
@@ -552,9 +554,9 @@ mod tests {
 
     #[test]
     fn status_texts_as_docker() {
-        let mut r = record("created");
+        let mut r = record(ContainerState::Created);
         assert_eq!(status_text(&r, "none", now()), "Created");
-        r.state = "running".into();
+        r.state = ContainerState::Running;
         r.started_at = Some("2024-05-01T11:57:00Z".into());
         assert_eq!(status_text(&r, "none", now()), "Up 3 minutes");
         assert_eq!(status_text(&r, "healthy", now()), "Up 3 minutes (healthy)");
@@ -566,16 +568,16 @@ mod tests {
             status_text(&r, "unhealthy", now()),
             "Up 3 minutes (unhealthy)"
         );
-        r.state = "paused".into();
+        r.state = ContainerState::Paused;
         assert_eq!(status_text(&r, "none", now()), "Up 3 minutes (Paused)");
-        r.state = "restarting".into();
+        r.state = ContainerState::Restarting;
         r.exit_code = Some(1);
         r.finished_at = Some("2024-05-01T11:59:55Z".into());
         assert_eq!(
             status_text(&r, "none", now()),
             "Restarting (1) 5 seconds ago"
         );
-        r.state = "exited".into();
+        r.state = ContainerState::Exited;
         r.exit_code = Some(0);
         r.finished_at = Some("2024-05-01T11:59:58.5Z".into());
         assert_eq!(status_text(&r, "none", now()), "Exited (0) 1 second ago");

@@ -68,7 +68,7 @@ impl FilterState<'_> {
                 return Verdict::Exclude;
             }
         }
-        if !f.matches("status", &r.state) {
+        if !f.matches("status", r.state.as_str()) {
             return Verdict::Exclude;
         }
         if !f.exact_match("health", &c.health) {
@@ -122,9 +122,9 @@ pub(super) fn unique_prefix(candidates: &[Candidate], prefix: &str) -> Option<St
 mod tests {
     use super::*;
     use crate::filters::Filters;
-    use coracle_state::ContainerRecord;
+    use coracle_state::{ContainerRecord, ContainerState};
 
-    fn record(state: &str) -> ContainerRecord {
+    fn record(state: ContainerState) -> ContainerRecord {
         let mut r = ContainerRecord::new_created(
             "c".repeat(64),
             "web".into(),
@@ -133,15 +133,20 @@ mod tests {
             0,
             "{}".into(),
         );
-        r.state = state.into();
+        r.state = state;
         r
     }
 
-    fn candidate(id: &str, name: &str, state: &str, labels: &[(&str, &str)]) -> Candidate {
+    fn candidate(
+        id: &str,
+        name: &str,
+        state: ContainerState,
+        labels: &[(&str, &str)],
+    ) -> Candidate {
         let mut r = record(state);
         r.id = id.into();
         r.name = name.into();
-        if state == "exited" {
+        if r.state == ContainerState::Exited {
             r.started_at = Some("2024-05-01T11:00:00Z".into());
             r.finished_at = Some("2024-05-01T11:00:01Z".into());
             r.exit_code = Some(3);
@@ -197,9 +202,9 @@ mod tests {
     #[test]
     fn filters_combine_as_docker() {
         let cands = vec![
-            candidate("aa11", "web", "running", &[("tier", "front")]),
-            candidate("aa22", "db", "exited", &[("tier", "back")]),
-            candidate("bb33", "web2", "created", &[]),
+            candidate("aa11", "web", ContainerState::Running, &[("tier", "front")]),
+            candidate("aa22", "db", ContainerState::Exited, &[("tier", "back")]),
+            candidate("bb33", "web2", ContainerState::Created, &[]),
         ];
         assert_eq!(run_filters(&cands, opts(false, &[])), ["web"]);
         assert_eq!(run_filters(&cands, opts(true, &[])), ["web", "db", "web2"]);
@@ -247,9 +252,9 @@ mod tests {
     #[test]
     fn before_and_since_walk_the_creation_order() {
         let cands = vec![
-            candidate("aa11", "c3", "exited", &[]),
-            candidate("bb22", "c2", "exited", &[]),
-            candidate("cc33", "c1", "exited", &[]),
+            candidate("aa11", "c3", ContainerState::Exited, &[]),
+            candidate("bb22", "c2", ContainerState::Exited, &[]),
+            candidate("cc33", "c1", ContainerState::Exited, &[]),
         ];
         let o = opts(true, &[]);
         let mut st = FilterState {

@@ -14,7 +14,7 @@ use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_core::Digest;
 use coracle_rootfs::snapshot::RootfsKind;
-use coracle_state::{status, ContainerRecord, Salvaged, StateError};
+use coracle_state::{ContainerRecord, ContainerState, Salvaged, StateError};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
@@ -110,7 +110,7 @@ impl Engine {
             id: id.to_string(),
             name: record.name.clone(),
             renamed_from,
-            state: record.state.clone(),
+            state: record.state,
             source,
             networks_lost: bridged && (endpoints.is_none() || !lost.is_empty()),
             running_networked: bridged && record.is_active(),
@@ -156,8 +156,8 @@ impl Engine {
             let rt = Self::runtime_for(cfg).ok();
             let state = rt.and_then(|rt| rt.state(&id).ok());
             record.state = match state.as_ref().map(|s| s.status) {
-                Some(coracle_runtime::runtime::Status::Paused) => status::PAUSED.into(),
-                _ => status::RUNNING.into(),
+                Some(coracle_runtime::runtime::Status::Paused) => ContainerState::Paused,
+                _ => ContainerState::Running,
             };
             record.monitor_pid = Some(pid);
             record.init_pid = state.and_then(|s| s.pid).map(i64::from);
@@ -183,7 +183,7 @@ impl Engine {
         let exit = dir.join("exit");
         let ran = exit.exists() || dir.join(crate::monitor::MONITOR_LOG).exists();
         if ran {
-            record.state = status::EXITED.into();
+            record.state = ContainerState::Exited;
             record.exit_code =
                 Some(coracle_runtime::monitor::read_exit_file(&exit).unwrap_or(255) as i64);
             let at = std::fs::metadata(&exit).and_then(|m| m.modified());

@@ -2,6 +2,7 @@ use super::*;
 use crate::{ContainerRecord, ImageLayer, NewImage};
 use coracle_core::{Digest, ErrorKind};
 use std::collections::HashSet;
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 fn db_with_image(path: &Path) -> (Db, Digest) {
@@ -66,19 +67,18 @@ fn lease(container: &str, ip: &str) -> LeaseRecord {
     LeaseRecord {
         network_id: String::new(),
         container_id: container.into(),
-        ip: ip.into(),
-        mac: "02:42:0a:59:00:02".into(),
+        ip: ip.parse().unwrap(),
+        mac: "02:42:0a:59:00:02".parse().unwrap(),
         host_if: "veth0000000".into(),
         container_if: "eth0".into(),
     }
 }
 
 /// Lowest free host of a /24 (2..=254; .1 is the gateway), as IPAM would choose.
-fn lowest_free(prefix: &str, used: &[String]) -> Option<String> {
-    let used: HashSet<&str> = used.iter().map(String::as_str).collect();
+fn lowest_free(prefix: &str, used: &[Ipv4Addr]) -> Option<String> {
     (2..=254)
         .map(|h| format!("{prefix}.{h}"))
-        .find(|ip| !used.contains(ip.as_str()))
+        .find(|ip| !used.contains(&ip.parse().unwrap()))
 }
 
 fn ep(network_id: &str, aliases: &[&str]) -> EndpointConfig {
@@ -188,13 +188,16 @@ fn leases_come_from_choose_and_pin_their_network() {
         lowest_free("10.89.0", used).map(|ip| lease(&c2, &ip))
     })
     .unwrap();
-    assert_eq!(seen, ["10.89.0.2"]);
-    assert_eq!(db.leases_of_container(&c2).unwrap()[0].ip, "10.89.0.3");
+    assert_eq!(seen, [Ipv4Addr::new(10, 89, 0, 2)]);
+    assert_eq!(
+        db.leases_of_container(&c2).unwrap()[0].ip,
+        Ipv4Addr::new(10, 89, 0, 3)
+    );
 
     // A requested address that is taken: choose says None, nothing is recorded.
     let none = db
         .insert_lease_with("n1", &mut |used| {
-            (!used.contains(&"10.89.0.3".to_string())).then(|| lease(&c3, "10.89.0.3"))
+            (!used.contains(&Ipv4Addr::new(10, 89, 0, 3))).then(|| lease(&c3, "10.89.0.3"))
         })
         .unwrap();
     assert_eq!(none, None);
@@ -213,6 +216,57 @@ fn leases_come_from_choose_and_pin_their_network() {
     assert!(!db.delete_lease("n1", &c1).unwrap());
     assert!(db.delete_lease("n1", &c2).unwrap());
     assert!(db.delete_network("n1").unwrap());
+}
+
+#[test]
+fn lease_addresses_are_stored_as_text_and_bad_ones_are_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut db, img) = db_with_image(&dir.path().join("state.db"));
+    db.insert_network(&network("n1", "front", "coracle1", "10.89.0.0/24"))
+        .unwrap();
+    let c1 = cid("d1");
+    add_container(&mut db, &img, &c1, "one");
+    let mut l = lease(&c1, "10.89.0.7");
+    l.mac = MacAddr([0x02, 0x42, 0x0a, 0x59, 0x00, 0xAB]);
+    db.insert_lease_with("n1", &mut |_| Some(l.clone()))
+        .unwrap();
+    let text = |col: &str| -> String {
+        db.conn
+            .query_row(&format!("SELECT {col} FROM leases"), [], |r| r.get(0))
+            .unwrap()
+    };
+    // The same text as before the columns were typed: existing databases read back.
+    assert_eq!(
+        (text("ip"), text("mac")),
+        ("10.89.0.7".into(), "02:42:0a:59:00:ab".into())
+    );
+    l.network_id = "n1".into();
+    assert_eq!(db.leases_of_container(&c1).unwrap(), [l]);
+
+    for (col, bad, what) in [
+        ("ip", "10.89.0.300", "lease address"),
+        ("mac", "02:42:0a", "lease MAC address"),
+    ] {
+        let good = text(col);
+        db.conn
+            .execute(&format!("UPDATE leases SET {col} = ?1"), [bad])
+            .unwrap();
+        let err = db.leases_of_container(&c1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+        assert!(err.to_string().contains(what), "{err}");
+        assert!(err.to_string().contains(bad), "{err}");
+        db.conn
+            .execute(&format!("UPDATE leases SET {col} = ?1"), [good])
+            .unwrap();
+    }
+    // Allocation reads the addresses in use: a bad one fails it rather than being skipped.
+    db.conn
+        .execute("UPDATE leases SET ip = 'nonsense'", [])
+        .unwrap();
+    let err = db
+        .insert_lease_with("n1", &mut |_| panic!("not reached"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
 }
 
 #[test]
@@ -250,7 +304,7 @@ fn concurrent_allocation_across_connections_never_shares_an_address() {
     for h in handles {
         h.join().unwrap();
     }
-    let ips: HashSet<String> = db
+    let ips: HashSet<Ipv4Addr> = db
         .leases_of_network("n1")
         .unwrap()
         .into_iter()
