@@ -2,7 +2,7 @@
 //! reality first: a container whose monitor is gone (killed, or the host rebooted) is
 //! torn down here and marked exited with the code its monitor left, if any.
 
-use crate::monitor::{attach_socket, now_rfc3339, RUNTIME_STATE_ROOT};
+use crate::monitor::now_rfc3339;
 use crate::run::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_state::{status, ContainerRecord};
@@ -53,16 +53,15 @@ impl Engine {
             .map_err(|e| EngineError::InvalidArgument(format!("{}: {e}", path.display())))
     }
 
-    /// The OCI runtime a container was created with (its state under
-    /// [`RUNTIME_STATE_ROOT`]).
+    /// The OCI runtime a container was created with.
     pub fn runtime_for(
+        &self,
         cfg: &ContainerRuntimeConfig,
     ) -> Result<Box<dyn coracle_runtime::runtime::Runtime>, EngineError> {
-        coracle_runtime::runtime::select(
+        self.runtime(
             cfg.runtime
                 .as_deref()
                 .unwrap_or(coracle_runtime::runtime::BUILTIN),
-            Path::new(RUNTIME_STATE_ROOT),
         )
         .map_err(|e| EngineError::InvalidArgument(e.to_string()))
     }
@@ -103,12 +102,12 @@ impl Engine {
                     }
                 }
                 crate::network::NetMode::Loopback => {
-                    let _ = coracle_net::netns::remove(&crate::network::netns_path(&c.id));
+                    let _ = coracle_net::netns::remove(&self.run_dir.netns(&c.id));
                 }
                 _ => {}
             }
         }
-        let _ = std::fs::remove_file(attach_socket(&c.id));
+        let _ = std::fs::remove_file(self.run_dir.attach_socket(&c.id));
         if c.is_active() {
             let code = coracle_runtime::monitor::read_exit_file(&dir.join("exit")).unwrap_or(255);
             if let Some(cfg) = cfg.as_ref().filter(|cfg| cfg.rm) {
@@ -248,7 +247,7 @@ impl Engine {
     /// Sends SIGKILL and waits until the monitor has recorded the end.
     pub(crate) fn kill_and_wait(&mut self, c: &ContainerRecord) -> Result<(), EngineError> {
         let cfg = self.container_config(&c.id)?;
-        let rt = Self::runtime_for(&cfg)?;
+        let rt = self.runtime_for(&cfg)?;
         let deadline = Instant::now() + STOP_WAIT;
         loop {
             // Act on the state as it is now: a container its monitor is still starting

@@ -7,11 +7,11 @@
 //! outlives the container's record, since `rm` must not wait for the kernel.
 
 use crate::containers::monitor_alive;
-use crate::monitor::{short, RUNTIME_STATE_ROOT};
+use crate::monitor::short;
 use crate::run::ContainerRuntimeConfig;
 use crate::Engine;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Directory of the store holding one marker per pending teardown.
 const PENDING: &str = "teardown";
@@ -39,7 +39,8 @@ impl Engine {
     /// Returns whether it is done.
     pub(crate) fn delete_from_runtime(&self, id: &str, cfg: &ContainerRuntimeConfig) -> bool {
         let name = runtime_name(cfg);
-        let result = coracle_runtime::runtime::select(name, Path::new(RUNTIME_STATE_ROOT))
+        let result = self
+            .runtime(name)
             .map_err(|e| e.to_string())
             .and_then(|rt| rt.delete(id, true).map_err(|e| e.to_string()));
         let marker = self.pending_dir().join(id);
@@ -99,7 +100,8 @@ impl Engine {
         let Ok(name) = std::fs::read_to_string(&marker) else {
             return;
         };
-        let done = coracle_runtime::runtime::select(name.trim(), Path::new(RUNTIME_STATE_ROOT))
+        let done = self
+            .runtime(name.trim())
             .is_ok_and(|rt| rt.delete(id, true).is_ok());
         if done {
             let _ = std::fs::remove_file(&marker);

@@ -15,7 +15,6 @@ mod inspect;
 mod plan;
 mod sandbox;
 
-pub use endpoints::{netns_path, NETNS_DIR};
 pub(crate) use sandbox::{DbNames, DnsService};
 
 use crate::filters::Filters;
@@ -27,13 +26,10 @@ use coracle_state::{EndpointConfig, NetworkRecord};
 use ipnet::Ipv4Net;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const DEFAULT_NETWORK: &str = "bridge";
 pub const DEFAULT_BRIDGE: &str = "coracle0";
-/// Where the default network's subnet may be configured (`$CORACLE_NETWORK_CONFIG`
-/// overrides the path).
-pub const NETWORK_CONFIG_PATH: &str = "/etc/coracle/network.toml";
 /// Names docker reserves for its built-in networks besides `bridge`.
 const BUILTIN: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
 
@@ -44,7 +40,7 @@ pub enum NetMode {
     #[default]
     None,
     /// `--network none`: a namespace of its own with loopback up (docker's), made by
-    /// the monitor at `/run/coracle/netns/ID`.
+    /// the monitor at `netns/ID` in the run directory.
     Loopback,
     Host,
     /// Its own namespace on the networks recorded as its endpoints.
@@ -142,7 +138,7 @@ struct NetworkSettings {
     path: PathBuf,
 }
 
-fn network_settings() -> Result<NetworkSettings, EngineError> {
+fn network_settings(path: &Path) -> Result<NetworkSettings, EngineError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Pool {
@@ -155,16 +151,13 @@ fn network_settings() -> Result<NetworkSettings, EngineError> {
         default_subnet: Option<String>,
         default_address_pools: Option<Vec<Pool>>,
     }
-    let path = std::env::var_os("CORACLE_NETWORK_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| NETWORK_CONFIG_PATH.into());
     let invalid = |e: &dyn std::fmt::Display| {
         EngineError::InvalidArgument(format!("{}: {e}", path.display()))
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(EngineError::io("read", &path)(e)),
+        Err(e) => return Err(EngineError::io("read", path)(e)),
     };
     let cfg: NetworkToml = toml::from_str(&text).map_err(|e| invalid(&e))?;
     let pools = match cfg.default_address_pools {
@@ -181,7 +174,7 @@ fn network_settings() -> Result<NetworkSettings, EngineError> {
     Ok(NetworkSettings {
         default_subnet: cfg.default_subnet,
         pools,
-        path,
+        path: path.to_path_buf(),
     })
 }
 
@@ -256,7 +249,7 @@ impl Engine {
         existing: &[NetworkRecord],
     ) -> Result<Ipv4Net, EngineError> {
         let host = link::host_networks(Some(bridge))?;
-        let settings = network_settings()?;
+        let settings = network_settings(&self.network_config)?;
         if let Some(s) = &settings.default_subnet {
             let subnet = ipam::parse_subnet(s)?;
             if let Some(h) = ipam::host_overlap(subnet, &host) {
@@ -390,7 +383,7 @@ impl Engine {
                 s
             }
             None => {
-                let pools = network_settings()?.pools;
+                let pools = network_settings(&self.network_config)?.pools;
                 ipam::choose_subnet(ipam::candidates(&pools), &taken, &host)
                     .ok_or_else(no_free_pool)?
             }
@@ -544,7 +537,7 @@ impl Engine {
         if c.state != coracle_state::status::RUNNING {
             return Ok(());
         }
-        let ns = netns_path(&c.id);
+        let ns = self.run_dir.netns(&c.id);
         let result = (|| {
             let used = link::links_in(&ns)?;
             let container_if = (0..)
@@ -601,7 +594,7 @@ impl Engine {
             .into_iter()
             .find(|l| l.network_id == net.id)
         {
-            link::detach_in(&netns_path(&c.id), &lease.container_if)?;
+            link::detach_in(&self.run_dir.netns(&c.id), &lease.container_if)?;
             let mut failures = Vec::new();
             self.detach_locked(&lease, true, &mut failures);
             self.sync_firewall()?;
