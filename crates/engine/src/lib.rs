@@ -42,6 +42,8 @@ mod search;
 mod stats;
 mod store;
 mod teardown;
+#[cfg(test)]
+mod testing;
 mod timestamp;
 mod top;
 mod unpack;

@@ -123,3 +123,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
