@@ -14,6 +14,8 @@ mod endpoints;
 mod inspect;
 mod plan;
 mod sandbox;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use sandbox::{DbNames, DnsService};
 
