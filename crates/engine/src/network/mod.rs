@@ -156,7 +156,7 @@ fn network_settings(path: &Path) -> Result<NetworkSettings, EngineError> {
     let invalid = |e: &dyn std::fmt::Display| {
         EngineError::InvalidArgument(format!("{}: {e}", path.display()))
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(EngineError::io("read", path)(e)),

@@ -7,7 +7,8 @@ use crate::EngineError;
 use coracle_image::ImageConfig;
 use coracle_net::firewall::{FirewallState, NetworkRule, PortForward, Proto};
 use coracle_runtime::options::{
-    parse_add_host, parse_expose, parse_mac, parse_publish, NetworkMode, PortProto, RunOptions,
+    parse_add_host, parse_expose, parse_mac, parse_publish, NetworkMode, PortProto, PortPublish,
+    RunOptions,
 };
 use coracle_runtime::spec::NetworkNamespace;
 use coracle_state::{EndpointConfig, LeaseRecord, NetworkRecord, PortRecord};
@@ -146,18 +147,18 @@ fn publish_all_adds_every_exposed_port_once_on_a_random_host_port() {
         .engine
         .plan_network(&id('c'), &opts, &image(&["80/tcp", "443/tcp"]), "h", RESOLV)
         .unwrap();
-    let ports: Vec<(u16, PortProto, Option<(u16, u16)>)> = p
-        .config
-        .publish
-        .iter()
-        .map(|p| (p.container_port, p.proto, p.host_ports))
-        .collect();
+    let port = |container_port, proto, host_ports| PortPublish {
+        host_ip: None,
+        host_ports,
+        container_port,
+        proto,
+    };
     assert_eq!(
-        ports,
+        p.config.publish,
         [
-            (80, PortProto::Tcp, Some((8080, 8080))),
-            (53, PortProto::Udp, None),
-            (443, PortProto::Tcp, None),
+            port(80, PortProto::Tcp, Some((8080, 8080))),
+            port(53, PortProto::Udp, None),
+            port(443, PortProto::Tcp, None),
         ]
     );
 }

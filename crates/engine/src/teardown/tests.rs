@@ -39,7 +39,7 @@ fn a_dead_monitors_container_is_torn_down_and_recorded_exited() {
     assert_eq!(s.record(&id).unwrap(), after);
     // Deleted from the runtime its config names (the built-in one), whose state is in
     // this engine's run directory.
-    assert_eq!(s.runtime.deletes(), [id.clone()]);
+    assert_eq!(s.runtime.deletes(), std::slice::from_ref(&id));
     assert_eq!(
         s.runtime.calls.lock().unwrap()[0].0,
         coracle_runtime::runtime::BUILTIN
