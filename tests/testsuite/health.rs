@@ -455,3 +455,44 @@ fn probe_that_cannot_start_fails_with_dockers_message() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     c.run(["rm", "broken"]).assert_success();
 }
+
+/// `registries.toml` is read by registry commands only: with a malformed one, a local
+/// image still runs (`--pull never`), `ps` lists it and its health checks (probes run
+/// by re-executed coracle processes) still pass, while `pull` reports the file.
+#[test]
+fn a_malformed_registries_toml_fails_only_registry_commands() {
+    if skip_unless_root() {
+        return;
+    }
+    let (reg, mut c) = with_busybox();
+    let config = c.write_config("[limits\nmax_layer_size = ");
+    let out = c.run([
+        "run",
+        "-d",
+        "--pull",
+        "never",
+        "--name",
+        "web",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "300ms",
+        "box",
+        "sleep",
+        "100",
+    ]);
+    out.assert_success();
+    statuses_until(&c, "web", "healthy");
+    let ps = c.run(["ps", "--format", "{{.Names}}"]);
+    ps.assert_success();
+    assert_eq!(ps.stdout.trim(), "web");
+    let pull = c.run(["pull", "-q", &format!("{}/test/busybox", reg.host())]);
+    assert_ne!(pull.code, 0, "{pull:?}");
+    assert!(
+        pull.stderr
+            .contains(&format!("registry config {}", config.display())),
+        "{}",
+        pull.stderr
+    );
+    c.run(["rm", "-f", "web"]).assert_success();
+}

@@ -56,7 +56,7 @@ impl Engine {
     /// directory). Returns docker's lines: `Loaded image: NAME` or `Loaded image ID: ID`.
     pub fn load_images(&mut self, path: &Path) -> Result<Vec<String>, EngineError> {
         let _lock = self.paths.lock(LockMode::Shared)?;
-        let limits = &self.registry_config.limits;
+        let limits = &self.registry_config.get()?.limits;
         let archive = coracle_image::read_archive_with(path, &self.paths.tmp(), limits)?;
         let mut lines = Vec::new();
         for image in &archive.images {
@@ -150,7 +150,7 @@ impl Engine {
         let blob = self.content.open_blob(&layer.blob_digest)?;
         let opts = UnpackOptions {
             rootless: !rustix::process::geteuid().is_root(),
-            limits: crate::pull::unpack_limits(&self.registry_config.limits),
+            limits: crate::pull::unpack_limits(&self.registry_config.get()?.limits),
             compressed_size: Some(layer.size),
             ..UnpackOptions::new(WhiteoutMode::Overlay, layer.blob_digest.to_string())
         };

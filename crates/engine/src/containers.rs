@@ -3,7 +3,6 @@
 //! torn down here and marked exited with the code its monitor left, if any.
 
 use crate::clock::now_rfc3339;
-use crate::monitor::{attach_socket, RUNTIME_STATE_ROOT};
 use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_state::{ContainerRecord, ContainerState};
@@ -53,16 +52,15 @@ impl Engine {
         serde_json::from_slice(&bytes).map_err(EngineError::corrupt(path.display()))
     }
 
-    /// The OCI runtime a container was created with (its state under
-    /// [`RUNTIME_STATE_ROOT`]).
+    /// The OCI runtime a container was created with.
     pub fn runtime_for(
+        &self,
         cfg: &ContainerRuntimeConfig,
     ) -> Result<Box<dyn coracle_runtime::runtime::Runtime>, EngineError> {
-        coracle_runtime::runtime::select(
+        self.runtime(
             cfg.runtime
                 .as_deref()
                 .unwrap_or(coracle_runtime::runtime::BUILTIN),
-            Path::new(RUNTIME_STATE_ROOT),
         )
         .map_err(EngineError::from)
     }
@@ -103,12 +101,12 @@ impl Engine {
                     }
                 }
                 crate::stored::NetMode::Loopback => {
-                    let _ = coracle_net::netns::remove(&crate::network::netns_path(&c.id));
+                    let _ = coracle_net::netns::remove(&self.run_dir.netns(&c.id));
                 }
                 _ => {}
             }
         }
-        let _ = std::fs::remove_file(attach_socket(&c.id));
+        let _ = std::fs::remove_file(self.run_dir.attach_socket(&c.id));
         if c.is_active() {
             let code = coracle_runtime::monitor::read_exit_file(&dir.join("exit")).unwrap_or(255);
             if let Some(cfg) = cfg.as_ref().filter(|cfg| cfg.rm) {
@@ -248,7 +246,7 @@ impl Engine {
     /// Sends SIGKILL and waits until the monitor has recorded the end.
     pub(crate) fn kill_and_wait(&mut self, c: &ContainerRecord) -> Result<(), EngineError> {
         let cfg = self.container_config(&c.id)?;
-        let rt = Self::runtime_for(&cfg)?;
+        let rt = self.runtime_for(&cfg)?;
         let deadline = Instant::now() + STOP_WAIT;
         loop {
             // Act on the state as it is now: a container its monitor is still starting

@@ -6,7 +6,6 @@
 //! job, from a single-threaded process (`coracle_runtime::exec_session`, or the health
 //! check's probe).
 
-use crate::monitor::RUNTIME_STATE_ROOT;
 use crate::users::resolve_user;
 use crate::{Engine, EngineError};
 use coracle_model::{IdRef, UserSpec};
@@ -46,7 +45,7 @@ pub struct PreparedExec {
 impl PreparedExec {
     /// Where the console socket of `exec -t` is made (root-only, on tmpfs).
     pub fn console_dir() -> PathBuf {
-        PathBuf::from(RUNTIME_STATE_ROOT)
+        crate::RunDir::default().runtime_state()
     }
 }
 
@@ -157,7 +156,7 @@ impl Engine {
             });
         }
         let cfg = self.container_config(&c.id)?;
-        let runtime = Self::runtime_for(&cfg)?;
+        let runtime = self.runtime_for(&cfg)?;
         // The runtime knows the init's pid (and whether it still runs) first-hand.
         let pid = match runtime.state(&c.id) {
             Ok(s) if s.status == Status::Running => s.pid.ok_or_else(|| not_running(&c))?,
@@ -241,13 +240,13 @@ impl Engine {
     /// enter it then fork from coracle itself and must run from a sealed copy of it.
     pub fn runs_builtin_runtime(&mut self, key: &str) -> Result<bool, EngineError> {
         let c = self.find_container(key)?;
-        let runtime = Self::runtime_for(&self.container_config(&c.id)?)?;
+        let runtime = self.runtime_for(&self.container_config(&c.id)?)?;
         Ok(runtime.name() == coracle_runtime::runtime::BUILTIN)
     }
 
     /// The runtime of container `id` (for a re-executed exec session).
     pub fn exec_runtime(&self, id: &str) -> Result<Box<dyn Runtime>, EngineError> {
-        Self::runtime_for(&self.container_config(id)?)
+        self.runtime_for(&self.container_config(id)?)
     }
 
     /// `pause`: freezes every process of a running container.
@@ -262,7 +261,7 @@ impl Engine {
                 _ => not_running_capital(&c),
             });
         }
-        let rt = Self::runtime_for(&self.container_config(&c.id)?)?;
+        let rt = self.runtime_for(&self.container_config(&c.id)?)?;
         match rt.state(&c.id) {
             Ok(s) if s.status == Status::Running => {}
             _ => return Err(not_running_capital(&c)),
@@ -288,7 +287,7 @@ impl Engine {
                 c.id
             )));
         }
-        let rt = Self::runtime_for(&self.container_config(&c.id)?)?;
+        let rt = self.runtime_for(&self.container_config(&c.id)?)?;
         rt.resume(&c.id).map_err(|source| EngineError::RuntimeOp {
             context: format!("Cannot unpause container {}", c.id),
             source,

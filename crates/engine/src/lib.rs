@@ -6,6 +6,7 @@ mod archive;
 mod auth;
 mod blkio;
 mod clock;
+mod config;
 mod container_config;
 mod container_inspect;
 mod container_prune;
@@ -37,12 +38,15 @@ mod push;
 mod rename;
 mod repair;
 mod request;
+mod restart;
 mod run;
 mod search;
 mod stats;
 mod store;
 mod stored;
 mod teardown;
+#[cfg(test)]
+mod testing;
 mod timestamp;
 mod top;
 mod unpack;
@@ -52,6 +56,9 @@ mod volumes;
 mod volumes_from;
 
 pub use auth::{login, logout};
+pub use config::{
+    EngineConfig, FirewallFactory, RunDir, RuntimeFactory, DEFAULT_RUN_DIR, NETWORK_CONFIG_PATH,
+};
 pub use container_config::{Config as ContainerConfig, HostConfig, MountPoint, StoredConfig};
 pub use container_inspect::{ContainerInspect, InspectState};
 pub use container_prune::ContainerPruneReport;
@@ -68,7 +75,7 @@ pub use info::{RuntimeInfo, SystemInfo};
 pub use lifecycle::{BootReport, Started};
 pub use logs::LogsOptions;
 pub use lookup::{familiar, familiar_key};
-pub use monitor::{attach_socket, MonitorArgs};
+pub use monitor::MonitorArgs;
 pub use ps::{command_text, human_duration, status_text, ContainerSummary, ListOptions};
 pub use pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
 pub use push::{PushEvent, PushOptions};
@@ -85,7 +92,8 @@ pub use teardown::TeardownError;
 pub use timestamp::parse_timestamp;
 pub use top::{ProcessList, TopError};
 
-use coracle_image::{ContentStore, RegistryClient, RegistryConfig};
+use config::LazyRegistryConfig;
+use coracle_image::{ContentStore, RegistryClient};
 use coracle_rootfs::LayerStore;
 use coracle_state::Db;
 use std::path::PathBuf;
@@ -98,30 +106,44 @@ pub struct Engine {
     db: Db,
     content: ContentStore,
     layers: LayerStore,
-    registry_config: RegistryConfig,
+    registry_config: LazyRegistryConfig,
+    /// `network.toml` (see `network`).
+    network_config: PathBuf,
+    run_dir: RunDir,
+    runtimes: RuntimeFactory,
+    firewall: FirewallFactory,
     /// Bytes of dead processes' leftovers removed when this engine opened (prune
     /// counts them as reclaimed).
     collected: u64,
 }
 
 impl Engine {
-    /// Open (creating if needed) the store at `root`, private to its owner (see
-    /// `perms`), and remove what interrupted pulls left behind.
+    /// Open (creating if needed) the store at `root` with the default configuration
+    /// (see [`EngineConfig::new`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<Engine, EngineError> {
-        let paths = StorePaths::new(root);
+        Engine::with_config(EngineConfig::new(root))
+    }
+
+    /// Open (creating if needed) the store `config.root`, private to its owner (see
+    /// `perms`), and remove what interrupted pulls left behind.
+    pub fn with_config(config: EngineConfig) -> Result<Engine, EngineError> {
+        let paths = StorePaths::new(config.root);
         tracing::debug!(root = %paths.root.display(), "opening the store");
         perms::check_owner(&paths.root)?;
-        perms::secure_store(&paths)?;
+        perms::secure_store(&paths, &config.run_dir)?;
         let db = Db::open(&paths.database())?;
         let content = ContentStore::open(&paths.blobs())?;
         let layers = LayerStore::open(paths.layers())?;
-        let registry_config = RegistryConfig::load()?;
         let mut engine = Engine {
             paths,
             db,
             content,
             layers,
-            registry_config,
+            registry_config: LazyRegistryConfig::new(config.registries),
+            network_config: config.network,
+            run_dir: config.run_dir,
+            runtimes: config.runtimes,
+            firewall: config.firewall,
             collected: 0,
         };
         engine.collected = engine.collect_incomplete();
@@ -136,17 +158,32 @@ impl Engine {
         &self,
         tls_verify: Option<bool>,
     ) -> Result<(tokio::runtime::Runtime, RegistryClient), EngineError> {
+        let config = self.registry_config.get()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(EngineError::io("start async runtime", &self.paths.root))?;
-        let client = RegistryClient::new(&self.registry_config, tls_verify)?;
+        let client = RegistryClient::new(config, tls_verify)?;
         Ok((runtime, client))
     }
 
     pub fn paths(&self) -> &StorePaths {
         &self.paths
+    }
+
+    pub fn run_dir(&self) -> &RunDir {
+        &self.run_dir
+    }
+
+    /// The OCI runtime `name` selects (empty: the built-in one), its state in this
+    /// engine's run directory.
+    fn runtime(
+        &self,
+        name: &str,
+    ) -> Result<Box<dyn coracle_runtime::runtime::Runtime>, coracle_runtime::runtime::RuntimeError>
+    {
+        (self.runtimes)(name, &self.run_dir.runtime_state())
     }
 
     /// Leftovers of processes that died mid-write are recognisable by their temp names

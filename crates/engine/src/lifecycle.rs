@@ -5,7 +5,7 @@
 
 use crate::containers::Stopped;
 use crate::helper::{Helper, StartReport};
-use crate::monitor::{attach_socket, short};
+use crate::monitor::short;
 use crate::{Engine, EngineError};
 use coracle_state::{ContainerRecord, ContainerState};
 use std::io::{BufRead, BufReader};
@@ -188,7 +188,7 @@ impl Engine {
             match StartReport::from_line(&line) {
                 Ok(StartReport::Ready) => {
                     if attach {
-                        let path = attach_socket(&c.id);
+                        let path = self.run_dir.attach_socket(&c.id);
                         stream = Some(
                             UnixStream::connect(&path)
                                 .map_err(EngineError::io("attach to", &path))?,
@@ -221,7 +221,7 @@ impl Engine {
                 ))
             }
         }
-        let path = attach_socket(&c.id);
+        let path = self.run_dir.attach_socket(&c.id);
         UnixStream::connect(&path).map_err(EngineError::io("attach to", &path))
     }
 
@@ -247,7 +247,7 @@ impl Engine {
         if c.state == ContainerState::Restarting {
             return self.kill_and_wait(&c);
         }
-        let rt = Self::runtime_for(&cfg)?;
+        let rt = self.runtime_for(&cfg)?;
         let sig = signal.unwrap_or(cfg.stop_signal);
         let _ = rt.kill(&c.id, sig);
         if c.state == ContainerState::Paused {
@@ -286,7 +286,7 @@ impl Engine {
         if signal == libc::SIGKILL || signal == cfg.stop_signal {
             self.db.set_container_stopped_by_user(&c.id, true)?;
         }
-        let rt = Self::runtime_for(&cfg)?;
+        let rt = self.runtime_for(&cfg)?;
         rt.kill(&c.id, signal).map_err(|e| match e {
             // It ended (and its monitor deleted it) since the record was read.
             coracle_runtime::runtime::RuntimeError::NotFound { .. } => {
@@ -367,7 +367,7 @@ impl Engine {
     pub fn signal_container(&mut self, key: &str, signal: i32) -> Result<(), EngineError> {
         let c = self.find_container(key)?;
         let cfg = self.container_config(&c.id)?;
-        let rt = Self::runtime_for(&cfg)?;
+        let rt = self.runtime_for(&cfg)?;
         rt.kill(&c.id, signal)
             .map_err(|source| EngineError::RuntimeOp {
                 context: format!("cannot kill container: {key}"),

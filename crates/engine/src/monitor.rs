@@ -8,10 +8,11 @@
 use crate::clock::now_rfc3339;
 use crate::helper::{Helper, StartReport};
 use crate::network::{DbNames, DnsService, NetMode};
+use crate::restart;
 use crate::stored::ContainerRuntimeConfig;
 use crate::teardown::TeardownError;
 use crate::{Engine, EngineError};
-use coracle_runtime::monitor::attach::{self, Client};
+use coracle_runtime::monitor::attach::Client;
 use coracle_runtime::monitor::logfile::LogWriter;
 use coracle_runtime::monitor::supervise::{
     HealthSchedule, Service, Supervisor, SUPERVISOR_SIGNALS,
@@ -27,22 +28,11 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Runtime state (youki's and external runtimes' container dirs) lives on tmpfs, as
-/// docker's and podman's do: it must not survive a reboot.
-pub const RUNTIME_STATE_ROOT: &str = "/run/coracle/runtime";
-/// Monitor sockets (attach) live beside the runtime state, for the same reason.
-pub const RUN_DIR: &str = "/run/coracle";
-
 /// The monitor's own stderr, in the container's directory.
 pub const MONITOR_LOG: &str = "monitor.log";
 
 /// How long an attached start waits for its client to connect.
 const ATTACH_WAIT: Duration = Duration::from_secs(30);
-/// docker's restart backoff: doubling from 100 ms, at most a minute, back to the
-/// start once a container ran for 10 s.
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
-const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
 
 pub struct MonitorArgs {
     /// Where to send the [`StartReport`]s (closed once started).
@@ -50,10 +40,6 @@ pub struct MonitorArgs {
     /// Start only once an attach client has connected (`run` in the foreground,
     /// `start -a`), so it sees all output.
     pub attach_wait: bool,
-}
-
-pub fn attach_socket(id: &str) -> PathBuf {
-    attach::socket_path(Path::new(RUN_DIR), id)
 }
 
 struct Sync(Option<File>);
@@ -127,7 +113,7 @@ impl Engine {
             "monitor started"
         );
         let cfg = self.container_config(id)?;
-        let rt = Self::runtime_for(&cfg)?;
+        let rt = self.runtime_for(&cfg)?;
         rtmon::set_child_subreaper()?;
         let mut mask = SigSet::empty();
         for s in SUPERVISOR_SIGNALS {
@@ -138,7 +124,7 @@ impl Engine {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|e| EngineError::io("signalfd", "monitor")(e.into()))?;
 
-        let sock_path = attach_socket(id);
+        let sock_path = self.run_dir.attach_socket(id);
         let sock_dir = sock_path.parent().expect("socket path has a parent");
         crate::perms::private_dir(sock_dir).map_err(EngineError::io("create", sock_dir))?;
         let _ = std::fs::remove_file(&sock_path);
@@ -204,7 +190,7 @@ impl Engine {
                 return self.start_failed(id, &cfg, 125, &e.to_string(), &mut clients, sync);
             }
         };
-        let mut backoff = BACKOFF_START;
+        let mut backoff = restart::Backoff::new();
         loop {
             let _ = std::fs::remove_file(&exit_file);
             // Taken now, while there is space: the exit is recorded even if the disk
@@ -298,24 +284,25 @@ impl Engine {
             let Some(rec) = rec else {
                 return Ok(code);
             };
-            let restarts = u32::try_from(rec.restart_count).unwrap_or(u32::MAX);
+            let exit = restart::Exit {
+                code,
+                restarts: u32::try_from(rec.restart_count).unwrap_or(u32::MAX),
+                stopped_by_user: rec.stopped_by_user,
+                ran_for: ran_from.elapsed(),
+            };
             // Read again: `update --restart` may have changed it while it ran.
             let policy = self.container_config(id).map_or(cfg.restart, |c| c.restart);
-            if policy.should_restart(code, restarts, rec.stopped_by_user) {
+            if let Some(delay) = restart::next_start(&policy, &exit, &mut backoff) {
                 self.db
                     .set_container_restarting(id, code as i64, &now_rfc3339(), oom)?;
                 for c in clients.drain(..) {
                     c.finish(code, Duration::from_secs(1));
                 }
-                if ran_from.elapsed() >= BACKOFF_RESET_AFTER {
-                    backoff = BACKOFF_START;
-                }
                 // A stop during the backoff (the monitor is signalled) ends it here.
-                if wait_or_signal(&signals, backoff) {
+                if wait_or_signal(&signals, delay) {
                     self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
                     return Ok(code);
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 let rec = self.db.container(id)?;
                 if rec.is_none_or(|r| r.stopped_by_user) {
                     self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
@@ -374,7 +361,7 @@ impl Engine {
             &dir,
             cfg.tty,
             cfg.interactive,
-            Path::new(RUNTIME_STATE_ROOT),
+            &self.run_dir.runtime_state(),
         )?;
         tracing::debug!(container = short(id), pid = init.as_raw(), "runtime start");
         if let Err(e) = rt.start(id) {
@@ -403,7 +390,7 @@ impl Engine {
         match cfg.network.mode {
             NetMode::Bridge => failures.extend(self.release_container_network(id)),
             NetMode::Loopback => {
-                if let Err(e) = coracle_net::netns::remove(&crate::network::netns_path(id)) {
+                if let Err(e) = coracle_net::netns::remove(&self.run_dir.netns(id)) {
                     failures.push(TeardownError::from(e));
                 }
             }

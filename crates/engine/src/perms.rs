@@ -8,7 +8,7 @@
 //! /etc/hosts) are reached through the container's own mounts, never through the
 //! store's path.
 
-use crate::{EngineError, StorePaths};
+use crate::{EngineError, RunDir, StorePaths};
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -21,13 +21,13 @@ pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// The runtime directory (tmpfs) every rootful store shares, and what is made in it:
 /// runtime state and console sockets, network namespaces, attach sockets.
-fn run_dirs() -> [PathBuf; 4] {
-    let attach = crate::monitor::attach_socket("id");
+fn run_dirs(run_dir: &RunDir) -> [PathBuf; 4] {
+    let attach = run_dir.attach_socket("id");
     [
-        PathBuf::from(crate::monitor::RUN_DIR),
-        PathBuf::from(crate::monitor::RUNTIME_STATE_ROOT),
-        PathBuf::from(crate::network::NETNS_DIR),
-        attach.parent().expect("under the run dir").to_path_buf(),
+        run_dir.path().to_path_buf(),
+        run_dir.runtime_state(),
+        run_dir.netns_dir(),
+        attach.parent().unwrap_or(run_dir.path()).to_path_buf(),
     ]
 }
 
@@ -117,7 +117,7 @@ fn user_name(uid: u32) -> String {
 /// 0600, and the runtime directory 0700 when running as root. When the root itself was
 /// not private (a store made by an older coracle), the files of every container are
 /// fixed too; otherwise this is a stat per directory.
-pub(crate) fn secure_store(paths: &StorePaths) -> Result<(), EngineError> {
+pub(crate) fn secure_store(paths: &StorePaths, run_dir: &RunDir) -> Result<(), EngineError> {
     let root_was_open = match fs::metadata(&paths.root) {
         Ok(md) => md.mode() & 0o7777 != DIR_MODE,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -149,7 +149,7 @@ pub(crate) fn secure_store(paths: &StorePaths) -> Result<(), EngineError> {
     }
     private_dir(&paths.root).map_err(EngineError::io("create store directory", &paths.root))?;
     if rustix::process::geteuid().is_root() {
-        for dir in run_dirs() {
+        for dir in run_dirs(run_dir) {
             private_dir(&dir).map_err(EngineError::io("create runtime directory", &dir))?;
         }
     }
@@ -281,7 +281,7 @@ mod tests {
             fs::set_permissions(p, Permissions::from_mode(0o755)).unwrap();
         }
         fs::set_permissions(paths.database(), Permissions::from_mode(0o644)).unwrap();
-        secure_store(&paths).unwrap();
+        secure_store(&paths, &RunDir::new(tmp.path().join("run"))).unwrap();
         for d in [&paths.root, &paths.containers(), &cdir, &paths.layers()] {
             assert_eq!(mode(d), 0o700, "{}", d.display());
         }

@@ -120,9 +120,9 @@ impl Engine {
                 reference: reference.clone(),
                 content: self.content.clone(),
                 layers: self.layers.clone(),
-                limits: unpack_limits(&self.registry_config.limits),
+                limits: unpack_limits(&self.registry_config.get()?.limits),
             });
-            let limit = self.registry_config.max_concurrent_downloads.max(1);
+            let limit = self.registry_config.get()?.max_concurrent_downloads.max(1);
             let root = self.paths.root.clone();
             let no_space = |e: EngineError| e.or_no_space(format!("pull {reference}"), &root);
             let image_layers = runtime

@@ -22,8 +22,9 @@ mod images;
 mod networks;
 mod record;
 
+use crate::config::LazyRegistryConfig;
 use crate::store::LockMode;
-use crate::{Engine, EngineError, StorePaths};
+use crate::{Engine, EngineConfig, EngineError, StorePaths};
 use coracle_core::Digest;
 use coracle_image::{ContentStore, RegistryConfig};
 use coracle_rootfs::LayerStore;
@@ -92,7 +93,8 @@ pub struct Lost {
 /// Checks the store's database and, when it is damaged or missing, replaces it with
 /// one rebuilt from the store's files.
 pub fn repair_store(root: impl Into<PathBuf>) -> Result<RepairReport, EngineError> {
-    let paths = StorePaths::new(root);
+    let config = EngineConfig::new(root);
+    let paths = StorePaths::new(config.root.clone());
     crate::perms::check_owner(&paths.root)?;
     let database = paths.database();
     let mut report = RepairReport {
@@ -103,7 +105,7 @@ pub fn repair_store(root: impl Into<PathBuf>) -> Result<RepairReport, EngineErro
     if report.damage.is_none() {
         return Ok(report); // a sound store is left as it is
     }
-    crate::perms::secure_store(&paths)?;
+    crate::perms::secure_store(&paths, &config.run_dir)?;
     let _lock = paths.lock(LockMode::Exclusive)?;
     // Another repair may have finished while we waited for the lock.
     report.damage = paths.check_database();
@@ -117,7 +119,11 @@ pub fn repair_store(root: impl Into<PathBuf>) -> Result<RepairReport, EngineErro
         db: Db::create(&fresh)?,
         content: ContentStore::open(&paths.blobs())?,
         layers: LayerStore::open(paths.layers())?,
-        registry_config: RegistryConfig::default(),
+        registry_config: LazyRegistryConfig::given(RegistryConfig::default()),
+        network_config: config.network,
+        run_dir: config.run_dir,
+        runtimes: config.runtimes,
+        firewall: config.firewall,
         paths: paths.clone(),
         collected: 0,
     };

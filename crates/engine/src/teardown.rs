@@ -7,12 +7,12 @@
 //! outlives the container's record, since `rm` must not wait for the kernel.
 
 use crate::containers::monitor_alive;
-use crate::monitor::{short, RUNTIME_STATE_ROOT};
+use crate::monitor::short;
 use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_core::ErrorKind;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A step of tearing a container down (its network, root filesystem mount) that
 /// failed. Teardown goes on past a failed step so that everything else is still
@@ -80,8 +80,7 @@ impl Engine {
     /// Returns whether it is done.
     pub(crate) fn delete_from_runtime(&self, id: &str, cfg: &ContainerRuntimeConfig) -> bool {
         let name = runtime_name(cfg);
-        let result = coracle_runtime::runtime::select(name, Path::new(RUNTIME_STATE_ROOT))
-            .and_then(|rt| rt.delete(id, true));
+        let result = self.runtime(name).and_then(|rt| rt.delete(id, true));
         let marker = self.pending_dir().join(id);
         match result {
             Ok(()) => {
@@ -139,7 +138,8 @@ impl Engine {
         let Ok(name) = std::fs::read_to_string(&marker) else {
             return;
         };
-        let done = coracle_runtime::runtime::select(name.trim(), Path::new(RUNTIME_STATE_ROOT))
+        let done = self
+            .runtime(name.trim())
             .is_ok_and(|rt| rt.delete(id, true).is_ok());
         if done {
             let _ = std::fs::remove_file(&marker);
@@ -161,3 +161,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

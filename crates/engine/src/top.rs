@@ -58,7 +58,7 @@ impl Engine {
             Some(p) => u32::try_from(p).ok()?,
             None => {
                 let cfg = self.container_config(&c.id).ok()?;
-                Self::runtime_for(&cfg).ok()?.state(&c.id).ok()?.pid?
+                self.runtime_for(&cfg).ok()?.state(&c.id).ok()?.pid?
             }
         };
         let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;

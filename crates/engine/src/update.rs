@@ -63,7 +63,7 @@ impl Engine {
             if changes == ResourceChanges::default() {
                 return Ok(());
             }
-            let rt = Self::runtime_for(&cfg)?;
+            let rt = self.runtime_for(&cfg)?;
             match rt.update(&c.id, &live_resources(&resources, changes)) {
                 Ok(()) | Err(RuntimeError::NotFound { .. }) => Ok(()),
                 Err(RuntimeError::Failed { message, .. }) => Err(cannot(&message)),

@@ -160,10 +160,14 @@ impl RegistryConfig {
     /// Load from `$CORACLE_CONFIG`, else `/etc/coracle/registries.toml`; a missing
     /// file gives the defaults.
     pub fn load() -> crate::Result<RegistryConfig> {
-        let path = std::env::var_os(CONFIG_ENV)
+        Self::load_from(&Self::default_path())
+    }
+
+    /// `$CORACLE_CONFIG`, else `/etc/coracle/registries.toml`.
+    pub fn default_path() -> PathBuf {
+        std::env::var_os(CONFIG_ENV)
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        Self::load_from(&path)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
     }
 
     pub fn load_from(path: &Path) -> crate::Result<RegistryConfig> {

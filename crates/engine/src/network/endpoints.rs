@@ -10,22 +10,14 @@
 use crate::teardown::TeardownError;
 use crate::{Engine, EngineError};
 use coracle_core::MacAddr;
-use coracle_net::firewall::{FirewallDriver, FirewallState, NetworkRule, Nftables, PortForward};
+use coracle_net::firewall::{FirewallState, NetworkRule, PortForward};
 use coracle_net::{ipam, link, netns};
 use coracle_state::{EndpointConfig, LeaseRecord, NetworkRecord};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-
-/// Container network namespaces, bind-mounted per container (tmpfs: gone at reboot,
-/// like everything else the kernel held).
-pub const NETNS_DIR: &str = "/run/coracle/netns";
-
-pub fn netns_path(container_id: &str) -> PathBuf {
-    Path::new(NETNS_DIR).join(container_id)
-}
+use std::path::Path;
 
 /// The pieces of a network record in the types netlink and the firewall take.
 pub(crate) struct Addressing {
@@ -192,7 +184,7 @@ impl Engine {
             failures.push(e.into());
         }
         drop(lock);
-        if let Err(e) = netns::remove(&netns_path(container_id)) {
+        if let Err(e) = netns::remove(&self.run_dir.netns(container_id)) {
             failures.push(e.into());
         }
         failures
@@ -233,7 +225,7 @@ impl Engine {
         // This store's own table: other stores in this namespace own theirs, and
         // their rules only ever match their own bridges.
         let table = self.store_net().table();
-        let firewall = Nftables::with_table(&table);
+        let firewall = (self.firewall)(&table);
         // Most starts and stops change no rule (no ports, a bridge already up): skip
         // `nft` then. The record is per network namespace and table (tmpfs: gone at
         // reboot, with the rules).
@@ -241,9 +233,9 @@ impl Engine {
             firewall.apply(&state)?;
             return Ok(());
         };
-        let applied = Path::new(NETNS_DIR)
-            .parent()
-            .expect("under /run/coracle")
+        let applied = self
+            .run_dir
+            .path()
             .join(format!("firewall-{cookie}-{table}.state"));
         let wanted = format!("{state:?}");
         if std::fs::read_to_string(&applied).is_ok_and(|s| s == wanted) {

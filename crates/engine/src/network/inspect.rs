@@ -1,7 +1,7 @@
 //! Networks as docker shows them: `network inspect`'s NetworkResource, and the
 //! NetworkSettings part of a container's `inspect`.
 
-use super::{builtin_id, endpoints::netns_path, Found, NetMode};
+use super::{builtin_id, Found, NetMode};
 use crate::container_inspect::EndpointSettings;
 use crate::{Engine, EngineError};
 use serde_json::{json, Value};
@@ -153,7 +153,7 @@ impl Engine {
         }
         Ok(ContainerNetworks {
             sandbox_key: match (&mode, running) {
-                (NetMode::Bridge, true) => netns_path(id).display().to_string(),
+                (NetMode::Bridge, true) => self.run_dir.netns(id).display().to_string(),
                 _ => String::new(),
             },
             ports,

@@ -14,8 +14,9 @@ mod endpoints;
 mod inspect;
 pub(crate) mod plan;
 mod sandbox;
+#[cfg(test)]
+mod tests;
 
-pub use endpoints::{netns_path, NETNS_DIR};
 pub(crate) use sandbox::{DbNames, DnsService};
 
 use crate::filters::Filters;
@@ -27,13 +28,10 @@ use coracle_state::{EndpointConfig, NetworkRecord};
 use ipnet::Ipv4Net;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use crate::stored::{NetMode, NetworkConfig, DEFAULT_NETWORK};
 pub const DEFAULT_BRIDGE: &str = "coracle0";
-/// Where the default network's subnet may be configured (`$CORACLE_NETWORK_CONFIG`
-/// overrides the path).
-pub const NETWORK_CONFIG_PATH: &str = "/etc/coracle/network.toml";
 /// Names docker reserves for its built-in networks besides `bridge`.
 const BUILTIN: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
 
@@ -88,7 +86,7 @@ struct NetworkSettings {
     path: PathBuf,
 }
 
-fn network_settings() -> Result<NetworkSettings, EngineError> {
+fn network_settings(path: &Path) -> Result<NetworkSettings, EngineError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Pool {
@@ -101,16 +99,13 @@ fn network_settings() -> Result<NetworkSettings, EngineError> {
         default_subnet: Option<String>,
         default_address_pools: Option<Vec<Pool>>,
     }
-    let path = std::env::var_os("CORACLE_NETWORK_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| NETWORK_CONFIG_PATH.into());
     let invalid = |e: &dyn std::fmt::Display| {
         EngineError::InvalidArgument(format!("{}: {e}", path.display()))
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(EngineError::io("read", &path)(e)),
+        Err(e) => return Err(EngineError::io("read", path)(e)),
     };
     let cfg: NetworkToml = toml::from_str(&text).map_err(|e| invalid(&e))?;
     let pools = match cfg.default_address_pools {
@@ -127,7 +122,7 @@ fn network_settings() -> Result<NetworkSettings, EngineError> {
     Ok(NetworkSettings {
         default_subnet: cfg.default_subnet,
         pools,
-        path,
+        path: path.to_path_buf(),
     })
 }
 
@@ -202,7 +197,7 @@ impl Engine {
         existing: &[NetworkRecord],
     ) -> Result<Ipv4Net, EngineError> {
         let host = link::host_networks(Some(bridge))?;
-        let settings = network_settings()?;
+        let settings = network_settings(&self.network_config)?;
         if let Some(s) = &settings.default_subnet {
             let subnet = ipam::parse_subnet(s)?;
             if let Some(h) = ipam::host_overlap(subnet, &host) {
@@ -336,7 +331,7 @@ impl Engine {
                 s
             }
             None => {
-                let pools = network_settings()?.pools;
+                let pools = network_settings(&self.network_config)?.pools;
                 ipam::choose_subnet(ipam::candidates(&pools), &taken, &host)
                     .ok_or_else(no_free_pool)?
             }
@@ -490,7 +485,7 @@ impl Engine {
         if c.state != coracle_state::ContainerState::Running {
             return Ok(());
         }
-        let ns = netns_path(&c.id);
+        let ns = self.run_dir.netns(&c.id);
         let result = (|| {
             let used = link::links_in(&ns)?;
             let container_if = (0..)
@@ -547,7 +542,7 @@ impl Engine {
             .into_iter()
             .find(|l| l.network_id == net.id)
         {
-            link::detach_in(&netns_path(&c.id), &lease.container_if)?;
+            link::detach_in(&self.run_dir.netns(&c.id), &lease.container_if)?;
             let mut failures = Vec::new();
             self.detach_locked(&lease, true, &mut failures);
             self.sync_firewall()?;

@@ -2,7 +2,6 @@
 //! its endpoints (networks, aliases, `--ip`, `--mac-address`), the ports to publish
 //! at start, and what goes into its /etc/hosts and /etc/resolv.conf.
 
-use super::endpoints::netns_path;
 use super::{NetMode, NetworkConfig, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
 use coracle_core::PortMapping;
@@ -43,7 +42,7 @@ impl Engine {
         let namespace = match &opts.network {
             NetworkMode::None => {
                 config.mode = NetMode::Loopback;
-                NetworkNamespace::Path(netns_path(id))
+                NetworkNamespace::Path(self.run_dir.netns(id))
             }
             NetworkMode::Host => {
                 config.mode = NetMode::Host;
@@ -59,7 +58,7 @@ impl Engine {
                 config.mode = NetMode::Container(t.id.clone());
                 shared_etc_from = Some(t.id.clone());
                 // Rewritten with the joined container's current init at each start.
-                NetworkNamespace::Path(netns_path(&t.id))
+                NetworkNamespace::Path(self.run_dir.netns(&t.id))
             }
             NetworkMode::DefaultBridge | NetworkMode::Named(_) => {
                 let net = match &opts.network {
@@ -90,7 +89,7 @@ impl Engine {
                     ip: opts.ip.map(|ip| ip.to_string()),
                     mac: opts.mac_address.map(|m| coracle_net::ipam::format_mac(&m)),
                 });
-                NetworkNamespace::Path(netns_path(id))
+                NetworkNamespace::Path(self.run_dir.netns(id))
             }
         };
         // host-gateway: the default network's gateway, as docker's is docker0's.

@@ -3,7 +3,6 @@
 //! server for user-defined networks. Set up once per monitor (restarts keep it) and
 //! released when the monitor finishes (or by reconciliation when the monitor died).
 
-use super::endpoints::netns_path;
 use super::{NetMode, DEFAULT_NETWORK};
 use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
@@ -32,7 +31,7 @@ impl Engine {
         match &cfg.network.mode {
             NetMode::None | NetMode::Host => Ok(Sandbox::default()),
             NetMode::Loopback => {
-                let ns = netns_path(id);
+                let ns = self.run_dir.netns(id);
                 netns::remove(&ns)?;
                 netns::create(&ns)?;
                 Ok(Sandbox::default())
@@ -93,7 +92,7 @@ impl Engine {
             });
             reservations.push(r);
         }
-        let ns = netns_path(id);
+        let ns = self.run_dir.netns(id);
         // A file left by a monitor that died before its teardown ran.
         netns::remove(&ns)?;
         netns::create(&ns)?;

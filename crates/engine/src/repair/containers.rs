@@ -8,7 +8,7 @@ use super::record::RecordFile;
 use super::{Lost, RecordSource, RecoveredContainer, RepairReport};
 use crate::container_config::StoredConfig;
 use crate::containers::monitor_alive;
-use crate::monitor::{attach_socket, short, RUNTIME_STATE_ROOT};
+use crate::monitor::short;
 use crate::network::NetMode;
 use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
@@ -153,7 +153,7 @@ impl Engine {
         }
         let dir = self.containers_dir().join(&id);
         if let Some(pid) = monitor {
-            let rt = Self::runtime_for(cfg).ok();
+            let rt = self.runtime_for(cfg).ok();
             let state = rt.and_then(|rt| rt.state(&id).ok());
             record.state = match state.as_ref().map(|s| s.status) {
                 Some(coracle_runtime::runtime::Status::Paused) => ContainerState::Paused,
@@ -162,7 +162,7 @@ impl Engine {
             record.monitor_pid = Some(pid);
             record.init_pid = state.and_then(|s| s.pid).map(i64::from);
             record.started_at = Some(rfc3339(
-                std::fs::metadata(attach_socket(&id))
+                std::fs::metadata(self.run_dir.attach_socket(&id))
                     .and_then(|m| m.modified())
                     .unwrap_or_else(|_| SystemTime::now()),
             ));
@@ -172,12 +172,12 @@ impl Engine {
         }
         // No monitor: whatever a dead one left (runtime state, cgroups, mounts,
         // namespace, socket) goes, as `reconcile` does for a record.
-        if Path::new(RUNTIME_STATE_ROOT).join(&id).exists() {
+        if self.run_dir.runtime_state().join(&id).exists() {
             self.delete_from_runtime(&id, cfg);
         }
         let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
-        let _ = coracle_net::netns::remove(&crate::network::netns_path(&id));
-        let _ = std::fs::remove_file(attach_socket(&id));
+        let _ = coracle_net::netns::remove(&self.run_dir.netns(&id));
+        let _ = std::fs::remove_file(self.run_dir.attach_socket(&id));
         record.monitor_pid = None;
         record.init_pid = None;
         let exit = dir.join("exit");
