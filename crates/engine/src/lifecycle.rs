@@ -5,7 +5,7 @@
 
 use crate::containers::Stopped;
 use crate::helper::{Helper, StartReport};
-use crate::monitor::short;
+use crate::names::short;
 use crate::{Engine, EngineError};
 use coracle_state::{ContainerRecord, ContainerState};
 use std::io::{BufRead, BufReader};

@@ -7,9 +7,11 @@
 
 use crate::clock::now_rfc3339;
 use crate::helper::{Helper, StartReport};
-use crate::network::{DbNames, DnsService, NetMode};
+use crate::names::short;
+use crate::network::{DbNames, DnsService};
 use crate::restart;
 use crate::stored::ContainerRuntimeConfig;
+use crate::stored::NetMode;
 use crate::teardown::TeardownError;
 use crate::{Engine, EngineError};
 use coracle_runtime::monitor::attach::Client;
@@ -460,10 +462,6 @@ fn redirect_stderr(path: &Path) {
             libc::dup2(f.as_raw_fd(), 2);
         }
     }
-}
-
-pub(crate) fn short(id: &str) -> &str {
-    &id[..12.min(id.len())]
 }
 
 struct RemoveOnDrop(PathBuf);

@@ -90,6 +90,10 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+pub(crate) fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

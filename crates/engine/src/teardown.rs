@@ -7,7 +7,7 @@
 //! outlives the container's record, since `rm` must not wait for the kernel.
 
 use crate::containers::monitor_alive;
-use crate::monitor::short;
+use crate::names::short;
 use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_core::ErrorKind;

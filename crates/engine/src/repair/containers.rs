@@ -8,7 +8,7 @@ use super::record::RecordFile;
 use super::{Lost, RecordSource, RecoveredContainer, RepairReport};
 use crate::container_config::StoredConfig;
 use crate::containers::monitor_alive;
-use crate::monitor::short;
+use crate::names::short;
 use crate::network::NetMode;
 use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
