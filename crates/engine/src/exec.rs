@@ -3,8 +3,8 @@
 //! `prepare_exec` only builds the process (the container's process from its
 //! config.json with the request applied, `-u` resolved in the container's own
 //! /etc/passwd and /etc/group as the container sees them); running it is the caller's
-//! job, from a single-threaded process (`coracle_runtime::exec_session`, or the health
-//! check's probe).
+//! job, from a single-threaded process (an [`ExecSession`](crate::ExecSession), or the
+//! health check's probe).
 
 use crate::monitor::RUNTIME_STATE_ROOT;
 use crate::users::resolve_user;
@@ -247,11 +247,6 @@ impl Engine {
         let c = self.find_container(key)?;
         let runtime = Self::runtime_for(&self.container_config(&c.id)?)?;
         Ok(runtime.name() == coracle_runtime::runtime::BUILTIN)
-    }
-
-    /// The runtime of container `id` (for a re-executed exec session).
-    pub fn exec_runtime(&self, id: &str) -> Result<Box<dyn Runtime>, EngineError> {
-        Self::runtime_for(&self.container_config(id)?)
     }
 
     /// `pause`: freezes every process of a running container.

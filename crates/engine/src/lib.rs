@@ -3,6 +3,7 @@
 //! compose) goes through it; all writes to the store happen here.
 
 mod archive;
+mod attach_session;
 mod auth;
 mod blkio;
 mod container_config;
@@ -14,6 +15,7 @@ mod devices;
 mod disk_usage;
 mod error;
 mod exec;
+mod exec_session;
 mod filters;
 mod health;
 pub mod helper;
@@ -29,7 +31,9 @@ mod lsm;
 mod monitor;
 mod names;
 pub mod network;
+mod network_filters;
 mod perms;
+pub mod process;
 mod ps;
 mod pull;
 mod push;
@@ -48,6 +52,7 @@ mod users;
 mod volumes;
 mod volumes_from;
 
+pub use attach_session::{AttachEnd, AttachError, AttachSession};
 pub use auth::{login, logout};
 pub use container_config::{Config as ContainerConfig, HostConfig, MountPoint, StoredConfig};
 pub use container_inspect::{ContainerInspect, InspectState};
@@ -57,9 +62,11 @@ pub use cp::{CopyIn, CopyOptions, CopyOut, CopyReport, CpError};
 pub use disk_usage::{DiskUsage, ImageUsage, VolumeUsage};
 pub use error::EngineError;
 pub use exec::{ExecRequest, PreparedExec};
+pub use exec_session::{ExecSession, ExecSessionError};
 pub use filters::Filters;
 pub use health::{Health, HealthcheckResult};
 pub use helper::{Helper, HelperArgsError};
+pub use image_filters::{split_tag, ImageListFilter};
 pub use images::{ImageSummary, PruneReport, RemoveEvent};
 pub use info::{RuntimeInfo, SystemInfo};
 pub use lifecycle::{BootReport, Started};
