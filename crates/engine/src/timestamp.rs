@@ -232,88 +232,8 @@ fn go_parse(layout_all: &str, value_all: &str) -> Result<Parsed, String> {
         };
         layout = suffix;
         let hold = value;
-        let mut range = None;
-        let ok = match elem {
-            Elem::Year => match value.get(..4) {
-                Some(y) if y.iter().all(u8::is_ascii_digit) => {
-                    p.year = y.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0'));
-                    value = &value[4..];
-                    true
-                }
-                _ => false,
-            },
-            Elem::Month | Elem::Day | Elem::Hour | Elem::Minute | Elem::Second => {
-                match getnum(value, elem != Elem::Hour) {
-                    None => false,
-                    Some((n, rest)) => {
-                        value = rest;
-                        match elem {
-                            Elem::Month => {
-                                p.month = n;
-                                range = (!(1..=12).contains(&n)).then_some("month");
-                            }
-                            Elem::Day => p.day = n,
-                            Elem::Hour => {
-                                p.hour = n;
-                                range = (n >= 24).then_some("hour");
-                            }
-                            Elem::Minute => {
-                                p.min = n;
-                                range = (n >= 60).then_some("minute");
-                            }
-                            _ => {
-                                p.sec = n;
-                                range = (n >= 60).then_some("second");
-                            }
-                        }
-                        true
-                    }
-                }
-            }
-            Elem::Frac9 => {
-                let digits = value
-                    .iter()
-                    .skip(1)
-                    .take_while(|c| c.is_ascii_digit())
-                    .count();
-                if matches!(value.first(), Some(b'.' | b',')) && digits > 0 {
-                    // Go reads at most 9 digits' worth and ignores the rest.
-                    let kept = &value[1..1 + digits.min(9)];
-                    let mut n = kept.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-                    for _ in kept.len()..9 {
-                        n *= 10;
-                    }
-                    p.nsec = n;
-                    value = &value[1 + digits..];
-                }
-                true
-            }
-            Elem::Zone => {
-                if value.first() == Some(&b'Z') {
-                    value = &value[1..];
-                    p.zone_offset = Some(0);
-                    true
-                } else if value.len() < 6 || value[3] != b':' {
-                    false
-                } else {
-                    let (sign, hh, mm) = (value[0], &value[1..3], &value[4..6]);
-                    value = &value[6..];
-                    match (getnum(hh, true), getnum(mm, true)) {
-                        (Some((h, _)), Some((m, _))) if matches!(sign, b'+' | b'-') => {
-                            if h > 24 {
-                                range = Some("time zone offset hour");
-                            } else if m > 60 {
-                                range = Some("time zone offset minute");
-                            }
-                            let off = (h * 60 + m) as i32 * 60;
-                            p.zone_offset = Some(if sign == b'-' { -off } else { off });
-                            true
-                        }
-                        _ => false,
-                    }
-                }
-            }
-        };
+        let (ok, range, rest) = read_elem(elem, value, &mut p);
+        value = rest;
         if let Some(what) = range {
             return Err(err(elem_str, value, &format!(": {what} out of range")));
         }
@@ -325,6 +245,98 @@ fn go_parse(layout_all: &str, value_all: &str) -> Result<Parsed, String> {
         return Err(err("", value, ": day out of range"));
     }
     Ok(p)
+}
+
+/// Reads one layout element at the start of `value` into `p`: whether it read, the
+/// field out of range if one is, and what follows.
+fn read_elem<'a>(
+    elem: Elem,
+    mut value: &'a [u8],
+    p: &mut Parsed,
+) -> (bool, Option<&'static str>, &'a [u8]) {
+    let mut range = None;
+    let ok = match elem {
+        Elem::Year => match value.get(..4) {
+            Some(y) if y.iter().all(u8::is_ascii_digit) => {
+                p.year = y.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0'));
+                value = &value[4..];
+                true
+            }
+            _ => false,
+        },
+        Elem::Month | Elem::Day | Elem::Hour | Elem::Minute | Elem::Second => {
+            match getnum(value, elem != Elem::Hour) {
+                None => false,
+                Some((n, rest)) => {
+                    value = rest;
+                    match elem {
+                        Elem::Month => {
+                            p.month = n;
+                            range = (!(1..=12).contains(&n)).then_some("month");
+                        }
+                        Elem::Day => p.day = n,
+                        Elem::Hour => {
+                            p.hour = n;
+                            range = (n >= 24).then_some("hour");
+                        }
+                        Elem::Minute => {
+                            p.min = n;
+                            range = (n >= 60).then_some("minute");
+                        }
+                        _ => {
+                            p.sec = n;
+                            range = (n >= 60).then_some("second");
+                        }
+                    }
+                    true
+                }
+            }
+        }
+        Elem::Frac9 => {
+            let digits = value
+                .iter()
+                .skip(1)
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if matches!(value.first(), Some(b'.' | b',')) && digits > 0 {
+                // Go reads at most 9 digits' worth and ignores the rest.
+                let kept = &value[1..1 + digits.min(9)];
+                let mut n = kept.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+                for _ in kept.len()..9 {
+                    n *= 10;
+                }
+                p.nsec = n;
+                value = &value[1 + digits..];
+            }
+            true
+        }
+        Elem::Zone => {
+            if value.first() == Some(&b'Z') {
+                value = &value[1..];
+                p.zone_offset = Some(0);
+                true
+            } else if value.len() < 6 || value[3] != b':' {
+                false
+            } else {
+                let (sign, hh, mm) = (value[0], &value[1..3], &value[4..6]);
+                value = &value[6..];
+                match (getnum(hh, true), getnum(mm, true)) {
+                    (Some((h, _)), Some((m, _))) if matches!(sign, b'+' | b'-') => {
+                        if h > 24 {
+                            range = Some("time zone offset hour");
+                        } else if m > 60 {
+                            range = Some("time zone offset minute");
+                        }
+                        let off = (h * 60 + m) as i32 * 60;
+                        p.zone_offset = Some(if sign == b'-' { -off } else { off });
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        }
+    };
+    (ok, range, value)
 }
 
 fn days_in(month: u32, year: i64) -> u32 {

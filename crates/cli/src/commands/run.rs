@@ -505,29 +505,7 @@ pub(crate) fn to_run_options(
         o::parse_security_opt(s, &mut opts.security)?;
     }
     opts.read_only = args.read_only;
-    let r = &mut opts.resources;
-    r.memory = parsed(&args.memory, o::parse_memory)?;
-    r.memory_swap = parsed(&args.memory_swap, o::parse_memory_swap)?;
-    r.memory_reservation = parsed(&args.memory_reservation, o::parse_memory_reservation)?;
-    r.memory_swappiness = parsed(&args.memory_swappiness, o::parse_memory_swappiness)?.flatten();
-    if r.memory_swappiness.is_some() && !o::host_has_memory_swappiness() {
-        // As docker's daemon: cgroup v2 has no per-cgroup swappiness.
-        note!(
-            "WARNING: Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded."
-        );
-        r.memory_swappiness = None;
-    }
-    r.cpuset_mems = parsed(&args.cpuset_mems, o::parse_cpuset_mems)?;
-    r.blkio_weight =
-        blkio_weight_on_host(parsed(&args.blkio_weight, o::parse_blkio_weight)?.flatten());
-    cgroup_flags(args, &mut opts)?;
-    let r = &mut opts.resources;
-    r.cpus = parsed(&args.cpus, o::parse_cpus)?.flatten();
-    r.cpu_shares = parsed(&args.cpu_shares, o::parse_cpu_shares)?;
-    r.cpuset_cpus = parsed(&args.cpuset_cpus, o::parse_cpuset)?;
-    r.cpu_period = parsed(&args.cpu_period, |v| o::parse_cpu_cfs("--cpu-period", v))?;
-    r.cpu_quota = parsed(&args.cpu_quota, |v| o::parse_cpu_cfs("--cpu-quota", v))?;
-    r.pids_limit = parsed(&args.pids_limit, o::parse_pids_limit)?.flatten();
+    resource_flags(args, &mut opts)?;
     opts.oom_score_adj = parsed(&args.oom_score_adj, o::parse_oom_score_adj)?;
     opts.ulimits = args
         .ulimit
@@ -563,6 +541,43 @@ pub(crate) fn to_run_options(
     opts.detach = detach;
     opts.sig_proxy = sig_proxy;
     opts.detach_keys = parsed(detach_keys, o::parse_detach_keys)?;
+    lifecycle_flags(args, &mut opts)?;
+    opts.validate()?;
+    Ok(opts)
+}
+
+/// The memory, CPU, block I/O and pids limits (with `cgroup_flags` between them, in
+/// docker's order of checks). What the host's cgroups cannot do is dropped with
+/// docker's warning.
+fn resource_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+    let r = &mut opts.resources;
+    r.memory = parsed(&args.memory, o::parse_memory)?;
+    r.memory_swap = parsed(&args.memory_swap, o::parse_memory_swap)?;
+    r.memory_reservation = parsed(&args.memory_reservation, o::parse_memory_reservation)?;
+    r.memory_swappiness = parsed(&args.memory_swappiness, o::parse_memory_swappiness)?.flatten();
+    if r.memory_swappiness.is_some() && !o::host_has_memory_swappiness() {
+        // As docker's daemon: cgroup v2 has no per-cgroup swappiness.
+        note!(
+            "WARNING: Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded."
+        );
+        r.memory_swappiness = None;
+    }
+    r.cpuset_mems = parsed(&args.cpuset_mems, o::parse_cpuset_mems)?;
+    r.blkio_weight =
+        blkio_weight_on_host(parsed(&args.blkio_weight, o::parse_blkio_weight)?.flatten());
+    cgroup_flags(args, opts)?;
+    let r = &mut opts.resources;
+    r.cpus = parsed(&args.cpus, o::parse_cpus)?.flatten();
+    r.cpu_shares = parsed(&args.cpu_shares, o::parse_cpu_shares)?;
+    r.cpuset_cpus = parsed(&args.cpuset_cpus, o::parse_cpuset)?;
+    r.cpu_period = parsed(&args.cpu_period, |v| o::parse_cpu_cfs("--cpu-period", v))?;
+    r.cpu_quota = parsed(&args.cpu_quota, |v| o::parse_cpu_cfs("--cpu-quota", v))?;
+    r.pids_limit = parsed(&args.pids_limit, o::parse_pids_limit)?.flatten();
+    Ok(())
+}
+
+/// `--label*`, `--restart`, `--log-*`, `--stop-*` and the health check flags.
+fn lifecycle_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
     let mut label_lines = Vec::new();
     for file in &args.label_file {
         let text = std::fs::read_to_string(file)
@@ -583,8 +598,7 @@ pub(crate) fn to_run_options(
         retries: args.health_retries,
         no_healthcheck: args.no_healthcheck,
     };
-    opts.validate()?;
-    Ok(opts)
+    Ok(())
 }
 
 /// `--cgroup-parent`, `--cgroupns`, `--userns`, `--oom-kill-disable`, the block I/O
