@@ -35,7 +35,7 @@ pub struct ExecRequest {
 }
 
 /// A process ready to run in a running container.
-pub struct PreparedExec {
+pub(crate) struct PreparedExec {
     /// The container's full id.
     pub container_id: String,
     /// The runtime the container runs under.
@@ -138,7 +138,7 @@ impl Engine {
     /// The process `req` runs in the running container `key` (name, id or id prefix),
     /// and the runtime to run it with. docker's refusals: a paused, restarting or
     /// stopped container.
-    pub fn prepare_exec(
+    pub(crate) fn prepare_exec(
         &mut self,
         key: &str,
         req: &ExecRequest,

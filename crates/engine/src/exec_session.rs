@@ -1,4 +1,4 @@
-//! An exec run to its end: the process prepared by [`Engine::prepare_exec`], run by
+//! An exec run to its end: the process `prepare_exec` prepared, run by
 //! the container's runtime with this process's stdio, pty and signals, its exit code
 //! the session's.
 //!
@@ -73,7 +73,7 @@ impl ExecSessionError {
 
 impl Engine {
     /// `exec`: the session that runs `req` in the running container `key` (docker's
-    /// refusals as [`prepare_exec`](Engine::prepare_exec)'s).
+    /// refusals as `prepare_exec`'s).
     pub fn exec_session(
         &mut self,
         key: &str,

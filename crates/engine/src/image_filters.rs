@@ -59,7 +59,7 @@ impl PruneSelector {
     }
 }
 
-/// What `images` shows: its `--filter` values and its REPOSITORY[:TAG] argument.
+/// What `images` shows: its `--filter` values and its `REPOSITORY[:TAG]` argument.
 #[derive(Debug, Default, Clone)]
 pub struct ImageListFilter {
     dangling: Option<bool>,

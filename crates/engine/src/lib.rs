@@ -61,7 +61,7 @@ pub use coracle_state::ContainerRecord;
 pub use cp::{CopyIn, CopyOptions, CopyOut, CopyReport, CpError};
 pub use disk_usage::{DiskUsage, ImageUsage, VolumeUsage};
 pub use error::EngineError;
-pub use exec::{ExecRequest, PreparedExec};
+pub use exec::ExecRequest;
 pub use exec_session::{ExecSession, ExecSessionError};
 pub use filters::Filters;
 pub use health::{Health, HealthcheckResult};
