@@ -4,7 +4,6 @@ mod commands;
 mod format;
 mod logging;
 mod progress;
-mod session;
 mod template;
 
 use clap::{Parser, Subcommand};
@@ -100,7 +99,7 @@ enum Command {
     #[command(name = helper::EXEC, hide = true)]
     ExecSession(HelperArgs),
     /// Create a new container
-    Create(Box<commands::run::RunArgs>),
+    Create(Box<commands::create::CreateArgs>),
     /// Start one or more stopped containers
     Start(commands::start::StartArgs),
     /// Stop one or more running containers
@@ -166,7 +165,7 @@ pub fn main() -> i32 {
     if !matches!(cli.command, Command::Monitor { .. }) {
         // `coracle ps | head` ends quietly, as a C tool would, instead of failing on
         // EPIPE. Not in the monitor: a client that goes away must not kill it.
-        coracle_runtime::monitor::default_sigpipe();
+        coracle_engine::process::default_sigpipe();
     }
     let ctx = Context {
         root: cli.root.unwrap_or_else(coracle_engine::default_root),
@@ -219,7 +218,7 @@ pub fn main() -> i32 {
         Err(e) => {
             // Never a panic: a monitor's stderr is a file in the store, which may be
             // on a full disk.
-            coracle_runtime::note!("Error: {}", error_chain(&e));
+            coracle_engine::process::note!("Error: {}", error_chain(&e));
             exit_code(&e)
         }
     }
@@ -233,13 +232,13 @@ pub fn main() -> i32 {
 fn engine_sealed_for(ctx: &Context, key: &str) -> anyhow::Result<coracle_engine::Engine> {
     let mut engine = ctx.engine()?;
     if !engine.runs_builtin_runtime(key).unwrap_or(false)
-        || coracle_runtime::exeseal::self_is_sealed()
+        || coracle_engine::process::self_is_sealed()
     {
         return Ok(engine);
     }
     drop(engine);
     // Returns only on failure (or if the binary turned out sealed after all).
-    coracle_runtime::exeseal::ensure_sealed()?;
+    coracle_engine::process::ensure_sealed()?;
     ctx.engine()
 }
 
@@ -259,7 +258,12 @@ fn run_helper(ctx: &Context, name: &str, a: HelperArgs) -> anyhow::Result<i32> {
             process,
             interactive,
             detach,
-        }) => commands::exec::session(ctx, &id, &process, interactive, detach),
+        }) => {
+            let session = ctx
+                .engine()?
+                .exec_helper_session(&id, *process, interactive, detach)?;
+            commands::exec::session(session)
+        }
         // As clap's own usage errors: exit 125.
         Err(HelperArgsError::Usage(m)) => Err(commands::UsageError(m).into()),
         Err(e) => Err(e.into()),

@@ -57,12 +57,12 @@ pub fn init(debug: bool, level: Option<Level>) {
         },
     };
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
-        coracle_runtime::note!("coracle: ignoring {ENV}={directives:?}: {e}");
+        coracle_engine::process::note!("coracle: ignoring {ENV}={directives:?}: {e}");
         EnvFilter::new(Level::Info.filter())
     });
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| coracle_runtime::log_sink::LogSink)
+        .with_writer(|| coracle_engine::process::LogSink)
         .with_ansi(false)
         // A failed write is the sink's to swallow; this would print it with eprintln!.
         .log_internal_errors(false)

@@ -3,8 +3,8 @@
 //! `prepare_exec` only builds the process (the container's process from its
 //! config.json with the request applied, `-u` resolved in the container's own
 //! /etc/passwd and /etc/group as the container sees them); running it is the caller's
-//! job, from a single-threaded process (`coracle_runtime::exec_session`, or the health
-//! check's probe).
+//! job, from a single-threaded process (an [`ExecSession`](crate::ExecSession), or the
+//! health check's probe).
 
 use crate::users::resolve_user;
 use crate::{Engine, EngineError};
@@ -34,7 +34,7 @@ pub struct ExecRequest {
 }
 
 /// A process ready to run in a running container.
-pub struct PreparedExec {
+pub(crate) struct PreparedExec {
     /// The container's full id.
     pub container_id: String,
     /// The runtime the container runs under.
@@ -137,7 +137,7 @@ impl Engine {
     /// The process `req` runs in the running container `key` (name, id or id prefix),
     /// and the runtime to run it with. docker's refusals: a paused, restarting or
     /// stopped container.
-    pub fn prepare_exec(
+    pub(crate) fn prepare_exec(
         &mut self,
         key: &str,
         req: &ExecRequest,
@@ -242,11 +242,6 @@ impl Engine {
         let c = self.find_container(key)?;
         let runtime = self.runtime_for(&self.container_config(&c.id)?)?;
         Ok(runtime.name() == coracle_runtime::runtime::BUILTIN)
-    }
-
-    /// The runtime of container `id` (for a re-executed exec session).
-    pub fn exec_runtime(&self, id: &str) -> Result<Box<dyn Runtime>, EngineError> {
-        self.runtime_for(&self.container_config(id)?)
     }
 
     /// `pause`: freezes every process of a running container.

@@ -70,8 +70,9 @@ impl Filters {
         }
         untils
             .first()
-            .map(|u| crate::timestamp::parse_timestamp(u, chrono::Utc::now()))
+            .map(|u| crate::timestamp::parse_timestamp(u, std::time::SystemTime::now()))
             .transpose()
+            .map(|t| t.map(chrono::DateTime::<chrono::Utc>::from))
             .map_err(EngineError::InvalidArgument)
     }
 

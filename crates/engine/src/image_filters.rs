@@ -1,8 +1,8 @@
 //! Image filters dockerd applies: `image prune`'s `until=`, `label=`, `label!=`,
-//! `dangling=`, and `images`' `before=`/`since=`/`label=`.
+//! `dangling=`, and `images`' `dangling=`, `reference=`, `before=`/`since=`/`label=`.
 
 use crate::filters::Filters;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, ImageSummary};
 use coracle_state::ImageRecord;
 use std::collections::BTreeMap;
 
@@ -59,13 +59,115 @@ impl PruneSelector {
     }
 }
 
+/// What `images` shows: its `--filter` values and its `REPOSITORY[:TAG]` argument.
+#[derive(Debug, Default, Clone)]
+pub struct ImageListFilter {
+    dangling: Option<bool>,
+    /// `reference=` values and the argument: `repo` or `repo:tag`, `*` wildcards.
+    references: Vec<String>,
+    /// `before=`, `since=`, `label=`, `label!=`: these need the image records.
+    records: Filters,
+}
+
+impl ImageListFilter {
+    /// `filters` as given to `--filter` (`key=value`), and the positional reference.
+    pub fn parse(filters: &[String], reference: Option<&str>) -> Result<Self, EngineError> {
+        let mut out = ImageListFilter {
+            references: reference.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        };
+        for f in filters {
+            match f.split_once('=') {
+                Some((k @ ("before" | "since" | "label" | "label!"), v)) => out.records.add(k, v),
+                Some(("dangling", v)) => {
+                    out.dangling = Some(match v {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(EngineError::InvalidArgument(format!(
+                                "invalid filter {f:?}: dangling takes true or false"
+                            )))
+                        }
+                    })
+                }
+                Some(("reference", v)) => out.references.push(v.to_string()),
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid filter {f:?}: supported filters are dangling, reference, before, since, label and label!"
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the image's name `repository`:`tag` (see [`split_tag`]) is shown.
+    pub fn keeps_name(&self, repository: &str, tag: &str) -> bool {
+        self.references.is_empty()
+            || self
+                .references
+                .iter()
+                .any(|p| matches_reference(p, repository, tag))
+    }
+}
+
+/// A name's repository and tag (`<none>` when it has none); a registry's port is not a
+/// tag.
+pub fn split_tag(name: &str) -> (String, String) {
+    let slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match name[slash..].rfind(':') {
+        Some(i) => (
+            name[..slash + i].to_string(),
+            name[slash + i + 1..].to_string(),
+        ),
+        None => (name.to_string(), "<none>".into()),
+    }
+}
+
+/// `repo`, `repo:tag`, with `*` matching any run of characters, as docker's
+/// reference filter.
+fn matches_reference(pattern: &str, repository: &str, tag: &str) -> bool {
+    let (p_repo, p_tag) = split_tag(pattern);
+    glob(&p_repo, repository) && (p_tag == "<none>" || glob(&p_tag, tag))
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(after) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=after.len())
+                .filter(|&i| after.is_char_boundary(i))
+                .any(|i| glob(rest, &after[i..]))
+        }
+    }
+}
+
 impl Engine {
-    /// Ids of the images `images --filter` keeps for `before=`, `since=` and
-    /// `label=`/`label!=` (the CLI applies dangling= and reference= on rows).
-    pub fn filter_images(
-        &self,
-        filters: &Filters,
-    ) -> Result<Vec<coracle_core::Digest>, EngineError> {
+    /// `images`: the images `filter` keeps, before [`ImageListFilter::keeps_name`]
+    /// picks among their names.
+    pub fn list_images(&self, filter: &ImageListFilter) -> Result<Vec<ImageSummary>, EngineError> {
+        let images = self.images()?;
+        let kept = if filter.records.is_empty() {
+            None
+        } else {
+            Some(self.filter_images(&filter.records)?)
+        };
+        Ok(images
+            .into_iter()
+            .filter(|image| kept.as_ref().is_none_or(|k| k.contains(&image.id)))
+            .filter(|image| {
+                filter
+                    .dangling
+                    .is_none_or(|d| image.repo_tags.is_empty() == d)
+            })
+            .collect())
+    }
+
+    /// Ids of the images `before=`, `since=` and `label=`/`label!=` keep.
+    fn filter_images(&self, filters: &Filters) -> Result<Vec<coracle_core::Digest>, EngineError> {
         let records = self.db.images()?;
         let mut bounds = Vec::new();
         for key in ["before", "since"] {
@@ -87,5 +189,41 @@ impl Engine {
             })
             .map(|r| r.id.clone())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_patterns() {
+        assert!(matches_reference("alpine", "alpine", "3"));
+        assert!(matches_reference("alpine:3", "alpine", "3"));
+        assert!(!matches_reference("alpine:4", "alpine", "3"));
+        assert!(matches_reference("local*/x", "localhost:5000/x", "v1"));
+        assert!(!matches_reference("busy*", "alpine", "latest"));
+    }
+
+    #[test]
+    fn splits_tags_after_ports() {
+        assert_eq!(
+            split_tag("localhost:5000/x:v1"),
+            ("localhost:5000/x".into(), "v1".into())
+        );
+        assert_eq!(split_tag("alpine"), ("alpine".into(), "<none>".into()));
+    }
+
+    #[test]
+    fn list_filters_parse_with_dockers_messages() {
+        let f = ImageListFilter::parse(&["reference=alp*".into()], Some("busybox")).unwrap();
+        assert!(f.keeps_name("alpine", "3") && f.keeps_name("busybox", "latest"));
+        assert!(!f.keeps_name("debian", "12"));
+        let e = ImageListFilter::parse(&["dangling=maybe".into()], None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid filter "dangling=maybe": dangling takes true or false"#
+        );
+        assert!(ImageListFilter::parse(&["nope=1".into()], None).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! compose) goes through it; all writes to the store happen here.
 
 mod archive;
+mod attach_session;
 mod auth;
 mod blkio;
 mod clock;
@@ -16,6 +17,7 @@ mod devices;
 mod disk_usage;
 mod error;
 mod exec;
+mod exec_session;
 mod filters;
 mod health;
 pub mod helper;
@@ -31,7 +33,9 @@ mod lsm;
 mod monitor;
 mod names;
 pub mod network;
+mod network_filters;
 mod perms;
+pub mod process;
 mod ps;
 mod pull;
 mod push;
@@ -55,6 +59,7 @@ mod users;
 mod volumes;
 mod volumes_from;
 
+pub use attach_session::{AttachEnd, AttachError, AttachSession};
 pub use auth::{login, logout};
 pub use config::{
     EngineConfig, FirewallFactory, RunDir, RuntimeFactory, DEFAULT_RUN_DIR, NETWORK_CONFIG_PATH,
@@ -66,10 +71,12 @@ pub use coracle_state::{ContainerRecord, ContainerState};
 pub use cp::{CopyIn, CopyOptions, CopyOut, CopyReport, CpError};
 pub use disk_usage::{DiskUsage, ImageUsage, VolumeUsage};
 pub use error::EngineError;
-pub use exec::{ExecRequest, PreparedExec};
+pub use exec::ExecRequest;
+pub use exec_session::{ExecSession, ExecSessionError};
 pub use filters::Filters;
 pub use health::{Health, HealthcheckResult};
 pub use helper::{Helper, HelperArgsError};
+pub use image_filters::{split_tag, ImageListFilter};
 pub use images::{ImageSummary, PruneReport, RemoveEvent};
 pub use info::{RuntimeInfo, SystemInfo};
 pub use lifecycle::{BootReport, Started};

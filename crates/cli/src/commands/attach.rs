@@ -1,10 +1,9 @@
 //! `coracle attach CONTAINER`: the terminal to a running container's stdio, until it
 //! exits (its code) or the detach keys (docker: "read escape sequence", exit 1).
 
-use crate::session::{self, Session};
 use crate::Context;
 use clap::Args;
-use coracle_runtime::monitor::session::AttachEnd;
+use coracle_engine::{AttachEnd, AttachSession};
 
 #[derive(Args)]
 pub struct AttachArgs {
@@ -30,13 +29,14 @@ pub fn exec(ctx: &Context, args: AttachArgs) -> anyhow::Result<i32> {
     let c = engine.find_container(&args.container)?;
     let cfg = engine.container_config(&c.id)?;
     let stream = engine.attach_container(&args.container)?;
-    let end = session::run(
-        &mut engine,
+    let end = engine.run_attach_session(
         stream,
-        &Session {
-            container: &c.id,
+        &AttachSession {
+            container: c.id,
             tty: cfg.tty,
             stdin: !args.no_stdin && cfg.interactive,
+            stdout: true,
+            stderr: true,
             detach_keys,
             sig_proxy: args.sig_proxy,
         },

@@ -26,7 +26,7 @@ pub enum ContainerCommand {
     /// Create and run a new container from an image
     Run(Box<run::RunArgs>),
     /// Create a new container
-    Create(Box<run::RunArgs>),
+    Create(Box<create::CreateArgs>),
     /// Start one or more stopped containers
     Start(start::StartArgs),
     /// Stop one or more running containers

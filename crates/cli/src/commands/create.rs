@@ -1,20 +1,37 @@
-//! `coracle create`: `run`'s flags; makes the container without starting it and
-//! prints its id.
+//! `coracle create`: `run`'s container flags; makes the container without starting it
+//! and prints its id.
 
-use crate::commands::run::RunArgs;
-use crate::commands::run_options::to_run_options;
+use crate::commands::run::{self, to_run_options, ContainerArgs};
+use crate::commands::UsageError;
 use crate::Context;
+use clap::Args;
 
-pub fn exec(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
+#[derive(Args, Debug)]
+#[command(trailing_var_arg = true, disable_help_flag = true)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+    /// Refused with docker's words: create does not start the container
+    #[arg(short, long, hide = true)]
+    pub detach: bool,
+    /// `run`'s, accepted and checked (create attaches nothing)
+    #[arg(long, value_name = "KEYS", hide = true)]
+    pub detach_keys: Option<String>,
+    /// `run`'s, accepted (create attaches nothing)
+    #[arg(long, default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, hide = true)]
+    pub sig_proxy: bool,
+}
+
+pub fn exec(ctx: &Context, args: CreateArgs) -> anyhow::Result<i32> {
     if args.detach {
-        return Err(crate::commands::UsageError(
+        return Err(UsageError(
             "unknown shorthand flag: 'd' in -d: create does not start the container".into(),
         )
         .into());
     }
-    let options = to_run_options(&args)?;
+    let options = to_run_options(&args.container, false, args.sig_proxy, &args.detach_keys)?;
     let mut engine = ctx.engine()?;
-    let prepared = crate::commands::run_impl::create(&mut engine, &args, &options)?;
+    let prepared = run::create(&mut engine, &args.container, &options)?;
     println!("{}", prepared.id);
     Ok(0)
 }

@@ -1,13 +1,9 @@
 //! `coracle exec [-i] [-t] [-d] [-u USER] [-w DIR] [-e K=V] [--env-file F]
 //! [--privileged] CONTAINER CMD...`: runs a command in a running container.
 //!
-//! This process runs the exec itself (its stdio, pty, signals and exit code are the
-//! command's): the runtime forks the process into the container, which must not be
-//! done from a multi-threaded process, and with the built-in runtime must be done from
-//! a sealed copy of the binary (see `coracle_runtime::exeseal`). So unless this process
-//! already runs sealed (or the container's runtime is an OCI runtime binary, which
-//! seals itself) and has one thread, it re-executes itself, sealed, as the hidden
-//! `__exec` with the prepared process.
+//! This process runs the engine's exec session (its stdio, pty, signals and exit code
+//! are the command's), which may re-execute it as the hidden `__exec` (see
+//! `coracle_engine::ExecSession`).
 //!
 //! Exit codes as docker's: the command's own; 126/127 when it cannot be run; 1 when
 //! the container is not running (or does not exist); 125 for bad flags.
@@ -16,13 +12,8 @@ use crate::commands::UsageError;
 use crate::Context;
 use clap::Args;
 use coracle_core::ErrorKind;
-use coracle_engine::{ExecRequest, Helper, PreparedExec};
+use coracle_engine::{ExecRequest, ExecSession, ExecSessionError};
 use coracle_model as o;
-use coracle_runtime::exec_session::{self, ExecError, ExecOptions, Process};
-use coracle_runtime::exeseal;
-use coracle_runtime::runtime::{Runtime, BUILTIN};
-use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -99,8 +90,8 @@ fn request(args: &ExecArgs) -> Result<ExecRequest, UsageError> {
 pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<i32> {
     let req = request(&args)?;
     let mut engine = ctx.engine()?;
-    let prepared = match engine.prepare_exec(&args.container, &req) {
-        Ok(p) => p,
+    let session = match engine.exec_session(&args.container, &req) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("Error: {e}");
             // docker refuses a missing or stopped container (1); a process it cannot
@@ -111,81 +102,32 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<i32> {
             });
         }
     };
+    // The session forks from this process: nothing of the engine may stay open.
     drop(engine);
-    let opts = ExecOptions {
-        interactive: args.interactive,
-        detach: args.detach,
-        console_dir: PreparedExec::console_dir(),
-    };
-    let builtin = prepared.runtime.name() == BUILTIN;
-    let sealed = builtin && exeseal::self_is_sealed();
-    if exec_session::single_threaded() && (sealed || !builtin) {
-        return Ok(run(
-            prepared.runtime.as_ref(),
-            &prepared.container_id,
-            &prepared.process,
-            &opts,
-        ));
-    }
-    // The exec returns only on failure; on success this process (same pid, terminal
-    // and signals) becomes the session.
-    let helper = Helper::Exec {
-        id: prepared.container_id.clone(),
-        process: Box::new(prepared.process.clone()),
-        interactive: args.interactive,
-        detach: args.detach,
-    };
-    let mut argv: Vec<OsString> = vec![std::env::args_os()
-        .next()
-        .unwrap_or_else(|| "coracle".into())];
-    argv.extend(helper.command_line(&ctx.root));
-    if builtin && !sealed {
-        // The built-in runtime forks into the container from this process: it must
-        // run from a sealed copy of the binary (CVE-2019-5736).
-        let err = exeseal::seal_self()?.exec(&argv);
-        anyhow::bail!("{err}")
-    }
-    let err = std::process::Command::new("/proc/self/exe")
-        .arg0(&argv[0])
-        .args(&argv[1..])
-        .exec();
-    anyhow::bail!("re-execute coracle for exec: {err}")
+    report(session.run())
 }
 
-/// The hidden [`Helper::Exec`].
-pub fn session(
-    ctx: &Context,
-    id: &str,
-    process: &Process,
-    interactive: bool,
-    detach: bool,
-) -> anyhow::Result<i32> {
-    let runtime = ctx.engine()?.exec_runtime(id)?;
-    if runtime.name() == BUILTIN {
-        // Returns only when already sealed; otherwise this process is replaced by a
-        // sealed copy run with the same arguments.
-        exeseal::ensure_sealed()?;
-    }
-    let opts = ExecOptions {
-        interactive,
-        detach,
-        console_dir: PreparedExec::console_dir(),
-    };
-    Ok(run(runtime.as_ref(), id, process, &opts))
+/// The hidden `__exec` (the engine's `Helper::Exec`).
+pub fn session(session: ExecSession) -> anyhow::Result<i32> {
+    report(session.run_as_helper())
 }
 
-fn run(rt: &dyn Runtime, id: &str, process: &Process, opts: &ExecOptions) -> i32 {
-    match exec_session::run(rt, id, process, opts) {
-        Ok(code) => code,
-        // docker prints the runtime's refusal as is.
-        Err(e @ ExecError::Exec { .. }) => {
-            eprintln!("{e}");
-            e.exit_code()
-        }
-        Err(e) => {
-            let code = e.exit_code();
-            eprintln!("Error: {}", crate::error_chain(&anyhow::Error::new(e)));
-            code
-        }
+/// The exec's exit code, its failure printed as docker prints it; a session that
+/// could not be got going is the caller's error.
+fn report(end: Result<i32, ExecSessionError>) -> anyhow::Result<i32> {
+    match end {
+        Ok(code) => Ok(code),
+        Err(e) => match e.exec_exit_code() {
+            // docker prints the runtime's refusal as is.
+            Some(code) if e.is_runtime_refusal() => {
+                eprintln!("{e}");
+                Ok(code)
+            }
+            Some(code) => {
+                eprintln!("Error: {}", crate::error_chain(&anyhow::Error::new(e)));
+                Ok(code)
+            }
+            None => Err(e.into()),
+        },
     }
 }

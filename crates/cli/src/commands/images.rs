@@ -2,7 +2,7 @@ use crate::commands::UsageError;
 use crate::format::{ago, human_size, table, Format};
 use crate::Context;
 use clap::Args;
-use coracle_engine::ImageSummary;
+use coracle_engine::{split_tag, ImageListFilter, ImageSummary};
 use serde_json::{json, Value};
 
 #[derive(Args)]
@@ -40,56 +40,14 @@ struct Row<'a> {
 
 pub fn exec(ctx: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
     let engine = ctx.engine()?;
-    let images = engine.images()?;
-    let mut dangling: Option<bool> = None;
-    let mut patterns: Vec<String> = args.reference.iter().cloned().collect();
-    // before=, since= and label= need the records: the engine picks those images.
-    let mut engine_filters = coracle_engine::Filters::default();
-    for f in &args.filter {
-        match f.split_once('=') {
-            Some((k @ ("before" | "since" | "label" | "label!"), v)) => engine_filters.add(k, v),
-            Some(("dangling", v)) => {
-                dangling = Some(match v {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(UsageError(format!("invalid filter {f:?}: dangling takes true or false")).into()),
-                })
-            }
-            Some(("reference", v)) => patterns.push(v.to_string()),
-            _ => {
-                return Err(UsageError(format!(
-                    "invalid filter {f:?}: supported filters are dangling, reference, before, since, label and label!"
-                ))
-                .into())
-            }
-        }
-    }
-    let kept = if engine_filters.is_empty() {
-        None
-    } else {
-        Some(engine.filter_images(&engine_filters)?)
-    };
-    let mut rows = Vec::new();
-    for image in &images {
-        if kept.as_ref().is_some_and(|k| !k.contains(&image.id)) {
-            continue;
-        }
-        if let Some(d) = dangling {
-            if image.repo_tags.is_empty() != d {
-                continue;
-            }
-        }
-        for row in rows_of(image) {
-            if !patterns.is_empty()
-                && !patterns
-                    .iter()
-                    .any(|p| matches_reference(p, &row.repository, &row.tag))
-            {
-                continue;
-            }
-            rows.push(row);
-        }
-    }
+    let filter = ImageListFilter::parse(&args.filter, args.reference.as_deref())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let images = engine.list_images(&filter)?;
+    let rows: Vec<Row> = images
+        .iter()
+        .flat_map(rows_of)
+        .filter(|row| filter.keeps_name(&row.repository, &row.tag))
+        .collect();
 
     if args.quiet {
         let mut seen = std::collections::HashSet::new();
@@ -173,17 +131,6 @@ fn rows_of(image: &ImageSummary) -> Vec<Row<'_>> {
         .collect()
 }
 
-fn split_tag(name: &str) -> (String, String) {
-    let slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match name[slash..].rfind(':') {
-        Some(i) => (
-            name[..slash + i].to_string(),
-            name[slash + i + 1..].to_string(),
-        ),
-        None => (name.to_string(), "<none>".into()),
-    }
-}
-
 fn image_id(image: &ImageSummary, no_trunc: bool) -> String {
     if no_trunc {
         image.id.to_string()
@@ -217,48 +164,4 @@ fn row_json(r: &Row, no_trunc: bool) -> Value {
         "UniqueSize": "N/A",
         "VirtualSize": human_size(r.image.size),
     })
-}
-
-/// `repo`, `repo:tag`, with `*` matching any run of characters, as docker's
-/// reference filter.
-fn matches_reference(pattern: &str, repository: &str, tag: &str) -> bool {
-    let (p_repo, p_tag) = split_tag(pattern);
-    glob(&p_repo, repository) && (p_tag == "<none>" || glob(&p_tag, tag))
-}
-
-fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            let Some(after) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=after.len())
-                .filter(|&i| after.is_char_boundary(i))
-                .any(|i| glob(rest, &after[i..]))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reference_patterns() {
-        assert!(matches_reference("alpine", "alpine", "3"));
-        assert!(matches_reference("alpine:3", "alpine", "3"));
-        assert!(!matches_reference("alpine:4", "alpine", "3"));
-        assert!(matches_reference("local*/x", "localhost:5000/x", "v1"));
-        assert!(!matches_reference("busy*", "alpine", "latest"));
-    }
-
-    #[test]
-    fn splits_tags_after_ports() {
-        assert_eq!(
-            split_tag("localhost:5000/x:v1"),
-            ("localhost:5000/x".into(), "v1".into())
-        );
-        assert_eq!(split_tag("alpine"), ("alpine".into(), "<none>".into()));
-    }
 }

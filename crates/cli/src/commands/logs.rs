@@ -1,8 +1,7 @@
-use super::timestamp::get_timestamp;
 use crate::Context;
 use anyhow::anyhow;
 use clap::Args;
-use coracle_engine::LogsOptions;
+use coracle_engine::{parse_timestamp, LogsOptions};
 use std::time::SystemTime;
 
 #[derive(Args)]
@@ -48,7 +47,7 @@ pub fn exec(ctx: &Context, args: LogsArgs) -> anyhow::Result<i32> {
             // dockerd reads `until=0` as no limit.
             .filter(|v| name == "since" || *v != "0")
             .map(|v| {
-                get_timestamp(v, now).map_err(|e| anyhow!("invalid value for \"{name}\": {e}"))
+                parse_timestamp(v, now).map_err(|e| anyhow!("invalid value for \"{name}\": {e}"))
             })
             .transpose()
     };

@@ -178,54 +178,9 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// docker's built-in networks (`IsPredefined`).
-fn predefined(name: &str) -> bool {
-    matches!(name, "bridge" | "host" | "none")
-}
-
-/// The networks `ls` shows, after moby's network filter (`dangling`, `driver`, `id`,
-/// `label`, `label!`, `name`, `scope`, `type`).
+/// The networks `ls` shows (the engine's filter), in docker's order.
 fn filtered(engine: &mut Engine, f: &Filters) -> anyhow::Result<Vec<NetworkSummary>> {
-    f.validate(&[
-        "dangling", "driver", "id", "label", "label!", "name", "scope", "type",
-    ])?;
-    let dangling: Vec<&str> = f.get("dangling").collect();
-    let dangling = match dangling.as_slice() {
-        [] => None,
-        ["1" | "true"] => Some(true),
-        ["0" | "false"] => Some(false),
-        [_] => anyhow::bail!(
-            "invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" (or \"0\")"
-        ),
-        _ => anyhow::bail!("got more than one value for filter key \"dangling\""),
-    };
-    if let Some(t) = f.get("type").find(|t| *t != "custom" && *t != "builtin") {
-        anyhow::bail!("invalid filter: 'type'='{t}'");
-    }
-    let mut out = Vec::new();
-    for n in engine.network_list()? {
-        let keep = f.exact_match("driver", &n.driver)
-            && f.matches("name", &n.name)
-            && f.matches("id", &n.id)
-            && f.match_kv_list("label", &n.labels)
-            && !(f.contains("label!") && f.match_kv_list("label!", &n.labels))
-            && f.exact_match("scope", &n.scope)
-            // moby's matchesType decides on the first value.
-            && f.get("type").next().is_none_or(|t| (t == "builtin") == predefined(&n.name));
-        if !keep {
-            continue;
-        }
-        if let Some(dangling) = dangling {
-            let used = engine.network_inspect(&n.id)?["Containers"]
-                .as_object()
-                .is_some_and(|c| !c.is_empty());
-            let is_dangling = !predefined(&n.name) && !used;
-            if is_dangling != dangling {
-                continue;
-            }
-        }
-        out.push(n);
-    }
+    let mut out = engine.filter_networks(f)?;
     out.sort_by(|a, b| natural_cmp(&a.name, &b.name));
     Ok(out)
 }

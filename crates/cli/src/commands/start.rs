@@ -1,11 +1,9 @@
 //! `coracle start [-a] [-i] CONTAINER...`.
 
-use crate::commands::run_impl::start_failure_code;
-use crate::session::{self, Session};
+use crate::commands::run::start_failure_code;
 use crate::Context;
 use clap::Args;
-use coracle_engine::Started;
-use coracle_runtime::monitor::session::AttachEnd;
+use coracle_engine::{AttachEnd, AttachSession, Started};
 
 #[derive(Args)]
 pub struct StartArgs {
@@ -50,13 +48,14 @@ pub fn exec(ctx: &Context, args: StartArgs) -> anyhow::Result<i32> {
         let stream = attach.expect("attach was asked for");
         let c = engine.find_container(key)?;
         let cfg = engine.container_config(&c.id)?;
-        let end = session::run(
-            &mut engine,
+        let end = engine.run_attach_session(
             stream,
-            &Session {
-                container: &c.id,
+            &AttachSession {
+                container: c.id,
                 tty: cfg.tty,
                 stdin: args.interactive && cfg.interactive,
+                stdout: true,
+                stderr: true,
                 detach_keys,
                 sig_proxy: true,
             },

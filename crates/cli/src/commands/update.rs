@@ -2,7 +2,7 @@
 //! limits and restart policy for created, running or stopped containers, as docker's.
 //! Values are parsed by `run`'s parsers; a zero value leaves a setting unchanged.
 
-use crate::commands::run_options::parsed;
+use crate::commands::run::{blkio_weight_on_host, parsed};
 use crate::commands::UsageError;
 use crate::Context;
 use clap::Args;
@@ -124,16 +124,14 @@ fn to_update_options(a: &UpdateArgs) -> anyhow::Result<UpdateOptions> {
         .map(o::parse_cpuset_mems)
         .transpose()
         .map_err(usage)?;
-    r.blkio_weight = parsed(&a.blkio_weight, o::parse_blkio_weight)
-        .map_err(usage)?
-        .flatten();
-    if r.blkio_weight.is_some() && !o::host_has_blkio_weight() {
-        coracle_runtime::note!("{}", o::BLKIO_WEIGHT_DISCARDED);
-        r.blkio_weight = None;
-    }
+    r.blkio_weight = blkio_weight_on_host(
+        parsed(&a.blkio_weight, o::parse_blkio_weight)
+            .map_err(usage)?
+            .flatten(),
+    );
     if r.memory.is_some_and(|m| m > 0) && r.memory_swap != Some(-1) && !o::host_has_swap_limit() {
         // docker's daemon: memory is then limited without swap.
-        coracle_runtime::note!("{}", o::SWAP_LIMIT_DISCARDED);
+        coracle_engine::process::note!("{}", o::SWAP_LIMIT_DISCARDED);
         r.memory_swap = Some(-1);
     }
     r.pids_limit = parsed(&a.pids_limit, o::parse_pids_limit_update)
