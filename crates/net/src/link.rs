@@ -258,7 +258,13 @@ pub fn links_in(netns: &Path) -> Result<Vec<String>, NetError> {
 }
 
 /// `ip link set lo up` in the calling thread's namespace (new namespaces start with it down).
-pub(crate) fn loopback_up() -> Result<(), NetError> {
+/// A new network namespace at `path` with `lo` up (docker's `--network none`, and
+/// every container's own namespace before its interfaces arrive).
+pub fn create_netns(path: &std::path::Path) -> Result<(), NetError> {
+    netns::create(path, loopback_up)
+}
+
+fn loopback_up() -> Result<(), NetError> {
     let mut nl = Netlink::open()?;
     let index = nl.index("lo")?;
     nl.set_up(index, "lo")

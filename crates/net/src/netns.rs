@@ -18,11 +18,12 @@ use crate::NetError;
 
 const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 
-/// New network namespace bind-mounted at `path` (parent dirs created), with `lo` up.
-/// The calling thread's own namespace is unchanged afterwards.
+/// New network namespace bind-mounted at `path` (parent dirs created), `setup` run
+/// inside it before it is returned (`link::create_netns` brings `lo` up there). The
+/// calling thread's own namespace is unchanged afterwards.
 ///
 /// `path` must not exist yet: a leftover from a crash is the caller's to `remove` first.
-pub fn create(path: &Path) -> Result<(), NetError> {
+pub fn create(path: &Path, setup: impl FnOnce() -> Result<(), NetError>) -> Result<(), NetError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(NetError::io("create directory", parent))?;
     }
@@ -33,7 +34,7 @@ pub fn create(path: &Path) -> Result<(), NetError> {
         .mode(0o444)
         .open(path)
         .map_err(NetError::io("create netns file", path))?;
-    let created = unshare_and_pin(path);
+    let created = unshare_and_pin(path, setup);
     if created.is_err() {
         // The original error is the one worth reporting; this is cleanup only.
         let _ = remove(path);
@@ -41,7 +42,10 @@ pub fn create(path: &Path) -> Result<(), NetError> {
     created
 }
 
-fn unshare_and_pin(path: &Path) -> Result<(), NetError> {
+fn unshare_and_pin(
+    path: &Path,
+    setup: impl FnOnce() -> Result<(), NetError>,
+) -> Result<(), NetError> {
     let original = File::open(THREAD_NETNS).map_err(NetError::io("open", THREAD_NETNS))?;
     // SAFETY: only CLONE_NEWNET is unshared; the fd table stays shared with the other
     // threads, which is what `unshare_unsafe` asks callers to guarantee.
@@ -55,7 +59,7 @@ fn unshare_and_pin(path: &Path) -> Result<(), NetError> {
             path: path.into(),
             source: e.into(),
         })
-        .and_then(|()| crate::link::loopback_up());
+        .and_then(|()| setup());
     let back = enter(&original);
     inside.and(back)
 }
@@ -160,13 +164,23 @@ mod tests {
         mountinfo.lines().any(|l| l.split(' ').nth(4) == Some(path))
     }
 
+    /// `lo` up in the thread's namespace: `ip`, forked from this thread, starts in it.
+    fn lo_up() -> Result<(), NetError> {
+        let ok = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip link set lo up");
+        Ok(())
+    }
+
     #[test]
-    fn create_pins_a_new_namespace_with_lo_up_and_remove_undoes_it() {
+    fn create_pins_a_new_namespace_runs_setup_inside_and_remove_undoes_it() {
         in_fresh_netns(|| {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("a/b/ns1");
             let before = thread_netns_inode();
-            create(&path).unwrap();
+            create(&path, lo_up).unwrap();
             assert_eq!(
                 thread_netns_inode(),
                 before,
@@ -193,7 +207,10 @@ mod tests {
             let flags = links[0]["flags"].as_array().unwrap();
             assert!(flags.iter().any(|f| f == "UP"), "lo is up: {links}");
 
-            assert!(create(&path).is_err(), "an existing path is refused");
+            assert!(
+                create(&path, || Ok(())).is_err(),
+                "an existing path is refused"
+            );
             assert!(
                 is_mounted(&path),
                 "a refused create leaves the existing one alone"
@@ -211,7 +228,7 @@ mod tests {
         in_fresh_netns(|| {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("ns");
-            create(&path).unwrap();
+            create(&path, lo_up).unwrap();
             let before = thread_netns_inode();
             let ns_inode = fs::metadata(&path).unwrap().ino();
 

@@ -33,7 +33,7 @@ impl Engine {
             NetMode::Loopback => {
                 let ns = self.run_dir.netns(id);
                 netns::remove(&ns)?;
-                netns::create(&ns)?;
+                coracle_net::link::create_netns(&ns)?;
                 Ok(Sandbox::default())
             }
             NetMode::Container(target) => {
@@ -95,7 +95,7 @@ impl Engine {
         let ns = self.run_dir.netns(id);
         // A file left by a monitor that died before its teardown ran.
         netns::remove(&ns)?;
-        netns::create(&ns)?;
+        coracle_net::link::create_netns(&ns)?;
         let lock = self.network_lock()?;
         let first_out = nets.iter().position(|n| !n.internal);
         let mut first_ip = None;

@@ -37,7 +37,7 @@ impl Drop for Ns {
 fn new_ns() -> Ns {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ns");
-    netns::create(&path).unwrap();
+    create_netns(&path).unwrap();
     Ns { path, _dir: dir }
 }
 
