@@ -12,7 +12,5 @@ pub mod ipam;
 pub mod link;
 pub mod netns;
 pub mod ports;
-#[cfg(test)]
-mod testroot;
 
 pub use error::NetError;

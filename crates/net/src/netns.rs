@@ -143,7 +143,7 @@ mod tests {
     /// Runs `f` on a thread in a namespace of its own, so the host's is never touched.
     /// Skipped, saying so, unless root.
     fn in_fresh_netns(f: impl FnOnce() + Send + 'static) {
-        if crate::testroot::skip_unless_root() {
+        if coracle_testsupport::skip_unless_root() {
             return;
         }
         std::thread::spawn(move || {

@@ -21,6 +21,7 @@ mod layer;
 mod netns;
 mod proxy;
 mod registry;
+mod root;
 mod token;
 mod tree;
 
@@ -39,6 +40,7 @@ pub use layer::{
 pub use netns::{http_get, NetNs};
 pub use proxy::{BlobRequest, Fault, FaultHandle, FaultProxy};
 pub use registry::{free_port, registry_bin, Registry, RegistryAuth};
+pub use root::{is_root, skip_unless_root};
 pub use token::{TokenIssuer, TOKEN_ISSUER, TOKEN_SERVICE};
 pub use tree::{
     diff_snapshots, skopeo_copy_to_oci, tree_snapshot, tree_snapshot_with, umoci_unpack, EntryInfo,

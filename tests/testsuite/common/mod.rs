@@ -3,29 +3,13 @@
 #![allow(dead_code)]
 
 pub use coracle_testsupport::*;
-use std::io::Write;
 use std::path::Path;
 
 pub fn coracle() -> Coracle {
     Coracle::new(env!("CARGO_BIN_EXE_coracle"))
 }
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// True (after one line naming the test) when the test needs root and this is not
-/// root: the caller returns. The line goes straight to the terminal, past libtest's
-/// capture of `eprintln!`, so a non-root `cargo test` says what it left out.
-pub fn skip_unless_root() -> bool {
-    if is_root() {
-        return false;
-    }
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("a test");
-    let _ = writeln!(std::io::stderr(), "skipped: {test}: needs root");
-    true
-}
+pub use coracle_testsupport::skip_unless_root;
 
 /// Start a registry with no auth holding busybox as `test/busybox:latest`.
 pub fn registry_with_busybox() -> (Registry, Image) {

@@ -105,7 +105,7 @@ pub(crate) mod tests {
     /// it does, including the `nft` and `ip` processes it spawns, stays in there and
     /// the namespace vanishes with the thread. Skipped, saying so, unless root.
     fn in_new_netns(f: impl FnOnce() + Send + 'static) {
-        if crate::testroot::skip_unless_root() {
+        if coracle_testsupport::skip_unless_root() {
             return;
         }
         std::thread::spawn(move || {

@@ -11,7 +11,7 @@ use std::process::Command;
 
 /// Skipped, saying so, unless root.
 fn in_fresh_netns(f: impl FnOnce() + Send + 'static) {
-    if crate::testroot::skip_unless_root() {
+    if coracle_testsupport::skip_unless_root() {
         return;
     }
     std::thread::spawn(move || {

@@ -211,6 +211,9 @@ fn archive_names_as_docker() {
 
 #[test]
 fn round_trip_keeps_types_modes_owners_links_and_long_names() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let t = setup();
     let src = t.root.join("data");
     let long_dir = "d".repeat(90);
@@ -292,6 +295,9 @@ fn round_trip_keeps_types_modes_owners_links_and_long_names() {
 
 #[test]
 fn extracting_never_leaves_the_tree() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     fs::create_dir_all(s.dest.join("etc")).unwrap();
     fs::write(s.dest.join("etc/passwd"), b"inside").unwrap();
@@ -338,6 +344,9 @@ fn extracting_never_leaves_the_tree() {
 
 #[test]
 fn dir_and_non_dir_never_replace_each_other() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let t = setup();
     let tree = Tree::open(&t.root).unwrap();
     let mut tar = Tar::new();
@@ -375,6 +384,9 @@ fn dir_and_non_dir_never_replace_each_other() {
 
 #[test]
 fn private_rootfs_has_the_binds_and_vanishes() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let lower = tmp.path().join("layer");
     fs::create_dir_all(lower.join("etc")).unwrap();
@@ -451,6 +463,9 @@ fn private_rootfs_has_the_binds_and_vanishes() {
 
 #[test]
 fn mounted_rootfs_stays_mounted() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let lower = tmp.path().join("layer");
     fs::create_dir_all(&lower).unwrap();

@@ -120,11 +120,17 @@ fn overlay_view(api: Api) {
 
 #[test]
 fn overlay_with_new_mount_api() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     overlay_view(Api::Auto);
 }
 
 #[test]
 fn overlay_with_legacy_mount() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     overlay_view(Api::Legacy);
 }
 
@@ -170,16 +176,25 @@ fn seventy_layers(api: Api) {
 
 #[test]
 fn seventy_layers_new_mount_api() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     seventy_layers(Api::Auto);
 }
 
 #[test]
 fn seventy_layers_legacy_mount_through_short_links() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     seventy_layers(Api::Legacy);
 }
 
 #[test]
 fn busy_mount_is_detached() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let (tmp, lowers) = two_layers();
     let m = prepare(&tmp.path().join("c"), &lowers).unwrap();
     let _g = Guard(m.clone());
@@ -202,6 +217,9 @@ fn busy_mount_is_detached() {
 
 #[test]
 fn stacked_mounts_are_all_removed() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let (tmp, lowers) = two_layers();
     let m = prepare(&tmp.path().join("c"), &lowers).unwrap();
     let _g = Guard(m.clone());
@@ -214,6 +232,9 @@ fn stacked_mounts_are_all_removed() {
 
 #[test]
 fn image_without_layers_mounts_an_empty_root() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let m = prepare(&tmp.path().join("c"), &[]).unwrap();
     let _g = Guard(m.clone());
@@ -226,6 +247,9 @@ fn image_without_layers_mounts_an_empty_root() {
 
 #[test]
 fn mount_errors_name_the_cause() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let (tmp, lowers) = two_layers();
     let m = prepare(&tmp.path().join("c"), &lowers).unwrap();
     let _g = Guard(m.clone());
@@ -241,6 +265,9 @@ fn mount_errors_name_the_cause() {
 
 #[test]
 fn copy_backend_applies_whiteouts_and_keeps_metadata() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let (tmp, lowers) = two_layers();
     let bottom = &lowers[1];
     // Metadata to keep: owner, setuid mode, xattr, device, fifo, symlink, hard link.

@@ -49,6 +49,9 @@ fn names(dir: impl AsRef<Path>) -> Vec<String> {
 
 #[test]
 fn every_entry_type() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let mut t = Tar::new();
     t.dir("d/", M::mode(0o755))
@@ -87,6 +90,9 @@ fn every_entry_type() {
 
 #[test]
 fn owners_and_special_modes_survive() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let own = |mode, uid, gid| M {
         mode,
@@ -132,6 +138,9 @@ fn owners_and_special_modes_survive() {
 
 #[test]
 fn mtimes_of_files_dirs_and_symlinks() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let at = |mtime| M { mtime, ..DEFAULT };
     let mut t = Tar::new();
@@ -159,6 +168,9 @@ fn mtimes_of_files_dirs_and_symlinks() {
 
 #[test]
 fn hardlinks_to_files_symlinks_and_across_dirs() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let mut t = Tar::new();
     t.file("x/data", b"payload", DEFAULT)
@@ -197,6 +209,9 @@ fn hardlink_to_a_missing_target_fails_naming_the_entry() {
 
 #[test]
 fn xattrs_from_pax_records() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     // security.capability v2: cap_net_bind_service (bit 10) permitted + effective.
     let mut cap = vec![0u8; 20];
@@ -246,6 +261,9 @@ fn xattrs_from_pax_records() {
 
 #[test]
 fn pax_uid_gid_override_the_header() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let mut t = Tar::new();
     t.pax(&[("uid", b"3000000"), ("gid", b"3000001")])
@@ -257,6 +275,9 @@ fn pax_uid_gid_override_the_header() {
 
 #[test]
 fn long_and_non_ascii_names() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let long_comp = "c".repeat(150);
     let deep: String = (0..12)
@@ -292,6 +313,9 @@ fn long_and_non_ascii_names() {
 
 #[test]
 fn overlay_whiteouts_become_devices_and_opaque_xattrs() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     for rootless in [false, true] {
         let s = Sandbox::new();
         let mut t = Tar::new();
@@ -329,6 +353,9 @@ fn overlay_whiteouts_become_devices_and_opaque_xattrs() {
 
 #[test]
 fn apply_mode_whiteouts_and_opaque_dirs_across_layers() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let mut l1 = Tar::new();
     l1.file("a/x", b"x", DEFAULT)
@@ -379,6 +406,9 @@ fn apply_mode_whiteouts_and_opaque_dirs_across_layers() {
 
 #[test]
 fn replacing_existing_paths_of_another_type() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let mut l1 = Tar::new();
     l1.file("dir-then-file/child", b"c", DEFAULT)
@@ -470,6 +500,9 @@ fn dotdot_paths_are_rejected() {
 
 #[test]
 fn absolute_paths_land_inside() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let build = |p: &str| {
         let mut t = Tar::new();
         t.raw(b"/abs/file", b'0', b"", b"in");
@@ -488,6 +521,9 @@ fn absolute_paths_land_inside() {
 
 #[test]
 fn files_beneath_symlinks_stay_inside() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     for target in [
         "{P}",
         "{P}/etc",
@@ -527,6 +563,9 @@ fn files_beneath_symlinks_stay_inside() {
 
 #[test]
 fn symlink_to_slash_means_dest() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     // A unique name, so that even a regression only leaves a stray file in `/`.
     let name = format!("coracle-rootfs-escape-test-{}", std::process::id());
     let host = Path::new("/").join(&name);
@@ -559,6 +598,9 @@ fn walk_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn symlink_as_final_component_is_replaced_not_followed() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let sentinel = s.parent().join("sentinel");
     let etc = s.parent().join("etc");
@@ -630,6 +672,9 @@ fn hardlinks_cannot_reach_outside() {
 
 #[test]
 fn symlink_replacing_a_dir_then_files_beneath() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     for target in ["{P}", "..", "../..", "../../..", "{P}/etc"] {
         let build = |p: &str| {
             let mut t = Tar::new();
@@ -676,6 +721,9 @@ fn whiteouts_cannot_remove_outside() {
 
 #[test]
 fn diff_id_is_the_sha256_of_the_whole_stream() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let mut t = Tar::new();
     t.file("a", b"x", DEFAULT).dir("b", DEFAULT);
     let mut raw = t.finish();
@@ -689,6 +737,9 @@ fn diff_id_is_the_sha256_of_the_whole_stream() {
 
 #[test]
 fn compressed_layers_round_trip_through_flatten() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let mut l1 = Tar::new();
     l1.file("etc/os-release", b"ID=test", DEFAULT)
         .file("etc/motd", b"hi", DEFAULT);
@@ -731,6 +782,9 @@ fn compressed_layers_round_trip_through_flatten() {
 
 #[test]
 fn truncated_and_corrupt_streams_fail() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let mut t = Tar::new();
     t.file("a", &[1u8; 5000], DEFAULT);
     let raw = t.finish();
@@ -802,6 +856,9 @@ fn unprivileged_layer() -> Vec<u8> {
 
 #[test]
 fn rootless_skips_devices_and_owners_and_defers_dir_modes() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let s = Sandbox::new();
     let dest = s.dest.clone();
     let opts = UnpackOptions {
@@ -912,6 +969,9 @@ fn old_gnu_sparse_layer(real: u64) -> Vec<u8> {
 
 #[test]
 fn old_gnu_sparse_entry_declaring_10_gib_is_refused() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let mut layer = Tar::new();
     layer.file("etc/motd", b"hi", DEFAULT);
     let mut tar = layer.finish();
@@ -997,6 +1057,9 @@ fn budget_takes_the_tighter_limit() {
 
 #[test]
 fn layer_over_the_size_ceiling_fails_naming_the_limit() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let mut t = Tar::new();
     t.file("a", &vec![1u8; 3 << 20], DEFAULT);
     let tar = t.finish();
@@ -1029,6 +1092,9 @@ fn layer_over_the_size_ceiling_fails_naming_the_limit() {
 
 #[test]
 fn zero_bomb_past_the_ratio_is_refused_but_small_zero_layers_pass() {
+    if coracle_testsupport::skip_unless_root() {
+        return;
+    }
     let mut t = Tar::new();
     t.file("zeros", &vec![0u8; 64 << 20], DEFAULT);
     let blob = gzip(&t.finish());

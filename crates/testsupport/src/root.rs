@@ -1,12 +1,17 @@
-//! The root check of this crate's kernel tests (netns, links, nftables).
+//! The root check shared by every crate's kernel tests (mounts, namespaces, links,
+//! nftables, device nodes) and the black-box tests.
 
 use std::io::Write;
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
 
 /// True (after one line naming the test) when this is not root: the caller returns.
 /// The line goes straight to the terminal, past libtest's capture of `eprintln!`, so a
 /// non-root `cargo test` says what it left out.
-pub(crate) fn skip_unless_root() -> bool {
-    if rustix::process::geteuid().is_root() {
+pub fn skip_unless_root() -> bool {
+    if is_root() {
         return false;
     }
     let thread = std::thread::current();
