@@ -170,39 +170,7 @@ impl Engine {
         let stored = StoredConfig::parse(&c.config);
         let dir = self.containers_dir().join(&c.id);
         let runtime_cfg = self.container_config(&c.id).ok();
-        let graph_driver = match runtime_cfg.as_ref().map(|r| &r.rootfs) {
-            Some(rootfs) => match &rootfs.kind {
-                RootfsKind::Overlay {
-                    lowers,
-                    upper,
-                    work,
-                    ..
-                } => GraphDriver {
-                    data: Some(BTreeMap::from([
-                        (
-                            "LowerDir".to_string(),
-                            lowers
-                                .iter()
-                                .map(|l| l.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(":"),
-                        ),
-                        ("MergedDir".into(), rootfs.target.display().to_string()),
-                        ("UpperDir".into(), upper.display().to_string()),
-                        ("WorkDir".into(), work.display().to_string()),
-                    ])),
-                    name: "overlay".into(),
-                },
-                RootfsKind::Copy => GraphDriver {
-                    data: None,
-                    name: "vfs".into(),
-                },
-            },
-            None => GraphDriver {
-                data: None,
-                name: "overlay".into(),
-            },
-        };
+        let graph_driver = graph_driver(runtime_cfg.as_ref().map(|r| &r.rootfs));
         let (size_rw, size_root_fs) = if size {
             let (rw, root) = self.container_sizes(&c);
             (Some(rw), Some(root))
@@ -212,39 +180,14 @@ impl Engine {
         let lsm = crate::lsm::StoredConfinement::read(&dir.join("config.json"));
         let path = |f: &str| dir.join(f).display().to_string();
         let logs = stored.host_config.log_config.kind != "none";
-        let created = if stored.created.is_empty() {
-            chrono::DateTime::from_timestamp(c.created_at, 0)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
-                .unwrap_or_else(|| ZERO_TIME.into())
-        } else {
-            stored.created.clone()
-        };
-        let exposed: Vec<String> = stored
-            .config
-            .exposed_ports
-            .as_ref()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        let mut nets = self.container_networks(&c.id, c.is_active(), &exposed)?;
+        let created = created_time(&stored, &c);
         let mut host_config = stored.host_config;
-        if let Some(net) = runtime_cfg.as_ref().map(|r| &r.network) {
-            // docker lists a link by the containers' names of today.
-            let links = self.links_for_inspect(&c.name, &net.legacy_links);
-            host_config.links = (!links.is_empty()).then_some(links);
-            if let Some(ep) = nets.networks.get_mut(&host_config.network_mode) {
-                let links: Vec<String> = net
-                    .link_aliases
-                    .iter()
-                    .map(|(alias, name)| format!("{name}:{alias}"))
-                    .collect();
-                ep.links = (!links.is_empty()).then_some(links);
-            }
-        }
-        let default = nets
-            .networks
-            .get(crate::stored::DEFAULT_NETWORK)
-            .cloned()
-            .unwrap_or_default();
+        let network_settings = self.network_settings(
+            &c,
+            &stored.config,
+            &mut host_config,
+            runtime_cfg.as_ref().map(|r| &r.network),
+        )?;
         Ok(ContainerInspect {
             id: c.id.clone(),
             created,
@@ -274,21 +217,105 @@ impl Engine {
             size_root_fs,
             mounts: stored.mounts,
             config: stored.config,
-            network_settings: NetworkSettings {
-                sandbox_id: if nets.sandbox_key.is_empty() {
-                    String::new()
-                } else {
-                    c.id.clone()
-                },
-                sandbox_key: nets.sandbox_key,
-                ports: nets.ports,
-                gateway: default.gateway,
-                ip_address: default.ip_address,
-                ip_prefix_len: default.ip_prefix_len,
-                mac_address: default.mac_address,
-                networks: nets.networks,
-            },
+            network_settings,
         })
+    }
+
+    /// `NetworkSettings`, and the links `HostConfig` shows (`network` is absent when
+    /// the container's runtime config cannot be read).
+    fn network_settings(
+        &mut self,
+        c: &ContainerRecord,
+        config: &Config,
+        host_config: &mut HostConfig,
+        network: Option<&crate::stored::NetworkConfig>,
+    ) -> Result<NetworkSettings, EngineError> {
+        let exposed: Vec<String> = config
+            .exposed_ports
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut nets = self.container_networks(&c.id, c.is_active(), &exposed)?;
+        if let Some(net) = network {
+            // docker lists a link by the containers' names of today.
+            let links = self.links_for_inspect(&c.name, &net.legacy_links);
+            host_config.links = (!links.is_empty()).then_some(links);
+            if let Some(ep) = nets.networks.get_mut(&host_config.network_mode) {
+                let links: Vec<String> = net
+                    .link_aliases
+                    .iter()
+                    .map(|(alias, name)| format!("{name}:{alias}"))
+                    .collect();
+                ep.links = (!links.is_empty()).then_some(links);
+            }
+        }
+        let default = nets
+            .networks
+            .get(crate::stored::DEFAULT_NETWORK)
+            .cloned()
+            .unwrap_or_default();
+        Ok(NetworkSettings {
+            sandbox_id: if nets.sandbox_key.is_empty() {
+                String::new()
+            } else {
+                c.id.clone()
+            },
+            sandbox_key: nets.sandbox_key,
+            ports: nets.ports,
+            gateway: default.gateway,
+            ip_address: default.ip_address,
+            ip_prefix_len: default.ip_prefix_len,
+            mac_address: default.mac_address,
+            networks: nets.networks,
+        })
+    }
+}
+
+/// `GraphDriver`: the overlay's directories, or `vfs` for a copied root filesystem.
+fn graph_driver(rootfs: Option<&coracle_rootfs::snapshot::RootfsMount>) -> GraphDriver {
+    match rootfs {
+        Some(rootfs) => match &rootfs.kind {
+            RootfsKind::Overlay {
+                lowers,
+                upper,
+                work,
+                ..
+            } => GraphDriver {
+                data: Some(BTreeMap::from([
+                    (
+                        "LowerDir".to_string(),
+                        lowers
+                            .iter()
+                            .map(|l| l.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(":"),
+                    ),
+                    ("MergedDir".into(), rootfs.target.display().to_string()),
+                    ("UpperDir".into(), upper.display().to_string()),
+                    ("WorkDir".into(), work.display().to_string()),
+                ])),
+                name: "overlay".into(),
+            },
+            RootfsKind::Copy => GraphDriver {
+                data: None,
+                name: "vfs".into(),
+            },
+        },
+        None => GraphDriver {
+            data: None,
+            name: "overlay".into(),
+        },
+    }
+}
+
+/// `Created` to the nanosecond as stored, else from the record's whole seconds.
+fn created_time(stored: &StoredConfig, c: &ContainerRecord) -> String {
+    if stored.created.is_empty() {
+        chrono::DateTime::from_timestamp(c.created_at, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+            .unwrap_or_else(|| ZERO_TIME.into())
+    } else {
+        stored.created.clone()
     }
 }
 

@@ -88,23 +88,11 @@ impl Engine {
         let dir = self.containers_dir().join(&c.id);
         let cfg = self.container_config(&c.id).ok();
         if let Some(cfg) = &cfg {
+            // The monitor deleted it from its runtime when it exited; a dead monitor
+            // may not have.
             self.delete_from_runtime(&c.id, cfg);
-            let _ = coracle_rootfs::snapshot::unmount(&cfg.rootfs);
-            self.release_volumes(&c.id);
-            match cfg.network.mode {
-                crate::stored::NetMode::Bridge => {
-                    for f in self.release_container_network(&c.id) {
-                        coracle_runtime::note!(
-                            "coracle: cleaning up container {}: {f}",
-                            &c.id[..12]
-                        );
-                    }
-                }
-                crate::stored::NetMode::Loopback => {
-                    let _ = coracle_net::netns::remove(&self.run_dir.netns(&c.id));
-                }
-                _ => {}
-            }
+            let failures = self.release_container(&c.id, cfg);
+            crate::teardown::report_teardown_failures(&c.id, failures);
         }
         let _ = std::fs::remove_file(self.run_dir.attach_socket(&c.id));
         if c.is_active() {

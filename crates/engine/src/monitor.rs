@@ -11,17 +11,19 @@ use crate::names::short;
 use crate::network::{DbNames, DnsService};
 use crate::restart;
 use crate::stored::ContainerRuntimeConfig;
-use crate::stored::NetMode;
-use crate::teardown::TeardownError;
+
+use crate::teardown::report_teardown_failures;
 use crate::{Engine, EngineError};
+use coracle_net::dns::DnsServer;
 use coracle_runtime::monitor::attach::Client;
 use coracle_runtime::monitor::logfile::LogWriter;
 use coracle_runtime::monitor::supervise::{
     HealthSchedule, Service, Supervisor, SUPERVISOR_SIGNALS,
 };
-use coracle_runtime::monitor::{self as rtmon, MonitorError};
+use coracle_runtime::monitor::{self as rtmon, ContainerIo, MonitorError};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
 use rustix::event::PollFlags;
 use std::fs::File;
 use std::io::Write;
@@ -105,216 +107,8 @@ impl Engine {
         attach_wait: bool,
         dir_lock: File,
     ) -> Result<i32, EngineError> {
-        let mut dir_lock = Some(dir_lock);
-        let dir = self.containers_dir().join(id);
-        redirect_stderr(&dir.join(MONITOR_LOG));
-        mirror_log_to_client();
-        tracing::debug!(
-            container = short(id),
-            pid = std::process::id(),
-            "monitor started"
-        );
-        let cfg = self.container_config(id)?;
-        let rt = self.runtime_for(&cfg)?;
-        rtmon::set_child_subreaper()?;
-        let mut mask = SigSet::empty();
-        for s in SUPERVISOR_SIGNALS {
-            mask.add(s);
-        }
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
-            .map_err(|e| EngineError::io("block signals", "monitor")(e.into()))?;
-        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| EngineError::io("signalfd", "monitor")(e.into()))?;
-
-        let sock_path = self.run_dir.attach_socket(id);
-        let sock_dir = sock_path.parent().expect("socket path has a parent");
-        crate::perms::private_dir(sock_dir).map_err(EngineError::io("create", sock_dir))?;
-        let _ = std::fs::remove_file(&sock_path);
-        let listener =
-            UnixListener::bind(&sock_path).map_err(EngineError::io("bind", &sock_path))?;
-        // Only the store's owner attaches (the directory is private too).
-        crate::perms::fix_mode(&sock_path, crate::perms::FILE_MODE)
-            .map_err(EngineError::io("chmod", &sock_path))?;
-        let _socket = RemoveOnDrop(sock_path.clone());
-        sync.say(StartReport::Ready);
-        let mut clients = Vec::new();
-        if attach_wait {
-            if let Some(c) = accept_one(&listener, ATTACH_WAIT) {
-                clients.push(c);
-            }
-        }
-        let mut log = if cfg.log.enabled {
-            let path = self.log_path(id);
-            Some(LogWriter::open(&path, &cfg.log).map_err(EngineError::io("open log", &path))?)
-        } else {
-            None
-        };
-        let health = cfg
-            .health
-            .as_ref()
-            .filter(|h| h.enabled())
-            .map(|h| HealthSchedule {
-                command: std::iter::once("/proc/self/exe".into())
-                    .chain(
-                        Helper::Healthcheck {
-                            container: id.into(),
-                        }
-                        .command_line(&self.paths.root),
-                    )
-                    .collect(),
-                interval: h.interval(),
-                start_interval: h.start_interval(),
-                start_period: h.start_period(),
-                kill_after: h.timeout() + Duration::from_secs(5),
-            });
-        let exit_file = dir.join("exit");
-        tracing::debug!(container = short(id), mode = ?cfg.network.mode, "setting up the network");
-        let mut sandbox = match self.setup_network(id, &cfg) {
-            Ok(s) => {
-                tracing::debug!(container = short(id), "network set up");
-                s
-            }
-            Err(e) => {
-                let code = match &e {
-                    EngineError::StartFailed { code, .. } => *code,
-                    _ => 125,
-                };
-                drop(dir_lock.take());
-                return self.start_failed(id, &cfg, code, &e.to_string(), &mut clients, sync);
-            }
-        };
-        // Volumes made with mount options (`volume create -o`) stay mounted while this
-        // monitor lives; its death frees them (see coracle_rootfs::volume::mount).
-        let _volume_uses = match self.acquire_volumes(id) {
-            Ok(uses) => uses,
-            Err(e) => {
-                drop(dir_lock.take());
-                return self.start_failed(id, &cfg, 125, &e.to_string(), &mut clients, sync);
-            }
-        };
-        let mut backoff = restart::Backoff::new();
-        loop {
-            let _ = std::fs::remove_file(&exit_file);
-            // Taken now, while there is space: the exit is recorded even if the disk
-            // fills up while the container runs.
-            let reserved = match rtmon::ExitFileReservation::new(&exit_file) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    coracle_runtime::note!("coracle: {e}");
-                    None
-                }
-            };
-            let started = match self.start_once(id, &cfg, rt.as_ref()) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.delete_from_runtime(id, &cfg);
-                    drop(dir_lock.take());
-                    let (code, msg) = (e.exit_code(), e.to_string());
-                    return self.start_failed(id, &cfg, code, &msg, &mut clients, sync);
-                }
-            };
-            let (init, io) = started;
-            tracing::debug!(
-                container = short(id),
-                pid = init.as_raw(),
-                "container running"
-            );
-            self.db.set_container_running(
-                id,
-                std::process::id() as i64,
-                init.as_raw() as i64,
-                &now_rfc3339(),
-            )?;
-            self.reset_health(id)?;
-            sync.say(StartReport::Started { pid: init.as_raw() });
-            sync.close();
-            dir_lock = None;
-            let ran_from = Instant::now();
-            let mut dns = sandbox.dns.as_mut().map(|server| DnsService {
-                server,
-                names: DbNames {
-                    db: &self.db,
-                    container_id: id,
-                    links: &cfg.network.link_aliases,
-                },
-            });
-            let mut sup = Supervisor {
-                init,
-                io,
-                log: log.take(),
-                listener: &listener,
-                clients: std::mem::take(&mut clients),
-                stdin_once: attach_wait && cfg.interactive,
-                health: health.as_ref().map(|h| HealthSchedule {
-                    command: h.command.clone(),
-                    ..*h
-                }),
-                signals: &signals,
-                service: dns.as_mut().map(|d| d as &mut dyn Service),
-            };
-            self.db.release_memory();
-            rtmon::shed_memory();
-            let result = sup.run();
-            log = sup.log.take();
-            clients = std::mem::take(&mut sup.clients);
-            drop(sup);
-            let code = match result {
-                Ok(code) => code,
-                Err(e) => {
-                    coracle_runtime::note!("coracle: monitor {}: {e}", short(id));
-                    let _ = rt.kill(id, libc::SIGKILL);
-                    255
-                }
-            };
-            let recorded = match reserved {
-                Some(r) => r.commit(code),
-                None => rtmon::write_exit_file(&exit_file, code),
-            };
-            if let Err(e) = recorded {
-                coracle_runtime::note!("coracle: {e}");
-            }
-            // docker: once checks stop, the container reads unhealthy (the supervisor
-            // has killed and reaped any probe still running).
-            if let Err(e) = self.stop_health(id) {
-                coracle_runtime::note!("coracle: {e}");
-            }
-            let oom = oom_killed(&cfg.cgroups_path());
-            tracing::debug!(container = short(id), code, oom, "container exited");
-            // Waits for the cgroups to empty; what still fails is retried later.
-            self.delete_from_runtime(id, &cfg);
-            let rec = self.db.container(id)?;
-            let Some(rec) = rec else {
-                return Ok(code);
-            };
-            let exit = restart::Exit {
-                code,
-                restarts: u32::try_from(rec.restart_count).unwrap_or(u32::MAX),
-                stopped_by_user: rec.stopped_by_user,
-                ran_for: ran_from.elapsed(),
-            };
-            // Read again: `update --restart` may have changed it while it ran.
-            let policy = self.container_config(id).map_or(cfg.restart, |c| c.restart);
-            if let Some(delay) = restart::next_start(&policy, &exit, &mut backoff) {
-                self.db
-                    .set_container_restarting(id, code as i64, &now_rfc3339(), oom)?;
-                for c in clients.drain(..) {
-                    c.finish(code, Duration::from_secs(1));
-                }
-                // A stop during the backoff (the monitor is signalled) ends it here.
-                if wait_or_signal(&signals, delay) {
-                    self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
-                    return Ok(code);
-                }
-                let rec = self.db.container(id)?;
-                if rec.is_none_or(|r| r.stopped_by_user) {
-                    self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
-                    return Ok(code);
-                }
-                continue;
-            }
-            self.finish(id, &cfg, log.as_mut(), code, oom, &mut clients)?;
-            return Ok(code);
-        }
+        let mut monitor = Monitor::setup(self, id, sync, attach_wait, dir_lock)?;
+        monitor.run(self)
     }
 
     /// The container did not start: torn down (or removed, with --rm) first, then
@@ -388,20 +182,7 @@ impl Engine {
             log.flush(std::time::SystemTime::now());
         }
         tracing::debug!(container = short(id), code, rm = cfg.rm, "tearing down");
-        let mut failures = Vec::new();
-        match cfg.network.mode {
-            NetMode::Bridge => failures.extend(self.release_container_network(id)),
-            NetMode::Loopback => {
-                if let Err(e) = coracle_net::netns::remove(&self.run_dir.netns(id)) {
-                    failures.push(TeardownError::from(e));
-                }
-            }
-            _ => {}
-        }
-        if let Err(e) = coracle_rootfs::snapshot::unmount(&cfg.rootfs) {
-            failures.push(e.into());
-        }
-        self.release_volumes(id);
+        let failures = self.release_container(id, cfg);
         let result = if cfg.rm {
             self.remove_stopped(id, cfg, true)
         } else {
@@ -424,14 +205,364 @@ impl Engine {
                     .map_err(EngineError::from)
             }
         };
-        for f in failures {
-            coracle_runtime::note!("coracle: cleaning up container {}: {f}", short(id));
-        }
+        report_teardown_failures(id, failures);
         for c in clients.drain(..) {
             c.finish(code, Duration::from_secs(5));
         }
         result
     }
+}
+
+/// One monitor's hold on its container, from setup to teardown: the signals it
+/// takes, the attach socket and clients, the log and the health schedule.
+struct Monitor<'a> {
+    // Fields drop in this order: the log and clients go before the attach socket.
+    exit_file: PathBuf,
+    health: Option<HealthSchedule>,
+    log: Option<LogWriter>,
+    clients: Vec<Client>,
+    _socket: RemoveOnDrop,
+    listener: UnixListener,
+    signals: SignalFd,
+    rt: Box<dyn coracle_runtime::runtime::Runtime>,
+    cfg: ContainerRuntimeConfig,
+    /// Held until the container runs (see `run_monitor`).
+    dir_lock: Option<File>,
+    id: &'a str,
+    sync: &'a mut Sync,
+    attach_wait: bool,
+}
+
+/// What follows a container's exit.
+enum AfterExit {
+    StartAgain,
+    Done,
+}
+
+impl<'a> Monitor<'a> {
+    /// Everything before the container's network: the monitor's stderr, signals and
+    /// attach socket (reported ready), the first client of an attached start, the log
+    /// and the health schedule.
+    fn setup(
+        engine: &Engine,
+        id: &'a str,
+        sync: &'a mut Sync,
+        attach_wait: bool,
+        dir_lock: File,
+    ) -> Result<Monitor<'a>, EngineError> {
+        let dir = engine.containers_dir().join(id);
+        redirect_stderr(&dir.join(MONITOR_LOG));
+        mirror_log_to_client();
+        tracing::debug!(
+            container = short(id),
+            pid = std::process::id(),
+            "monitor started"
+        );
+        let cfg = engine.container_config(id)?;
+        let rt = engine.runtime_for(&cfg)?;
+        rtmon::set_child_subreaper()?;
+        let signals = block_supervisor_signals()?;
+        let (listener, socket) = bind_attach_socket(&engine.run_dir.attach_socket(id))?;
+        sync.say(StartReport::Ready);
+        let mut clients = Vec::new();
+        if attach_wait {
+            if let Some(c) = accept_one(&listener, ATTACH_WAIT) {
+                clients.push(c);
+            }
+        }
+        let log = if cfg.log.enabled {
+            let path = engine.log_path(id);
+            Some(LogWriter::open(&path, &cfg.log).map_err(EngineError::io("open log", &path))?)
+        } else {
+            None
+        };
+        let health = health_schedule(engine, id, &cfg);
+        Ok(Monitor {
+            id,
+            sync,
+            cfg,
+            rt,
+            attach_wait,
+            dir_lock: Some(dir_lock),
+            signals,
+            _socket: socket,
+            listener,
+            clients,
+            log,
+            health,
+            exit_file: dir.join("exit"),
+        })
+    }
+
+    /// Sets up the container's network and volumes, then starts and supervises it
+    /// until its restart policy lets it end; returns its last exit code.
+    fn run(&mut self, engine: &mut Engine) -> Result<i32, EngineError> {
+        let (id, cfg) = (self.id, &self.cfg);
+        tracing::debug!(container = short(id), mode = ?cfg.network.mode, "setting up the network");
+        let mut sandbox = match engine.setup_network(id, cfg) {
+            Ok(s) => {
+                tracing::debug!(container = short(id), "network set up");
+                s
+            }
+            Err(e) => {
+                let code = match &e {
+                    EngineError::StartFailed { code, .. } => *code,
+                    _ => 125,
+                };
+                return self.start_failed(engine, code, &e.to_string());
+            }
+        };
+        // Volumes made with mount options (`volume create -o`) stay mounted while this
+        // monitor lives; its death frees them (see coracle_rootfs::volume::mount).
+        let _volume_uses = match engine.acquire_volumes(id) {
+            Ok(uses) => uses,
+            Err(e) => return self.start_failed(engine, 125, &e.to_string()),
+        };
+        let mut backoff = restart::Backoff::new();
+        loop {
+            let _ = std::fs::remove_file(&self.exit_file);
+            // Taken now, while there is space: the exit is recorded even if the disk
+            // fills up while the container runs.
+            let reserved = match rtmon::ExitFileReservation::new(&self.exit_file) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    coracle_runtime::note!("coracle: {e}");
+                    None
+                }
+            };
+            let (init, io) = match engine.start_once(self.id, &self.cfg, self.rt.as_ref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    engine.delete_from_runtime(self.id, &self.cfg);
+                    return self.start_failed(engine, e.exit_code(), &e.to_string());
+                }
+            };
+            self.record_running(engine, init)?;
+            let ran_from = Instant::now();
+            let code = self.supervise(engine, sandbox.dns.as_mut(), init, io);
+            let oom = self.record_exit(engine, reserved, code);
+            match self.after_exit(engine, code, oom, ran_from.elapsed(), &mut backoff)? {
+                AfterExit::StartAgain => continue,
+                AfterExit::Done => return Ok(code),
+            }
+        }
+    }
+
+    /// The container did not start: the directory lock goes first (as the start is
+    /// over), then it is torn down and the failure reported.
+    fn start_failed(
+        &mut self,
+        engine: &mut Engine,
+        code: i32,
+        msg: &str,
+    ) -> Result<i32, EngineError> {
+        drop(self.dir_lock.take());
+        engine.start_failed(self.id, &self.cfg, code, msg, &mut self.clients, self.sync)
+    }
+
+    /// The container runs: recorded, its health reset, its starter told and let go.
+    fn record_running(&mut self, engine: &mut Engine, init: Pid) -> Result<(), EngineError> {
+        tracing::debug!(
+            container = short(self.id),
+            pid = init.as_raw(),
+            "container running"
+        );
+        engine.db.set_container_running(
+            self.id,
+            std::process::id() as i64,
+            init.as_raw() as i64,
+            &now_rfc3339(),
+        )?;
+        engine.reset_health(self.id)?;
+        self.sync.say(StartReport::Started { pid: init.as_raw() });
+        self.sync.close();
+        self.dir_lock = None;
+        Ok(())
+    }
+
+    /// Serves the running container (its output, clients, probes, signals and DNS)
+    /// until it exits; returns its exit code (255 when supervising failed, after
+    /// killing it).
+    fn supervise(
+        &mut self,
+        engine: &mut Engine,
+        dns_server: Option<&mut DnsServer>,
+        init: Pid,
+        io: ContainerIo,
+    ) -> i32 {
+        let mut dns = dns_server.map(|server| DnsService {
+            server,
+            names: DbNames {
+                db: &engine.db,
+                container_id: self.id,
+                links: &self.cfg.network.link_aliases,
+            },
+        });
+        let mut sup = Supervisor {
+            init,
+            io,
+            log: self.log.take(),
+            listener: &self.listener,
+            clients: std::mem::take(&mut self.clients),
+            stdin_once: self.attach_wait && self.cfg.interactive,
+            health: self.health.as_ref().map(|h| HealthSchedule {
+                command: h.command.clone(),
+                ..*h
+            }),
+            signals: &self.signals,
+            service: dns.as_mut().map(|d| d as &mut dyn Service),
+        };
+        engine.db.release_memory();
+        rtmon::shed_memory();
+        let result = sup.run();
+        self.log = sup.log.take();
+        self.clients = std::mem::take(&mut sup.clients);
+        drop(sup);
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                coracle_runtime::note!("coracle: monitor {}: {e}", short(self.id));
+                let _ = self.rt.kill(self.id, libc::SIGKILL);
+                255
+            }
+        }
+    }
+
+    /// Records the exit (file and health) and deletes the container from its runtime;
+    /// returns whether the OOM killer ended it.
+    fn record_exit(
+        &mut self,
+        engine: &mut Engine,
+        reserved: Option<rtmon::ExitFileReservation>,
+        code: i32,
+    ) -> bool {
+        let recorded = match reserved {
+            Some(r) => r.commit(code),
+            None => rtmon::write_exit_file(&self.exit_file, code),
+        };
+        if let Err(e) = recorded {
+            coracle_runtime::note!("coracle: {e}");
+        }
+        // docker: once checks stop, the container reads unhealthy (the supervisor
+        // has killed and reaped any probe still running).
+        if let Err(e) = engine.stop_health(self.id) {
+            coracle_runtime::note!("coracle: {e}");
+        }
+        let oom = oom_killed(&self.cfg.cgroups_path());
+        tracing::debug!(container = short(self.id), code, oom, "container exited");
+        // Waits for the cgroups to empty; what still fails is retried later.
+        engine.delete_from_runtime(self.id, &self.cfg);
+        oom
+    }
+
+    /// After an exit, the restart policy decides: start again (after its backoff,
+    /// unless stopped meanwhile) or tear down. A record removed meanwhile (`rm -f`)
+    /// has been torn down by its remover.
+    fn after_exit(
+        &mut self,
+        engine: &mut Engine,
+        code: i32,
+        oom: bool,
+        ran_for: Duration,
+        backoff: &mut restart::Backoff,
+    ) -> Result<AfterExit, EngineError> {
+        let Some(rec) = engine.db.container(self.id)? else {
+            return Ok(AfterExit::Done);
+        };
+        let exit = restart::Exit {
+            code,
+            restarts: u32::try_from(rec.restart_count).unwrap_or(u32::MAX),
+            stopped_by_user: rec.stopped_by_user,
+            ran_for,
+        };
+        // Read again: `update --restart` may have changed it while it ran.
+        let policy = engine
+            .container_config(self.id)
+            .map_or(self.cfg.restart, |c| c.restart);
+        let Some(delay) = restart::next_start(&policy, &exit, backoff) else {
+            self.teardown(engine, code, oom)?;
+            return Ok(AfterExit::Done);
+        };
+        engine
+            .db
+            .set_container_restarting(self.id, code as i64, &now_rfc3339(), oom)?;
+        for c in self.clients.drain(..) {
+            c.finish(code, Duration::from_secs(1));
+        }
+        // A stop during the backoff (the monitor is signalled) ends it here.
+        if wait_or_signal(&self.signals, delay)
+            || engine
+                .db
+                .container(self.id)?
+                .is_none_or(|r| r.stopped_by_user)
+        {
+            self.teardown(engine, code, oom)?;
+            return Ok(AfterExit::Done);
+        }
+        Ok(AfterExit::StartAgain)
+    }
+
+    /// The container is done for good: see [`Engine::finish`].
+    fn teardown(&mut self, engine: &mut Engine, code: i32, oom: bool) -> Result<(), EngineError> {
+        engine.finish(
+            self.id,
+            &self.cfg,
+            self.log.as_mut(),
+            code,
+            oom,
+            &mut self.clients,
+        )
+    }
+}
+
+/// Blocks the signals the supervisor takes and returns a signalfd reading them.
+fn block_supervisor_signals() -> Result<SignalFd, EngineError> {
+    let mut mask = SigSet::empty();
+    for s in SUPERVISOR_SIGNALS {
+        mask.add(s);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .map_err(|e| EngineError::io("block signals", "monitor")(e.into()))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| EngineError::io("signalfd", "monitor")(e.into()))
+}
+
+/// Binds the container's attach socket (removed again when the guard drops).
+fn bind_attach_socket(sock_path: &Path) -> Result<(UnixListener, RemoveOnDrop), EngineError> {
+    let sock_dir = sock_path.parent().expect("socket path has a parent");
+    crate::perms::private_dir(sock_dir).map_err(EngineError::io("create", sock_dir))?;
+    let _ = std::fs::remove_file(sock_path);
+    let listener = UnixListener::bind(sock_path).map_err(EngineError::io("bind", sock_path))?;
+    // Only the store's owner attaches (the directory is private too).
+    crate::perms::fix_mode(sock_path, crate::perms::FILE_MODE)
+        .map_err(EngineError::io("chmod", sock_path))?;
+    Ok((listener, RemoveOnDrop(sock_path.to_path_buf())))
+}
+
+/// The container's health checks as the supervisor runs them: each probe is
+/// `coracle` itself, as the healthcheck helper.
+fn health_schedule(
+    engine: &Engine,
+    id: &str,
+    cfg: &ContainerRuntimeConfig,
+) -> Option<HealthSchedule> {
+    cfg.health
+        .as_ref()
+        .filter(|h| h.enabled())
+        .map(|h| HealthSchedule {
+            command: std::iter::once("/proc/self/exe".into())
+                .chain(
+                    Helper::Healthcheck {
+                        container: id.into(),
+                    }
+                    .command_line(&engine.paths.root),
+                )
+                .collect(),
+            interval: h.interval(),
+            start_interval: h.start_interval(),
+            start_period: h.start_period(),
+            kill_after: h.timeout() + Duration::from_secs(5),
+        })
 }
 
 /// A client at debug level passed its stderr (see `spawn_monitor`): the log goes there

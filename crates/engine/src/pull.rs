@@ -10,7 +10,7 @@ use bytes::Bytes;
 use coracle_core::{chain_id, Digest, ImageReference, Platform};
 use coracle_image::{
     BlobPhase, BlobProgress, ContentStore, Descriptor, ImageConfig, ImageError, RegistryClient,
-    RegistryError,
+    RegistryError, Resolved,
 };
 use coracle_rootfs::{LayerStore, UnpackLimits, UnpackOptions, WhiteoutMode};
 use coracle_state::{ImageLayer, NewImage};
@@ -104,69 +104,17 @@ impl Engine {
                 progress.layer(&l.digest, LayerEvent::AlreadyExists);
             }
         } else {
-            let jobs: Vec<LayerJob> = layers
-                .iter()
-                .zip(&config.diff_ids)
-                .zip(&chains)
-                .map(|((desc, diff_id), chain)| LayerJob {
-                    desc: desc.clone(),
-                    diff_id: diff_id.clone(),
-                    chain_id: chain.clone(),
-                    known_size: self.db.layer_size(chain).ok().flatten(),
-                })
-                .collect();
-            let ctx = Arc::new(FetchContext {
+            let fetch = Fetch {
+                runtime: &runtime,
                 client,
-                reference: reference.clone(),
-                content: self.content.clone(),
-                layers: self.layers.clone(),
-                limits: unpack_limits(&self.registry_config.get()?.limits),
-            });
-            let limit = self.registry_config.get()?.max_concurrent_downloads.max(1);
-            let root = self.paths.root.clone();
-            let no_space = |e: EngineError| e.or_no_space(format!("pull {reference}"), &root);
-            let image_layers = runtime
-                .block_on(fetch_layers(ctx, jobs, limit, progress))
-                .map_err(no_space)?;
-            self.content
-                .write_bytes(&resolved.manifest_digest, &resolved.manifest_bytes)
-                .map_err(|e| no_space(e.into()))?;
-            self.content
-                .write_bytes(&id, &resolved.config_bytes)
-                .map_err(|e| no_space(e.into()))?;
-            sync_store(&self.paths.root)?;
-            self.db.put_image(&NewImage {
-                id: id.clone(),
-                manifest_digest: resolved.manifest_digest.clone(),
-                manifest: resolved.manifest_bytes.to_vec(),
-                manifest_type: resolved.manifest.media_type.clone(),
-                config: resolved.config_bytes.to_vec(),
-                created: config.created.clone(),
-                os: config.os.clone(),
-                architecture: config.architecture.clone(),
-                variant: config.variant.clone(),
-                layers: image_layers,
-            })?;
+                reference: &reference,
+                resolved: &resolved,
+                config: &config,
+                chains: &chains,
+            };
+            self.fetch_image(fetch, progress)?;
         }
-
-        let digest = resolved
-            .index_digest
-            .clone()
-            .unwrap_or_else(|| resolved.manifest_digest.clone());
-        self.db
-            .add_repo_digest(&format!("{}@{}", reference.name(), digest), &id)?;
-        let mut status = if have_image {
-            PullStatus::UpToDate
-        } else {
-            PullStatus::Downloaded
-        };
-        if let Some(name) = reference.tagged_name() {
-            let before = self.db.image_by_tag(&name)?;
-            self.db.set_tag(&name, &id)?;
-            if before.as_ref() != Some(&id) {
-                status = PullStatus::Downloaded;
-            }
-        }
+        let (digest, status) = self.record_pulled(&reference, &id, &resolved, have_image)?;
         Ok(PullOutcome {
             reference,
             id,
@@ -174,6 +122,110 @@ impl Engine {
             status,
         })
     }
+
+    /// Fetches and unpacks the missing layers, stores the manifest and config, and
+    /// records the image.
+    fn fetch_image(
+        &mut self,
+        fetch: Fetch<'_>,
+        progress: &dyn PullProgress,
+    ) -> Result<(), EngineError> {
+        let Fetch {
+            runtime,
+            client,
+            reference,
+            resolved,
+            config,
+            chains,
+        } = fetch;
+        let id = &resolved.manifest.config.digest;
+        let jobs: Vec<LayerJob> = resolved
+            .manifest
+            .layers
+            .iter()
+            .zip(&config.diff_ids)
+            .zip(chains)
+            .map(|((desc, diff_id), chain)| LayerJob {
+                desc: desc.clone(),
+                diff_id: diff_id.clone(),
+                chain_id: chain.clone(),
+                known_size: self.db.layer_size(chain).ok().flatten(),
+            })
+            .collect();
+        let ctx = Arc::new(FetchContext {
+            client,
+            reference: reference.clone(),
+            content: self.content.clone(),
+            layers: self.layers.clone(),
+            limits: unpack_limits(&self.registry_config.get()?.limits),
+        });
+        let limit = self.registry_config.get()?.max_concurrent_downloads.max(1);
+        let root = self.paths.root.clone();
+        let no_space = |e: EngineError| e.or_no_space(format!("pull {reference}"), &root);
+        let image_layers = runtime
+            .block_on(fetch_layers(ctx, jobs, limit, progress))
+            .map_err(no_space)?;
+        self.content
+            .write_bytes(&resolved.manifest_digest, &resolved.manifest_bytes)
+            .map_err(|e| no_space(e.into()))?;
+        self.content
+            .write_bytes(id, &resolved.config_bytes)
+            .map_err(|e| no_space(e.into()))?;
+        sync_store(&self.paths.root)?;
+        self.db.put_image(&NewImage {
+            id: id.clone(),
+            manifest_digest: resolved.manifest_digest.clone(),
+            manifest: resolved.manifest_bytes.to_vec(),
+            manifest_type: resolved.manifest.media_type.clone(),
+            config: resolved.config_bytes.to_vec(),
+            created: config.created.clone(),
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone(),
+            layers: image_layers,
+        })?;
+        Ok(())
+    }
+
+    /// Records the pulled image's repo digest and tag; returns the digest docker
+    /// prints and whether anything changed.
+    fn record_pulled(
+        &mut self,
+        reference: &ImageReference,
+        id: &Digest,
+        resolved: &Resolved,
+        have_image: bool,
+    ) -> Result<(Digest, PullStatus), EngineError> {
+        let digest = resolved
+            .index_digest
+            .clone()
+            .unwrap_or_else(|| resolved.manifest_digest.clone());
+        self.db
+            .add_repo_digest(&format!("{}@{}", reference.name(), digest), id)?;
+        let mut status = if have_image {
+            PullStatus::UpToDate
+        } else {
+            PullStatus::Downloaded
+        };
+        if let Some(name) = reference.tagged_name() {
+            let before = self.db.image_by_tag(&name)?;
+            self.db.set_tag(&name, id)?;
+            if before.as_ref() != Some(id) {
+                status = PullStatus::Downloaded;
+            }
+        }
+        Ok((digest, status))
+    }
+}
+
+/// What a pull resolved, for fetching what is missing.
+struct Fetch<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    client: RegistryClient,
+    reference: &'a ImageReference,
+    resolved: &'a Resolved,
+    config: &'a ImageConfig,
+    chains: &'a [Digest],
 }
 
 struct LayerJob {

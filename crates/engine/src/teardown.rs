@@ -8,7 +8,7 @@
 
 use crate::containers::monitor_alive;
 use crate::names::short;
-use crate::stored::ContainerRuntimeConfig;
+use crate::stored::{ContainerRuntimeConfig, NetMode};
 use crate::{Engine, EngineError};
 use coracle_core::ErrorKind;
 use std::io::Write;
@@ -70,6 +70,14 @@ fn warn(msg: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
+/// Reports the failed steps of a teardown: the container has ended regardless, and
+/// what failed is left for the user to see.
+pub(crate) fn report_teardown_failures(id: &str, failures: Vec<TeardownError>) {
+    for f in failures {
+        coracle_runtime::note!("coracle: cleaning up container {}: {f}", short(id));
+    }
+}
+
 impl Engine {
     fn pending_dir(&self) -> PathBuf {
         self.paths.root.join(PENDING)
@@ -106,6 +114,32 @@ impl Engine {
                 false
             }
         }
+    }
+
+    /// Releases what container `id` held while it ran: its network (bridge endpoints,
+    /// or its own loopback namespace), its root filesystem mount and its volumes. The
+    /// one teardown of a container that ended: by its monitor, or by `reconcile` when
+    /// the monitor died. Goes on past failures and returns them.
+    pub(crate) fn release_container(
+        &mut self,
+        id: &str,
+        cfg: &ContainerRuntimeConfig,
+    ) -> Vec<TeardownError> {
+        let mut failures = Vec::new();
+        match cfg.network.mode {
+            NetMode::Bridge => failures.extend(self.release_container_network(id)),
+            NetMode::Loopback => {
+                if let Err(e) = coracle_net::netns::remove(&self.run_dir.netns(id)) {
+                    failures.push(TeardownError::from(e));
+                }
+            }
+            _ => {}
+        }
+        if let Err(e) = coracle_rootfs::snapshot::unmount(&cfg.rootfs) {
+            failures.push(e.into());
+        }
+        self.release_volumes(id);
+        failures
     }
 
     /// Retries the remembered teardown of container `id`, if there is one and the

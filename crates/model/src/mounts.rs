@@ -450,79 +450,94 @@ fn parse_bool(v: &str) -> Option<bool> {
 /// `type`, `source|src`, `target|destination|dst`, `readonly|ro[=bool]`,
 /// `bind-propagation`, `bind-recursive`, `volume-nocopy[=bool]`, `tmpfs-size`,
 /// `tmpfs-mode`, `consistency`). Default type: volume.
-pub fn parse_mount<'a>(s: &'a str) -> Result<MountRequest, OptionsError> {
-    const FLAG: &str = "--mount";
-    let mut typ = "volume".to_string();
-    let mut source: Option<String> = None;
-    let mut target: Option<String> = None;
-    let mut read_only = false;
-    let mut propagation = None;
-    let mut recursive = true;
-    let mut no_copy = false;
-    let mut tmpfs_size: Option<i64> = None;
-    let mut tmpfs_mode: Option<u32> = None;
-    let mut seen_bind_opt = None;
-    let mut seen_volume_opt = None;
-    let mut seen_tmpfs_opt = None;
+pub fn parse_mount(s: &str) -> Result<MountRequest, OptionsError> {
+    let mut fields = MountFields::new();
     for field in s.split(',') {
+        fields.set(s, field)?;
+    }
+    fields.into_request(s)
+}
+
+const MOUNT_FLAG: &str = "--mount";
+
+/// The fields of a `--mount` value as given, before they are checked against its type.
+struct MountFields {
+    typ: String,
+    source: Option<String>,
+    target: Option<String>,
+    read_only: bool,
+    propagation: Option<Propagation>,
+    recursive: bool,
+    no_copy: bool,
+    tmpfs_size: Option<i64>,
+    tmpfs_mode: Option<u32>,
+    /// The last option of each type given, to refuse mixing it with another type.
+    seen_bind_opt: Option<String>,
+    seen_volume_opt: Option<String>,
+    seen_tmpfs_opt: Option<String>,
+}
+
+/// The value of `key=value` field `field` of `--mount` value `s`.
+fn mount_value<'a>(s: &str, field: &str, value: Option<&'a str>) -> Result<&'a str, OptionsError> {
+    value.ok_or_else(|| {
+        bad(
+            MOUNT_FLAG,
+            s,
+            format!("invalid field '{field}' must be a key=value pair"),
+        )
+    })
+}
+
+/// A boolean field of `--mount` value `s`: `key` alone is true.
+fn mount_bool(s: &str, key: &str, value: Option<&str>) -> Result<bool, OptionsError> {
+    match value {
+        None => Ok(true),
+        Some(v) => {
+            parse_bool(v).ok_or_else(|| bad(MOUNT_FLAG, s, format!("invalid value for {key}: {v}")))
+        }
+    }
+}
+
+impl MountFields {
+    fn new() -> MountFields {
+        MountFields {
+            typ: "volume".to_string(),
+            source: None,
+            target: None,
+            read_only: false,
+            propagation: None,
+            recursive: true,
+            no_copy: false,
+            tmpfs_size: None,
+            tmpfs_mode: None,
+            seen_bind_opt: None,
+            seen_volume_opt: None,
+            seen_tmpfs_opt: None,
+        }
+    }
+
+    /// Takes one `key[=value]` field of `--mount` value `s`.
+    fn set(&mut self, s: &str, field: &str) -> Result<(), OptionsError> {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
             None => (field.to_ascii_lowercase(), None),
         };
-        let need = |v: Option<&'a str>| -> Result<&'a str, OptionsError> {
-            v.ok_or_else(|| {
-                bad(
-                    FLAG,
-                    s,
-                    format!("invalid field '{field}' must be a key=value pair"),
-                )
-            })
-        };
-        let boolean = |v: Option<&str>| match v {
-            None => Ok(true),
-            Some(v) => {
-                parse_bool(v).ok_or_else(|| bad(FLAG, s, format!("invalid value for {key}: {v}")))
-            }
-        };
+        let need = |v: Option<&str>| mount_value(s, field, v).map(str::to_string);
         match key.as_str() {
-            "type" => typ = need(value)?.to_ascii_lowercase(),
-            "source" | "src" => source = Some(need(value)?.to_string()),
-            "target" | "destination" | "dst" => target = Some(need(value)?.to_string()),
-            "readonly" | "ro" => read_only = boolean(value)?,
+            "type" => self.typ = need(value)?.to_ascii_lowercase(),
+            "source" | "src" => self.source = Some(need(value)?),
+            "target" | "destination" | "dst" => self.target = Some(need(value)?),
+            "readonly" | "ro" => self.read_only = mount_bool(s, &key, value)?,
             "consistency" => {
                 need(value)?;
             }
-            "bind-propagation" => {
-                let v = need(value)?;
-                propagation = Some(Propagation::parse(&v.to_ascii_lowercase()).ok_or_else(
-                    || bad(FLAG, s, format!("invalid value for {key}: {v} (use one of shared, rshared, slave, rslave, private, rprivate)")),
-                )?);
-                seen_bind_opt = Some(key.clone());
-            }
-            "bind-recursive" => {
-                let v = need(value)?;
-                recursive = match v {
-                    "enabled" => true,
-                    "disabled" => false,
-                    _ => {
-                        return Err(bad(
-                            FLAG,
-                            s,
-                            format!(
-                            "invalid value for {key}: {v} (coracle supports enabled and disabled)"
-                        ),
-                        ))
-                    }
-                };
-                seen_bind_opt = Some(key.clone());
-            }
-            "bind-nonrecursive" => {
-                recursive = !boolean(value)?;
-                seen_bind_opt = Some(key.clone());
+            "bind-propagation" | "bind-recursive" | "bind-nonrecursive" => {
+                self.set_bind_option(s, field, &key, value)?;
+                self.seen_bind_opt = Some(key.clone());
             }
             "volume-nocopy" => {
-                no_copy = boolean(value)?;
-                seen_volume_opt = Some(key.clone());
+                self.no_copy = mount_bool(s, &key, value)?;
+                self.seen_volume_opt = Some(key.clone());
             }
             "volume-driver" | "volume-opt" | "volume-label" | "volume-subpath" => {
                 return Err(OptionsError::Unsupported {
@@ -530,115 +545,187 @@ pub fn parse_mount<'a>(s: &'a str) -> Result<MountRequest, OptionsError> {
                     hint: "coracle's volumes use the local driver only; remove this option".into(),
                 })
             }
-            "tmpfs-size" => {
-                let v = need(value)?;
-                tmpfs_size = Some(
-                    parse_ram_in_bytes(v)
-                        .map_err(|_| bad(FLAG, s, format!("invalid value for {key}: {v}")))?,
-                );
-                seen_tmpfs_opt = Some(key.clone());
-            }
-            "tmpfs-mode" => {
-                let v = need(value)?;
-                tmpfs_mode = Some(
-                    u32::from_str_radix(v, 8)
-                        .map_err(|_| bad(FLAG, s, format!("invalid value for {key}: {v}")))?,
-                );
-                seen_tmpfs_opt = Some(key.clone());
+            "tmpfs-size" | "tmpfs-mode" => {
+                self.set_tmpfs_option(s, field, &key, value)?;
+                self.seen_tmpfs_opt = Some(key.clone());
             }
             _ => {
-                return Err(bad(FLAG, s, format!("unexpected key '{key}' in '{field}'")));
-            }
-        }
-    }
-    let target = target.ok_or_else(|| bad(FLAG, s, "target is required"))?;
-    let target = clean_target(FLAG, s, &target)?;
-    let mixed = |opt: Option<String>, kind: &str| match opt {
-        Some(o) => Err(bad(
-            FLAG,
-            s,
-            format!("cannot mix '{o}' with mount type '{typ}' ({kind} options only)"),
-        )),
-        None => Ok(()),
-    };
-    match typ.as_str() {
-        "bind" => {
-            mixed(seen_volume_opt, "volume-*")?;
-            mixed(seen_tmpfs_opt, "tmpfs-*")?;
-            let source = source.filter(|s| !s.is_empty()).ok_or_else(|| {
-                bad(
-                    FLAG,
-                    s,
-                    "invalid mount config for type \"bind\": field Source must not be empty",
-                )
-            })?;
-            if !is_host_path(&source) {
                 return Err(bad(
-                    FLAG,
+                    MOUNT_FLAG,
                     s,
-                    format!("invalid mount config for type \"bind\": source '{source}' must be an absolute path or start with ./ or ../"),
+                    format!("unexpected key '{key}' in '{field}'"),
                 ));
             }
-            Ok(MountRequest::Bind {
-                source: PathBuf::from(source),
-                target,
-                read_only,
-                propagation,
-                create_source: false,
-                recursive,
-                relabel: None,
-            })
         }
-        "volume" => {
-            mixed(seen_bind_opt, "bind-*")?;
-            mixed(seen_tmpfs_opt, "tmpfs-*")?;
-            match source.filter(|s| !s.is_empty()) {
-                Some(name) => {
-                    validate_volume_name(&name).map_err(|e| bad(FLAG, s, e))?;
-                    Ok(MountRequest::Named {
-                        name,
-                        target,
-                        read_only,
-                        no_copy,
-                    })
-                }
-                None => Ok(MountRequest::Anonymous {
+        Ok(())
+    }
+
+    /// `bind-propagation`, `bind-recursive` or `bind-nonrecursive`.
+    fn set_bind_option(
+        &mut self,
+        s: &str,
+        field: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), OptionsError> {
+        match key {
+            "bind-propagation" => {
+                let v = mount_value(s, field, value)?;
+                self.propagation = Some(Propagation::parse(&v.to_ascii_lowercase()).ok_or_else(
+                    || bad(MOUNT_FLAG, s, format!("invalid value for {key}: {v} (use one of shared, rshared, slave, rslave, private, rprivate)")),
+                )?);
+            }
+            "bind-recursive" => {
+                let v = mount_value(s, field, value)?;
+                self.recursive = match v {
+                    "enabled" => true,
+                    "disabled" => false,
+                    _ => return Err(bad(
+                        MOUNT_FLAG,
+                        s,
+                        format!(
+                            "invalid value for {key}: {v} (coracle supports enabled and disabled)"
+                        ),
+                    )),
+                };
+            }
+            _ => self.recursive = !mount_bool(s, key, value)?,
+        }
+        Ok(())
+    }
+
+    /// `tmpfs-size` or `tmpfs-mode`.
+    fn set_tmpfs_option(
+        &mut self,
+        s: &str,
+        field: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), OptionsError> {
+        let v = mount_value(s, field, value)?;
+        let invalid = || bad(MOUNT_FLAG, s, format!("invalid value for {key}: {v}"));
+        if key == "tmpfs-size" {
+            self.tmpfs_size = Some(parse_ram_in_bytes(v).map_err(|_| invalid())?);
+        } else {
+            self.tmpfs_mode = Some(u32::from_str_radix(v, 8).map_err(|_| invalid())?);
+        }
+        Ok(())
+    }
+
+    /// The mount, once its target and the options of its type are checked.
+    fn into_request(self, s: &str) -> Result<MountRequest, OptionsError> {
+        let target = self
+            .target
+            .as_deref()
+            .ok_or_else(|| bad(MOUNT_FLAG, s, "target is required"))?;
+        let target = clean_target(MOUNT_FLAG, s, target)?;
+        match self.typ.as_str() {
+            "bind" => {
+                self.refuse_mixed(s, &self.seen_volume_opt, "volume-*")?;
+                self.refuse_mixed(s, &self.seen_tmpfs_opt, "tmpfs-*")?;
+                self.into_bind(s, target)
+            }
+            "volume" => {
+                self.refuse_mixed(s, &self.seen_bind_opt, "bind-*")?;
+                self.refuse_mixed(s, &self.seen_tmpfs_opt, "tmpfs-*")?;
+                self.into_volume(s, target)
+            }
+            "tmpfs" => {
+                self.refuse_mixed(s, &self.seen_bind_opt, "bind-*")?;
+                self.refuse_mixed(s, &self.seen_volume_opt, "volume-*")?;
+                self.into_tmpfs(s, target)
+            }
+            other => Err(bad(
+                MOUNT_FLAG,
+                s,
+                format!("invalid mount type '{other}': coracle supports bind, volume and tmpfs"),
+            )),
+        }
+    }
+
+    /// Refuses an option of another mount type (`kind`) than this one's.
+    fn refuse_mixed(&self, s: &str, opt: &Option<String>, kind: &str) -> Result<(), OptionsError> {
+        match opt {
+            Some(o) => Err(bad(
+                MOUNT_FLAG,
+                s,
+                format!(
+                    "cannot mix '{o}' with mount type '{}' ({kind} options only)",
+                    self.typ
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn into_bind(self, s: &str, target: String) -> Result<MountRequest, OptionsError> {
+        let source = self.source.filter(|s| !s.is_empty()).ok_or_else(|| {
+            bad(
+                MOUNT_FLAG,
+                s,
+                "invalid mount config for type \"bind\": field Source must not be empty",
+            )
+        })?;
+        if !is_host_path(&source) {
+            return Err(bad(
+                MOUNT_FLAG,
+                s,
+                format!("invalid mount config for type \"bind\": source '{source}' must be an absolute path or start with ./ or ../"),
+            ));
+        }
+        Ok(MountRequest::Bind {
+            source: PathBuf::from(source),
+            target,
+            read_only: self.read_only,
+            propagation: self.propagation,
+            create_source: false,
+            recursive: self.recursive,
+            relabel: None,
+        })
+    }
+
+    fn into_volume(self, s: &str, target: String) -> Result<MountRequest, OptionsError> {
+        let (read_only, no_copy) = (self.read_only, self.no_copy);
+        match self.source.filter(|s| !s.is_empty()) {
+            Some(name) => {
+                validate_volume_name(&name).map_err(|e| bad(MOUNT_FLAG, s, e))?;
+                Ok(MountRequest::Named {
+                    name,
                     target,
                     read_only,
                     no_copy,
-                }),
+                })
             }
-        }
-        "tmpfs" => {
-            mixed(seen_bind_opt, "bind-*")?;
-            mixed(seen_volume_opt, "volume-*")?;
-            if source.is_some_and(|s| !s.is_empty()) {
-                return Err(bad(
-                    FLAG,
-                    s,
-                    "invalid mount config for type \"tmpfs\": field Source must not be specified",
-                ));
-            }
-            let mut user = Vec::new();
-            if read_only {
-                user.push("ro".to_string());
-            }
-            if let Some(sz) = tmpfs_size {
-                user.push(format!("size={sz}"));
-            }
-            if let Some(m) = tmpfs_mode {
-                user.push(format!("mode={m:o}"));
-            }
-            Ok(MountRequest::Tmpfs(TmpfsMount {
+            None => Ok(MountRequest::Anonymous {
                 target,
-                options: merge_tmpfs_options(&user),
-            }))
+                read_only,
+                no_copy,
+            }),
         }
-        other => Err(bad(
-            FLAG,
-            s,
-            format!("invalid mount type '{other}': coracle supports bind, volume and tmpfs"),
-        )),
+    }
+
+    fn into_tmpfs(self, s: &str, target: String) -> Result<MountRequest, OptionsError> {
+        if self.source.is_some_and(|s| !s.is_empty()) {
+            return Err(bad(
+                MOUNT_FLAG,
+                s,
+                "invalid mount config for type \"tmpfs\": field Source must not be specified",
+            ));
+        }
+        let mut user = Vec::new();
+        if self.read_only {
+            user.push("ro".to_string());
+        }
+        if let Some(sz) = self.tmpfs_size {
+            user.push(format!("size={sz}"));
+        }
+        if let Some(m) = self.tmpfs_mode {
+            user.push(format!("mode={m:o}"));
+        }
+        Ok(MountRequest::Tmpfs(TmpfsMount {
+            target,
+            options: merge_tmpfs_options(&user),
+        }))
     }
 }
 

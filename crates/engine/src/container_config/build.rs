@@ -176,72 +176,7 @@ fn some_if_any(v: Vec<String>) -> Option<Vec<String>> {
 }
 
 fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
-    let resources = opts.resources();
-    let resources_opts = &opts.resources;
-    let mut binds = Vec::new();
-    let mut mount_specs = Vec::new();
-    let mut tmpfs = BTreeMap::new();
-    for m in &opts.mounts {
-        match m {
-            // `-v` binds create a missing source (docker's legacy rule); `--mount`
-            // binds do not, and docker lists them in HostConfig.Mounts instead.
-            MountRequest::Bind {
-                source,
-                target,
-                read_only,
-                create_source: false,
-                ..
-            } => mount_specs.push(MountSpec {
-                kind: "bind".into(),
-                source: source.display().to_string(),
-                target: target.clone(),
-                read_only: *read_only,
-            }),
-            MountRequest::Bind { source, target, .. } => {
-                let mode = bind_mode(m);
-                binds.push(if mode.is_empty() {
-                    format!("{}:{target}", source.display())
-                } else {
-                    format!("{}:{target}:{mode}", source.display())
-                });
-            }
-            MountRequest::Named {
-                name,
-                target,
-                read_only,
-                no_copy,
-            } => {
-                let mode = volume_mode(*read_only, *no_copy);
-                binds.push(if mode.is_empty() {
-                    format!("{name}:{target}")
-                } else {
-                    format!("{name}:{target}:{mode}")
-                });
-            }
-            MountRequest::Anonymous { .. } => {}
-            MountRequest::Tmpfs(t) => {
-                tmpfs.insert(t.target.clone(), t.options.join(","));
-            }
-        }
-    }
-    let mut security_opt = Vec::new();
-    match &opts.security.seccomp {
-        SeccompOption::Default => {}
-        SeccompOption::Unconfined => security_opt.push("seccomp=unconfined".to_string()),
-        SeccompOption::Profile(p) => security_opt.push(format!("seccomp={}", p.display())),
-    }
-    if opts.security.no_new_privileges {
-        security_opt.push("no-new-privileges".into());
-    }
-    if opts.security.unconfined_system_paths {
-        security_opt.push("systempaths=unconfined".into());
-    }
-    if let Some(p) = &opts.security.apparmor {
-        security_opt.push(format!("apparmor={p}"));
-    }
-    for l in &opts.security.labels {
-        security_opt.push(format!("label={l}"));
-    }
+    let mounts = HostMounts::of(opts);
     let defaults_or = |list: &[&str]| {
         if opts.privileged {
             None
@@ -251,8 +186,8 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
             Some(list.iter().map(|s| s.to_string()).collect())
         }
     };
-    HostConfig {
-        binds: some_if_any(binds),
+    let host_config = HostConfig {
+        binds: some_if_any(mounts.binds),
         container_id_file: opts.cidfile.clone().unwrap_or_default(),
         volumes_from: some_if_any(opts.volumes_from.iter().map(|v| v.spec.clone()).collect()),
         log_config: LogConfig {
@@ -264,29 +199,13 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
             .into(),
             config: opts.log.config_map(),
         },
-        network_mode: match &opts.network {
-            NetworkMode::None => "none".into(),
-            NetworkMode::Host => "host".into(),
-            NetworkMode::DefaultBridge => "bridge".into(),
-            NetworkMode::Named(n) => n.clone(),
-            NetworkMode::Container(n) => format!("container:{n}"),
-        },
+        network_mode: network_mode(&opts.network),
         port_bindings: port_bindings(opts),
         publish_all_ports: opts.publish_all,
         dns: opts.dns.iter().map(|d| d.to_string()).collect(),
         dns_search: opts.dns_search.clone(),
         dns_options: opts.dns_options.clone(),
-        extra_hosts: some_if_any(
-            opts.extra_hosts
-                .iter()
-                .map(|h| match &h.addr {
-                    coracle_model::HostAddr::Ip(ip) => format!("{}:{ip}", h.name),
-                    coracle_model::HostAddr::HostGateway => {
-                        format!("{}:host-gateway", h.name)
-                    }
-                })
-                .collect(),
-        ),
+        extra_hosts: some_if_any(extra_hosts(opts)),
         restart_policy: RestartPolicyJson {
             name: opts.restart.name().into(),
             maximum_retry_count: opts.restart.max_retries(),
@@ -296,6 +215,33 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
         cap_drop: some_if_any(opts.cap_drop.clone()),
         cgroupns_mode: namespace_mode(opts.cgroupns, "private"),
         userns_mode: if opts.userns_host { "host" } else { "" }.into(),
+        group_add: some_if_any(opts.group_add.iter().map(id_ref).collect()),
+        ipc_mode: namespace_mode(opts.ipc, "private"),
+        pid_mode: namespace_mode(opts.pid, ""),
+        privileged: opts.privileged,
+        readonly_rootfs: opts.read_only,
+        security_opt: some_if_any(security_opt(opts)),
+        tmpfs: (!mounts.tmpfs.is_empty()).then_some(mounts.tmpfs),
+        uts_mode: namespace_mode(opts.uts, ""),
+        sysctls: (!opts.sysctls.is_empty()).then(|| opts.sysctls.clone()),
+        runtime: runtime
+            .filter(|r| !r.is_empty())
+            .unwrap_or(coracle_runtime::runtime::BUILTIN)
+            .to_string(),
+        mounts: (!mounts.specs.is_empty()).then_some(mounts.specs),
+        masked_paths: defaults_or(&coracle_model::defaults::MASKED_PATHS),
+        readonly_paths: defaults_or(&coracle_model::defaults::READONLY_PATHS),
+        init: opts.init.then_some(true),
+        ..Default::default()
+    };
+    with_resources(host_config, opts)
+}
+
+/// `HostConfig`'s resource limits, devices and cgroup settings.
+fn with_resources(host_config: HostConfig, opts: &RunOptions) -> HostConfig {
+    let resources = opts.resources();
+    let resources_opts = &opts.resources;
+    HostConfig {
         cgroup_parent: resources_opts.cgroup_parent.clone().unwrap_or_default(),
         oom_kill_disable: resources_opts.oom_kill_disable,
         device_cgroup_rules: some_if_any(
@@ -314,22 +260,9 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
         blkio_device_write_bps: throttle_json(&resources_opts.blkio_throttles.write_bps),
         blkio_device_read_iops: throttle_json(&resources_opts.blkio_throttles.read_iops),
         blkio_device_write_iops: throttle_json(&resources_opts.blkio_throttles.write_iops),
-        group_add: some_if_any(opts.group_add.iter().map(id_ref).collect()),
-        ipc_mode: namespace_mode(opts.ipc, "private"),
-        pid_mode: namespace_mode(opts.pid, ""),
-        privileged: opts.privileged,
-        readonly_rootfs: opts.read_only,
-        security_opt: some_if_any(security_opt),
-        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-        uts_mode: namespace_mode(opts.uts, ""),
         shm_size: opts
             .shm_size
             .unwrap_or(coracle_model::defaults::DEFAULT_SHM_SIZE),
-        sysctls: (!opts.sysctls.is_empty()).then(|| opts.sysctls.clone()),
-        runtime: runtime
-            .filter(|r| !r.is_empty())
-            .unwrap_or(coracle_runtime::runtime::BUILTIN)
-            .to_string(),
         cpu_shares: resources.cpu_shares.unwrap_or(0),
         memory: resources.memory.unwrap_or(0),
         nano_cpus: opts.resources.cpus.map_or(0, |c| c.nano_cpus),
@@ -362,12 +295,116 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
                 })
                 .collect()
         }),
-        mounts: (!mount_specs.is_empty()).then_some(mount_specs),
-        masked_paths: defaults_or(&coracle_model::defaults::MASKED_PATHS),
-        readonly_paths: defaults_or(&coracle_model::defaults::READONLY_PATHS),
-        init: opts.init.then_some(true),
-        ..Default::default()
+        ..host_config
     }
+}
+
+/// The run's mounts as `HostConfig` lists them: `Binds`, `Mounts` and `Tmpfs`.
+struct HostMounts {
+    binds: Vec<String>,
+    specs: Vec<MountSpec>,
+    tmpfs: BTreeMap<String, String>,
+}
+
+impl HostMounts {
+    fn of(opts: &RunOptions) -> HostMounts {
+        let mut binds = Vec::new();
+        let mut specs = Vec::new();
+        let mut tmpfs = BTreeMap::new();
+        for m in &opts.mounts {
+            match m {
+                // `-v` binds create a missing source (docker's legacy rule); `--mount`
+                // binds do not, and docker lists them in HostConfig.Mounts instead.
+                MountRequest::Bind {
+                    source,
+                    target,
+                    read_only,
+                    create_source: false,
+                    ..
+                } => specs.push(MountSpec {
+                    kind: "bind".into(),
+                    source: source.display().to_string(),
+                    target: target.clone(),
+                    read_only: *read_only,
+                }),
+                MountRequest::Bind { source, target, .. } => {
+                    let mode = bind_mode(m);
+                    binds.push(if mode.is_empty() {
+                        format!("{}:{target}", source.display())
+                    } else {
+                        format!("{}:{target}:{mode}", source.display())
+                    });
+                }
+                MountRequest::Named {
+                    name,
+                    target,
+                    read_only,
+                    no_copy,
+                } => {
+                    let mode = volume_mode(*read_only, *no_copy);
+                    binds.push(if mode.is_empty() {
+                        format!("{name}:{target}")
+                    } else {
+                        format!("{name}:{target}:{mode}")
+                    });
+                }
+                MountRequest::Anonymous { .. } => {}
+                MountRequest::Tmpfs(t) => {
+                    tmpfs.insert(t.target.clone(), t.options.join(","));
+                }
+            }
+        }
+        HostMounts {
+            binds,
+            specs,
+            tmpfs,
+        }
+    }
+}
+
+/// `HostConfig.NetworkMode`.
+fn network_mode(network: &NetworkMode) -> String {
+    match network {
+        NetworkMode::None => "none".into(),
+        NetworkMode::Host => "host".into(),
+        NetworkMode::DefaultBridge => "bridge".into(),
+        NetworkMode::Named(n) => n.clone(),
+        NetworkMode::Container(n) => format!("container:{n}"),
+    }
+}
+
+/// `HostConfig.ExtraHosts`: `NAME:ADDR` as given to `--add-host`.
+fn extra_hosts(opts: &RunOptions) -> Vec<String> {
+    opts.extra_hosts
+        .iter()
+        .map(|h| match &h.addr {
+            coracle_model::HostAddr::Ip(ip) => format!("{}:{ip}", h.name),
+            coracle_model::HostAddr::HostGateway => format!("{}:host-gateway", h.name),
+        })
+        .collect()
+}
+
+/// `HostConfig.SecurityOpt`, in docker's order.
+fn security_opt(opts: &RunOptions) -> Vec<String> {
+    let mut security_opt = Vec::new();
+    match &opts.security.seccomp {
+        SeccompOption::Default => {}
+        SeccompOption::Unconfined => security_opt.push("seccomp=unconfined".to_string()),
+        SeccompOption::Profile(p) => security_opt.push(format!("seccomp={}", p.display())),
+    }
+    if opts.security.no_new_privileges {
+        security_opt.push("no-new-privileges".into());
+    }
+    if opts.security.unconfined_system_paths {
+        security_opt.push("systempaths=unconfined".into());
+    }
+    if let Some(p) = &opts.security.apparmor {
+        security_opt.push(format!("apparmor={p}"));
+    }
+    for l in &opts.security.labels {
+        security_opt.push(format!("label={l}"));
+    }
+    security_opt
 }
 
 /// docker's `ThrottleDevice` JSON.

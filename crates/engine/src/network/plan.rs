@@ -36,10 +36,34 @@ impl Engine {
             ..Default::default()
         };
         (config.legacy_links, config.link_aliases) = self.resolve_links(opts)?;
-        let mut endpoints = Vec::new();
-        let mut user_network = false;
-        let mut shared_etc_from = None;
-        let namespace = match &opts.network {
+        let joined = self.join_network(id, opts, image, &mut config)?;
+        config.extra_hosts = self.extra_hosts(opts)?;
+        let dns = dns_overrides(opts, joined.user_network, host_resolv_conf, &mut config);
+        Ok(NetworkPlan {
+            namespace: joined.namespace,
+            config,
+            endpoints: joined.endpoints,
+            dns,
+            shared_etc_from: joined.shared_etc_from,
+        })
+    }
+
+    /// The namespace the container joins for its `--network` mode (the mode and the
+    /// ports to publish go into `config`).
+    fn join_network(
+        &mut self,
+        id: &str,
+        opts: &RunOptions,
+        image: &ImageConfig,
+        config: &mut NetworkConfig,
+    ) -> Result<JoinedNetwork, EngineError> {
+        let mut joined = JoinedNetwork {
+            namespace: NetworkNamespace::Host,
+            endpoints: Vec::new(),
+            user_network: false,
+            shared_etc_from: None,
+        };
+        joined.namespace = match &opts.network {
             NetworkMode::None => {
                 config.mode = NetMode::Loopback;
                 NetworkNamespace::Path(self.run_dir.netns(id))
@@ -56,42 +80,59 @@ impl Engine {
             NetworkMode::Container(target) => {
                 let t = self.find_container(target)?;
                 config.mode = NetMode::Container(t.id.clone());
-                shared_etc_from = Some(t.id.clone());
+                joined.shared_etc_from = Some(t.id.clone());
                 // Rewritten with the joined container's current init at each start.
                 NetworkNamespace::Path(self.run_dir.netns(&t.id))
             }
             NetworkMode::DefaultBridge | NetworkMode::Named(_) => {
-                let net = match &opts.network {
-                    NetworkMode::Named(name) => self.find_joinable(name)?,
-                    _ => self.default_network()?,
-                };
-                user_network = net.name != DEFAULT_NETWORK;
-                if !user_network && opts.ip.is_some() {
-                    return Err(EngineError::InvalidArgument(
-                        "user specified IP address is supported on user defined networks only"
-                            .into(),
-                    ));
-                }
-                if !user_network && !opts.network_aliases.is_empty() {
-                    return Err(EngineError::InvalidArgument(
-                        "network-scoped alias is supported only for containers in user defined networks".into(),
-                    ));
-                }
-                if let Some(ip) = opts.ip {
-                    let subnet = coracle_net::ipam::parse_subnet(&net.subnet)?;
-                    coracle_net::ipam::check_in_subnet("--ip", subnet, ip)?;
-                }
+                let (endpoint, user_network) = self.bridge_endpoint(opts)?;
                 config.mode = NetMode::Bridge;
                 config.publish = published(opts, image);
-                endpoints.push(EndpointConfig {
-                    network_id: net.id.clone(),
-                    aliases: opts.network_aliases.clone(),
-                    ip: opts.ip.map(|ip| ip.to_string()),
-                    mac: opts.mac_address.map(|m| coracle_net::ipam::format_mac(&m)),
-                });
+                joined.endpoints.push(endpoint);
+                joined.user_network = user_network;
                 NetworkNamespace::Path(self.run_dir.netns(id))
             }
         };
+        Ok(joined)
+    }
+
+    /// The endpoint on the default or a named network, its `--ip` and aliases checked;
+    /// and whether the network is user-defined.
+    fn bridge_endpoint(
+        &mut self,
+        opts: &RunOptions,
+    ) -> Result<(EndpointConfig, bool), EngineError> {
+        let net = match &opts.network {
+            NetworkMode::Named(name) => self.find_joinable(name)?,
+            _ => self.default_network()?,
+        };
+        let user_network = net.name != DEFAULT_NETWORK;
+        if !user_network && opts.ip.is_some() {
+            return Err(EngineError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !user_network && !opts.network_aliases.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        if let Some(ip) = opts.ip {
+            let subnet = coracle_net::ipam::parse_subnet(&net.subnet)?;
+            coracle_net::ipam::check_in_subnet("--ip", subnet, ip)?;
+        }
+        let endpoint = EndpointConfig {
+            network_id: net.id.clone(),
+            aliases: opts.network_aliases.clone(),
+            ip: opts.ip.map(|ip| ip.to_string()),
+            mac: opts.mac_address.map(|m| coracle_net::ipam::format_mac(&m)),
+        };
+        Ok((endpoint, user_network))
+    }
+
+    /// `--add-host` entries with their addresses, `host-gateway` resolved.
+    fn extra_hosts(&mut self, opts: &RunOptions) -> Result<Vec<(String, IpAddr)>, EngineError> {
         // host-gateway: the default network's gateway, as docker's is docker0's.
         let gateway = if opts
             .extra_hosts
@@ -107,7 +148,7 @@ impl Engine {
         } else {
             None
         };
-        config.extra_hosts = opts
+        Ok(opts
             .extra_hosts
             .iter()
             .map(|h| {
@@ -117,43 +158,54 @@ impl Engine {
                 };
                 (h.name.clone(), ip)
             })
-            .collect();
-        let host_servers: Vec<String> =
-            coracle_net::dns::upstreams_from_resolv_conf(host_resolv_conf)
-                .iter()
-                .map(|a| a.ip().to_string())
-                .collect();
-        let given: Vec<String> = opts.dns.iter().map(|ip| ip.to_string()).collect();
-        let dns = if user_network {
-            // The embedded server answers; it forwards to --dns or the host's servers.
-            config.dns_upstreams = if given.is_empty() {
-                host_servers
-            } else {
-                given
-            };
-            let mut options = opts.dns_options.clone();
-            if !options.iter().any(|o| o.starts_with("ndots:")) {
-                options.push("ndots:0".into());
-            }
-            DnsOverrides {
-                nameservers: vec![DNS_ADDR.to_string()],
-                search: opts.dns_search.clone(),
-                options,
-            }
+            .collect())
+    }
+}
+
+/// What `join_network` decides besides the stored config.
+struct JoinedNetwork {
+    namespace: NetworkNamespace,
+    endpoints: Vec<EndpointConfig>,
+    /// On a user-defined network: the embedded DNS server answers.
+    user_network: bool,
+    shared_etc_from: Option<String>,
+}
+
+/// The container's /etc/resolv.conf settings; on a user-defined network the
+/// upstreams of the embedded server go into `config`.
+fn dns_overrides(
+    opts: &RunOptions,
+    user_network: bool,
+    host_resolv_conf: &str,
+    config: &mut NetworkConfig,
+) -> DnsOverrides {
+    let host_servers: Vec<String> = coracle_net::dns::upstreams_from_resolv_conf(host_resolv_conf)
+        .iter()
+        .map(|a| a.ip().to_string())
+        .collect();
+    let given: Vec<String> = opts.dns.iter().map(|ip| ip.to_string()).collect();
+    if user_network {
+        // The embedded server answers; it forwards to --dns or the host's servers.
+        config.dns_upstreams = if given.is_empty() {
+            host_servers
         } else {
-            DnsOverrides {
-                nameservers: given,
-                search: opts.dns_search.clone(),
-                options: opts.dns_options.clone(),
-            }
+            given
         };
-        Ok(NetworkPlan {
-            namespace,
-            config,
-            endpoints,
-            dns,
-            shared_etc_from,
-        })
+        let mut options = opts.dns_options.clone();
+        if !options.iter().any(|o| o.starts_with("ndots:")) {
+            options.push("ndots:0".into());
+        }
+        DnsOverrides {
+            nameservers: vec![DNS_ADDR.to_string()],
+            search: opts.dns_search.clone(),
+            options,
+        }
+    } else {
+        DnsOverrides {
+            nameservers: given,
+            search: opts.dns_search.clone(),
+            options: opts.dns_options.clone(),
+        }
     }
 }
 

@@ -274,38 +274,32 @@ impl Engine {
         &mut self,
         opts: &ListOptions,
     ) -> Result<Vec<ContainerSummary>, EngineError> {
-        let f = &opts.filters;
-        let publish = port_filters(f, "publish")?;
-        let expose = port_filters(f, "expose")?;
-        f.validate(ACCEPTED)?;
-        let mut exited = Vec::new();
-        for v in f.get("exited") {
-            exited.push(v.parse::<i64>().map_err(|_| {
-                EngineError::InvalidArgument(format!(
-                    "invalid filter 'exited={v}': strconv.Atoi: parsing {v:?}: invalid syntax"
-                ))
-            })?);
-        }
-        let mut all = opts.all;
-        for v in f.get("status") {
-            if !STATES.contains(&v) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid filter 'status={v}': invalid value for state ({v}): must be one of {}",
-                    STATES.join(", ")
-                )));
+        let checked = CheckedFilters::of(opts)?;
+        let candidates = self.sorted_candidates()?;
+        let list_opts = ListOptions {
+            all: checked.all,
+            ..opts.clone()
+        };
+        let mut state = self.filter_state(&candidates, &list_opts, &checked)?;
+        let now = Utc::now();
+        let mut image_names: HashMap<String, String> = HashMap::new();
+        let mut out = Vec::new();
+        for c in candidates {
+            if !self.ports_match(&c, &checked)? {
+                continue;
             }
-            all = true;
-        }
-        let is_task = f.get_bool("is-task")?;
-        for v in f.get("health") {
-            if !HEALTHS.contains(&v) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid filter 'health={v}': invalid value for health ({v}): must be one of {}",
-                    HEALTHS.join(", ")
-                )));
+            match state.verdict(&c) {
+                Verdict::Exclude => continue,
+                Verdict::Stop => break,
+                Verdict::Include => {}
             }
+            out.push(self.summary(c, &mut image_names, opts.size, now)?);
         }
+        Ok(out)
+    }
 
+    /// Every container, newest first.
+    fn sorted_candidates(&mut self) -> Result<Vec<Candidate>, EngineError> {
         let mut candidates: Vec<Candidate> =
             self.containers()?.into_iter().map(Candidate::new).collect();
         // Creation to the nanosecond, as docker sorts (records keep whole seconds).
@@ -314,10 +308,20 @@ impl Engine {
                 .cmp(&a.created_nanos)
                 .then_with(|| a.record.id.cmp(&b.record.id))
         });
+        Ok(candidates)
+    }
 
+    /// The filters that name containers or images, resolved against `candidates`.
+    fn filter_state<'o>(
+        &self,
+        candidates: &[Candidate],
+        list_opts: &'o ListOptions,
+        checked: &CheckedFilters,
+    ) -> Result<FilterState<'o>, EngineError> {
+        let f = &list_opts.filters;
         // docker's idOrNameFilter: an id or id prefix, else a name.
         let by_key = |key: &str| -> Result<String, EngineError> {
-            unique_prefix(&candidates, key)
+            unique_prefix(candidates, key)
                 .or_else(|| {
                     let name = key.trim_start_matches('/');
                     candidates
@@ -337,7 +341,7 @@ impl Engine {
         }
         let ids = f.contains("id").then(|| {
             f.get("id")
-                .filter_map(|p| unique_prefix(&candidates, p))
+                .filter_map(|p| unique_prefix(candidates, p))
                 .collect::<Vec<_>>()
         });
         let ancestors = if f.contains("ancestor") {
@@ -351,112 +355,113 @@ impl Engine {
         } else {
             None
         };
-        let list_opts = ListOptions {
-            all,
-            ..opts.clone()
-        };
-        let mut state = FilterState {
-            opts: &list_opts,
+        Ok(FilterState {
+            opts: list_opts,
             before,
             since,
             ancestors,
-            exited,
-            is_task,
+            exited: checked.exited.clone(),
+            is_task: checked.is_task,
             ids,
             included: 0,
-        };
-        let now = Utc::now();
-        let mut image_names: HashMap<String, String> = HashMap::new();
-        let mut out = Vec::new();
-        for c in candidates {
-            if !publish.is_empty() {
-                // docker matches the `-p` container ports (HostConfig.PortBindings, in
-                // any state); the host ports a running container publishes match too.
-                let stored = crate::container_config::StoredConfig::parse(&c.record.config);
-                let mut ports: Vec<_> = stored
-                    .host_config
-                    .port_bindings
-                    .keys()
-                    .filter_map(|k| coracle_model::parse_exposed_key(k))
-                    .map(|e| (e.port, e.proto))
-                    .collect();
-                for m in self.published_ports(&c.record.id)? {
-                    ports.push((m.container_port, m.proto));
-                    if let Some(host_port) = m.host_port() {
-                        ports.push((host_port, m.proto));
-                    }
-                }
-                if !publish
-                    .iter()
-                    .any(|p| ports.iter().any(|(port, proto)| p.matches(*port, *proto)))
-                {
-                    continue;
+        })
+    }
+
+    /// Whether a container passes the `publish` and `expose` filters.
+    fn ports_match(&self, c: &Candidate, checked: &CheckedFilters) -> Result<bool, EngineError> {
+        let (publish, expose) = (&checked.publish, &checked.expose);
+        if !publish.is_empty() {
+            // docker matches the `-p` container ports (HostConfig.PortBindings, in
+            // any state); the host ports a running container publishes match too.
+            let stored = crate::container_config::StoredConfig::parse(&c.record.config);
+            let mut ports: Vec<_> = stored
+                .host_config
+                .port_bindings
+                .keys()
+                .filter_map(|k| coracle_model::parse_exposed_key(k))
+                .map(|e| (e.port, e.proto))
+                .collect();
+            for m in self.published_ports(&c.record.id)? {
+                ports.push((m.container_port, m.proto));
+                if let Some(host_port) = m.host_port() {
+                    ports.push((host_port, m.proto));
                 }
             }
-            if !expose.is_empty() {
-                let stored = crate::container_config::StoredConfig::parse(&c.record.config);
-                let exposed: Vec<_> = stored
-                    .config
-                    .exposed_ports
-                    .iter()
-                    .flat_map(|m| m.keys())
-                    .filter_map(|k| coracle_model::parse_exposed_key(k))
-                    .collect();
-                if !expose
-                    .iter()
-                    .any(|p| exposed.iter().any(|e| p.matches(e.port, e.proto)))
-                {
-                    continue;
-                }
+            if !publish
+                .iter()
+                .any(|p| ports.iter().any(|(port, proto)| p.matches(*port, *proto)))
+            {
+                return Ok(false);
             }
-            match state.verdict(&c) {
-                Verdict::Exclude => continue,
-                Verdict::Stop => break,
-                Verdict::Include => {}
-            }
-            let image_id = c.record.image_id.to_string();
-            let image = match image_names.get(&c.record.image_name) {
-                Some(resolved) => resolved.clone(),
-                None => {
-                    let resolved = self.image_shown(&c.record.image_name, &image_id);
-                    image_names.insert(c.record.image_name.clone(), resolved.clone());
-                    resolved
-                }
-            };
-            let (size_rw, size_root_fs) = if opts.size {
-                let (rw, root) = self.container_sizes(&c.record);
-                (Some(rw), Some(root))
-            } else {
-                (None, None)
-            };
-            out.push(ContainerSummary {
-                id: c.record.id.clone(),
-                name: c.record.name.clone(),
-                image: if image == image_id {
-                    image_id.clone()
-                } else {
-                    image
-                },
-                command: command_text(&c.path, &c.args),
-                created: c.record.created_at,
-                status: status_text(&c.record, &c.health, now),
-                state: c.record.state,
-                exit_code: c.record.exit_code.unwrap_or(0),
-                networks: network_names(&c.network),
-                ports: if c.record.is_active() {
-                    self.published_ports(&c.record.id)?
-                } else {
-                    Vec::new()
-                },
-                health: c.health,
-                labels: c.labels,
-                mounts: c.mounts,
-                image_id,
-                size_rw,
-                size_root_fs,
-            });
         }
-        Ok(out)
+        if !expose.is_empty() {
+            let stored = crate::container_config::StoredConfig::parse(&c.record.config);
+            let exposed: Vec<_> = stored
+                .config
+                .exposed_ports
+                .iter()
+                .flat_map(|m| m.keys())
+                .filter_map(|k| coracle_model::parse_exposed_key(k))
+                .collect();
+            if !expose
+                .iter()
+                .any(|p| exposed.iter().any(|e| p.matches(e.port, e.proto)))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A listed container's row; `image_names` remembers the image names resolved.
+    fn summary(
+        &self,
+        c: Candidate,
+        image_names: &mut HashMap<String, String>,
+        size: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ContainerSummary, EngineError> {
+        let image_id = c.record.image_id.to_string();
+        let image = match image_names.get(&c.record.image_name) {
+            Some(resolved) => resolved.clone(),
+            None => {
+                let resolved = self.image_shown(&c.record.image_name, &image_id);
+                image_names.insert(c.record.image_name.clone(), resolved.clone());
+                resolved
+            }
+        };
+        let (size_rw, size_root_fs) = if size {
+            let (rw, root) = self.container_sizes(&c.record);
+            (Some(rw), Some(root))
+        } else {
+            (None, None)
+        };
+        Ok(ContainerSummary {
+            id: c.record.id.clone(),
+            name: c.record.name.clone(),
+            image: if image == image_id {
+                image_id.clone()
+            } else {
+                image
+            },
+            command: command_text(&c.path, &c.args),
+            created: c.record.created_at,
+            status: status_text(&c.record, &c.health, now),
+            state: c.record.state,
+            exit_code: c.record.exit_code.unwrap_or(0),
+            networks: network_names(&c.network),
+            ports: if c.record.is_active() {
+                self.published_ports(&c.record.id)?
+            } else {
+                Vec::new()
+            },
+            health: c.health,
+            labels: c.labels,
+            mounts: c.mounts,
+            image_id,
+            size_rw,
+            size_root_fs,
+        })
     }
 
     /// The name a container's image was given at create while it still names that
@@ -503,6 +508,60 @@ struct PortFilter {
 impl PortFilter {
     fn matches(&self, port: u16, proto: coracle_core::Protocol) -> bool {
         proto == self.proto && (self.lo..=self.hi).contains(&port)
+    }
+}
+
+/// The `ps` filters checked before any container is read, with what they parse to.
+struct CheckedFilters {
+    publish: Vec<PortFilter>,
+    expose: Vec<PortFilter>,
+    exited: Vec<i64>,
+    /// `-a`, or implied by a `status` filter.
+    all: bool,
+    is_task: Option<bool>,
+}
+
+impl CheckedFilters {
+    /// Checks the filters in docker's order, with its messages.
+    fn of(opts: &ListOptions) -> Result<CheckedFilters, EngineError> {
+        let f = &opts.filters;
+        let publish = port_filters(f, "publish")?;
+        let expose = port_filters(f, "expose")?;
+        f.validate(ACCEPTED)?;
+        let mut exited = Vec::new();
+        for v in f.get("exited") {
+            exited.push(v.parse::<i64>().map_err(|_| {
+                EngineError::InvalidArgument(format!(
+                    "invalid filter 'exited={v}': strconv.Atoi: parsing {v:?}: invalid syntax"
+                ))
+            })?);
+        }
+        let mut all = opts.all;
+        for v in f.get("status") {
+            if !STATES.contains(&v) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid filter 'status={v}': invalid value for state ({v}): must be one of {}",
+                    STATES.join(", ")
+                )));
+            }
+            all = true;
+        }
+        let is_task = f.get_bool("is-task")?;
+        for v in f.get("health") {
+            if !HEALTHS.contains(&v) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid filter 'health={v}': invalid value for health ({v}): must be one of {}",
+                    HEALTHS.join(", ")
+                )));
+            }
+        }
+        Ok(CheckedFilters {
+            publish,
+            expose,
+            exited,
+            all,
+            is_task,
+        })
     }
 }
 
