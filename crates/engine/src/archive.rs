@@ -4,7 +4,7 @@
 
 use crate::lookup::familiar_key;
 use crate::store::LockMode;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, Images};
 use coracle_core::{chain_id, Digest, ImageReference};
 use coracle_image::{
     ArchiveImage, ArchiveLayer, Compression, ImageConfig, LoadedImage, LoadedLayer,
@@ -18,7 +18,7 @@ use std::path::Path;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
-impl Engine {
+impl Images<'_> {
     /// Write the named images as one docker-archive. Names keep their tag in the
     /// archive; an image given by id is saved without tags, as docker does.
     pub fn save_images(&self, inputs: &[String], out: &mut dyn Write) -> Result<(), EngineError> {
@@ -75,7 +75,9 @@ impl Engine {
         }
         Ok(lines)
     }
+}
 
+impl Engine {
     fn import(&mut self, image: &LoadedImage) -> Result<Digest, EngineError> {
         let config = ImageConfig::parse(&image.config_bytes)?;
         if config.diff_ids.len() != image.layers.len() {

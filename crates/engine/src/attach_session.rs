@@ -2,7 +2,7 @@
 //! relayed to a container's monitor over its attach socket, the signals this process
 //! receives passed on to the container.
 
-use crate::Engine;
+use crate::Containers;
 use coracle_core::ErrorKind;
 use coracle_model::DEFAULT_DETACH_KEYS;
 use coracle_runtime::monitor::session::{relay, AttachOptions};
@@ -42,7 +42,7 @@ impl AttachError {
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     /// Runs the session on `stream` (from [`attach_container`](Engine::attach_container)
     /// or `start_container`) to its end. A monitor lost mid-session (killed) is
     /// reconciled and the container's recorded exit code returned.

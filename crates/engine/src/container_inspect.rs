@@ -3,7 +3,7 @@
 //! field order.
 
 use crate::container_config::{Config, HostConfig, MountPoint, StoredConfig};
-use crate::{Engine, EngineError};
+use crate::{Containers, EngineError};
 use coracle_rootfs::snapshot::RootfsKind;
 use coracle_state::{ContainerRecord, ContainerState};
 use serde::{Deserialize, Serialize};
@@ -158,7 +158,7 @@ pub fn inspect_state(c: &ContainerRecord) -> InspectState {
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     /// `inspect` of one container (name, id or unique id prefix); `size` adds
     /// `SizeRw` and `SizeRootFs` as `inspect -s`.
     pub fn inspect_container(

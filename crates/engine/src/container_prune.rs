@@ -3,7 +3,7 @@
 
 use crate::container_config::StoredConfig;
 use crate::filters::Filters;
-use crate::{Engine, EngineError};
+use crate::{Containers, EngineError};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ContainerPruneReport {
@@ -15,7 +15,7 @@ pub struct ContainerPruneReport {
     pub failed: Vec<(String, String)>,
 }
 
-impl Engine {
+impl Containers<'_> {
     pub fn prune_containers(
         &mut self,
         filters: &Filters,
@@ -23,7 +23,7 @@ impl Engine {
         filters.validate(&["label", "label!", "until"])?;
         let until = filters.until()?;
         let mut report = ContainerPruneReport::default();
-        for c in self.containers()? {
+        for c in self.container_records()? {
             if c.is_active() {
                 continue;
             }

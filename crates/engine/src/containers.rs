@@ -4,7 +4,7 @@
 
 use crate::clock::now_rfc3339;
 use crate::stored::ContainerRuntimeConfig;
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use coracle_state::{ContainerRecord, ContainerState};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<std::fs::File, EngineError> {
 
 impl Engine {
     /// The container's `container.json`: what its monitor needs to run it.
-    pub fn container_config(&self, id: &str) -> Result<ContainerRuntimeConfig, EngineError> {
+    pub(crate) fn container_config(&self, id: &str) -> Result<ContainerRuntimeConfig, EngineError> {
         let path = self.containers_dir().join(id).join("container.json");
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -53,7 +53,7 @@ impl Engine {
     }
 
     /// The OCI runtime a container was created with.
-    pub fn runtime_for(
+    pub(crate) fn runtime_for(
         &self,
         cfg: &ContainerRuntimeConfig,
     ) -> Result<Box<dyn coracle_runtime::runtime::Runtime>, EngineError> {
@@ -123,7 +123,7 @@ impl Engine {
 
     /// Every container, newest first, reconciled (only records with a monitor are
     /// checked, so this stays one query for stopped containers).
-    pub fn containers(&mut self) -> Result<Vec<ContainerRecord>, EngineError> {
+    pub(crate) fn container_records(&mut self) -> Result<Vec<ContainerRecord>, EngineError> {
         // Also those of containers removed since: nothing else would remember them.
         self.retry_teardowns();
         let all = self.db.containers()?;
@@ -138,7 +138,7 @@ impl Engine {
         Ok(out)
     }
 
-    pub fn find_container(&mut self, key: &str) -> Result<ContainerRecord, EngineError> {
+    pub(crate) fn find_container(&mut self, key: &str) -> Result<ContainerRecord, EngineError> {
         let found = self.db.find_container(key)?;
         match found.as_slice() {
             [c] => self.reconcile(c).map_err(|e| match e {
@@ -150,6 +150,18 @@ impl Engine {
                 "multiple containers match {key:?}: give more of the id"
             ))),
         }
+    }
+}
+
+impl Containers<'_> {
+    /// The full id of the container `key` (an id, a unique id prefix or a name) names.
+    pub fn container_id(&mut self, key: &str) -> Result<String, EngineError> {
+        Ok(self.find_container(key)?.id)
+    }
+
+    /// The container's run configuration (what `attach` needs: its tty and stdin).
+    pub fn config(&self, id: &str) -> Result<ContainerRuntimeConfig, EngineError> {
+        self.container_config(id)
     }
 
     /// `rm [-f] [-v]`: a running container needs `force`, which kills it and waits for
@@ -213,7 +225,9 @@ impl Engine {
             }
         }
     }
+}
 
+impl Engine {
     /// Removes a container that does not run: its mount (if left), directory, record,
     /// and with `volumes` its anonymous volumes.
     pub(crate) fn remove_stopped(
@@ -229,7 +243,7 @@ impl Engine {
         coracle_rootfs::remove_tree(&dir).map_err(EngineError::io("remove", &dir))?;
         self.db.delete_container(id)?;
         if volumes {
-            let store = self.volumes()?;
+            let store = self.volume_store()?;
             for v in &cfg.anonymous_volumes {
                 // Another container may use it too (--volumes-from, or a named
                 // reference to the hash): keep it then.

@@ -13,7 +13,7 @@
 //! source's owners; files copied out belong to whoever runs `cp` unless `-a` (docker's
 //! documented behaviour).
 
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use coracle_rootfs::copy::{
     archive_name, base, clean, container_path, copy_entry, plan_copy, split_path_dir_entry,
     with_private_rootfs, write_archive, BindMount, CopyError, CopyInfo, Entry, ExtractOptions,
@@ -227,7 +227,9 @@ impl Engine {
             _lock: lock,
         })
     }
+}
 
+impl Containers<'_> {
     /// `cp CONTAINER:SRC DEST|-`.
     pub fn copy_from_container(
         &mut self,

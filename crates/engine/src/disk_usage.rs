@@ -3,7 +3,7 @@
 //! data), so the CLI can print docker's summary and verbose tables.
 
 use crate::ps::{ContainerSummary, ListOptions};
-use crate::{Engine, EngineError, ImageSummary};
+use crate::{EngineError, ImageSummary, System};
 use coracle_core::Digest;
 use std::collections::BTreeMap;
 
@@ -34,7 +34,7 @@ pub struct DiskUsage {
     pub volumes: Vec<VolumeUsage>,
 }
 
-impl Engine {
+impl System<'_> {
     pub fn disk_usage(&mut self) -> Result<DiskUsage, EngineError> {
         let records = self.db.images()?;
         // How many images use each layer, and its size.
@@ -59,12 +59,12 @@ impl Engine {
                 containers: self.db.containers_using(&r.id)?.len(),
             });
         }
-        let containers = self.list_containers(&ListOptions {
+        let containers = self.containers().list_containers(&ListOptions {
             all: true,
             size: true,
             ..Default::default()
         })?;
-        let store = self.volumes()?;
+        let store = self.volume_store()?;
         let mut volumes = Vec::new();
         for v in store.list()? {
             volumes.push(VolumeUsage {

@@ -7,7 +7,7 @@
 //! health check's probe).
 
 use crate::users::resolve_user;
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use coracle_model::{IdRef, UserSpec};
 use coracle_runtime::runtime::{Runtime, RuntimeError, Status};
 use coracle_runtime::spec::{exec_process, ExecInput, ExecUser};
@@ -235,7 +235,9 @@ impl Engine {
             process,
         })
     }
+}
 
+impl Containers<'_> {
     /// Whether container `key` runs under the built-in runtime: the processes that
     /// enter it then fork from coracle itself and must run from a sealed copy of it.
     pub fn runs_builtin_runtime(&mut self, key: &str) -> Result<bool, EngineError> {

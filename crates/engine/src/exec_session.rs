@@ -11,7 +11,7 @@
 
 use crate::exec::{ExecRequest, PreparedExec};
 use crate::helper::Helper;
-use crate::{Engine, EngineError};
+use crate::{Containers, EngineError};
 use coracle_core::ErrorKind;
 use coracle_runtime::exec_session::{self, ExecError, ExecOptions, Process};
 use coracle_runtime::exeseal::{self, SealError};
@@ -71,7 +71,7 @@ impl ExecSessionError {
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     /// `exec`: the session that runs `req` in the running container `key` (docker's
     /// refusals as `prepare_exec`'s).
     pub fn exec_session(

@@ -2,7 +2,7 @@
 //! `dangling=`, and `images`' `dangling=`, `reference=`, `before=`/`since=`/`label=`.
 
 use crate::filters::Filters;
-use crate::{Engine, EngineError, ImageSummary};
+use crate::{Engine, EngineError, ImageSummary, Images};
 use coracle_state::ImageRecord;
 use std::collections::BTreeMap;
 
@@ -145,11 +145,11 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
-impl Engine {
+impl Images<'_> {
     /// `images`: the images `filter` keeps, before [`ImageListFilter::keeps_name`]
     /// picks among their names.
     pub fn list_images(&self, filter: &ImageListFilter) -> Result<Vec<ImageSummary>, EngineError> {
-        let images = self.images()?;
+        let images = self.image_summaries()?;
         let kept = if filter.records.is_empty() {
             None
         } else {
@@ -165,7 +165,9 @@ impl Engine {
             })
             .collect())
     }
+}
 
+impl Engine {
     /// Ids of the images `before=`, `since=` and `label=`/`label!=` keep.
     fn filter_images(&self, filters: &Filters) -> Result<Vec<coracle_core::Digest>, EngineError> {
         let records = self.db.images()?;

@@ -2,7 +2,7 @@
 
 use crate::lookup::{familiar, familiar_key};
 use crate::store::LockMode;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, Images};
 use coracle_core::{Digest, ImageReference};
 use coracle_state::ImageRecord;
 use std::collections::BTreeSet;
@@ -45,10 +45,12 @@ pub struct PruneReport {
 }
 
 impl Engine {
-    pub fn images(&self) -> Result<Vec<ImageSummary>, EngineError> {
+    pub(crate) fn image_summaries(&self) -> Result<Vec<ImageSummary>, EngineError> {
         Ok(self.db.images()?.iter().map(ImageSummary::from).collect())
     }
+}
 
+impl Images<'_> {
     /// `tag SOURCE TARGET`: TARGET gets `latest` when it names no tag.
     pub fn tag(&mut self, source: &str, target: &str) -> Result<(), EngineError> {
         let id = self.find_image_id(source)?;
@@ -142,7 +144,9 @@ impl Engine {
         events.extend(self.delete_image_record(&record)?);
         Ok(events)
     }
+}
 
+impl Engine {
     /// Delete the record, then the layers and blobs nothing references any more.
     /// The database goes first: a crash after it leaves only unreferenced files,
     /// which prune and the next delete collect.
@@ -174,7 +178,9 @@ impl Engine {
         }
         Ok(removed)
     }
+}
 
+impl Images<'_> {
     /// `image prune [-a] [--filter]`: dangling (untagged) images, or with `all` every
     /// image no container uses, that the filters select (`until=`, `label=`,
     /// `label!=`, `dangling=`). Also collects layer dirs no record points at.
@@ -210,7 +216,9 @@ impl Engine {
         report.reclaimed += self.remove_leftovers(&referenced_before)?;
         Ok(report)
     }
+}
 
+impl Engine {
     /// What no record points at: layer dirs and blobs a killed pull committed, its
     /// partial downloads, and what dead processes left that this engine collected when
     /// it opened. Returns their bytes (blobs of the images just deleted are not

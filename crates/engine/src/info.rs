@@ -3,7 +3,7 @@
 //! New facts (e.g. the isolation tier) are added as fields of [`SystemInfo`].
 
 use crate::ps::ListOptions;
-use crate::{Engine, EngineError};
+use crate::{EngineError, System};
 use coracle_runtime::lsm::HostLsm;
 use coracle_state::ContainerState;
 use serde::Serialize;
@@ -50,9 +50,9 @@ pub struct RuntimeInfo {
     pub path: String,
 }
 
-impl Engine {
+impl System<'_> {
     pub fn info(&mut self) -> Result<SystemInfo, EngineError> {
-        let containers = self.list_containers(&ListOptions {
+        let containers = self.containers().list_containers(&ListOptions {
             all: true,
             ..Default::default()
         })?;
@@ -61,7 +61,7 @@ impl Engine {
             count(ContainerState::Running),
             count(ContainerState::Paused),
         );
-        let images = self.images()?.len();
+        let images = self.image_summaries()?.len();
         let root = self.paths.root.clone();
         let uts = rustix::system::uname();
         Ok(SystemInfo {

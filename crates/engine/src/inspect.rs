@@ -1,11 +1,11 @@
 //! `image inspect` in docker's JSON shape, built from the stored config.
 
 use crate::lookup::familiar_key;
-use crate::{Engine, EngineError};
+use crate::{EngineError, Images};
 use coracle_state::ImageRecord;
 use serde_json::{json, Map, Value};
 
-impl Engine {
+impl Images<'_> {
     pub fn inspect_image(&self, input: &str) -> Result<Value, EngineError> {
         let record = self.find_image(input)?;
         Ok(image_json(&record, &self.paths.layers()))

@@ -45,6 +45,7 @@ mod request;
 mod restart;
 mod run;
 mod search;
+mod services;
 mod stats;
 mod store;
 mod stored;
@@ -67,7 +68,7 @@ pub use config::{
 pub use container_config::{Config as ContainerConfig, HostConfig, MountPoint, StoredConfig};
 pub use container_inspect::{ContainerInspect, InspectState};
 pub use container_prune::ContainerPruneReport;
-pub use coracle_state::{ContainerRecord, ContainerState};
+pub use coracle_state::ContainerState;
 pub use cp::{CopyIn, CopyOptions, CopyOut, CopyReport, CpError};
 pub use disk_usage::{DiskUsage, ImageUsage, VolumeUsage};
 pub use error::EngineError;
@@ -83,7 +84,7 @@ pub use lifecycle::{BootReport, Started};
 pub use logs::LogsOptions;
 pub use lookup::{familiar, familiar_key};
 pub use monitor::MonitorArgs;
-pub use ps::{command_text, human_duration, status_text, ContainerSummary, ListOptions};
+pub use ps::{command_text, human_duration, ContainerSummary, ListOptions};
 pub use pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
 pub use push::{PushEvent, PushOptions};
 pub use repair::{
@@ -92,7 +93,8 @@ pub use repair::{
 pub use request::RunRequest;
 pub use run::PreparedContainer;
 pub use search::SearchResult;
-pub use stats::{StatsError, StatsReader, StatsSample};
+pub use services::{Containers, Images, Networks, System, Volumes};
+pub use stats::{StatsError, StatsReader, StatsSample, StatsTarget};
 pub use store::{default_root, StorePaths, DEFAULT_ROOT};
 pub use stored::ContainerRuntimeConfig;
 pub use teardown::TeardownError;

@@ -6,7 +6,7 @@
 use crate::containers::Stopped;
 use crate::helper::{Helper, StartReport};
 use crate::names::short;
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use coracle_state::{ContainerRecord, ContainerState};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -36,7 +36,7 @@ pub enum Started {
     AlreadyRunning { attach: Option<UnixStream> },
 }
 
-impl Engine {
+impl Containers<'_> {
     /// `start`: spawn the monitor; with `attach`, connect to it before it starts the
     /// container (so no output is missed) and return the connection.
     pub fn start_container(&mut self, key: &str, attach: bool) -> Result<Started, EngineError> {
@@ -58,7 +58,9 @@ impl Engine {
         let attach = self.spawn_monitor(&c, attach)?;
         Ok(Started::Started { attach })
     }
+}
 
+impl Engine {
     fn spawn_monitor(
         &mut self,
         c: &ContainerRecord,
@@ -72,7 +74,7 @@ impl Engine {
         let log_path = dir.join(crate::monitor::MONITOR_LOG);
         // The built-in runtime forks the container's init from the monitor: it runs
         // from a sealed copy of this binary (CVE-2019-5736), spawned straight from it.
-        let sealed = if self.runs_builtin_runtime(&c.id)? {
+        let sealed = if self.containers().runs_builtin_runtime(&c.id)? {
             Some(
                 coracle_runtime::exeseal::seal_self().map_err(|e| EngineError::StartFailed {
                     code: 125,
@@ -204,7 +206,9 @@ impl Engine {
             }
         }
     }
+}
 
+impl Containers<'_> {
     /// `attach`: a connection to a running container's monitor.
     pub fn attach_container(&mut self, key: &str) -> Result<UnixStream, EngineError> {
         let c = self.find_container(key)?;
@@ -334,7 +338,7 @@ impl Engine {
     /// does when it starts. Returns the names started, and failures by name.
     pub fn boot(&mut self) -> Result<BootReport, EngineError> {
         let (mut started, mut failed) = (Vec::new(), Vec::new());
-        for c in self.containers()? {
+        for c in self.container_records()? {
             if c.monitor_pid.is_some() {
                 continue;
             }
@@ -361,7 +365,7 @@ fn last_line(text: &str) -> String {
         .unwrap_or_default()
 }
 
-impl Engine {
+impl Containers<'_> {
     /// Passes a signal to a running container as it is (sig-proxy): no stop
     /// bookkeeping.
     pub fn signal_container(&mut self, key: &str, signal: i32) -> Result<(), EngineError> {

@@ -16,7 +16,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 
 /// How often `-f` looks for new entries.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -45,12 +45,14 @@ pub struct LogsOptions {
 
 impl Engine {
     /// The container's json-file log; rotated files are `<this>.1`, `<this>.2`, ...
-    pub fn log_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn log_path(&self, id: &str) -> PathBuf {
         self.containers_dir()
             .join(id)
             .join(format!("{id}-json.log"))
     }
+}
 
+impl Containers<'_> {
     /// Prints the container's log: stdout entries to `stdout`, stderr entries to
     /// `stderr` (everything to `stdout` for a `-t` container, whose output is one
     /// stream), as docker's CLI does.

@@ -6,7 +6,7 @@ use coracle_core::{Digest, ImageReference};
 use coracle_state::ImageRecord;
 
 impl Engine {
-    pub fn find_image(&self, input: &str) -> Result<ImageRecord, EngineError> {
+    pub(crate) fn find_image(&self, input: &str) -> Result<ImageRecord, EngineError> {
         let id = self.find_image_id(input)?;
         self.db
             .image(&id)?

@@ -13,7 +13,7 @@ use crate::restart;
 use crate::stored::ContainerRuntimeConfig;
 use crate::stored::NetMode;
 use crate::teardown::TeardownError;
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use coracle_runtime::monitor::attach::Client;
 use coracle_runtime::monitor::logfile::LogWriter;
 use coracle_runtime::monitor::supervise::{
@@ -63,7 +63,7 @@ impl Sync {
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     /// The monitor's whole life; returns the container's last exit code (the
     /// monitor's own exit status, which nobody waits for).
     pub fn run_monitor(&mut self, id: &str, args: MonitorArgs) -> Result<i32, EngineError> {
@@ -97,7 +97,9 @@ impl Engine {
             }
         }
     }
+}
 
+impl Engine {
     fn monitor_claimed(
         &mut self,
         id: &str,

@@ -3,7 +3,7 @@
 
 use crate::filters::Filters;
 use crate::network::NetworkSummary;
-use crate::{Engine, EngineError};
+use crate::{EngineError, Networks};
 
 /// docker's built-in networks (`IsPredefined`).
 fn predefined(name: &str) -> bool {
@@ -38,7 +38,7 @@ fn keeps(f: &Filters, n: &NetworkSummary) -> bool {
         && f.get("type").next().is_none_or(|t| (t == "builtin") == predefined(&n.name))
 }
 
-impl Engine {
+impl Networks<'_> {
     /// The networks `network ls` shows for `filters`, in the store's order.
     pub fn filter_networks(&mut self, f: &Filters) -> Result<Vec<NetworkSummary>, EngineError> {
         f.validate(&[

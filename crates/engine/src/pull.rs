@@ -5,7 +5,7 @@
 //! the image. An interrupted pull leaves temp files that the next start collects.
 
 use crate::store::LockMode;
-use crate::{Engine, EngineError};
+use crate::{EngineError, Images};
 use bytes::Bytes;
 use coracle_core::{chain_id, Digest, ImageReference, Platform};
 use coracle_image::{
@@ -62,7 +62,7 @@ pub trait PullProgress: Send + Sync {
 /// so a slow disk slows the download instead of filling memory.
 const TEE_CHUNKS: usize = 64;
 
-impl Engine {
+impl Images<'_> {
     pub fn pull(
         &mut self,
         input: &str,

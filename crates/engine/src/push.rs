@@ -1,7 +1,7 @@
 //! `push NAME`: the stored manifest, config and layer blobs, uploaded as they are, so
 //! the pushed digest is the digest the image was pulled or loaded with.
 
-use crate::{Engine, EngineError};
+use crate::{EngineError, Images};
 use coracle_core::{Digest, ImageReference};
 use coracle_image::{Descriptor, PushPhase, PushProgress};
 
@@ -24,7 +24,7 @@ pub enum PushEvent {
     },
 }
 
-impl Engine {
+impl Images<'_> {
     /// Returns `name@digest` of what was pushed.
     pub fn push(
         &mut self,

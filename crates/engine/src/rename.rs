@@ -3,9 +3,9 @@
 //! between two renames or a rename and a `create --name`.
 
 use crate::names::valid_name;
-use crate::{Engine, EngineError};
+use crate::{Containers, EngineError};
 
-impl Engine {
+impl Containers<'_> {
     pub fn rename_container(&mut self, key: &str, new_name: &str) -> Result<(), EngineError> {
         if key.is_empty() || new_name.is_empty() {
             return Err(EngineError::InvalidArgument(

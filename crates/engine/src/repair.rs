@@ -149,7 +149,7 @@ impl Engine {
         let images = self.rebuild_images(salvaged, report)?;
         self.rebuild_containers(&images, &networks, salvaged, report)?;
         report.volumes = self
-            .volumes()?
+            .volume_store()?
             .list()?
             .into_iter()
             .map(|v| v.name)

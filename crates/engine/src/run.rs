@@ -12,7 +12,7 @@ use crate::pull::{PullOptions, PullProgress};
 use crate::request::RunRequest;
 use crate::stored::ContainerRuntimeConfig;
 use crate::users::resolve_user;
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use coracle_core::Platform;
 use coracle_image::ImageConfig;
 use coracle_model::{
@@ -104,11 +104,11 @@ impl Engine {
         Ok(path)
     }
 
-    pub fn containers_dir(&self) -> PathBuf {
+    pub(crate) fn containers_dir(&self) -> PathBuf {
         self.paths.containers()
     }
 
-    pub fn volumes(&self) -> Result<VolumeStore, EngineError> {
+    pub(crate) fn volume_store(&self) -> Result<VolumeStore, EngineError> {
         Ok(VolumeStore::open(self.paths.volumes())?)
     }
 
@@ -118,7 +118,7 @@ impl Engine {
         progress: &dyn PullProgress,
     ) -> Result<coracle_state::ImageRecord, EngineError> {
         let pull = |engine: &mut Engine| {
-            engine.pull(
+            engine.images().pull(
                 &req.image,
                 &PullOptions {
                     platform: req.platform.clone(),
@@ -173,7 +173,9 @@ impl Engine {
             platform_text(&actual)
         ))))
     }
+}
 
+impl Containers<'_> {
     /// Everything up to a bundle ready to run: resolve the request against its image
     /// and this host (pure, in coracle-model), persist the record under its name, then
     /// prepare the root filesystem, network, /etc files, mounts and the bundle.
@@ -231,7 +233,9 @@ impl Engine {
         guard.armed = false;
         Ok(PreparedContainer { id, name, dir })
     }
+}
 
+impl Engine {
     /// Inserts the container's record, under `--name` or a generated name that is free.
     fn persist_record(&mut self, new: &NewContainer) -> Result<String, EngineError> {
         let opts = &new.req.options;
@@ -574,7 +578,7 @@ impl Engine {
         requests: &[MountRequest],
         root: &Path,
     ) -> Result<(Vec<ResolvedMount>, Vec<String>), EngineError> {
-        let volumes = self.volumes()?;
+        let volumes = self.volume_store()?;
         let mut out = Vec::new();
         let mut anonymous = Vec::new();
         for m in requests {

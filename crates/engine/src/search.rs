@@ -1,7 +1,7 @@
 //! Asking a registry what it has: `search` (the v1 search API, filtered as dockerd
 //! filters it) and a repository's tags (for `pull --all-tags`).
 
-use crate::{Engine, EngineError, Filters};
+use crate::{EngineError, Filters, Images};
 use coracle_core::ImageReference;
 pub use coracle_image::SearchResult;
 
@@ -34,7 +34,7 @@ fn split_term(term: &str) -> (String, String) {
     }
 }
 
-impl Engine {
+impl Images<'_> {
     /// `search TERM`: at most `limit` (0: 25; else 1..=100) results of the registry
     /// the term names (Docker Hub by default), filtered by `stars=N`, `is-official=`
     /// and the deprecated `is-automated=` (true matches nothing, as in dockerd: Docker

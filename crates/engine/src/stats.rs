@@ -3,7 +3,7 @@
 //! the host's memory as the limit of an unlimited container). A container that does
 //! not run samples as zeros, as docker shows it.
 
-use crate::{Engine, EngineError};
+use crate::{Containers, EngineError};
 use coracle_runtime::cgroup_stats::{CgroupFs, CgroupStatsError};
 use coracle_state::ContainerRecord;
 
@@ -78,20 +78,47 @@ pub struct StatsReader {
     host_memory: u64,
 }
 
-impl Engine {
+/// A container to sample, reconciled when it was looked up.
+pub struct StatsTarget(ContainerRecord);
+
+impl StatsTarget {
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// Whether it runs (or is paused or restarting): what `stats` shows without `-a`.
+    pub fn is_active(&self) -> bool {
+        self.0.is_active()
+    }
+}
+
+impl Containers<'_> {
+    /// Every container, newest first.
+    pub fn stats_targets(&mut self) -> Result<Vec<StatsTarget>, EngineError> {
+        Ok(self
+            .container_records()?
+            .into_iter()
+            .map(StatsTarget)
+            .collect())
+    }
+
+    pub fn stats_target(&mut self, key: &str) -> Result<StatsTarget, EngineError> {
+        self.find_container(key).map(StatsTarget)
+    }
+
     pub fn stats_reader(&self) -> Result<StatsReader, StatsError> {
         let fs = CgroupFs::host()?;
         let host_memory = fs.host_memory()?;
         Ok(StatsReader { fs, host_memory })
     }
 
-    /// A sample of `c` (a record from [`Engine::containers`] or
-    /// [`Engine::find_container`], so reconciled).
+    /// A sample of `target`.
     pub fn stats_sample(
         &self,
         reader: &StatsReader,
-        c: &ContainerRecord,
+        target: &StatsTarget,
     ) -> Result<StatsSample, StatsError> {
+        let c = &target.0;
         let system = reader.fs.system_cpu()?;
         let mut s = StatsSample {
             id: c.id.clone(),

@@ -3,7 +3,7 @@
 //! `ps` run with the user's options (`-ef` by default) plus `-q <pids>` when `ps`
 //! accepts it, the header kept, rows kept by their PID column.
 
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use coracle_runtime::cgroup_stats::{cgroup_pids, CgroupStatsError};
 use coracle_state::{ContainerRecord, ContainerState};
 use std::process::Command;
@@ -64,7 +64,9 @@ impl Engine {
         let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         cgroups.contains(&c.id).then_some(pid)
     }
+}
 
+impl Containers<'_> {
     /// `top CONTAINER [ps OPTIONS]`.
     pub fn top(&mut self, key: &str, ps_args: &[String]) -> Result<ProcessList, TopError> {
         let c = self.find_container(key)?;

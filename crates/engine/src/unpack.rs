@@ -1,10 +1,10 @@
 //! `image unpack IMAGE DIR`: the image's layers applied in order onto one directory
 //! (whiteouts delete), the "download and extract without Docker" job.
 
-use crate::{Engine, EngineError};
+use crate::{EngineError, Images};
 use std::path::Path;
 
-impl Engine {
+impl Images<'_> {
     pub fn unpack_image(&self, input: &str, dir: &Path) -> Result<(), EngineError> {
         let record = self.find_image(input)?;
         match std::fs::read_dir(dir) {

@@ -7,13 +7,13 @@
 //! runtime; if they refuse, the three documents are put back as they were.
 
 use crate::container_config::{HostConfig, RestartPolicyJson, StoredConfig};
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use coracle_model::{CpuQuota, ResourceOptions, RestartPolicy, RunOptions, UpdateOptions};
 use coracle_runtime::runtime::RuntimeError;
 use coracle_runtime::spec::update::{apply_update, live_resources, ResourceChanges};
 use std::path::Path;
 
-impl Engine {
+impl Containers<'_> {
     /// `update KEY`: `opts` over the container's settings (docker's zero values leave
     /// a setting as it is).
     pub fn update_container(&mut self, key: &str, opts: &UpdateOptions) -> Result<(), EngineError> {

@@ -3,7 +3,7 @@
 
 use crate::filters::Filters;
 use crate::names::new_container_id;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, Volumes};
 use coracle_rootfs::Volume;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ fn volume_json(v: &Volume) -> Value {
     })
 }
 
-impl Engine {
+impl Volumes<'_> {
     /// `volume create` with the local driver's options (`-o type=... -o o=... -o
     /// device=...`), checked as docker checks them and mounted while a container uses
     /// the volume.
@@ -36,12 +36,14 @@ impl Engine {
         };
         validate_options(&options)
             .map_err(|e| EngineError::InvalidArgument(format!("create {name}: {e}")))?;
-        let store = self.volumes()?;
+        let store = self.volume_store()?;
         Ok(volume_json(
             &store.create_with_options(&name, labels, options)?,
         ))
     }
+}
 
+impl Engine {
     /// The volumes whose data directories container `id`'s bundle mounts.
     fn container_volumes(&self, id: &str) -> Vec<String> {
         let config = self.containers_dir().join(id).join("config.json");
@@ -74,7 +76,7 @@ impl Engine {
         &self,
         id: &str,
     ) -> Result<Vec<coracle_rootfs::volume::mount::VolumeUse>, EngineError> {
-        let store = self.volumes()?;
+        let store = self.volume_store()?;
         let mut uses = Vec::new();
         for name in self.container_volumes(id) {
             match store.acquire(&name, id) {
@@ -93,21 +95,27 @@ impl Engine {
     /// command that finds its monitor dead): each is unmounted if it was the last user.
     /// Failures are noted, not returned (teardown goes on).
     pub(crate) fn release_volumes(&self, id: &str) {
-        let Ok(store) = self.volumes() else { return };
+        let Ok(store) = self.volume_store() else {
+            return;
+        };
         for name in self.container_volumes(id) {
             if let Err(e) = store.release(&name, id) {
                 coracle_runtime::note!("coracle: release volume {name}: {e}");
             }
         }
     }
+}
 
+impl Volumes<'_> {
     pub fn inspect_volume(&self, name: &str) -> Result<Value, EngineError> {
-        Ok(volume_json(&self.volumes()?.get(name)?))
+        Ok(volume_json(&self.volume_store()?.get(name)?))
     }
+}
 
+impl Engine {
     /// Containers whose bundle mounts the volume's data directory.
     pub(crate) fn volume_users(&self, name: &str) -> Result<Vec<String>, EngineError> {
-        let data = self.volumes()?.path(name);
+        let data = self.volume_store()?.path(name);
         let mut users = Vec::new();
         for c in self.db.containers()? {
             let config = self.containers_dir().join(&c.id).join("config.json");
@@ -128,9 +136,11 @@ impl Engine {
         }
         Ok(users)
     }
+}
 
+impl Volumes<'_> {
     pub fn remove_volume(&mut self, name: &str) -> Result<(), EngineError> {
-        let volumes = self.volumes()?;
+        let volumes = self.volume_store()?;
         volumes.get(name)?;
         let users = self.volume_users(name)?;
         if !users.is_empty() {
@@ -149,7 +159,7 @@ impl Engine {
         filters.validate(&["dangling", "driver", "label", "label!", "name"])?;
         let dangling = filters.get_bool("dangling")?;
         let mut out = Vec::new();
-        for v in self.volumes()?.list()? {
+        for v in self.volume_store()?.list()? {
             if !filters.matches("name", &v.name)
                 || !filters.exact_match("driver", &v.driver)
                 || !labels_match(filters, &v.labels)
@@ -176,7 +186,7 @@ impl Engine {
     ) -> Result<(Vec<String>, u64), EngineError> {
         filters.validate(&["label", "label!", "all"])?;
         let all = filters.get_bool("all")?.unwrap_or(all);
-        let volumes = self.volumes()?;
+        let volumes = self.volume_store()?;
         let mut removed = Vec::new();
         let mut freed = 0;
         for v in volumes.list()? {

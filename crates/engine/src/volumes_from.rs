@@ -41,7 +41,7 @@ impl Engine {
         let clean = |t: &str| clean_path(std::path::Path::new(t));
         let own: Vec<_> = opts.mounts.iter().map(|m| clean(m.target())).collect();
         points.retain(|p| !own.contains(&clean(&p.destination)));
-        let volumes = self.volumes()?;
+        let volumes = self.volume_store()?;
         let mut requests = Vec::with_capacity(points.len());
         for p in &points {
             requests.push(if p.kind == "volume" {

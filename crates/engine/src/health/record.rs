@@ -2,22 +2,16 @@
 //! stop, and one probe's run from start to the recorded result.
 
 use super::{apply_probe, Health, ProbeResult};
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use chrono::{DateTime, Utc};
 use coracle_model::HealthConfig;
-use coracle_state::{ContainerRecord, ContainerState};
+use coracle_state::ContainerState;
 
 impl Engine {
-    /// `starting`, `healthy` or `unhealthy` for a container with a health check (what
-    /// `ps` shows and `--filter health=` matches); None without one.
-    pub fn health_status(record: &ContainerRecord) -> Option<String> {
-        Health::of(record).map(|h| h.status)
-    }
-
     /// Called by the monitor each time the container (re)starts: the check begins
     /// again as `starting` with no failures, keeping earlier results (docker's
     /// `initHealthMonitor`). A container without a check has no health state.
-    pub fn reset_health(&mut self, id: &str) -> Result<(), EngineError> {
+    pub(crate) fn reset_health(&mut self, id: &str) -> Result<(), EngineError> {
         let cfg = self.container_config(id)?;
         let record = self
             .db
@@ -39,7 +33,7 @@ impl Engine {
     /// restart) and by `pause`: its checks stop, and docker then shows it unhealthy
     /// until a probe after `unpause` succeeds or a restart resets it. No-op without a
     /// health state.
-    pub fn stop_health(&mut self, id: &str) -> Result<(), EngineError> {
+    pub(crate) fn stop_health(&mut self, id: &str) -> Result<(), EngineError> {
         let record = self
             .db
             .container(id)?
@@ -50,7 +44,9 @@ impl Engine {
         }
         Ok(())
     }
+}
 
+impl Containers<'_> {
     /// Runs the container's health check once and records the result. Does nothing
     /// when the container has no check or is not running, and records nothing when it
     /// stopped or restarted while the probe ran. Call from a single-threaded process:
@@ -127,6 +123,7 @@ mod tests {
     use super::super::tests::{check, result};
     use super::super::{STARTING, UNHEALTHY};
     use super::*;
+    use coracle_state::ContainerRecord;
     use std::time::Duration;
 
     #[test]
@@ -202,7 +199,7 @@ mod tests {
     #[test]
     fn reset_and_stop_keep_the_log_in_the_record() {
         let (_tmp, mut e, id) = store_with(Some(check(3, 0)));
-        assert_eq!(Engine::health_status(&stored(&e, &id)), None);
+        assert_eq!(Health::of(&stored(&e, &id)).map(|h| h.status), None);
         e.reset_health(&id).unwrap();
         assert_eq!(
             stored(&e, &id).health.as_deref(),
@@ -217,12 +214,12 @@ mod tests {
         assert_eq!(after_stop.failing_streak, 1);
         e.reset_health(&id).unwrap();
         let r = stored(&e, &id);
-        assert_eq!(Engine::health_status(&r).as_deref(), Some(STARTING));
+        assert_eq!(Health::of(&r).map(|h| h.status).as_deref(), Some(STARTING));
         let restarted = Health::of(&r).unwrap();
         assert_eq!(restarted.failing_streak, 0);
         assert_eq!(restarted.log, h.log);
         // A probe of a container that is not running records nothing.
-        e.run_health_probe("web").unwrap();
+        e.containers().run_health_probe("web").unwrap();
         assert_eq!(stored(&e, &id), r);
     }
 

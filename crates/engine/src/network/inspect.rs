@@ -3,7 +3,7 @@
 
 use super::{builtin_id, Found, NetMode};
 use crate::container_inspect::EndpointSettings;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, Networks};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -15,10 +15,10 @@ pub(crate) struct ContainerNetworks {
     pub networks: BTreeMap<String, EndpointSettings>,
 }
 
-impl Engine {
+impl Networks<'_> {
     pub fn network_inspect(&mut self, key: &str) -> Result<Value, EngineError> {
         // Leases of containers whose monitor died are released first.
-        self.containers()?;
+        self.container_records()?;
         let n = match self.find_network(key)? {
             Found::Record(n) => n,
             Found::Builtin { name, driver } => {
@@ -74,7 +74,9 @@ impl Engine {
             "Labels": n.labels,
         }))
     }
+}
 
+impl Engine {
     /// A container's endpoints (addresses while it runs), published ports and
     /// namespace path.
     pub(crate) fn container_networks(

@@ -21,7 +21,7 @@ pub(crate) use sandbox::{DbNames, DnsService};
 
 use crate::filters::Filters;
 use crate::names::new_container_id;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, Networks};
 use coracle_core::PortMapping;
 use coracle_net::{ipam, link};
 use coracle_state::{EndpointConfig, NetworkRecord};
@@ -288,7 +288,9 @@ impl Engine {
             ))),
         }
     }
+}
 
+impl Networks<'_> {
     pub fn network_create(&mut self, req: &NetworkCreateRequest) -> Result<String, EngineError> {
         if req.driver != "bridge" {
             return Err(EngineError::InvalidArgument(format!(
@@ -400,7 +402,7 @@ impl Engine {
             Found::Builtin { name, .. } => return Err(predefined(name)),
         };
         // Leases of containers whose monitor died are released first.
-        self.containers()?;
+        self.container_records()?;
         let _lock = self.network_lock()?;
         if !self.db.leases_of_network(&n.id)?.is_empty() {
             return Err(EngineError::Conflict(format!(
@@ -561,7 +563,9 @@ impl Engine {
         let c = self.find_container(container)?;
         self.published_ports(&c.id)
     }
+}
 
+impl Engine {
     pub(crate) fn published_ports(&self, id: &str) -> Result<Vec<PortMapping>, EngineError> {
         let mut out: Vec<PortMapping> = self
             .db

@@ -49,6 +49,7 @@ fn plan(s: &mut TestStore, opts: &RunOptions) -> Result<super::plan::NetworkPlan
 
 fn create_network(s: &mut TestStore, name: &str, subnet: &str) -> String {
     s.engine
+        .networks()
         .network_create(&NetworkCreateRequest {
             name: name.into(),
             driver: "bridge".into(),

@@ -7,7 +7,7 @@ mod select;
 
 use crate::container_config::MountPoint;
 use crate::filters::Filters;
-use crate::{Engine, EngineError};
+use crate::{Containers, Engine, EngineError};
 use chrono::{DateTime, Utc};
 use coracle_state::{ContainerRecord, ContainerState};
 use select::{unique_prefix, FilterState, Verdict};
@@ -268,7 +268,7 @@ pub(crate) fn network_names(mode: &str) -> Vec<String> {
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     /// `ps`: containers newest first, filtered as docker filters them.
     pub fn list_containers(
         &mut self,
@@ -306,8 +306,11 @@ impl Engine {
             }
         }
 
-        let mut candidates: Vec<Candidate> =
-            self.containers()?.into_iter().map(Candidate::new).collect();
+        let mut candidates: Vec<Candidate> = self
+            .container_records()?
+            .into_iter()
+            .map(Candidate::new)
+            .collect();
         // Creation to the nanosecond, as docker sorts (records keep whole seconds).
         candidates.sort_by(|a, b| {
             b.created_nanos
@@ -458,7 +461,9 @@ impl Engine {
         }
         Ok(out)
     }
+}
 
+impl Engine {
     /// The name a container's image was given at create while it still names that
     /// image; else the image id (docker's `refreshImage`).
     fn image_shown(&self, name: &str, image_id: &str) -> String {

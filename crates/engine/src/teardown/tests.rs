@@ -75,7 +75,7 @@ fn a_dead_monitors_rm_container_is_removed() {
     }
     assert_eq!(s.record(&id), None);
     assert!(!s.engine.containers_dir().join(&id).exists());
-    assert!(s.engine.containers().unwrap().is_empty());
+    assert!(s.engine.container_records().unwrap().is_empty());
 }
 
 #[test]
@@ -98,7 +98,7 @@ fn a_failed_runtime_delete_is_remembered_and_retried_by_later_commands() {
     assert_eq!(s.runtime.deletes().len(), 2);
 
     *s.runtime.fail_delete.lock().unwrap() = false;
-    s.engine.containers().unwrap();
+    s.engine.container_records().unwrap();
     assert!(!marker.exists());
     let calls = s.runtime.calls.lock().unwrap();
     assert_eq!(calls.len(), 3);
