@@ -3,6 +3,7 @@
 //! field order.
 
 use crate::container_config::{Config, HostConfig, MountPoint, StoredConfig};
+use crate::network::inspect::EndpointSettings;
 use crate::{Containers, EngineError};
 use coracle_rootfs::snapshot::RootfsKind;
 use coracle_state::{ContainerRecord, ContainerState};
@@ -104,36 +105,6 @@ pub struct NetworkSettings {
     pub ip_prefix_len: i64,
     pub mac_address: String,
     pub networks: BTreeMap<String, EndpointSettings>,
-}
-
-/// docker's `EndpointSettings`: addresses only while the container runs.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct EndpointSettings {
-    #[serde(rename = "IPAMConfig")]
-    pub ipam_config: Option<serde_json::Value>,
-    pub links: Option<Vec<String>>,
-    pub aliases: Option<Vec<String>>,
-    pub mac_address: String,
-    pub driver_opts: Option<BTreeMap<String, String>>,
-    pub gw_priority: i64,
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    pub gateway: String,
-    #[serde(rename = "IPAddress")]
-    pub ip_address: String,
-    #[serde(rename = "IPPrefixLen")]
-    pub ip_prefix_len: i64,
-    #[serde(rename = "IPv6Gateway")]
-    pub ipv6_gateway: String,
-    #[serde(rename = "GlobalIPv6Address")]
-    pub global_ipv6_address: String,
-    #[serde(rename = "GlobalIPv6PrefixLen")]
-    pub global_ipv6_prefix_len: i64,
-    #[serde(rename = "DNSNames")]
-    pub dns_names: Option<Vec<String>>,
 }
 
 /// docker's `State` from a record.

@@ -2,6 +2,7 @@
 //! docker's (`system.Info`), so `--format '{{.CgroupVersion}}'` works as it does there.
 //! New facts (e.g. the isolation tier) are added as fields of [`SystemInfo`].
 
+use crate::host::fs_magic;
 use crate::ps::ListOptions;
 use crate::{EngineError, System};
 use coracle_runtime::lsm::HostLsm;
@@ -137,13 +138,6 @@ pub(crate) fn cgroup_version(mount: &Path) -> &'static str {
         Some(CGROUP2_SUPER_MAGIC) => "2",
         _ => "1",
     }
-}
-
-/// The filesystem type (statfs `f_type`, linux/magic.h) of `path`.
-pub(crate) fn fs_magic(path: &Path) -> Option<i64> {
-    // f_type is i64 on x86_64 and aarch64 but 32 bits wide on other architectures.
-    #[allow(clippy::unnecessary_cast)]
-    rustix::fs::statfs(path).ok().map(|st| st.f_type as i64)
 }
 
 /// docker's names for the store's filesystem (graphdriver `FsNames`).

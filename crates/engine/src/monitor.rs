@@ -12,7 +12,7 @@ use crate::network::{DbNames, DnsService};
 use crate::restart;
 use crate::stored::ContainerRuntimeConfig;
 use crate::stored::NetMode;
-use crate::teardown::TeardownError;
+use crate::TeardownError;
 use crate::{Containers, Engine, EngineError};
 use coracle_runtime::monitor::attach::Client;
 use coracle_runtime::monitor::logfile::LogWriter;

@@ -846,7 +846,7 @@ fn x32_abi_available() -> bool {
 fn refuse_proc_mount(m: &MountRequest) -> Result<(), EngineError> {
     let (source, target, procfs) = match m {
         MountRequest::Bind { source, target, .. } => {
-            let procfs = crate::info::fs_magic(source) == Some(PROC_SUPER_MAGIC);
+            let procfs = crate::host::fs_magic(source) == Some(PROC_SUPER_MAGIC);
             (source.display().to_string(), target, procfs)
         }
         MountRequest::Named { name, target, .. } => (name.clone(), target, false),

@@ -9,50 +9,9 @@
 use crate::containers::monitor_alive;
 use crate::names::short;
 use crate::stored::ContainerRuntimeConfig;
-use crate::{Engine, EngineError};
-use coracle_core::ErrorKind;
+use crate::Engine;
 use std::io::Write;
 use std::path::PathBuf;
-
-/// A step of tearing a container down (its network, root filesystem mount) that
-/// failed. Teardown goes on past a failed step so that everything else is still
-/// released; the failures are collected and reported together.
-#[derive(Debug, thiserror::Error)]
-pub enum TeardownError {
-    /// The host end of a veth could not be deleted.
-    #[error("remove {host_if}: {source}")]
-    Veth {
-        host_if: String,
-        #[source]
-        source: coracle_net::NetError,
-    },
-    #[error(transparent)]
-    Net(#[from] coracle_net::NetError),
-    #[error(transparent)]
-    State(#[from] coracle_state::StateError),
-    #[error(transparent)]
-    Unmount(#[from] coracle_rootfs::SnapshotError),
-    /// Taking the network lock or syncing the firewall.
-    #[error(transparent)]
-    Engine(Box<EngineError>),
-}
-
-impl From<EngineError> for TeardownError {
-    fn from(e: EngineError) -> TeardownError {
-        TeardownError::Engine(Box::new(e))
-    }
-}
-
-impl TeardownError {
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            TeardownError::Veth { source, .. } | TeardownError::Net(source) => source.kind(),
-            TeardownError::State(e) => e.kind(),
-            TeardownError::Unmount(e) => e.kind(),
-            TeardownError::Engine(e) => e.kind(),
-        }
-    }
-}
 
 /// Directory of the store holding one marker per pending teardown.
 const PENDING: &str = "teardown";

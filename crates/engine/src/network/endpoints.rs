@@ -7,7 +7,7 @@
 //! to match the database as a whole (networks with bridges, published ports), so a
 //! teardown that was interrupted is finished by the next one instead of leaking rules.
 
-use crate::teardown::TeardownError;
+use crate::TeardownError;
 use crate::{Engine, EngineError};
 use coracle_core::MacAddr;
 use coracle_net::firewall::{FirewallState, NetworkRule, PortForward};

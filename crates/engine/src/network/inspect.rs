@@ -2,8 +2,8 @@
 //! NetworkSettings part of a container's `inspect`.
 
 use super::{builtin_id, Found, NetMode};
-use crate::container_inspect::EndpointSettings;
 use crate::{Engine, EngineError, Networks};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -13,6 +13,36 @@ pub(crate) struct ContainerNetworks {
     pub ports: BTreeMap<String, Value>,
     /// By network name.
     pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// docker's `EndpointSettings`: addresses only while the container runs.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<serde_json::Value>,
+    pub links: Option<Vec<String>>,
+    pub aliases: Option<Vec<String>>,
+    pub mac_address: String,
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    pub gw_priority: i64,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Option<Vec<String>>,
 }
 
 impl Networks<'_> {

@@ -11,7 +11,7 @@
 //! others' bridges put on the host.
 
 mod endpoints;
-mod inspect;
+pub(crate) mod inspect;
 pub(crate) mod plan;
 mod sandbox;
 #[cfg(test)]
