@@ -6,7 +6,7 @@ use crate::commands::ps::{go_quote, label_fields, parse_filters, with_labels, LA
 use crate::format::{table, Template};
 use crate::Context;
 use clap::{Args, Subcommand};
-use coracle_engine::network::{EndpointRequest, NetworkCreateRequest, NetworkSummary};
+use coracle_engine::{EndpointRequest, NetworkCreateRequest, NetworkSummary};
 use coracle_engine::{Engine, Filters};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

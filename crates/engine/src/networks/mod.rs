@@ -12,6 +12,8 @@
 
 mod endpoints;
 pub(crate) mod inspect;
+pub(crate) mod links;
+pub(crate) mod network_filters;
 pub(crate) mod plan;
 mod sandbox;
 #[cfg(test)]

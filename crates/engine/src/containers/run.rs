@@ -6,12 +6,12 @@
 //! Everything created here is undone if a later step fails: no record, mount or
 //! directory outlives a failed `run`.
 
+use crate::containers::users::resolve_user;
+use crate::images::pull::{PullOptions, PullProgress};
 use crate::names::{generate_name, new_container_id, valid_name};
-use crate::network::plan::NetworkPlan;
-use crate::pull::{PullOptions, PullProgress};
+use crate::networks::plan::NetworkPlan;
 use crate::request::RunRequest;
 use crate::stored::ContainerRuntimeConfig;
-use crate::users::resolve_user;
 use crate::{Containers, Engine, EngineError};
 use coracle_core::Platform;
 use coracle_image::ImageConfig;
@@ -271,7 +271,7 @@ struct NewContainer<'a> {
     image: &'a coracle_state::ImageRecord,
     config: &'a ImageConfig,
     resolved: &'a ResolvedContainer,
-    shared: &'a crate::volumes_from::SharedMounts,
+    shared: &'a crate::containers::volumes_from::SharedMounts,
 }
 
 impl NewContainer<'_> {
@@ -453,7 +453,7 @@ impl Engine {
         &self,
         new: &NewContainer,
         root: PathBuf,
-        user: crate::users::ResolvedUser,
+        user: crate::containers::users::ResolvedUser,
         mounts: Vec<ResolvedMount>,
         net: &NetworkPlan,
         etc: etc_files::EtcFiles,
@@ -501,13 +501,13 @@ impl Engine {
             },
             resources: {
                 let mut r = opts.resources();
-                crate::blkio::resolve(opts, &mut r)?;
+                crate::containers::blkio::resolve(opts, &mut r)?;
                 r
             },
             ulimits: opts.ulimits.clone(),
             host_hard_limits: host_hard_limits(),
             shm_size: opts.shm_size,
-            devices: crate::devices::resolve(&opts.devices, opts.privileged)?,
+            devices: crate::containers::devices::resolve(&opts.devices, opts.privileged)?,
             sysctls: opts.sysctls.clone(),
             privileged: opts.privileged,
             capabilities: resolved.capabilities.clone(),
@@ -540,12 +540,12 @@ impl Engine {
             .as_deref()
             .is_none_or(|r| r.is_empty() || r == coracle_runtime::runtime::BUILTIN);
         if builtin {
-            crate::devices::check_builtin_paths(&input.devices)?;
+            crate::containers::devices::check_builtin_paths(&input.devices)?;
         }
-        crate::lsm::confine(
+        crate::containers::lsm::confine(
             &mut spec,
             coracle_runtime::lsm::HostLsm::detect(Path::new("/")),
-            &crate::lsm::Confinement {
+            &crate::containers::lsm::Confinement {
                 security: &opts.security,
                 privileged: opts.privileged,
                 shares_host_pid_or_ipc: opts.pid == NamespaceMode::Host
@@ -593,7 +593,7 @@ impl Engine {
                     propagation,
                     create_source,
                     recursive,
-                    // applied with the SELinux labels (crate::lsm)
+                    // applied with the SELinux labels (crate::containers::lsm)
                     relabel: _,
                 } => {
                     if !source.exists() {

@@ -2,7 +2,7 @@
 //! `/system/df` counts it (shared layers once, containers' writable layers, volumes'
 //! data), so the CLI can print docker's summary and verbose tables.
 
-use crate::ps::{ContainerSummary, ListOptions};
+use crate::containers::ps::{ContainerSummary, ListOptions};
 use crate::{EngineError, ImageSummary, System};
 use coracle_core::Digest;
 use std::collections::BTreeMap;
@@ -69,7 +69,7 @@ impl System<'_> {
         for v in store.list()? {
             volumes.push(VolumeUsage {
                 links: self.volume_users(&v.name)?.len(),
-                size: crate::unpack::tree_size(&store.path(&v.name)).unwrap_or(0),
+                size: crate::images::unpack::tree_size(&store.path(&v.name)).unwrap_or(0),
                 name: v.name,
             });
         }

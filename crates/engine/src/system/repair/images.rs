@@ -109,8 +109,8 @@ impl Engine {
                     desc.digest
                 ));
             }
-            let size =
-                crate::unpack::tree_size(&self.layers.path(chain)).map_err(|e| e.to_string())?;
+            let size = crate::images::unpack::tree_size(&self.layers.path(chain))
+                .map_err(|e| e.to_string())?;
             layers.push(ImageLayer {
                 chain_id: chain.clone(),
                 diff_id: diff_id.clone(),

@@ -486,7 +486,7 @@ impl Engine {
                 coracle_rootfs::snapshot::RootfsKind::Overlay { upper, .. } => upper.clone(),
                 coracle_rootfs::snapshot::RootfsKind::Copy => cfg.rootfs.target.clone(),
             })
-            .and_then(|dir| crate::unpack::tree_size(&dir).ok())
+            .and_then(|dir| crate::images::unpack::tree_size(&dir).ok())
             .unwrap_or(0);
         let image = self
             .db

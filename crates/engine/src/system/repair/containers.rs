@@ -9,7 +9,7 @@ use super::{Lost, RecordSource, RecoveredContainer, RepairReport};
 use crate::container_config::StoredConfig;
 use crate::containers::monitor_alive;
 use crate::names::short;
-use crate::network::NetMode;
+use crate::networks::NetMode;
 use crate::stored::ContainerRuntimeConfig;
 use crate::{Engine, EngineError};
 use coracle_core::Digest;
@@ -181,7 +181,7 @@ impl Engine {
         record.monitor_pid = None;
         record.init_pid = None;
         let exit = dir.join("exit");
-        let ran = exit.exists() || dir.join(crate::monitor::MONITOR_LOG).exists();
+        let ran = exit.exists() || dir.join(crate::containers::monitor::MONITOR_LOG).exists();
         if ran {
             record.state = ContainerState::Exited;
             record.exit_code =

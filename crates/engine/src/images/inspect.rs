@@ -1,6 +1,6 @@
 //! `image inspect` in docker's JSON shape, built from the stored config.
 
-use crate::lookup::familiar_key;
+use crate::images::lookup::familiar_key;
 use crate::{EngineError, Images};
 use coracle_state::ImageRecord;
 use serde_json::{json, Map, Value};

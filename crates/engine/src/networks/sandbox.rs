@@ -173,7 +173,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let linked = self.linked_names(id, links)?;
-        let env = crate::links::with_link_env(&cfg.network.link_base_env, &linked.env);
+        let env = crate::networks::links::with_link_env(&cfg.network.link_base_env, &linked.env);
         self.edit_bundle_spec(id, |spec| {
             if let Some(p) = spec.process_mut().as_mut() {
                 p.set_env(Some(env));

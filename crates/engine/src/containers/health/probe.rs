@@ -2,7 +2,7 @@
 //! read up to docker's limit, killed at the check's timeout, reaped.
 
 use super::{timeout_message, LimitedOutput};
-use crate::exec::{ExecRequest, PreparedExec};
+use crate::containers::exec::{ExecRequest, PreparedExec};
 use crate::Engine;
 use coracle_runtime::runtime::{ProcessIo, RuntimeError};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};

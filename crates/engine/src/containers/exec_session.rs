@@ -9,7 +9,7 @@
 //! itself) and has one thread, the session re-executes the binary, sealed, as the
 //! hidden [`Helper::Exec`] with the prepared process.
 
-use crate::exec::{ExecRequest, PreparedExec};
+use crate::containers::exec::{ExecRequest, PreparedExec};
 use crate::helper::Helper;
 use crate::{Containers, EngineError};
 use coracle_core::ErrorKind;

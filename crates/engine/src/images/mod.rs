@@ -1,6 +1,17 @@
-//! Local image management: list, tag, remove, prune.
+//! Images: pull, push, save and load, search, inspect and unpack (the modules below).
+//! Here: local image management: list, tag, remove, prune.
 
-use crate::lookup::{familiar, familiar_key};
+pub(crate) mod archive;
+pub(crate) mod auth;
+pub(crate) mod image_filters;
+pub(crate) mod inspect;
+pub(crate) mod lookup;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod search;
+pub(crate) mod unpack;
+
+use crate::images::lookup::{familiar, familiar_key};
 use crate::store::LockMode;
 use crate::{Engine, EngineError, Images};
 use coracle_core::{Digest, ImageReference};
@@ -189,7 +200,7 @@ impl Images<'_> {
         all: bool,
         filters: &crate::Filters,
     ) -> Result<PruneReport, EngineError> {
-        let select = crate::image_filters::PruneSelector::new(all, filters)?;
+        let select = crate::images::image_filters::PruneSelector::new(all, filters)?;
         let _lock = self.paths.lock(LockMode::Exclusive)?;
         let referenced_before: BTreeSet<Digest> = self.db.referenced_blobs()?.into_iter().collect();
         let mut report = PruneReport::default();
@@ -231,7 +242,7 @@ impl Engine {
         let recorded: BTreeSet<Digest> = self.db.layer_ids()?.into_iter().collect();
         for chain in self.layers.list()? {
             if !recorded.contains(&chain) {
-                freed += crate::unpack::tree_size(&self.layers.path(&chain)).unwrap_or(0);
+                freed += crate::images::unpack::tree_size(&self.layers.path(&chain)).unwrap_or(0);
                 self.layers.remove(&chain)?;
             }
         }

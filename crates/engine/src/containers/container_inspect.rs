@@ -3,7 +3,7 @@
 //! field order.
 
 use crate::container_config::{Config, HostConfig, MountPoint, StoredConfig};
-use crate::network::inspect::EndpointSettings;
+use crate::networks::inspect::EndpointSettings;
 use crate::{Containers, EngineError};
 use coracle_rootfs::snapshot::RootfsKind;
 use coracle_state::{ContainerRecord, ContainerState};
@@ -180,7 +180,7 @@ impl Containers<'_> {
         } else {
             (None, None)
         };
-        let lsm = crate::lsm::StoredConfinement::read(&dir.join("config.json"));
+        let lsm = crate::containers::lsm::StoredConfinement::read(&dir.join("config.json"));
         let path = |f: &str| dir.join(f).display().to_string();
         let logs = stored.host_config.log_config.kind != "none";
         let created = if stored.created.is_empty() {

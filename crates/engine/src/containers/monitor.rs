@@ -6,10 +6,10 @@
 //! pipe, one [`StartReport`] a line: ready (attach socket bound), then started or failed.
 
 use crate::clock::now_rfc3339;
+use crate::containers::restart;
 use crate::helper::{Helper, StartReport};
 use crate::names::short;
-use crate::network::{DbNames, DnsService};
-use crate::restart;
+use crate::networks::{DbNames, DnsService};
 use crate::stored::ContainerRuntimeConfig;
 use crate::stored::NetMode;
 use crate::TeardownError;

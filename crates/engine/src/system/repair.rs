@@ -135,7 +135,7 @@ pub fn repair_store(root: impl Into<PathBuf>) -> Result<RepairReport, EngineErro
     }
     report.kept = move_aside(&database)?;
     std::fs::rename(&fresh, &database).map_err(EngineError::io("rename", &fresh))?;
-    crate::pull::sync_store(&paths.root)?;
+    crate::images::pull::sync_store(&paths.root)?;
     Ok(report)
 }
 

@@ -196,7 +196,7 @@ impl Volumes<'_> {
             if !labels_match(filters, &v.labels) || !self.volume_users(&v.name)?.is_empty() {
                 continue;
             }
-            freed += crate::unpack::tree_size(&volumes.path(&v.name)).unwrap_or(0);
+            freed += crate::images::unpack::tree_size(&volumes.path(&v.name)).unwrap_or(0);
             volumes.remove(&v.name)?;
             removed.push(v.name);
         }

@@ -71,7 +71,7 @@ impl Engine {
             .map_err(|e| EngineError::io("create pipe for", &dir)(e.into()))?;
         // Opened by the monitor itself once it holds the container: creating it here
         // could race a concurrent `rm` emptying the directory.
-        let log_path = dir.join(crate::monitor::MONITOR_LOG);
+        let log_path = dir.join(crate::containers::monitor::MONITOR_LOG);
         // The built-in runtime forks the container's init from the monitor: it runs
         // from a sealed copy of this binary (CVE-2019-5736), spawned straight from it.
         let sealed = if self.containers().runs_builtin_runtime(&c.id)? {

@@ -6,7 +6,7 @@
 //! job, from a single-threaded process (an [`ExecSession`](crate::ExecSession), or the
 //! health check's probe).
 
-use crate::users::resolve_user;
+use crate::containers::users::resolve_user;
 use crate::{Containers, Engine, EngineError};
 use coracle_model::{IdRef, UserSpec};
 use coracle_runtime::runtime::{Runtime, RuntimeError, Status};

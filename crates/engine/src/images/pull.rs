@@ -215,7 +215,7 @@ async fn fetch_layers(
                 progress.layer(&job.desc.digest, LayerEvent::AlreadyExists);
                 let size = match job.known_size {
                     Some(s) => s,
-                    None => crate::unpack::tree_size(&ctx.layers.path(&job.chain_id))?,
+                    None => crate::images::unpack::tree_size(&ctx.layers.path(&job.chain_id))?,
                 };
                 return Ok(image_layer(&job, size));
             }
@@ -228,7 +228,7 @@ async fn fetch_layers(
                 progress.layer(&job.desc.digest, LayerEvent::AlreadyExists);
                 let size = match job.known_size {
                     Some(s) => s,
-                    None => crate::unpack::tree_size(&ctx.layers.path(&job.chain_id))?,
+                    None => crate::images::unpack::tree_size(&ctx.layers.path(&job.chain_id))?,
                 };
                 return Ok(image_layer(&job, size));
             }

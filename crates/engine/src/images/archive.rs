@@ -2,7 +2,7 @@
 //! blob (the archive reader checks digests and diff IDs), stores the blobs, unpacks
 //! missing layers, and records the image only once all of it is in place.
 
-use crate::lookup::familiar_key;
+use crate::images::lookup::familiar_key;
 use crate::store::LockMode;
 use crate::{Engine, EngineError, Images};
 use coracle_core::{chain_id, Digest, ImageReference};
@@ -108,7 +108,7 @@ impl Engine {
         let manifest_digest = self.content.put_bytes(&manifest)?;
         self.content
             .write_bytes(&image.config_digest, &image.config_bytes)?;
-        crate::pull::sync_store(&self.paths.root)?;
+        crate::images::pull::sync_store(&self.paths.root)?;
         self.db.put_image(&NewImage {
             id: image.config_digest.clone(),
             manifest_digest,
@@ -145,14 +145,14 @@ impl Engine {
         if self.layers.contains(chain) {
             return Ok(match self.db.layer_size(chain)? {
                 Some(s) => s,
-                None => crate::unpack::tree_size(&self.layers.path(chain))?,
+                None => crate::images::unpack::tree_size(&self.layers.path(chain))?,
             });
         }
         let writer = self.layers.begin(chain)?;
         let blob = self.content.open_blob(&layer.blob_digest)?;
         let opts = UnpackOptions {
             rootless: !rustix::process::geteuid().is_root(),
-            limits: crate::pull::unpack_limits(&self.registry_config.get()?.limits),
+            limits: crate::images::pull::unpack_limits(&self.registry_config.get()?.limits),
             compressed_size: Some(layer.size),
             ..UnpackOptions::new(WhiteoutMode::Overlay, layer.blob_digest.to_string())
         };

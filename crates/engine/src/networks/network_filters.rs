@@ -2,7 +2,7 @@
 //! `dangling`, `driver`, `id`, `label`, `label!`, `name`, `scope` and `type`.
 
 use crate::filters::Filters;
-use crate::network::NetworkSummary;
+use crate::networks::NetworkSummary;
 use crate::{EngineError, Networks};
 
 /// docker's built-in networks (`IsPredefined`).

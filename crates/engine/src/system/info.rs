@@ -2,8 +2,8 @@
 //! docker's (`system.Info`), so `--format '{{.CgroupVersion}}'` works as it does there.
 //! New facts (e.g. the isolation tier) are added as fields of [`SystemInfo`].
 
+use crate::containers::ps::ListOptions;
 use crate::host::fs_magic;
-use crate::ps::ListOptions;
 use crate::{EngineError, System};
 use coracle_runtime::lsm::HostLsm;
 use coracle_state::ContainerState;

@@ -1,6 +1,32 @@
-//! Finding, reconciling and removing containers. Every read reconciles the record with
-//! reality first: a container whose monitor is gone (killed, or the host rebooted) is
-//! torn down here and marked exited with the code its monitor left, if any.
+//! Containers: create and run, the lifecycle, exec and attach, logs, stats, top, copy,
+//! listing, inspect and update (the modules below). Here: finding, reconciling and
+//! removing containers. Every read reconciles the record with reality first: a
+//! container whose monitor is gone (killed, or the host rebooted) is torn down here
+//! and marked exited with the code its monitor left, if any.
+
+pub(crate) mod attach_session;
+pub(crate) mod blkio;
+pub(crate) mod container_inspect;
+pub(crate) mod container_prune;
+pub(crate) mod cp;
+pub(crate) mod devices;
+pub(crate) mod exec;
+pub(crate) mod exec_session;
+pub(crate) mod health;
+pub(crate) mod lifecycle;
+pub(crate) mod logs;
+pub(crate) mod lsm;
+pub(crate) mod monitor;
+pub(crate) mod ps;
+pub(crate) mod rename;
+pub(crate) mod restart;
+pub(crate) mod run;
+pub(crate) mod stats;
+pub(crate) mod teardown;
+pub(crate) mod top;
+pub(crate) mod update;
+pub(crate) mod users;
+pub(crate) mod volumes_from;
 
 use crate::clock::now_rfc3339;
 use crate::stored::ContainerRuntimeConfig;
