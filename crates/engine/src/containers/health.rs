@@ -75,7 +75,7 @@ impl Health {
     }
 
     /// Parses the record's `health` column; None without a check (or if unreadable).
-    pub fn of(record: &ContainerRecord) -> Option<Health> {
+    pub(crate) fn of(record: &ContainerRecord) -> Option<Health> {
         serde_json::from_str(record.health.as_deref()?).ok()
     }
 }
