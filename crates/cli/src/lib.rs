@@ -231,7 +231,10 @@ pub fn main() -> i32 {
 /// open). A container that cannot be looked up is left to the command to report.
 fn engine_sealed_for(ctx: &Context, key: &str) -> anyhow::Result<coracle_engine::Engine> {
     let mut engine = ctx.engine()?;
-    if !engine.runs_builtin_runtime(key).unwrap_or(false)
+    if !engine
+        .containers()
+        .runs_builtin_runtime(key)
+        .unwrap_or(false)
         || coracle_engine::process::self_is_sealed()
     {
         return Ok(engine);
@@ -259,9 +262,12 @@ fn run_helper(ctx: &Context, name: &str, a: HelperArgs) -> anyhow::Result<i32> {
             interactive,
             detach,
         }) => {
-            let session = ctx
-                .engine()?
-                .exec_helper_session(&id, *process, interactive, detach)?;
+            let session = ctx.engine()?.containers().exec_helper_session(
+                &id,
+                *process,
+                interactive,
+                detach,
+            )?;
             commands::exec::session(session)
         }
         // As clap's own usage errors: exit 125.
@@ -271,7 +277,9 @@ fn run_helper(ctx: &Context, name: &str, a: HelperArgs) -> anyhow::Result<i32> {
 }
 
 fn healthcheck(ctx: &Context, id: &str) -> anyhow::Result<i32> {
-    engine_sealed_for(ctx, id)?.run_health_probe(id)?;
+    engine_sealed_for(ctx, id)?
+        .containers()
+        .run_health_probe(id)?;
     Ok(0)
 }
 
@@ -286,7 +294,9 @@ fn monitor(
     // SAFETY: `start` passes the write end of its report pipe as this fd number and
     // nothing else in this process owns it.
     let sync = sync_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    Ok(engine.run_monitor(id, coracle_engine::MonitorArgs { sync, attach_wait })?)
+    Ok(engine
+        .containers()
+        .run_monitor(id, coracle_engine::MonitorArgs { sync, attach_wait })?)
 }
 
 /// The message and its causes on one line, skipping causes whose text the message

@@ -89,7 +89,7 @@ pub enum EngineError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error(transparent)]
-    Teardown(#[from] crate::teardown::TeardownError),
+    Teardown(#[from] TeardownError),
 }
 
 impl EngineError {
@@ -185,6 +185,46 @@ fn store_permission(path: &std::path::Path, owner: Option<&str>) -> String {
     }
 }
 
+/// A step of tearing a container down (its network, root filesystem mount) that
+/// failed. Teardown goes on past a failed step so that everything else is still
+/// released; the failures are collected and reported together.
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    /// The host end of a veth could not be deleted.
+    #[error("remove {host_if}: {source}")]
+    Veth {
+        host_if: String,
+        #[source]
+        source: coracle_net::NetError,
+    },
+    #[error(transparent)]
+    Net(#[from] coracle_net::NetError),
+    #[error(transparent)]
+    State(#[from] coracle_state::StateError),
+    #[error(transparent)]
+    Unmount(#[from] coracle_rootfs::SnapshotError),
+    /// Taking the network lock or syncing the firewall.
+    #[error(transparent)]
+    Engine(Box<EngineError>),
+}
+
+impl From<EngineError> for TeardownError {
+    fn from(e: EngineError) -> TeardownError {
+        TeardownError::Engine(Box::new(e))
+    }
+}
+
+impl TeardownError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TeardownError::Veth { source, .. } | TeardownError::Net(source) => source.kind(),
+            TeardownError::State(e) => e.kind(),
+            TeardownError::Unmount(e) => e.kind(),
+            TeardownError::Engine(e) => e.kind(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,9 +269,8 @@ mod tests {
             format!("Cannot pause container c1: {}", failed())
         );
         assert_eq!(op.kind(), failed().kind());
-        let teardown = EngineError::from(crate::teardown::TeardownError::from(
-            EngineError::NoSuchNetwork("n".into()),
-        ));
+        let teardown =
+            EngineError::from(TeardownError::from(EngineError::NoSuchNetwork("n".into())));
         assert_eq!(teardown.to_string(), "network n not found");
         assert_eq!(teardown.kind(), ErrorKind::NotFound);
     }

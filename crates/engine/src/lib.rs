@@ -2,102 +2,70 @@
 //! registry client and the layer store. Every front end (CLI, later the API server and
 //! compose) goes through it; all writes to the store happen here.
 
-mod archive;
-mod attach_session;
-mod auth;
-mod blkio;
 mod clock;
 mod config;
 mod container_config;
-mod container_inspect;
-mod container_prune;
 mod containers;
-mod cp;
-mod devices;
-mod disk_usage;
 mod error;
-mod exec;
-mod exec_session;
 mod filters;
-mod health;
 pub mod helper;
-mod image_filters;
+mod host;
 mod images;
-mod info;
-mod inspect;
-mod lifecycle;
-mod links;
-mod logs;
-mod lookup;
-mod lsm;
-mod monitor;
 mod names;
-pub mod network;
-mod network_filters;
+mod networks;
 mod perms;
 pub mod process;
-mod ps;
-mod pull;
-mod push;
-mod rename;
-mod repair;
 mod request;
-mod restart;
-mod run;
-mod search;
-mod stats;
+mod services;
 mod store;
 mod stored;
-mod teardown;
+mod system;
 #[cfg(test)]
 mod testing;
 mod timestamp;
-mod top;
-mod unpack;
-mod update;
-mod users;
 mod volumes;
-mod volumes_from;
 
-pub use attach_session::{AttachEnd, AttachError, AttachSession};
-pub use auth::{login, logout};
 pub use config::{
     EngineConfig, FirewallFactory, RunDir, RuntimeFactory, DEFAULT_RUN_DIR, NETWORK_CONFIG_PATH,
 };
 pub use container_config::{Config as ContainerConfig, HostConfig, MountPoint, StoredConfig};
-pub use container_inspect::{ContainerInspect, InspectState};
-pub use container_prune::ContainerPruneReport;
-pub use coracle_state::{ContainerRecord, ContainerState};
-pub use cp::{CopyIn, CopyOptions, CopyOut, CopyReport, CpError};
-pub use disk_usage::{DiskUsage, ImageUsage, VolumeUsage};
+pub use containers::attach_session::{AttachEnd, AttachError, AttachSession};
+pub use containers::container_inspect::{ContainerInspect, InspectState};
+pub use containers::container_prune::ContainerPruneReport;
+pub use containers::cp::{CopyIn, CopyOptions, CopyOut, CopyReport, CpError};
+pub use containers::exec::ExecRequest;
+pub use containers::exec_session::{ExecSession, ExecSessionError};
+pub use containers::health::{Health, HealthcheckResult};
+pub use containers::lifecycle::{BootReport, Started};
+pub use containers::logs::LogsOptions;
+pub use containers::monitor::MonitorArgs;
+pub use containers::ps::{command_text, human_duration, ContainerSummary, ListOptions};
+pub use containers::run::PreparedContainer;
+pub use containers::stats::{StatsError, StatsReader, StatsSample, StatsTarget};
+pub use containers::top::{ProcessList, TopError};
+pub use coracle_state::ContainerState;
 pub use error::EngineError;
-pub use exec::ExecRequest;
-pub use exec_session::{ExecSession, ExecSessionError};
+pub use error::TeardownError;
 pub use filters::Filters;
-pub use health::{Health, HealthcheckResult};
 pub use helper::{Helper, HelperArgsError};
-pub use image_filters::{split_tag, ImageListFilter};
+pub use images::auth::{login, logout};
+pub use images::image_filters::{split_tag, ImageListFilter};
+pub use images::lookup::{familiar, familiar_key};
+pub use images::pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
+pub use images::push::{PushEvent, PushOptions};
+pub use images::search::SearchResult;
 pub use images::{ImageSummary, PruneReport, RemoveEvent};
-pub use info::{RuntimeInfo, SystemInfo};
-pub use lifecycle::{BootReport, Started};
-pub use logs::LogsOptions;
-pub use lookup::{familiar, familiar_key};
-pub use monitor::MonitorArgs;
-pub use ps::{command_text, human_duration, status_text, ContainerSummary, ListOptions};
-pub use pull::{LayerEvent, PullOptions, PullOutcome, PullProgress, PullStatus};
-pub use push::{PushEvent, PushOptions};
-pub use repair::{
-    repair_store, Lost, RecordSource, RecoveredContainer, RecoveredImage, RepairReport,
-};
+pub use networks::{EndpointRequest, NetworkCreateRequest, NetworkSummary};
 pub use request::RunRequest;
-pub use run::PreparedContainer;
-pub use search::SearchResult;
-pub use stats::{StatsError, StatsReader, StatsSample};
+pub use services::{Containers, Images, Networks, System, Volumes};
 pub use store::{default_root, StorePaths, DEFAULT_ROOT};
 pub use stored::ContainerRuntimeConfig;
-pub use teardown::TeardownError;
+pub use system::disk_usage::{DiskUsage, ImageUsage, VolumeUsage};
+pub use system::info::{RuntimeInfo, SystemInfo};
+pub use system::repair::{
+    repair_store, Lost, RecordSource, RecoveredContainer, RecoveredImage, RepairReport,
+};
 pub use timestamp::parse_timestamp;
-pub use top::{ProcessList, TopError};
 
 use config::LazyRegistryConfig;
 use coracle_image::{ContentStore, RegistryClient};

@@ -580,13 +580,15 @@ impl MountFields {
                 self.recursive = match v {
                     "enabled" => true,
                     "disabled" => false,
-                    _ => return Err(bad(
-                        MOUNT_FLAG,
-                        s,
-                        format!(
+                    _ => {
+                        return Err(bad(
+                            MOUNT_FLAG,
+                            s,
+                            format!(
                             "invalid value for {key}: {v} (coracle supports enabled and disabled)"
                         ),
-                    )),
+                        ))
+                    }
                 };
             }
             _ => self.recursive = !mount_bool(s, key, value)?,

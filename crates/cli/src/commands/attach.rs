@@ -26,13 +26,13 @@ pub fn exec(ctx: &Context, args: AttachArgs) -> anyhow::Result<i32> {
         .map(coracle_model::parse_detach_keys)
         .transpose()?;
     let mut engine = ctx.engine()?;
-    let c = engine.find_container(&args.container)?;
-    let cfg = engine.container_config(&c.id)?;
-    let stream = engine.attach_container(&args.container)?;
-    let end = engine.run_attach_session(
+    let id = engine.containers().container_id(&args.container)?;
+    let cfg = engine.containers().config(&id)?;
+    let stream = engine.containers().attach_container(&args.container)?;
+    let end = engine.containers().run_attach_session(
         stream,
         &AttachSession {
-            container: c.id,
+            container: id,
             tty: cfg.tty,
             stdin: !args.no_stdin && cfg.interactive,
             stdout: true,

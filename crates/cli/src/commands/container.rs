@@ -118,7 +118,7 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
     if !args.force && !confirm(PRUNE_WARNING)? {
         return Ok(0);
     }
-    let report = ctx.engine()?.prune_containers(&filters)?;
+    let report = ctx.engine()?.containers().prune_containers(&filters)?;
     for (id, why) in &report.failed {
         eprintln!("WARNING: failed to prune container {id}: {why}");
     }

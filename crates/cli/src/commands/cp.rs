@@ -74,11 +74,15 @@ pub fn exec(ctx: &Context, args: CpArgs) -> anyhow::Result<i32> {
         (Some(c), None) => {
             if dst == "-" {
                 let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-                engine.copy_from_container(c, src, CopyOut::Stream(&mut out), opts)?;
+                engine
+                    .containers()
+                    .copy_from_container(c, src, CopyOut::Stream(&mut out), opts)?;
                 out.flush()?;
                 return Ok(0);
             }
-            let r = engine.copy_from_container(c, src, CopyOut::Host(dst), opts)?;
+            let r = engine
+                .containers()
+                .copy_from_container(c, src, CopyOut::Host(dst), opts)?;
             if !quiet {
                 let reported = if r.source_is_dir {
                     r.archive_bytes
@@ -91,9 +95,13 @@ pub fn exec(ctx: &Context, args: CpArgs) -> anyhow::Result<i32> {
         (None, Some(c)) => {
             let r: CopyReport = if src == "-" {
                 let mut input = std::io::stdin();
-                engine.copy_to_container(c, CopyIn::Stream(&mut input), dst, opts)?
+                engine
+                    .containers()
+                    .copy_to_container(c, CopyIn::Stream(&mut input), dst, opts)?
             } else {
-                engine.copy_to_container(c, CopyIn::Host(src), dst, opts)?
+                engine
+                    .containers()
+                    .copy_to_container(c, CopyIn::Host(src), dst, opts)?
             };
             if !quiet {
                 let reported = if src == "-" {

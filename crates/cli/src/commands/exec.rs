@@ -90,7 +90,7 @@ fn request(args: &ExecArgs) -> Result<ExecRequest, UsageError> {
 pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<i32> {
     let req = request(&args)?;
     let mut engine = ctx.engine()?;
-    let session = match engine.exec_session(&args.container, &req) {
+    let session = match engine.containers().exec_session(&args.container, &req) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("Error: {e}");

@@ -83,7 +83,7 @@ pub fn exec(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<i32> {
         ),
         ImageCommand::Prune(a) => prune(ctx, a),
         ImageCommand::Unpack(a) => {
-            ctx.engine()?.unpack_image(&a.image, &a.dir)?;
+            ctx.engine()?.images().unpack_image(&a.image, &a.dir)?;
             Ok(0)
         }
     }
@@ -106,7 +106,7 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
     }
-    let report = ctx.engine()?.prune_images(args.all, &filters)?;
+    let report = ctx.engine()?.images().prune_images(args.all, &filters)?;
     if !report.events.is_empty() {
         println!("Deleted Images:");
         for e in &report.events {

@@ -39,10 +39,10 @@ struct Row<'a> {
 }
 
 pub fn exec(ctx: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
-    let engine = ctx.engine()?;
+    let mut engine = ctx.engine()?;
     let filter = ImageListFilter::parse(&args.filter, args.reference.as_deref())
         .map_err(|e| UsageError(e.to_string()))?;
-    let images = engine.list_images(&filter)?;
+    let images = engine.images().list_images(&filter)?;
     let rows: Vec<Row> = images
         .iter()
         .flat_map(rows_of)

@@ -20,7 +20,7 @@ pub fn exec(ctx: &Context, args: InfoArgs) -> anyhow::Result<i32> {
         Ok(t) => t,
         Err(code) => return Ok(code),
     };
-    let info = ctx.engine()?.info()?;
+    let info = ctx.engine()?.system().info()?;
     let mut value = serde_json::to_value(&info)?;
     value["ClientInfo"] = client_info();
     match (format, template) {

@@ -137,14 +137,14 @@ fn lookup(
         }
     };
     if kind.is_none_or(|k| k == "container") {
-        match engine.inspect_container(name, size) {
+        match engine.containers().inspect_container(name, size) {
             Ok(c) => return Ok(Inspected::Container(Box::new(c))),
             Err(e) if kind.is_none() && not_found(&e) => {}
             Err(e) => return Err(msg(e)),
         }
     }
     if kind.is_none_or(|k| k == "image") {
-        match engine.inspect_image(name) {
+        match engine.images().inspect_image(name) {
             Ok(v) => {
                 size_ignored("image");
                 return Ok(Inspected::Other(v));
@@ -154,7 +154,7 @@ fn lookup(
         }
     }
     if kind.is_none_or(|k| k == "volume") {
-        match engine.inspect_volume(name) {
+        match engine.volumes().inspect_volume(name) {
             Ok(v) => {
                 size_ignored("volume");
                 return Ok(Inspected::Other(v));

@@ -14,5 +14,7 @@ pub struct KillArgs {
 
 pub fn exec(ctx: &Context, args: KillArgs) -> anyhow::Result<i32> {
     let signal = coracle_model::parse_signal(&args.signal)?;
-    super::parallel::for_each_container(ctx, &args.containers, |e, c| e.kill_container(c, signal))
+    super::parallel::for_each_container(ctx, &args.containers, |e, c| {
+        e.containers().kill_container(c, signal)
+    })
 }

@@ -16,12 +16,12 @@ pub struct LoadArgs {
 pub fn exec(ctx: &Context, args: LoadArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     let loaded = match &args.input {
-        Some(path) => engine.load_images(path)?,
+        Some(path) => engine.images().load_images(path)?,
         None => {
             // The archive has to be seekable to read its index first; spool stdin.
             let mut tmp = tempfile::NamedTempFile::new_in(engine.paths().tmp())?;
             std::io::copy(&mut std::io::stdin().lock(), tmp.as_file_mut())?;
-            engine.load_images(tmp.path())?
+            engine.images().load_images(tmp.path())?
         }
     };
     // docker's -q suppresses only the progress bars: scripts read these lines.

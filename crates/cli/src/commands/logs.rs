@@ -60,7 +60,7 @@ pub fn exec(ctx: &Context, args: LogsArgs) -> anyhow::Result<i32> {
         details: args.details,
     };
     let mut engine = ctx.engine()?;
-    engine.logs(
+    engine.containers().logs(
         &args.container,
         &opts,
         &mut std::io::stdout().lock(),

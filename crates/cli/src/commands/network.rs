@@ -6,7 +6,7 @@ use crate::commands::ps::{go_quote, label_fields, parse_filters, with_labels, LA
 use crate::format::{table, Template};
 use crate::Context;
 use clap::{Args, Subcommand};
-use coracle_engine::network::{EndpointRequest, NetworkCreateRequest, NetworkSummary};
+use coracle_engine::{EndpointRequest, NetworkCreateRequest, NetworkSummary};
 use coracle_engine::{Engine, Filters};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -133,7 +133,7 @@ pub fn exec(ctx: &Context, cmd: NetworkCommand) -> anyhow::Result<i32> {
                 a.ip.as_deref()
                     .map(coracle_model::parse_ipv4_address)
                     .transpose()?;
-            ctx.engine()?.network_connect(
+            ctx.engine()?.networks().network_connect(
                 &a.network,
                 &a.container,
                 &EndpointRequest {
@@ -145,6 +145,7 @@ pub fn exec(ctx: &Context, cmd: NetworkCommand) -> anyhow::Result<i32> {
         }
         NetworkCommand::Disconnect(a) => {
             ctx.engine()?
+                .networks()
                 .network_disconnect(&a.network, &a.container, a.force)?;
             Ok(0)
         }
@@ -166,21 +167,24 @@ fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<i32> {
     if a.gateway.is_some() && a.subnet.is_none() {
         anyhow::bail!("every ip-range or gateway must have a corresponding subnet");
     }
-    let id = ctx.engine()?.network_create(&NetworkCreateRequest {
-        name: a.name,
-        driver: a.driver,
-        subnet: a.subnet,
-        gateway: a.gateway,
-        internal: a.internal,
-        labels: labels_map(&a.label),
-    })?;
+    let id = ctx
+        .engine()?
+        .networks()
+        .network_create(&NetworkCreateRequest {
+            name: a.name,
+            driver: a.driver,
+            subnet: a.subnet,
+            gateway: a.gateway,
+            internal: a.internal,
+            labels: labels_map(&a.label),
+        })?;
     println!("{id}");
     Ok(0)
 }
 
 /// The networks `ls` shows (the engine's filter), in docker's order.
 fn filtered(engine: &mut Engine, f: &Filters) -> anyhow::Result<Vec<NetworkSummary>> {
-    let mut out = engine.filter_networks(f)?;
+    let mut out = engine.networks().filter_networks(f)?;
     out.sort_by(|a, b| natural_cmp(&a.name, &b.name));
     Ok(out)
 }
@@ -365,7 +369,7 @@ fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<i32> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for n in &a.networks {
-        match engine.network_inspect(n) {
+        match engine.networks().network_inspect(n) {
             Ok(v) => found.push(v),
             Err(e) => errors.push(format!("Error: {e}")),
         }
@@ -381,7 +385,7 @@ fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     let mut failed = false;
     for n in &a.networks {
-        match engine.network_remove(n) {
+        match engine.networks().network_remove(n) {
             Ok(()) => println!("{n}"),
             Err(e) if a.force && e.kind() == coracle_core::ErrorKind::NotFound => {}
             Err(e) => {
@@ -411,7 +415,7 @@ fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
     }
-    let removed = ctx.engine()?.network_prune(&filters)?;
+    let removed = ctx.engine()?.networks().network_prune(&filters)?;
     print!("{}", prune_report(&removed));
     Ok(0)
 }

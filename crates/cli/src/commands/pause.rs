@@ -13,5 +13,7 @@ pub struct PauseArgs {
 /// Like docker: pause what can be paused, printing each as given; report each
 /// failure and exit 1 if any failed.
 pub fn exec(ctx: &Context, args: PauseArgs) -> anyhow::Result<i32> {
-    super::parallel::for_each_container(ctx, &args.containers, |e, c| e.pause_container(c))
+    super::parallel::for_each_container(ctx, &args.containers, |e, c| {
+        e.containers().pause_container(c)
+    })
 }

@@ -18,7 +18,7 @@ pub struct PortArgs {
 
 pub fn exec(ctx: &Context, args: PortArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
-    let ports = engine.container_port(&args.container)?;
+    let ports = engine.networks().container_port(&args.container)?;
     let lines = match &args.port {
         Some(spec) => {
             let lines = port_lines(&ports, spec)?;

@@ -115,7 +115,7 @@ pub fn exec(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
             Output::DefaultTable | Output::Json | Output::Quiet => false,
         };
     let mut engine = ctx.engine()?;
-    let list = engine.list_containers(&ListOptions {
+    let list = engine.containers().list_containers(&ListOptions {
         all: args.all,
         limit: if args.latest && args.last == -1 {
             1

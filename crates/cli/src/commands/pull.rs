@@ -36,7 +36,7 @@ pub fn exec(ctx: &Context, args: PullArgs) -> anyhow::Result<i32> {
         display.println("Using default tag: latest");
     }
     let mut engine = ctx.engine()?;
-    let outcome = engine.pull(
+    let outcome = engine.images().pull(
         &args.name,
         &PullOptions {
             platform,
@@ -71,7 +71,7 @@ fn pull_all_tags(
         anyhow::bail!("tag can't be used with --all-tags/-a");
     }
     let mut engine = ctx.engine()?;
-    let tags = engine.list_tags(&repo, args.tls.tls_verify)?;
+    let tags = engine.images().list_tags(&repo, args.tls.tls_verify)?;
     if tags.is_empty() {
         anyhow::bail!(
             "{}: the registry lists no tags for this repository",
@@ -86,7 +86,9 @@ fn pull_all_tags(
     let mut downloaded = false;
     for tag in &tags {
         let reference = repo.with_tag(tag)?;
-        let outcome = engine.pull(&reference.to_string(), &opts, &display);
+        let outcome = engine
+            .images()
+            .pull(&reference.to_string(), &opts, &display);
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {

@@ -38,7 +38,7 @@ pub fn exec(ctx: &Context, args: PushArgs) -> anyhow::Result<i32> {
             }
         }
     };
-    let pushed = engine.push(
+    let pushed = engine.images().push(
         &args.name,
         &PushOptions {
             tls_verify: args.tls.tls_verify,

@@ -16,6 +16,7 @@ pub fn exec(ctx: &Context, args: RenameArgs) -> anyhow::Result<i32> {
     }
     let mut engine = ctx.engine()?;
     engine
+        .containers()
         .rename_container(&args.container, &args.new_name)
         .map_err(|e| anyhow::anyhow!("failed to rename container: {e}"))?;
     Ok(0)

@@ -21,7 +21,7 @@ pub fn exec(ctx: &Context, args: RestartArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     let mut failed = false;
     for c in &args.containers {
-        match engine.restart_container(c, args.time) {
+        match engine.containers().restart_container(c, args.time) {
             Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("Error: {e}");

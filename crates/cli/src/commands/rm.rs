@@ -17,6 +17,6 @@ pub struct RmArgs {
 /// Like docker: remove what can be removed, report each failure, exit 1 if any failed.
 pub fn exec(ctx: &Context, args: RmArgs) -> anyhow::Result<i32> {
     super::parallel::for_each_container(ctx, &args.containers, |e, c| {
-        e.remove_container(c, args.force, args.volumes)
+        e.containers().remove_container(c, args.force, args.volumes)
     })
 }

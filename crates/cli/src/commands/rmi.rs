@@ -20,7 +20,7 @@ pub fn exec(ctx: &Context, args: RmiArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     let mut failed = false;
     for image in &args.images {
-        match engine.remove_image(image, args.force) {
+        match engine.images().remove_image(image, args.force) {
             Ok(events) => print_events(&events),
             Err(e) => {
                 eprintln!("Error: {e}");

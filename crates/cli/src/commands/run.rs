@@ -345,7 +345,7 @@ pub(crate) fn create(
     } else {
         PullDisplay::on_stderr()
     };
-    let prepared = engine.create_container(
+    let prepared = engine.containers().create_container(
         &RunRequest {
             image: args.image.clone(),
             platform,
@@ -427,14 +427,14 @@ fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
     let streams = options.attached_streams();
     // docker: with no stream attached, the id is printed and `run` returns.
     let attach = streams.stdin || streams.stdout || streams.stderr;
-    let stream = match engine.start_container(&prepared.id, attach)? {
+    let stream = match engine.containers().start_container(&prepared.id, attach)? {
         Started::Started { attach } | Started::AlreadyRunning { attach } => attach,
     };
     let Some(stream) = stream else {
         println!("{}", prepared.id);
         return Ok(0);
     };
-    let end = engine.run_attach_session(
+    let end = engine.containers().run_attach_session(
         stream,
         &AttachSession {
             container: prepared.id.clone(),

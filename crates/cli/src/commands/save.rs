@@ -15,7 +15,7 @@ pub struct SaveArgs {
 }
 
 pub fn exec(ctx: &Context, args: SaveArgs) -> anyhow::Result<i32> {
-    let engine = ctx.engine()?;
+    let mut engine = ctx.engine()?;
     match &args.output {
         Some(path) => {
             // Written beside the target and renamed, so a failed save leaves no
@@ -26,7 +26,9 @@ pub fn exec(ctx: &Context, args: SaveArgs) -> anyhow::Result<i32> {
                 .unwrap_or(std::path::Path::new("."));
             let mut tmp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("create {}", path.display()))?;
-            engine.save_images(&args.images, tmp.as_file_mut())?;
+            engine
+                .images()
+                .save_images(&args.images, tmp.as_file_mut())?;
             tmp.as_file_mut().flush()?;
             tmp.persist(path)
                 .with_context(|| format!("write {}", path.display()))?;
@@ -39,7 +41,7 @@ pub fn exec(ctx: &Context, args: SaveArgs) -> anyhow::Result<i32> {
                 .into());
             }
             let mut out = std::io::stdout().lock();
-            engine.save_images(&args.images, &mut out)?;
+            engine.images().save_images(&args.images, &mut out)?;
             out.flush()?;
         }
     }

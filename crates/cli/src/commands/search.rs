@@ -32,8 +32,8 @@ pub struct SearchArgs {
 
 pub fn exec(ctx: &Context, args: SearchArgs) -> anyhow::Result<i32> {
     let filters = parse_filters(&args.filter, "-f, --filter")?;
-    let engine = ctx.engine()?;
-    let results = engine.search(&args.term, args.limit, &filters)?;
+    let mut engine = ctx.engine()?;
+    let results = engine.images().search(&args.term, args.limit, &filters)?;
     let format = match args.format.as_deref() {
         None | Some("table") => {
             Format::parse("table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}")

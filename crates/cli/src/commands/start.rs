@@ -36,7 +36,7 @@ pub fn exec(ctx: &Context, args: StartArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     if attach {
         let key = &args.containers[0];
-        let started = match engine.start_container(key, true) {
+        let started = match engine.containers().start_container(key, true) {
             Ok(s) => s,
             Err(e) => {
                 let e = anyhow::Error::from(e);
@@ -46,12 +46,12 @@ pub fn exec(ctx: &Context, args: StartArgs) -> anyhow::Result<i32> {
         };
         let (Started::Started { attach } | Started::AlreadyRunning { attach }) = started;
         let stream = attach.expect("attach was asked for");
-        let c = engine.find_container(key)?;
-        let cfg = engine.container_config(&c.id)?;
-        let end = engine.run_attach_session(
+        let id = engine.containers().container_id(key)?;
+        let cfg = engine.containers().config(&id)?;
+        let end = engine.containers().run_attach_session(
             stream,
             &AttachSession {
-                container: c.id,
+                container: id,
                 tty: cfg.tty,
                 stdin: args.interactive && cfg.interactive,
                 stdout: true,
@@ -68,7 +68,7 @@ pub fn exec(ctx: &Context, args: StartArgs) -> anyhow::Result<i32> {
     }
     let mut failed = false;
     for c in &args.containers {
-        match engine.start_container(c, false) {
+        match engine.containers().start_container(c, false) {
             Ok(_) => println!("{c}"),
             Err(e) => {
                 eprintln!("Error: {e}");

@@ -1,7 +1,7 @@
 use crate::format::{human_size, table, Template};
 use crate::Context;
 use clap::Args;
-use coracle_engine::{ContainerRecord, Engine, EngineError, StatsReader, StatsSample};
+use coracle_engine::{Engine, EngineError, StatsReader, StatsSample, StatsTarget};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
@@ -138,19 +138,20 @@ struct Targets {
 impl Targets {
     /// The containers to sample now, with their labels. Named containers removed
     /// since are dropped (docker stops showing them).
-    fn records(&mut self, engine: &mut Engine) -> anyhow::Result<Vec<(String, ContainerRecord)>> {
+    fn records(&mut self, engine: &mut Engine) -> anyhow::Result<Vec<(String, StatsTarget)>> {
         if self.named.is_empty() {
             return Ok(engine
-                .containers()?
+                .containers()
+                .stats_targets()?
                 .into_iter()
                 .filter(|c| self.all || c.is_active())
-                .map(|c| (c.id.chars().take(12).collect(), c))
+                .map(|c| (c.id().chars().take(12).collect(), c))
                 .collect());
         }
         let mut out = Vec::new();
         let mut kept = Vec::new();
         for (label, id) in self.named.drain(..) {
-            match engine.find_container(&id) {
+            match engine.containers().stats_target(&id) {
                 Ok(c) => {
                     out.push((label.clone(), c));
                     kept.push((label, id));
@@ -165,13 +166,13 @@ impl Targets {
 }
 
 fn sample_all(
-    engine: &Engine,
+    engine: &mut Engine,
     reader: &StatsReader,
-    records: &[(String, ContainerRecord)],
+    records: &[(String, StatsTarget)],
 ) -> anyhow::Result<Vec<(String, StatsSample)>> {
     records
         .iter()
-        .map(|(label, c)| Ok((label.clone(), engine.stats_sample(reader, c)?)))
+        .map(|(label, c)| Ok((label.clone(), engine.containers().stats_sample(reader, c)?)))
         .collect()
 }
 
@@ -193,8 +194,8 @@ pub fn exec(ctx: &Context, args: StatsArgs) -> anyhow::Result<i32> {
     let mut named = Vec::new();
     let mut missing = Vec::new();
     for key in &args.containers {
-        match engine.find_container(key) {
-            Ok(c) => named.push((key.clone(), c.id)),
+        match engine.containers().container_id(key) {
+            Ok(id) => named.push((key.clone(), id)),
             Err(e @ EngineError::NoSuchContainer(_)) => missing.push(e.to_string()),
             Err(e) => return Err(e.into()),
         }
@@ -207,16 +208,16 @@ pub fn exec(ctx: &Context, args: StatsArgs) -> anyhow::Result<i32> {
         all: args.all,
     };
     let by_name = !targets.named.is_empty();
-    let reader = engine.stats_reader()?;
+    let reader = engine.containers().stats_reader()?;
     let first = targets.records(&mut engine)?;
-    let mut prev: HashMap<String, StatsSample> = sample_all(&engine, &reader, &first)?
+    let mut prev: HashMap<String, StatsSample> = sample_all(&mut engine, &reader, &first)?
         .into_iter()
         .map(|(_, s)| (s.id.clone(), s))
         .collect();
     std::thread::sleep(FIRST_INTERVAL);
     loop {
         let records = targets.records(&mut engine)?;
-        let samples = sample_all(&engine, &reader, &records)?;
+        let samples = sample_all(&mut engine, &reader, &records)?;
         let rows: Vec<Value> = samples
             .iter()
             .map(|(label, s)| row(label, s, prev.get(&s.id), !args.no_trunc))

@@ -27,6 +27,6 @@ pub fn exec(ctx: &Context, args: StopArgs) -> anyhow::Result<i32> {
         .map(coracle_model::parse_signal)
         .transpose()?;
     super::parallel::for_each_container(ctx, &args.containers, |e, c| {
-        e.stop_container(c, args.time, signal)
+        e.containers().stop_container(c, args.time, signal)
     })
 }

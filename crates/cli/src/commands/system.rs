@@ -33,7 +33,7 @@ pub fn exec(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<i32> {
         SystemCommand::Check(_) => Ok(check(ctx)),
         SystemCommand::Boot => {
             let mut engine = ctx.engine()?;
-            let report = engine.boot()?;
+            let report = engine.containers().boot()?;
             for name in &report.started {
                 println!("{name}");
             }

@@ -18,7 +18,7 @@ pub struct DfArgs {
 }
 
 pub fn exec(ctx: &Context, args: DfArgs) -> anyhow::Result<i32> {
-    let usage = ctx.engine()?.disk_usage()?;
+    let usage = ctx.engine()?.system().disk_usage()?;
     let format = args.format.as_deref().filter(|f| !f.is_empty());
     if args.verbose && format.is_some() {
         // docker: verbose output ignores --format except json, which it refuses too.

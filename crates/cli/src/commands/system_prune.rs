@@ -82,7 +82,7 @@ pub fn exec(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     let mut reclaimed = 0;
 
-    let containers = engine.prune_containers(&filters)?;
+    let containers = engine.containers().prune_containers(&filters)?;
     for (id, why) in &containers.failed {
         eprintln!("WARNING: failed to prune container {id}: {why}");
     }
@@ -95,17 +95,17 @@ pub fn exec(ctx: &Context, args: PruneArgs) -> anyhow::Result<i32> {
         .filter_map(|f| f.split_once('='))
         .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
         .collect();
-    let networks = engine.network_prune(&pairs)?;
+    let networks = engine.networks().network_prune(&pairs)?;
     print!("{}", section("Deleted Networks", &networks));
 
     if args.volumes {
         // As docker: the anonymous ones only, whatever `-a` says.
-        let (volumes, freed) = engine.prune_volumes(false, &filters)?;
+        let (volumes, freed) = engine.volumes().prune_volumes(false, &filters)?;
         reclaimed += freed;
         print!("{}", section("Deleted Volumes", &volumes));
     }
 
-    let images = engine.prune_images(args.all, &filters)?;
+    let images = engine.images().prune_images(args.all, &filters)?;
     reclaimed += images.reclaimed;
     let events: Vec<String> = images
         .events

@@ -10,6 +10,6 @@ pub struct TagArgs {
 }
 
 pub fn exec(ctx: &Context, args: TagArgs) -> anyhow::Result<i32> {
-    ctx.engine()?.tag(&args.source, &args.target)?;
+    ctx.engine()?.images().tag(&args.source, &args.target)?;
     Ok(0)
 }

@@ -18,7 +18,7 @@ pub struct TopArgs {
 /// wide, three spaces apart, the last one (the command) as it is.
 pub fn exec(ctx: &Context, args: TopArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
-    let list = engine.top(&args.container, &args.ps_options)?;
+    let list = engine.containers().top(&args.container, &args.ps_options)?;
     let mut rows = vec![list.titles];
     rows.extend(list.processes);
     print!("{}", columns(&rows, 20, 3));

@@ -13,5 +13,7 @@ pub struct UnpauseArgs {
 /// Like docker: unpause what can be unpaused, printing each as given; report each
 /// failure and exit 1 if any failed.
 pub fn exec(ctx: &Context, args: UnpauseArgs) -> anyhow::Result<i32> {
-    super::parallel::for_each_container(ctx, &args.containers, |e, c| e.unpause_container(c))
+    super::parallel::for_each_container(ctx, &args.containers, |e, c| {
+        e.containers().unpause_container(c)
+    })
 }

@@ -69,7 +69,9 @@ pub fn exec(ctx: &Context, args: UpdateArgs) -> anyhow::Result<i32> {
         anyhow::bail!("you must provide one or more flags when using this command");
     }
     let opts = to_update_options(&args)?;
-    super::parallel::for_each_container(ctx, &args.containers, |e, c| e.update_container(c, &opts))
+    super::parallel::for_each_container(ctx, &args.containers, |e, c| {
+        e.containers().update_container(c, &opts)
+    })
 }
 
 fn any_flag(a: &UpdateArgs) -> bool {

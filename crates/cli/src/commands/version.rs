@@ -28,7 +28,7 @@ pub fn exec(ctx: &Context, args: VersionArgs) -> anyhow::Result<i32> {
     let client = client();
     // As docker with no daemon: the client part still prints, the server's failure is
     // the error.
-    let server = ctx.engine().and_then(|mut e| Ok(e.info()?));
+    let server = ctx.engine().and_then(|mut e| Ok(e.system().info()?));
     let value = json!({
         "Client": client,
         "Server": server.as_ref().ok().map(server_value),

@@ -96,13 +96,15 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
                     None => (l.clone(), String::new()),
                 })
                 .collect();
-            let v = engine.create_volume(a.name.as_deref(), labels, options)?;
+            let v = engine
+                .volumes()
+                .create_volume(a.name.as_deref(), labels, options)?;
             println!("{}", v["Name"].as_str().unwrap_or_default());
             Ok(0)
         }
         VolumeCommand::Ls(a) => {
             let filters = parse_filters(&a.filter, "-f, --filter")?;
-            let vols = engine.list_volumes_filtered(&filters)?;
+            let vols = engine.volumes().list_volumes_filtered(&filters)?;
             if a.quiet {
                 for v in &vols {
                     println!("{}", v["Name"].as_str().unwrap_or_default());
@@ -125,7 +127,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
             let mut found = Vec::new();
             let mut failed = false;
             for n in &a.names {
-                match engine.inspect_volume(n) {
+                match engine.volumes().inspect_volume(n) {
                     Ok(v) => found.push(v),
                     Err(e) => {
                         eprintln!("Error: {e}");
@@ -139,7 +141,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
         VolumeCommand::Rm(a) => {
             let mut failed = false;
             for n in &a.names {
-                match engine.remove_volume(n) {
+                match engine.volumes().remove_volume(n) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error: {e}");
@@ -161,7 +163,7 @@ pub fn exec(ctx: &Context, cmd: VolumeCommand) -> anyhow::Result<i32> {
                     return Ok(0);
                 }
             }
-            let (removed, freed) = engine.prune_volumes(a.all, &filters)?;
+            let (removed, freed) = engine.volumes().prune_volumes(a.all, &filters)?;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &removed {

@@ -13,7 +13,7 @@ pub fn exec(ctx: &Context, args: WaitArgs) -> anyhow::Result<i32> {
     let mut engine = ctx.engine()?;
     let mut failed = false;
     for c in &args.containers {
-        match engine.wait_container(c) {
+        match engine.containers().wait_container(c) {
             Ok(code) => println!("{code}"),
             Err(e) => {
                 eprintln!("Error: {e}");
