@@ -1,25 +1,22 @@
 //! What a front end (the CLI today; compose and the API server next) asks `create` for.
 
 use coracle_core::Platform;
-use coracle_model::{NamespaceMode, RunOptions};
+use coracle_model::{ContainerSpec, PullPolicy};
 
 pub struct RunRequest {
     pub image: String,
     pub platform: Option<Platform>,
-    pub options: RunOptions,
+    /// What the container is.
+    pub spec: ContainerSpec,
+    /// When to pull the image first (`--pull`): this invocation's choice, not the
+    /// container's.
+    pub pull: PullPolicy,
 }
 
-/// `-h`, else the host's name with the host's network or UTS namespace (docker keeps
-/// it there), else the short id.
-pub(crate) fn container_hostname(opts: &RunOptions, id: &str) -> String {
-    let shares_host_name =
-        opts.network == coracle_model::NetworkMode::Host || opts.uts == NamespaceMode::Host;
-    match &opts.hostname {
-        Some(h) => h.clone(),
-        None if shares_host_name => rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned(),
-        None => id[..12.min(id.len())].to_string(),
-    }
+/// The host's name (a container sharing the host's network or UTS namespace keeps it).
+pub(crate) fn host_nodename() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }

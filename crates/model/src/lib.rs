@@ -112,7 +112,7 @@ pub fn parse_pull_policy(s: &str) -> Result<PullPolicy, OptionsError> {
     }
 }
 
-/// The resource limits asked for, before docker's defaulting (see [`RunOptions::resources`]).
+/// The resource limits asked for, before docker's defaulting (see [`ContainerSpec::resources`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceOptions {
     /// `-m, --memory` in bytes.
@@ -142,17 +142,18 @@ pub struct ResourceOptions {
     pub blkio_throttles: BlkioThrottles,
     /// `--oom-kill-disable`: Some where the host has the knob (docker's `*bool`).
     pub oom_kill_disable: Option<bool>,
-    /// `--cgroup-parent` as given (the cgroup path is [`RunOptions::cgroups_path`]).
+    /// `--cgroup-parent` as given (the cgroup path is [`ContainerSpec::cgroups_path`]).
     pub cgroup_parent: Option<String>,
     /// `--device-cgroup-rule`, in order.
     pub device_cgroup_rules: Vec<DeviceCgroupRule>,
 }
 
-/// Every `coracle run` option the issue covers, as typed values. The CLI fills it with
-/// the parsers of this module; the engine resolves it (image config, user lookup, host
-/// paths) into a [`crate::spec::SpecInput`].
+/// What a container is, as `run`/`create` flags (docker's `Config`, `HostConfig` and
+/// `NetworkingConfig`) say it: typed values. The CLI fills it with the parsers of this
+/// crate (compose and the API server will too); [`resolve`] merges it with the image
+/// and the host. What one invocation chooses beyond the container is [`RunChoices`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunOptions {
+pub struct ContainerSpec {
     // --- Docker semantics
     /// `--name`.
     pub name: Option<String>,
@@ -176,9 +177,6 @@ pub struct RunOptions {
     pub interactive: bool,
     /// `-t`.
     pub tty: bool,
-    /// `--sig-proxy` (default true).
-    pub sig_proxy: bool,
-    pub pull: PullPolicy,
     /// `--runtime`: None = built-in.
     pub runtime: Option<String>,
 
@@ -239,8 +237,6 @@ pub struct RunOptions {
     pub volumes_from: Vec<VolumesFrom>,
 
     // --- Lifecycle
-    /// `-d`.
-    pub detach: bool,
     /// `--label`, `--label-file`.
     pub labels: BTreeMap<String, String>,
     pub restart: RestartPolicy,
@@ -251,22 +247,43 @@ pub struct RunOptions {
     pub stop_timeout: Option<i64>,
     /// The `--health-*` flags, merged with the image's HEALTHCHECK at create.
     pub health: HealthFlags,
-    /// `--detach-keys` (None: ctrl-p ctrl-q).
-    pub detach_keys: Option<Vec<u8>>,
-    /// `-a/--attach` (None: docker's default, stdout and stderr, stdin with `-i`).
+    /// `-a/--attach` (None: docker's default, stdout and stderr, stdin with `-i`; `-d`
+    /// attaches none).
     pub attach: Option<AttachStreams>,
     /// `--cidfile`, as given (the CLI writes it; docker keeps the path in
     /// `HostConfig.ContainerIDFile`).
     pub cidfile: Option<String>,
 }
 
-impl RunOptions {
-    /// Options with docker's defaults for the flags that default to true.
-    pub fn new() -> RunOptions {
-        RunOptions {
+/// The choices of one `run`/`create` invocation that are not part of the container
+/// it makes (a compose service or an API request never carries them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunChoices {
+    /// `-d`: print the id and return instead of attaching.
+    pub detach: bool,
+    /// `--sig-proxy` (default true): pass the signals `run` gets on to the container.
+    pub sig_proxy: bool,
+    /// `--detach-keys` (None: ctrl-p ctrl-q).
+    pub detach_keys: Option<Vec<u8>>,
+    /// `--pull`.
+    pub pull: PullPolicy,
+}
+
+impl Default for RunChoices {
+    fn default() -> RunChoices {
+        RunChoices {
+            detach: false,
             sig_proxy: true,
-            ..Default::default()
+            detach_keys: None,
+            pull: PullPolicy::Missing,
         }
+    }
+}
+
+impl ContainerSpec {
+    /// A container with docker's defaults for every flag.
+    pub fn new() -> ContainerSpec {
+        ContainerSpec::default()
     }
 
     /// Docker's checks across flags (those the daemon makes before creating anything):
@@ -358,7 +375,7 @@ impl ResourceOptions {
     }
 }
 
-impl RunOptions {
+impl ContainerSpec {
     /// docker's network-mode conflicts (moby `validateNetContainerMode`, endpoint
     /// settings), in docker's order and words.
     fn validate_network(&self) -> Result<(), OptionsError> {
@@ -595,7 +612,7 @@ mod tests {
 
     #[test]
     fn memory_reservation_checked_as_docker_checks_it() {
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.resources.memory_reservation = Some(1 << 20);
         assert_eq!(
             o.validate().unwrap_err().to_string(),
@@ -616,7 +633,7 @@ mod tests {
     #[test]
     fn cpu_period_and_quota_checked_as_docker_checks_them() {
         let err = |period: Option<i64>, quota: Option<i64>, cpus: &str| {
-            let mut o = RunOptions::new();
+            let mut o = ContainerSpec::new();
             o.resources.cpu_period = period;
             o.resources.cpu_quota = quota;
             o.resources.cpus = parse_cpus(cpus).unwrap();
@@ -636,7 +653,7 @@ mod tests {
             assert!(err(Some(p), None, "0").unwrap().contains("CPU cfs period"));
         }
         assert!(err(None, Some(999), "0").unwrap().contains("CPU cfs quota"));
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.resources.cpu_period = Some(50_000);
         o.resources.cpu_quota = Some(25_000);
         let r = o.resources();
@@ -645,7 +662,7 @@ mod tests {
 
     #[test]
     fn resources_apply_docker_defaults() {
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.resources.memory = Some(64 << 20);
         let r = o.resources();
         assert_eq!(r.memory, Some(64 << 20));
@@ -657,7 +674,7 @@ mod tests {
         o.resources.cpus = parse_cpus("1.5").unwrap();
         let r = o.resources();
         assert_eq!((r.cpu_quota, r.cpu_period), (Some(150_000), Some(100_000)));
-        assert_eq!(RunOptions::new().resources(), Resources::default());
+        assert_eq!(ContainerSpec::new().resources(), Resources::default());
     }
 
     #[test]
@@ -670,7 +687,7 @@ mod tests {
         );
         check_cpus_available(2_000_000_000, 2).unwrap();
         assert!(host_cpus() >= 1);
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.resources.cpus = parse_cpus("100000").unwrap();
         assert!(o
             .validate()
@@ -681,7 +698,7 @@ mod tests {
 
     #[test]
     fn validate_follows_docker() {
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.resources.memory = Some(1 << 20);
         assert_eq!(
             o.validate().unwrap_err().to_string(),
@@ -720,15 +737,15 @@ mod tests {
 
     #[test]
     fn network_conflicts_follow_docker() {
-        let check = |f: &dyn Fn(&mut RunOptions)| {
-            let mut o = RunOptions::new();
+        let check = |f: &dyn Fn(&mut ContainerSpec)| {
+            let mut o = ContainerSpec::new();
             f(&mut o);
             o.validate().err().map(|e| e.to_string())
         };
-        let container = |o: &mut RunOptions| o.network = parse_network("container:web").unwrap();
+        let container = |o: &mut ContainerSpec| o.network = parse_network("container:web").unwrap();
         let msg = |m: &str| Some(m.to_string());
         assert_eq!(check(&container), None);
-        let publish = |o: &mut RunOptions| o.publish = parse_publish("8080:80").unwrap();
+        let publish = |o: &mut ContainerSpec| o.publish = parse_publish("8080:80").unwrap();
         let ports = msg("conflicting options: port publishing and the container type network mode");
         assert_eq!(
             check(&|o| {
@@ -789,7 +806,7 @@ mod tests {
         );
         let mac = msg("conflicting options: mac-address and the network mode");
         let set_mac =
-            |o: &mut RunOptions| o.mac_address = Some(parse_mac("02:42:ac:11:00:02").unwrap());
+            |o: &mut ContainerSpec| o.mac_address = Some(parse_mac("02:42:ac:11:00:02").unwrap());
         assert_eq!(
             check(&|o| {
                 container(o);
@@ -813,10 +830,10 @@ mod tests {
         .contains("--network container"));
 
         let ip = msg("user specified IP address is supported on user defined networks only");
-        let set_ip = |o: &mut RunOptions| o.ip = Some(parse_ipv4_address("10.89.0.9").unwrap());
+        let set_ip = |o: &mut ContainerSpec| o.ip = Some(parse_ipv4_address("10.89.0.9").unwrap());
         let alias =
             msg("network-scoped alias is supported only for containers in user defined networks");
-        let set_alias = |o: &mut RunOptions| o.network_aliases = vec!["db".into()];
+        let set_alias = |o: &mut ContainerSpec| o.network_aliases = vec!["db".into()];
         for mode in [
             NetworkMode::DefaultBridge,
             NetworkMode::None,
@@ -837,7 +854,7 @@ mod tests {
                 alias
             );
         }
-        let named = |o: &mut RunOptions| o.network = NetworkMode::Named("mynet".into());
+        let named = |o: &mut ContainerSpec| o.network = NetworkMode::Named("mynet".into());
         assert_eq!(
             check(&|o| {
                 named(o);

@@ -103,17 +103,9 @@ pub fn parse_attach(values: &[String], interactive: bool) -> Result<AttachStream
     Ok(s)
 }
 
-impl super::RunOptions {
-    /// The streams an attached `run` relays (docker's `Config.Attach*`): none with
-    /// `-d`.
+impl super::ContainerSpec {
+    /// The streams an attached `run` relays (docker's `Config.Attach*`).
     pub fn attached_streams(&self) -> AttachStreams {
-        if self.detach {
-            return AttachStreams {
-                stdin: false,
-                stdout: false,
-                stderr: false,
-            };
-        }
         self.attach.unwrap_or(AttachStreams {
             stdin: self.interactive,
             stdout: true,

@@ -3,7 +3,7 @@
 //! dockerd resolves a container at create. Everything that needs the container's root
 //! filesystem (its /etc/passwd, mount points, volumes) is left to the engine.
 //!
-//! The CLI, compose and the API server all produce [`RunOptions`]; the engine reads the
+//! The CLI, compose and the API server all produce [`ContainerSpec`]; the engine reads the
 //! image config and the host into [`ImageDefaults`] and [`HostFacts`], calls
 //! [`resolve`], and builds the OCI spec, docker's `Config` view and the monitor's
 //! config from the one [`ResolvedContainer`].
@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use crate::{
-    defaults, merge_health, parse_signal, parse_user, resolve_command, HealthConfig, IdRef,
-    MountRequest, NamespaceMode, NetworkMode, OptionsError, RunOptions, UserSpec,
+    defaults, merge_health, parse_signal, parse_user, resolve_command, ContainerSpec, HealthConfig,
+    IdRef, MountRequest, NamespaceMode, NetworkMode, OptionsError, UserSpec,
 };
 
 /// What the image's config contributes (its `config` object, already parsed).
@@ -84,7 +84,7 @@ pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
 /// Resolves `spec` for the container `id` against its image and the host.
 /// `shared_mounts` are the `--volumes-from` mounts, already looked up.
 pub fn resolve(
-    spec: &RunOptions,
+    spec: &ContainerSpec,
     id: &str,
     image: &ImageDefaults,
     shared_mounts: &[MountRequest],
@@ -122,7 +122,7 @@ pub fn resolve(
 
 /// `-h`, else the host's name with the host's network or UTS namespace (docker keeps
 /// it there), else the short id.
-pub fn hostname(spec: &RunOptions, id: &str, nodename: &str) -> String {
+pub fn hostname(spec: &ContainerSpec, id: &str, nodename: &str) -> String {
     let shares_host_name = spec.network == NetworkMode::Host || spec.uts == NamespaceMode::Host;
     match &spec.hostname {
         Some(h) => h.clone(),
@@ -131,7 +131,7 @@ pub fn hostname(spec: &RunOptions, id: &str, nodename: &str) -> String {
     }
 }
 
-fn working_dir(spec: &RunOptions, image: &ImageDefaults) -> Result<String, OptionsError> {
+fn working_dir(spec: &ContainerSpec, image: &ImageDefaults) -> Result<String, OptionsError> {
     let cwd = spec
         .workdir
         .clone()
@@ -145,7 +145,7 @@ fn working_dir(spec: &RunOptions, image: &ImageDefaults) -> Result<String, Optio
     Ok(cwd)
 }
 
-fn user(spec: &RunOptions, image: &ImageDefaults) -> Result<Option<UserSpec>, OptionsError> {
+fn user(spec: &ContainerSpec, image: &ImageDefaults) -> Result<Option<UserSpec>, OptionsError> {
     if spec.user.is_some() {
         return Ok(spec.user.clone());
     }
@@ -157,7 +157,7 @@ fn user(spec: &RunOptions, image: &ImageDefaults) -> Result<Option<UserSpec>, Op
         .transpose()
 }
 
-fn stop_signal(spec: &RunOptions, image: &ImageDefaults) -> Result<i32, OptionsError> {
+fn stop_signal(spec: &ContainerSpec, image: &ImageDefaults) -> Result<i32, OptionsError> {
     match (spec.stop_signal, &image.stop_signal) {
         (Some(s), _) => Ok(s),
         (None, Some(s)) if !s.is_empty() => parse_signal(s),
@@ -169,7 +169,7 @@ fn stop_signal(spec: &RunOptions, image: &ImageDefaults) -> Result<i32, OptionsE
 /// capability outside our bounding set cannot be granted (here root lacks
 /// CAP_SYS_RESOURCE). `ALL`/`--privileged` quietly mean "all we have"; naming a missing
 /// one explicitly is an error.
-fn held_capabilities(spec: &RunOptions, host: &HostFacts) -> Result<Vec<String>, OptionsError> {
+fn held_capabilities(spec: &ContainerSpec, host: &HostFacts) -> Result<Vec<String>, OptionsError> {
     let held = |name: &str| {
         defaults::ALL_CAPABILITIES
             .iter()
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_docker() {
-        let r = resolve(&RunOptions::new(), ID, &image(), &[], &host()).unwrap();
+        let r = resolve(&ContainerSpec::new(), ID, &image(), &[], &host()).unwrap();
         assert_eq!(r.args, ["/bin/sh"]);
         assert_eq!(r.cwd, "/");
         assert_eq!(r.hostname, "0123456789ab");
@@ -291,11 +291,11 @@ mod tests {
             stop_signal: Some("SIGQUIT".into()),
             ..image()
         };
-        let r = resolve(&RunOptions::new(), ID, &img, &[], &host()).unwrap();
+        let r = resolve(&ContainerSpec::new(), ID, &img, &[], &host()).unwrap();
         assert_eq!(r.cwd, "/srv");
         assert_eq!(r.user, Some(parse_user("nobody").unwrap()));
         assert_eq!(r.stop_signal, libc::SIGQUIT);
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.workdir = Some("relative".into());
         let e = resolve(&o, ID, &img, &[], &host()).unwrap_err();
         assert!(
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn host_namespaces_keep_the_host_name() {
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.uts = NamespaceMode::Host;
         assert_eq!(hostname(&o, ID, "thehost"), "thehost");
         o.hostname = Some("given".into());
@@ -318,7 +318,7 @@ mod tests {
         let mut h = host();
         let sys_resource = 24;
         h.bounding_capabilities &= !(1u64 << sys_resource);
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.privileged = true;
         let r = resolve(&o, ID, &image(), &[], &h).unwrap();
         assert!(!r.capabilities.iter().any(|c| c == "CAP_SYS_RESOURCE"));
@@ -335,7 +335,7 @@ mod tests {
         let mut h = host();
         h.oom_score_adj = 100;
         h.effective_capabilities = 0;
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.oom_score_adj = Some(50);
         assert!(resolve(&o, ID, &image(), &[], &h).is_err());
         o.oom_score_adj = Some(100);
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn explicit_mounts_replace_image_volumes() {
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.mounts = vec![crate::parse_volume("/host:/data/.").unwrap()];
         let r = resolve(&o, ID, &image(), &[], &host()).unwrap();
         assert_eq!(r.mounts.len(), 1);

@@ -241,7 +241,7 @@ fn pids_integer(s: &str) -> Result<i64, OptionsError> {
 }
 
 /// `--cpu-period` / `--cpu-quota`: CFS microseconds as an integer; the ranges are
-/// checked across flags in [`super::RunOptions::validate`], as docker's daemon does.
+/// checked across flags in [`super::ContainerSpec::validate`], as docker's daemon does.
 pub fn parse_cpu_cfs(flag: &'static str, s: &str) -> Result<i64, OptionsError> {
     s.trim().parse().map_err(|_| {
         bad(
@@ -535,7 +535,7 @@ pub fn parse_device(s: &str) -> Result<DeviceMapping, OptionsError> {
 }
 
 /// Resource limits, already defaulted as docker does (see
-/// [`crate::RunOptions::resources`]).
+/// [`crate::ContainerSpec::resources`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
     /// bytes.

@@ -41,7 +41,7 @@ mod tests {
             "Minimum memory limit allowed is 6MB"
         );
         // run still refuses swap without memory.
-        let mut r = super::super::RunOptions::new();
+        let mut r = super::super::ContainerSpec::new();
         r.resources.memory_swap = Some(600 << 20);
         assert!(r.validate().is_err());
     }

@@ -320,9 +320,38 @@ fn attach(
 /// is gone the cause is the stop, docker's "container ID is not running" (exit 1).
 fn exec_error(rt: &dyn Runtime, id: &str, process: &Process, e: RuntimeError) -> ExecError {
     match runtime_error(id, process, e) {
-        ExecError::Runtime(_) if !container_alive(rt, id) => ExecError::NotRunning(id.to_string()),
+        ExecError::Runtime(_) if !alive_after_grace(rt, id) => {
+            ExecError::NotRunning(id.to_string())
+        }
         other => other,
     }
+}
+
+/// How long a failed exec waits for the container's init to exit before taking the
+/// failure as its own: a stop's SIGKILL reaches the exec's helpers in the container's
+/// cgroup a moment before the init is seen gone.
+const STOP_RACE_GRACE: Duration = Duration::from_secs(1);
+
+/// Whether the init still runs once it has had [`STOP_RACE_GRACE`] to exit (waited on
+/// through a pidfd: no polling loop, and no wait at all when it is already gone).
+fn alive_after_grace(rt: &dyn Runtime, id: &str) -> bool {
+    let Some(pid) = alive_init_pid(rt, id) else {
+        return false;
+    };
+    let pidfd = rustix::process::Pid::from_raw(pid)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    if let Some(fd) = pidfd {
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let grace = rustix::event::Timespec {
+            tv_sec: STOP_RACE_GRACE.as_secs() as _,
+            tv_nsec: 0,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&grace));
+    }
+    container_alive(rt, id)
 }
 
 fn runtime_error(id: &str, process: &Process, e: RuntimeError) -> ExecError {
@@ -346,26 +375,25 @@ fn runtime_error(id: &str, process: &Process, e: RuntimeError) -> ExecError {
 
 /// Whether the container's init still runs (not gone, not a zombie).
 fn container_alive(rt: &dyn Runtime, id: &str) -> bool {
-    let Ok(state) = rt.state(id) else {
-        return false;
-    };
-    let Some(pid) = state.pid.filter(|_| state.status != Status::Stopped) else {
-        return false;
-    };
+    alive_init_pid(rt, id).is_some()
+}
+
+/// The container's init pid while it runs (not gone, not a zombie).
+fn alive_init_pid(rt: &dyn Runtime, id: &str) -> Option<i32> {
+    let state = rt.state(id).ok()?;
+    let pid = state.pid.filter(|_| state.status != Status::Stopped)?;
     // An exiting process drops its namespaces (what exec joins) before it turns into
     // a zombie: one without them is as good as gone.
-    if fs::symlink_metadata(format!("/proc/{pid}/ns/mnt")).is_err() {
-        return false;
-    }
+    fs::symlink_metadata(format!("/proc/{pid}/ns/mnt")).ok()?;
     // The third field of /proc/PID/stat is the state; the command before it is in
     // parentheses and may hold spaces.
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string))
-        })
-        .is_some_and(|st| st != "Z" && st != "X")
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let running = rest
+        .split_whitespace()
+        .next()
+        .is_some_and(|st| st != "Z" && st != "X");
+    running.then(|| i32::try_from(pid).ok()).flatten()
 }
 
 fn set_child_subreaper() -> Result<(), ExecError> {

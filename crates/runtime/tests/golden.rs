@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use coracle_model::defaults;
 use coracle_model::{
-    self as options, merge_env, EnvContext, HostFacts, ImageDefaults, MountRequest, NamespaceMode,
-    RunOptions, SysctlContext,
+    self as options, merge_env, ContainerSpec, EnvContext, HostFacts, ImageDefaults, MountRequest,
+    NamespaceMode, SysctlContext,
 };
 use coracle_runtime::seccomp::KernelVersion;
 use coracle_runtime::spec::{
@@ -34,7 +34,7 @@ fn host_hard_limits() -> HashMap<String, u64> {
 /// What `create` does: resolve the options against a fake image and host, then fill in
 /// what the root filesystem and the host's paths would tell (`user`, `home`, mounts,
 /// devices).
-fn resolve(o: &RunOptions, user: ProcessUser, home: Option<&str>) -> SpecInput {
+fn resolve(o: &ContainerSpec, user: ProcessUser, home: Option<&str>) -> SpecInput {
     let image = ImageDefaults {
         cmd: Some(strings(&["/bin/sh"])),
         env: strings(&["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]),
@@ -211,7 +211,7 @@ fn root() -> ProcessUser {
 #[test]
 fn golden_defaults() {
     // coracle run --network none alpine
-    let mut o = RunOptions::new();
+    let mut o = ContainerSpec::new();
     o.network = options::parse_network("none").unwrap();
     check("defaults", &resolve(&o, root(), None));
 }
@@ -219,7 +219,7 @@ fn golden_defaults() {
 #[test]
 fn golden_privileged() {
     // coracle run --privileged --network host alpine sh -c 'id'
-    let mut o = RunOptions::new();
+    let mut o = ContainerSpec::new();
     o.privileged = true;
     o.network = options::parse_network("host").unwrap();
     o.args = strings(&["sh", "-c", "id"]);
@@ -253,7 +253,7 @@ fn golden_privileged() {
 #[test]
 fn golden_read_only_tmpfs() {
     // coracle run --read-only --tmpfs /tmp --tmpfs /run:rw,exec,size=16m alpine touch /tmp/x
-    let mut o = RunOptions::new();
+    let mut o = ContainerSpec::new();
     o.read_only = true;
     o.network = options::NetworkMode::None;
     o.mounts
@@ -273,7 +273,7 @@ fn golden_limits() {
     // coracle run -m 512m --memory-swap 1g --cpus 1.5 --cpu-shares 512 --cpuset-cpus 0-1
     //   --pids-limit 100 --ulimit nofile=1024:2048 --ulimit nproc=64 --shm-size 128m
     //   --device /dev/net/tun --sysctl net.core.somaxconn=1024 --init --network none alpine
-    let mut o = RunOptions::new();
+    let mut o = ContainerSpec::new();
     o.network = options::NetworkMode::None;
     o.resources.memory = Some(options::parse_memory("512m").unwrap());
     o.resources.memory_swap = Some(options::parse_memory_swap("1g").unwrap());
@@ -298,7 +298,7 @@ fn golden_limits() {
 #[test]
 fn golden_cap_drop_all_add_net_admin() {
     // coracle run --cap-drop ALL --cap-add net_admin --network none alpine ip link
-    let mut o = RunOptions::new();
+    let mut o = ContainerSpec::new();
     o.network = options::NetworkMode::None;
     o.cap_drop
         .push(options::parse_capability("--cap-drop", "ALL").unwrap());
@@ -313,7 +313,7 @@ fn golden_user_with_groups() {
     // coracle run -u 1000:1000 --group-add 10 -it -w /app -e A=1 --security-opt
     //   no-new-privileges -v ./site:/app/site:ro -v data:/data -v /srv:/mnt/srv:rshared
     //   --pid host --ipc host --uts host --network none alpine
-    let mut o = RunOptions::new();
+    let mut o = ContainerSpec::new();
     o.network = options::NetworkMode::None;
     o.user = Some(options::parse_user("1000:1000").unwrap());
     o.group_add.push(options::parse_group_add("10").unwrap());
@@ -342,7 +342,7 @@ fn golden_user_with_groups() {
 
 #[test]
 fn ulimit_above_host_hard_limit_is_refused() {
-    let mut o = RunOptions::new();
+    let mut o = ContainerSpec::new();
     o.ulimits
         .push(options::parse_ulimit("nofile=1024:1048576").unwrap());
     let e = build_spec(&resolve(&o, root(), None)).unwrap_err();
@@ -356,7 +356,7 @@ fn ulimit_above_host_hard_limit_is_refused() {
 
 #[test]
 fn bad_inputs_are_clear_errors() {
-    let o = RunOptions::new();
+    let o = ContainerSpec::new();
     let good = resolve(&o, root(), None);
 
     let mut i = good.clone();

@@ -1,7 +1,7 @@
 //! `coracle create`: `run`'s container flags; makes the container without starting it
 //! and prints its id.
 
-use crate::commands::run::{self, to_run_options, ContainerArgs};
+use crate::commands::run::{self, to_container_spec, ContainerArgs};
 use crate::commands::UsageError;
 use crate::Context;
 use clap::Args;
@@ -29,9 +29,10 @@ pub fn exec(ctx: &Context, args: CreateArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
-    let options = to_run_options(&args.container, false, args.sig_proxy, &args.detach_keys)?;
+    let (spec, choices) =
+        to_container_spec(&args.container, false, args.sig_proxy, &args.detach_keys)?;
     let mut engine = ctx.engine()?;
-    let prepared = run::create(&mut engine, &args.container, &options)?;
+    let prepared = run::create(&mut engine, &args.container, &spec, choices.pull)?;
     println!("{}", prepared.id);
     Ok(0)
 }

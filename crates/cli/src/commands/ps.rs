@@ -135,41 +135,7 @@ pub fn exec(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
                 out.push('\n');
             }
         }
-        Output::DefaultTable => {
-            let mut header: Vec<String> = [
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            if size {
-                header.push("SIZE".into());
-            }
-            let mut rows = vec![header];
-            for c in &list {
-                let r = Row::new(c, trunc, now);
-                let mut cells = vec![
-                    r.id,
-                    r.image,
-                    r.command,
-                    r.running_for,
-                    r.status,
-                    r.ports,
-                    r.names,
-                ];
-                if size {
-                    cells.push(r.size);
-                }
-                rows.push(cells);
-            }
-            out = table(&rows);
-        }
+        Output::DefaultTable => out = default_table(&list, trunc, now, size),
         Output::Json => {
             for c in &list {
                 out.push_str(&Value::Object(Row::new(c, trunc, now).into_map()).to_string());
@@ -181,35 +147,95 @@ pub fn exec(ctx: &Context, args: PsArgs) -> anyhow::Result<i32> {
             text,
         } => {
             let template = template.expect("parsed above");
-            let mut lines = Vec::new();
-            if is_table {
-                let header = Template::parse_header(&with_labels(&text, |_| go_quote("LABEL")))?;
-                lines.push(header.render(&header_value())?);
-            }
-            for c in &list {
-                let mut row = Row::new(c, trunc, now).into_map();
-                for (i, k) in label_keys.iter().enumerate() {
-                    let v = c.labels.get(k).cloned().unwrap_or_default();
-                    row.insert(format!("{LABEL_FIELD}{i}"), Value::String(v));
-                }
-                lines.push(template.render(&Value::Object(row))?);
-            }
-            if is_table {
-                let rows: Vec<Vec<String>> = lines
-                    .iter()
-                    .map(|l| l.split('\t').map(str::to_string).collect())
-                    .collect();
-                out = table(&rows);
-            } else {
-                for l in lines {
-                    out.push_str(&l);
-                    out.push('\n');
-                }
-            }
+            let rows = Templated {
+                template: &template,
+                label_keys: &label_keys,
+                trunc,
+                now,
+            };
+            out = rows.render(&list, is_table, &text)?;
         }
     }
     print!("{out}");
     Ok(0)
+}
+
+/// docker's default columns (SIZE with `-s`).
+fn default_table(list: &[ContainerSummary], trunc: bool, now: DateTime<Utc>, size: bool) -> String {
+    let mut header: Vec<String> = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if size {
+        header.push("SIZE".into());
+    }
+    let mut rows = vec![header];
+    for c in list {
+        let r = Row::new(c, trunc, now);
+        let mut cells = vec![
+            r.id,
+            r.image,
+            r.command,
+            r.running_for,
+            r.status,
+            r.ports,
+            r.names,
+        ];
+        if size {
+            cells.push(r.size);
+        }
+        rows.push(cells);
+    }
+    table(&rows)
+}
+
+/// `--format` with a Go template: one line a container, a header and aligned columns
+/// with `table`.
+struct Templated<'a> {
+    template: &'a Template,
+    /// `.Label "KEY"` keys, passed as extra fields (see `label_fields`).
+    label_keys: &'a [String],
+    trunc: bool,
+    now: DateTime<Utc>,
+}
+
+impl Templated<'_> {
+    fn render(
+        &self,
+        list: &[ContainerSummary],
+        is_table: bool,
+        text: &str,
+    ) -> anyhow::Result<String> {
+        let mut lines = Vec::new();
+        if is_table {
+            let header = Template::parse_header(&with_labels(text, |_| go_quote("LABEL")))?;
+            lines.push(header.render(&header_value())?);
+        }
+        for c in list {
+            let mut row = Row::new(c, self.trunc, self.now).into_map();
+            for (i, k) in self.label_keys.iter().enumerate() {
+                let v = c.labels.get(k).cloned().unwrap_or_default();
+                row.insert(format!("{LABEL_FIELD}{i}"), Value::String(v));
+            }
+            lines.push(self.template.render(&Value::Object(row))?);
+        }
+        if is_table {
+            let rows: Vec<Vec<String>> = lines
+                .iter()
+                .map(|l| l.split('\t').map(str::to_string).collect())
+                .collect();
+            return Ok(table(&rows));
+        }
+        Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+    }
 }
 
 /// docker asks for sizes when the template shows them (`.Size`, or `json .`, which

@@ -3,7 +3,7 @@
 //! fails, 126/127 when the command cannot be run, else the container's.
 //!
 //! Also the flags `run` and `create` share, parsed by the model's parsers into its
-//! `RunOptions`, with docker's messages for bad values.
+//! `ContainerSpec`, with docker's messages for bad values.
 
 use crate::commands::UsageError;
 use crate::progress::PullDisplay;
@@ -14,7 +14,7 @@ use coracle_engine::process::note;
 use coracle_engine::{
     AttachEnd, AttachSession, Engine, EngineError, PreparedContainer, RunRequest, Started,
 };
-use coracle_model::{self as o, RunOptions};
+use coracle_model::{self as o, ContainerSpec, PullPolicy, RunChoices};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -331,7 +331,8 @@ pub(crate) fn start_failure_code(err: &anyhow::Error) -> i32 {
 pub(crate) fn create(
     engine: &mut Engine,
     args: &ContainerArgs,
-    options: &RunOptions,
+    options: &ContainerSpec,
+    pull: PullPolicy,
 ) -> anyhow::Result<PreparedContainer> {
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let mut cidfile = options
@@ -349,7 +350,8 @@ pub(crate) fn create(
         &RunRequest {
             image: args.image.clone(),
             platform,
-            options: options.clone(),
+            spec: options.clone(),
+            pull,
         },
         &display,
     );
@@ -413,7 +415,7 @@ impl Drop for CidFile {
 }
 
 fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
-    let options = to_run_options(
+    let (options, choices) = to_container_spec(
         &args.container,
         args.detach,
         args.sig_proxy,
@@ -423,7 +425,7 @@ fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
         return Err(UsageError("Conflicting options: -a and -d".into()).into());
     }
     let mut engine = ctx.engine()?;
-    let prepared = create(&mut engine, &args.container, &options)?;
+    let prepared = create(&mut engine, &args.container, &options, choices.pull)?;
     let streams = options.attached_streams();
     // docker: with no stream attached, the id is printed and `run` returns.
     let attach = streams.stdin || streams.stdout || streams.stderr;
@@ -443,8 +445,8 @@ fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
             stdin: options.interactive && streams.stdin,
             stdout: streams.stdout,
             stderr: streams.stderr,
-            detach_keys: options.detach_keys.clone(),
-            sig_proxy: options.sig_proxy,
+            detach_keys: choices.detach_keys.clone(),
+            sig_proxy: choices.sig_proxy,
         },
     )?;
     Ok(match end {
@@ -454,15 +456,21 @@ fn create_and_start(ctx: &Context, args: &RunArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// The flags as `RunOptions`; `detach`, `sig_proxy` and `detach_keys` are `run`'s own
-/// (`create` passes what it accepts of them).
-pub(crate) fn to_run_options(
+/// The flags as the container they describe and this invocation's own choices;
+/// `detach`, `sig_proxy` and `detach_keys` are `run`'s flags (`create` passes what it
+/// accepts of them).
+pub(crate) fn to_container_spec(
     args: &ContainerArgs,
     detach: bool,
     sig_proxy: bool,
     detach_keys: &Option<String>,
-) -> anyhow::Result<RunOptions> {
-    let mut opts = RunOptions::new();
+) -> anyhow::Result<(ContainerSpec, RunChoices)> {
+    let mut opts = ContainerSpec::new();
+    let mut choices = RunChoices {
+        detach,
+        sig_proxy,
+        ..RunChoices::default()
+    };
     opts.name = args.name.clone();
     opts.entrypoint = args.entrypoint.clone();
     opts.args = args.command.clone();
@@ -491,7 +499,7 @@ pub(crate) fn to_run_options(
     opts.rm = args.rm;
     opts.interactive = args.interactive;
     opts.tty = args.tty;
-    opts.pull = o::parse_pull_policy(&args.pull)?;
+    choices.pull = o::parse_pull_policy(&args.pull)?;
     opts.runtime = args.runtime.clone();
     opts.network = o::parse_network(&args.network)?;
     network_flags(args, &mut opts)?;
@@ -538,18 +546,24 @@ pub(crate) fn to_run_options(
         opts.mounts.push(o::MountRequest::Tmpfs(o::parse_tmpfs(t)?));
     }
     script_flags(args, &mut opts)?;
-    opts.detach = detach;
-    opts.sig_proxy = sig_proxy;
-    opts.detach_keys = parsed(detach_keys, o::parse_detach_keys)?;
+    if detach {
+        // docker's client: a detached container attaches no stream.
+        opts.attach = Some(o::AttachStreams {
+            stdin: false,
+            stdout: false,
+            stderr: false,
+        });
+    }
+    choices.detach_keys = parsed(detach_keys, o::parse_detach_keys)?;
     lifecycle_flags(args, &mut opts)?;
     opts.validate()?;
-    Ok(opts)
+    Ok((opts, choices))
 }
 
 /// The memory, CPU, block I/O and pids limits (with `cgroup_flags` between them, in
 /// docker's order of checks). What the host's cgroups cannot do is dropped with
 /// docker's warning.
-fn resource_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+fn resource_flags(args: &ContainerArgs, opts: &mut ContainerSpec) -> anyhow::Result<()> {
     let r = &mut opts.resources;
     r.memory = parsed(&args.memory, o::parse_memory)?;
     r.memory_swap = parsed(&args.memory_swap, o::parse_memory_swap)?;
@@ -577,7 +591,7 @@ fn resource_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result
 }
 
 /// `--label*`, `--restart`, `--log-*`, `--stop-*` and the health check flags.
-fn lifecycle_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+fn lifecycle_flags(args: &ContainerArgs, opts: &mut ContainerSpec) -> anyhow::Result<()> {
     let mut label_lines = Vec::new();
     for file in &args.label_file {
         let text = std::fs::read_to_string(file)
@@ -604,7 +618,7 @@ fn lifecycle_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Resul
 /// `--cgroup-parent`, `--cgroupns`, `--userns`, `--oom-kill-disable`, the block I/O
 /// device flags and `--device-cgroup-rule`. What the host's cgroups cannot do is
 /// dropped with docker's warning, as docker's daemon drops it.
-fn cgroup_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+fn cgroup_flags(args: &ContainerArgs, opts: &mut ContainerSpec) -> anyhow::Result<()> {
     let r = &mut opts.resources;
     r.cgroup_parent = args.cgroup_parent.clone().filter(|p| !p.is_empty());
     if let Some(p) = &r.cgroup_parent {
@@ -690,8 +704,8 @@ fn cgroup_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<(
 }
 
 /// `-p`, `-P`, `--expose`, `--ip`, `--mac-address`, `--network-alias`, `--dns*`,
-/// `--add-host` (the cross-flag rules are `RunOptions::validate`'s).
-fn network_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+/// `--add-host` (the cross-flag rules are `ContainerSpec::validate`'s).
+fn network_flags(args: &ContainerArgs, opts: &mut ContainerSpec) -> anyhow::Result<()> {
     for p in &args.publish {
         opts.publish.extend(o::parse_publish(p)?);
     }
@@ -726,7 +740,7 @@ fn network_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<
 
 /// `--link`, `--volumes-from`, `-a` and `--cidfile` (`-a` with `-d` is the caller's
 /// check: `create` has no `-d`).
-fn script_flags(args: &ContainerArgs, opts: &mut RunOptions) -> anyhow::Result<()> {
+fn script_flags(args: &ContainerArgs, opts: &mut ContainerSpec) -> anyhow::Result<()> {
     opts.links = args
         .link
         .iter()
@@ -787,10 +801,10 @@ mod tests {
         args: RunArgs,
     }
 
-    fn options(flags: &[&str]) -> anyhow::Result<RunOptions> {
+    fn options(flags: &[&str]) -> anyhow::Result<ContainerSpec> {
         let argv = ["run"].iter().chain(flags).chain(&["box"]);
         let a = Run::try_parse_from(argv)?.args;
-        to_run_options(&a.container, a.detach, a.sig_proxy, &a.detach_keys)
+        to_container_spec(&a.container, a.detach, a.sig_proxy, &a.detach_keys).map(|(spec, _)| spec)
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::{
 use crate::request::RunRequest;
 use coracle_image::ImageConfig;
 use coracle_model::{
-    HealthConfig, IdRef, MountRequest, NamespaceMode, NetworkMode, RunOptions, SeccompOption,
+    ContainerSpec, HealthConfig, IdRef, MountRequest, NamespaceMode, NetworkMode, SeccompOption,
     UserSpec,
 };
 use coracle_runtime::spec::ResolvedMount;
@@ -38,7 +38,7 @@ pub(crate) struct ConfigSources<'a> {
 /// The document for a new container: docker's `Config` merged from the image's
 /// config and the run options the way dockerd merges them at create.
 pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
-    let opts = &src.request.options;
+    let opts = &src.request.spec;
     let img = &src.image.config;
     let streams = opts.attached_streams();
     let (cmd, entrypoint) = match &opts.entrypoint {
@@ -58,7 +58,7 @@ pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
         }
     }
     let config = Config {
-        hostname: crate::request::container_hostname(opts, src.id),
+        hostname: coracle_model::hostname(opts, src.id, &crate::request::host_nodename()),
         domainname: opts.domainname.clone().unwrap_or_default(),
         user: opts
             .user
@@ -175,7 +175,7 @@ fn some_if_any(v: Vec<String>) -> Option<Vec<String>> {
     (!v.is_empty()).then_some(v)
 }
 
-fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
+fn host_config(opts: &ContainerSpec, runtime: Option<&str>) -> HostConfig {
     let mounts = HostMounts::of(opts);
     let defaults_or = |list: &[&str]| {
         if opts.privileged {
@@ -238,7 +238,7 @@ fn host_config(opts: &RunOptions, runtime: Option<&str>) -> HostConfig {
 }
 
 /// `HostConfig`'s resource limits, devices and cgroup settings.
-fn with_resources(host_config: HostConfig, opts: &RunOptions) -> HostConfig {
+fn with_resources(host_config: HostConfig, opts: &ContainerSpec) -> HostConfig {
     let resources = opts.resources();
     let resources_opts = &opts.resources;
     HostConfig {
@@ -307,7 +307,7 @@ struct HostMounts {
 }
 
 impl HostMounts {
-    fn of(opts: &RunOptions) -> HostMounts {
+    fn of(opts: &ContainerSpec) -> HostMounts {
         let mut binds = Vec::new();
         let mut specs = Vec::new();
         let mut tmpfs = BTreeMap::new();
@@ -374,7 +374,7 @@ fn network_mode(network: &NetworkMode) -> String {
 }
 
 /// `HostConfig.ExtraHosts`: `NAME:ADDR` as given to `--add-host`.
-fn extra_hosts(opts: &RunOptions) -> Vec<String> {
+fn extra_hosts(opts: &ContainerSpec) -> Vec<String> {
     opts.extra_hosts
         .iter()
         .map(|h| match &h.addr {
@@ -385,7 +385,7 @@ fn extra_hosts(opts: &RunOptions) -> Vec<String> {
 }
 
 /// `HostConfig.SecurityOpt`, in docker's order.
-fn security_opt(opts: &RunOptions) -> Vec<String> {
+fn security_opt(opts: &ContainerSpec) -> Vec<String> {
     let mut security_opt = Vec::new();
     match &opts.security.seccomp {
         SeccompOption::Default => {}
@@ -543,7 +543,7 @@ fn mount_points(requests: &[MountRequest], resolved: &[ResolvedMount]) -> Vec<Mo
 /// docker's Config.ExposedPorts: the image's, `--expose` and every `-p` port.
 fn exposed_ports(
     image: Option<&BTreeMap<String, serde_json::Value>>,
-    opts: &RunOptions,
+    opts: &ContainerSpec,
 ) -> Option<BTreeMap<String, serde_json::Value>> {
     let mut out = image.cloned().unwrap_or_default();
     for e in &opts.expose {
@@ -562,7 +562,7 @@ fn exposed_ports(
 }
 
 /// docker's HostConfig.PortBindings: `-p` as given ("" for a random host port).
-fn port_bindings(opts: &RunOptions) -> BTreeMap<String, serde_json::Value> {
+fn port_bindings(opts: &ContainerSpec) -> BTreeMap<String, serde_json::Value> {
     let mut out: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for p in &opts.publish {
         let key = format!("{}/{}", p.container_port, p.proto.as_str());
@@ -618,7 +618,7 @@ mod tests {
 
     #[test]
     fn merges_image_config_and_options_as_dockerd() {
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.env = vec!["A=2".into(), "B=3".into()];
         o.labels = [("x".to_string(), "2".to_string())].into();
         o.restart = RestartPolicy::OnFailure { max: Some(3) };
@@ -628,7 +628,8 @@ mod tests {
         let req = RunRequest {
             image: "box".into(),
             platform: None,
-            options: o,
+            spec: o,
+            pull: Default::default(),
         };
         let img = image();
         let args = vec!["sh".to_string()];
@@ -663,13 +664,19 @@ mod tests {
 
     #[test]
     fn entrypoint_flag_drops_image_cmd_and_detach_attaches_nothing() {
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.entrypoint = Some("".into());
-        o.detach = true;
+        // `-d`: the CLI attaches no stream.
+        o.attach = Some(coracle_model::AttachStreams {
+            stdin: false,
+            stdout: false,
+            stderr: false,
+        });
         let req = RunRequest {
             image: "box".into(),
             platform: None,
-            options: o,
+            spec: o,
+            pull: Default::default(),
         };
         let img = image();
         let c = build(&sources(&req, &img, &[]));
@@ -681,7 +688,7 @@ mod tests {
 
     #[test]
     fn mounts_in_docker_shape() {
-        let mut o = RunOptions::new();
+        let mut o = ContainerSpec::new();
         o.mounts = vec![
             parse_volume("/host:/in:ro").unwrap(),
             parse_volume("data:/data").unwrap(),
@@ -726,7 +733,8 @@ mod tests {
         let req = RunRequest {
             image: "box".into(),
             platform: None,
-            options: o,
+            spec: o,
+            pull: Default::default(),
         };
         let img = image();
         let mut src = sources(&req, &img, &[]);

@@ -4,11 +4,11 @@
 
 use crate::EngineError;
 use coracle_model::{BlkioDevice, Resources};
-use coracle_model::{RunOptions, ThrottleDevice};
+use coracle_model::{ContainerSpec, ThrottleDevice};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 /// Fills the block I/O device lists of `res` from `opts`.
-pub fn resolve(opts: &RunOptions, res: &mut Resources) -> Result<(), EngineError> {
+pub fn resolve(opts: &ContainerSpec, res: &mut Resources) -> Result<(), EngineError> {
     let r = &opts.resources;
     res.blkio_weight_device = r
         .blkio_weight_device

@@ -16,8 +16,8 @@ use crate::{Containers, Engine, EngineError};
 use coracle_core::Platform;
 use coracle_image::ImageConfig;
 use coracle_model::{
-    EnvContext, HealthConfig, HostFacts, ImageDefaults, MountRequest, NamespaceMode, PullPolicy,
-    ResolvedContainer, RunOptions, SeccompOption,
+    ContainerSpec, EnvContext, HealthConfig, HostFacts, ImageDefaults, MountRequest, NamespaceMode,
+    PullPolicy, ResolvedContainer, SeccompOption,
 };
 use coracle_rootfs::snapshot::{self, RootfsMount};
 use coracle_rootfs::{etc_files, VolumeStore};
@@ -127,7 +127,7 @@ impl Engine {
                 progress,
             )
         };
-        match req.options.pull {
+        match req.pull {
             PullPolicy::Always => {
                 pull(self)?;
             }
@@ -184,7 +184,7 @@ impl Containers<'_> {
         req: &RunRequest,
         progress: &dyn PullProgress,
     ) -> Result<PreparedContainer, EngineError> {
-        let opts = &req.options;
+        let opts = &req.spec;
         if let Some(name) = &opts.name {
             if !valid_name(name) {
                 return Err(EngineError::InvalidArgument(format!(
@@ -238,7 +238,7 @@ impl Containers<'_> {
 impl Engine {
     /// Inserts the container's record, under `--name` or a generated name that is free.
     fn persist_record(&mut self, new: &NewContainer) -> Result<String, EngineError> {
-        let opts = &new.req.options;
+        let opts = &new.req.spec;
         loop {
             let name = match &opts.name {
                 Some(n) => n.clone(),
@@ -286,7 +286,7 @@ impl NewContainer<'_> {
             request: self.req,
             image: self.config,
             args: &self.resolved.args,
-            runtime: self.req.options.runtime.as_deref(),
+            runtime: self.req.spec.runtime.as_deref(),
             health,
             mounts,
             volumes_from: &self.shared.points,
@@ -298,7 +298,7 @@ impl CreationGuard<'_> {
     /// The root filesystem, network, /etc files, mounts and bundle of a container
     /// whose record exists; on error the guard undoes it all.
     fn prepare(&mut self, new: &NewContainer, name: &str) -> Result<(), EngineError> {
-        let opts = &new.req.options;
+        let opts = &new.req.spec;
         let rootfs = self.mount_rootfs(new.image, opts.rm)?;
         let root = rootfs.target.clone();
         let net = self.engine.plan_network(
@@ -458,7 +458,7 @@ impl Engine {
         net: &NetworkPlan,
         etc: etc_files::EtcFiles,
     ) -> Result<SpecInput, EngineError> {
-        let (opts, resolved) = (&new.req.options, new.resolved);
+        let (opts, resolved) = (&new.req.spec, new.resolved);
         let env = coracle_model::merge_env(
             new.config.config.env.as_deref().unwrap_or(&[]),
             &opts.env,
@@ -530,7 +530,7 @@ impl Engine {
     fn write_bundle(
         &self,
         dir: &Path,
-        opts: &RunOptions,
+        opts: &ContainerSpec,
         input: &SpecInput,
     ) -> Result<(), EngineError> {
         let mut spec = spec::build_spec(input)?;
@@ -748,10 +748,7 @@ fn host_facts() -> HostFacts {
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
     }
     HostFacts {
-        nodename: rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned(),
+        nodename: crate::request::host_nodename(),
         bounding_capabilities: mask("CapBnd:"),
         effective_capabilities: mask("CapEff:"),
         last_cap: number("/proc/sys/kernel/cap_last_cap").unwrap_or(40),

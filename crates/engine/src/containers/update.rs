@@ -8,7 +8,7 @@
 
 use crate::container_config::{HostConfig, RestartPolicyJson, StoredConfig};
 use crate::{Containers, Engine, EngineError};
-use coracle_model::{CpuQuota, ResourceOptions, RestartPolicy, RunOptions, UpdateOptions};
+use coracle_model::{ContainerSpec, CpuQuota, ResourceOptions, RestartPolicy, UpdateOptions};
 use coracle_runtime::runtime::RuntimeError;
 use coracle_runtime::spec::update::{apply_update, live_resources, ResourceChanges};
 use std::path::Path;
@@ -231,7 +231,7 @@ fn merge(h: &HostConfig, o: &UpdateOptions) -> Result<HostConfig, String> {
 fn effective(h: &HostConfig) -> coracle_model::Resources {
     let pos = |v: i64| (v > 0).then_some(v);
     let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let mut run = RunOptions::new();
+    let mut run = ContainerSpec::new();
     run.resources = ResourceOptions {
         memory: pos(h.memory),
         memory_swap: (h.memory_swap != 0).then_some(h.memory_swap),

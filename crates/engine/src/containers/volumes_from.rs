@@ -3,7 +3,7 @@
 
 use crate::container_config::{MountPoint, StoredConfig};
 use crate::{Engine, EngineError};
-use coracle_model::{clean_path, MountRequest, Propagation, RunOptions};
+use coracle_model::{clean_path, ContainerSpec, MountRequest, Propagation};
 
 /// The mounts `--volumes-from` adds to a new container.
 pub(crate) struct SharedMounts {
@@ -20,7 +20,10 @@ impl Engine {
     /// where `:ro` says so. A later container's mount at a place replaces an earlier
     /// one's, and the new container's own `-v`/`--mount` there win over both; a
     /// volume is shared as it is, never filled from the image.
-    pub(crate) fn volumes_from(&mut self, opts: &RunOptions) -> Result<SharedMounts, EngineError> {
+    pub(crate) fn volumes_from(
+        &mut self,
+        opts: &ContainerSpec,
+    ) -> Result<SharedMounts, EngineError> {
         let mut points: Vec<MountPoint> = Vec::new();
         for vf in &opts.volumes_from {
             let c = self.find_container(&vf.container)?;

@@ -8,7 +8,7 @@ use crate::container_config::StoredConfig;
 pub use crate::stored::LegacyLink;
 use crate::stored::{NetMode, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
-use coracle_model::{NetworkMode, RunOptions};
+use coracle_model::{ContainerSpec, NetworkMode};
 use coracle_state::ContainerRecord;
 use std::net::IpAddr;
 
@@ -39,7 +39,7 @@ impl Engine {
     /// the host's network.
     pub(crate) fn resolve_links(
         &mut self,
-        opts: &RunOptions,
+        opts: &ContainerSpec,
     ) -> Result<(Vec<LegacyLink>, LinkAliases), EngineError> {
         if let NetworkMode::Named(n) = &opts.network {
             if n != DEFAULT_NETWORK {

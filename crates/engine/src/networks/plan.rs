@@ -6,7 +6,7 @@ use super::{NetMode, NetworkConfig, DEFAULT_NETWORK};
 use crate::{Engine, EngineError};
 use coracle_core::PortMapping;
 use coracle_image::ImageConfig;
-use coracle_model::{HostAddr, NetworkMode, RunOptions};
+use coracle_model::{ContainerSpec, HostAddr, NetworkMode};
 use coracle_net::dns::DNS_ADDR;
 use coracle_rootfs::etc_files::DnsOverrides;
 use coracle_runtime::spec::NetworkNamespace;
@@ -26,7 +26,7 @@ impl Engine {
     pub(crate) fn plan_network(
         &mut self,
         id: &str,
-        opts: &RunOptions,
+        opts: &ContainerSpec,
         image: &ImageConfig,
         hostname: &str,
         host_resolv_conf: &str,
@@ -53,7 +53,7 @@ impl Engine {
     fn join_network(
         &mut self,
         id: &str,
-        opts: &RunOptions,
+        opts: &ContainerSpec,
         image: &ImageConfig,
         config: &mut NetworkConfig,
     ) -> Result<JoinedNetwork, EngineError> {
@@ -100,7 +100,7 @@ impl Engine {
     /// and whether the network is user-defined.
     fn bridge_endpoint(
         &mut self,
-        opts: &RunOptions,
+        opts: &ContainerSpec,
     ) -> Result<(EndpointConfig, bool), EngineError> {
         let net = match &opts.network {
             NetworkMode::Named(name) => self.find_joinable(name)?,
@@ -132,7 +132,7 @@ impl Engine {
     }
 
     /// `--add-host` entries with their addresses, `host-gateway` resolved.
-    fn extra_hosts(&mut self, opts: &RunOptions) -> Result<Vec<(String, IpAddr)>, EngineError> {
+    fn extra_hosts(&mut self, opts: &ContainerSpec) -> Result<Vec<(String, IpAddr)>, EngineError> {
         // host-gateway: the default network's gateway, as docker's is docker0's.
         let gateway = if opts
             .extra_hosts
@@ -174,7 +174,7 @@ struct JoinedNetwork {
 /// The container's /etc/resolv.conf settings; on a user-defined network the
 /// upstreams of the embedded server go into `config`.
 fn dns_overrides(
-    opts: &RunOptions,
+    opts: &ContainerSpec,
     user_network: bool,
     host_resolv_conf: &str,
     config: &mut NetworkConfig,
@@ -211,7 +211,7 @@ fn dns_overrides(
 
 /// `-p`, plus with `-P` every port the image or `--expose` declares, each on a random
 /// host port (docker's PublishAllPorts).
-fn published(opts: &RunOptions, image: &ImageConfig) -> Vec<PortMapping> {
+fn published(opts: &ContainerSpec, image: &ImageConfig) -> Vec<PortMapping> {
     let mut out = opts.publish.clone();
     if opts.publish_all {
         let mut exposed: Vec<_> = image

@@ -7,7 +7,7 @@ use crate::EngineError;
 use coracle_core::{PortMapping, Protocol};
 use coracle_image::ImageConfig;
 use coracle_model::{
-    parse_add_host, parse_expose, parse_mac, parse_publish, NetworkMode, RunOptions,
+    parse_add_host, parse_expose, parse_mac, parse_publish, ContainerSpec, NetworkMode,
 };
 use coracle_net::firewall::{FirewallState, NetworkRule, PortForward};
 use coracle_runtime::spec::NetworkNamespace;
@@ -35,14 +35,14 @@ fn image(exposed: &[&str]) -> ImageConfig {
     ImageConfig::parse(config.to_string().as_bytes()).unwrap()
 }
 
-fn with_network(network: NetworkMode) -> RunOptions {
-    RunOptions {
+fn with_network(network: NetworkMode) -> ContainerSpec {
+    ContainerSpec {
         network,
-        ..RunOptions::new()
+        ..ContainerSpec::new()
     }
 }
 
-fn plan(s: &mut TestStore, opts: &RunOptions) -> Result<super::plan::NetworkPlan, EngineError> {
+fn plan(s: &mut TestStore, opts: &ContainerSpec) -> Result<super::plan::NetworkPlan, EngineError> {
     s.engine
         .plan_network(&id('c'), opts, &image(&[]), "host1", RESOLV)
 }
@@ -75,7 +75,7 @@ fn none_gets_a_namespace_of_its_own_in_the_run_directory() {
 #[test]
 fn host_mode_discards_published_ports() {
     let mut s = store();
-    let opts = RunOptions {
+    let opts = ContainerSpec {
         publish: parse_publish("8080:80").unwrap(),
         ..with_network(NetworkMode::Host)
     };
@@ -89,7 +89,7 @@ fn host_mode_discards_published_ports() {
 #[test]
 fn the_default_network_is_made_on_first_use_from_the_configured_pools() {
     let mut s = store();
-    let p = plan(&mut s, &RunOptions::new()).unwrap();
+    let p = plan(&mut s, &ContainerSpec::new()).unwrap();
     assert_eq!(p.config.mode, NetMode::Bridge);
     let net = s.engine.db.network_by_name("bridge").unwrap().unwrap();
     let pool: Ipv4Net = TEST_POOL.parse().unwrap();
@@ -108,25 +108,25 @@ fn the_default_network_is_made_on_first_use_from_the_configured_pools() {
     assert!(p.dns.nameservers.is_empty());
     assert!(p.config.dns_upstreams.is_empty());
     // Made once.
-    plan(&mut s, &RunOptions::new()).unwrap();
+    plan(&mut s, &ContainerSpec::new()).unwrap();
     assert_eq!(s.engine.db.networks().unwrap().len(), 1);
 }
 
 #[test]
 fn the_default_network_refuses_an_address_and_aliases() {
     let mut s = store();
-    let ip = RunOptions {
+    let ip = ContainerSpec {
         ip: Some(Ipv4Addr::new(10, 213, 0, 9)),
-        ..RunOptions::new()
+        ..ContainerSpec::new()
     };
     let err = plan(&mut s, &ip).err().unwrap();
     assert_eq!(
         err.to_string(),
         "user specified IP address is supported on user defined networks only"
     );
-    let alias = RunOptions {
+    let alias = ContainerSpec {
         network_aliases: vec!["db".into()],
-        ..RunOptions::new()
+        ..ContainerSpec::new()
     };
     let err = plan(&mut s, &alias).err().unwrap();
     assert_eq!(
@@ -138,11 +138,11 @@ fn the_default_network_refuses_an_address_and_aliases() {
 #[test]
 fn publish_all_adds_every_exposed_port_once_on_a_random_host_port() {
     let mut s = store();
-    let opts = RunOptions {
+    let opts = ContainerSpec {
         publish: parse_publish("8080:80").unwrap(),
         publish_all: true,
         expose: parse_expose("53/udp").unwrap(),
-        ..RunOptions::new()
+        ..ContainerSpec::new()
     };
     let p = s
         .engine
@@ -168,7 +168,7 @@ fn publish_all_adds_every_exposed_port_once_on_a_random_host_port() {
 fn a_user_network_gets_the_embedded_dns_and_the_endpoint_as_asked() {
     let mut s = store();
     let net = create_network(&mut s, "appnet", "10.213.77.0/24");
-    let opts = RunOptions {
+    let opts = ContainerSpec {
         ip: Some(Ipv4Addr::new(10, 213, 77, 9)),
         network_aliases: vec!["db".into()],
         mac_address: Some(parse_mac("02:42:0a:d5:4d:09").unwrap()),
@@ -190,7 +190,7 @@ fn a_user_network_gets_the_embedded_dns_and_the_endpoint_as_asked() {
     // The embedded server forwards to the host's resolvers...
     assert_eq!(p.config.dns_upstreams, ["192.0.2.53"]);
     // ... or to --dns; an ndots given is kept.
-    let opts = RunOptions {
+    let opts = ContainerSpec {
         dns: vec!["192.0.2.1".parse().unwrap()],
         dns_options: vec!["ndots:3".into()],
         ..with_network(NetworkMode::Named("appnet".into()))
@@ -204,7 +204,7 @@ fn a_user_network_gets_the_embedded_dns_and_the_endpoint_as_asked() {
 fn an_address_outside_the_networks_subnet_is_refused() {
     let mut s = store();
     create_network(&mut s, "appnet", "10.213.77.0/24");
-    let opts = RunOptions {
+    let opts = ContainerSpec {
         ip: Some(Ipv4Addr::new(10, 213, 78, 9)),
         ..with_network(NetworkMode::Named("appnet".into()))
     };
@@ -226,7 +226,7 @@ fn container_mode_joins_the_other_containers_namespace_and_etc_files() {
 #[test]
 fn host_gateway_is_the_default_networks_gateway() {
     let mut s = store();
-    let opts = RunOptions {
+    let opts = ContainerSpec {
         extra_hosts: vec![
             parse_add_host("gw:host-gateway").unwrap(),
             parse_add_host("one:192.0.2.1").unwrap(),

@@ -202,7 +202,7 @@ pub struct SpecInput {
     pub sysctls: BTreeMap<String, String>,
     pub privileged: bool,
     /// the final capability list (`CAP_X`), from
-    /// [`coracle_model::RunOptions::capabilities`].
+    /// [`coracle_model::ContainerSpec::capabilities`].
     pub capabilities: Vec<String>,
     pub seccomp: SeccompChoice,
     pub no_new_privileges: bool,
