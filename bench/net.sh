@@ -61,7 +61,10 @@ mv "$bench/config.json" "$bench/bundle/config.json"
 "${IN[@]}" "${C[@]}" run --name spec-source --network none bench/busybox true
 spec_dir=$(ls -d "$bench"/coracle/containers/*)
 mkdir -p "$bench/same"
-jq --arg root "$bench/bundle/rootfs" '.root.path = $root' "$spec_dir/config.json" >"$bench/same/config.json"
+# The kept container's network namespace went with it: crun makes a new one.
+jq --arg root "$bench/bundle/rootfs" '.root.path = $root
+  | .linux.namespaces |= map(if .type == "network" then del(.path) else . end)' \
+  "$spec_dir/config.json" >"$bench/same/config.json"
 
 # --- 1. start latency on the default bridge ---------------------------------------
 echo "== run --rm true: default bridge vs --network none vs crun ($runs runs)"
