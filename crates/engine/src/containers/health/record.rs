@@ -142,54 +142,11 @@ mod tests {
 
     /// A store on a tempdir holding one created container with `check`.
     fn store_with(check: Option<HealthConfig>) -> (tempfile::TempDir, Engine, String) {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut e = Engine::open(tmp.path().join("store")).unwrap();
+        let mut s = crate::testing::store();
         let id = "ab".repeat(32);
-        let image = coracle_core::Digest::sha256_of(b"image");
-        let layer = coracle_core::Digest::sha256_of(b"layer");
-        e.db.put_image(&coracle_state::NewImage {
-            id: image.clone(),
-            manifest_digest: coracle_core::Digest::sha256_of(b"manifest"),
-            manifest: vec![],
-            manifest_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            config: vec![],
-            created: None,
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: None,
-            layers: vec![coracle_state::ImageLayer {
-                chain_id: layer.clone(),
-                diff_id: layer.clone(),
-                blob_digest: layer,
-                blob_size: 1,
-                media_type: "application/vnd.oci.image.layer.v1.tar".into(),
-                size: 1,
-            }],
-        })
-        .unwrap();
-        e.db.insert_container(&ContainerRecord::new_created(
-            id.clone(),
-            "web".into(),
-            image,
-            "box".into(),
-            0,
-            "{}".into(),
-        ))
-        .unwrap();
-        let cfg = serde_json::json!({
-            "id": id,
-            "name": "web",
-            "rm": false,
-            "tty": false,
-            "interactive": false,
-            "runtime": null,
-            "rootfs": {"target": tmp.path().join("merged"), "kind": "Copy"},
-            "health": check,
-        });
-        let dir = e.containers_dir().join(&id);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("container.json"), cfg.to_string()).unwrap();
-        (tmp, e, id)
+        s.add_container(&id, "web", serde_json::json!({ "health": check }));
+        let crate::testing::TestStore { tmp, engine, .. } = s;
+        (tmp, engine, id)
     }
 
     fn stored(e: &Engine, id: &str) -> ContainerRecord {
