@@ -70,9 +70,11 @@ fn skip_blank_and_comments(text: &str, mut pos: usize) -> usize {
 /// and whether the line had no value (`KEY` alone: inherited from the lookup).
 /// compose-go accepts `=` and, for YAML-style files, `:` as separators.
 fn key_name(src: &str, line: usize) -> Result<(String, usize, bool), ComposeError> {
-    let start = match src.strip_prefix("export ") {
-        Some(rest) => src.len() - rest.trim_start_matches([' ', '\t']).len(),
-        None => 0,
+    let start = match src.strip_prefix("export") {
+        Some(rest) if rest.starts_with([' ', '\t']) => {
+            src.len() - rest.trim_start_matches([' ', '\t']).len()
+        }
+        _ => 0,
     };
     for (i, c) in src[start..].char_indices() {
         let (inherited, end) = match c {
@@ -91,6 +93,9 @@ fn key_name(src: &str, line: usize) -> Result<(String, usize, bool), ComposeErro
         let key = src[start..start + end].trim();
         if key.is_empty() {
             return Err(dotenv_error(line, "zero length string".to_string()));
+        }
+        if key.contains(char::is_whitespace) {
+            return Err(dotenv_error(line, "key cannot contain a space".to_string()));
         }
         return Ok((key.to_string(), start + end + c.len_utf8(), inherited));
     }
@@ -116,51 +121,99 @@ fn value_of(src: &str, line: usize, lookup: Lookup) -> Result<(String, usize), C
         }
     };
     let body = &trimmed[1..];
-    let close = closing_quote(body, quote).ok_or_else(|| {
+    let (raw, close) = quoted(body, quote).ok_or_else(|| {
         let first_line = trimmed.lines().next().unwrap_or_default();
         dotenv_error(line, format!("unterminated quoted value {first_line}"))
     })?;
-    let raw = &body[..close];
     let value = if quote == '\'' {
-        raw.to_string()
+        raw
     } else {
-        substitute(&expand_escapes(raw), lookup).map_err(|e| dotenv_error(line, e.to_string()))?
+        substitute(&expand_escapes(&raw), lookup).map_err(|e| dotenv_error(line, e.to_string()))?
     };
     Ok((value, skipped + 1 + close + 1))
 }
 
-/// A quote closes the value unless a backslash precedes it.
-fn closing_quote(body: &str, quote: char) -> Option<usize> {
-    let mut previous = None;
+/// The text inside quotes and the index of the closing quote. As in compose-go, in both
+/// kinds of quotes a backslash before the quote character escapes it (and is dropped);
+/// a backslash before anything else is kept for [`expand_escapes`].
+fn quoted(body: &str, quote: char) -> Option<(String, usize)> {
+    let mut out = String::new();
+    let mut escaped = false;
     for (i, c) in body.char_indices() {
-        if c == quote && previous != Some('\\') {
-            return Some(i);
+        if c == quote {
+            if !escaped {
+                return Some((out, i));
+            }
+            escaped = false;
+        } else if escaped {
+            escaped = false;
+            out.push('\\');
+        } else if c == '\\' {
+            escaped = true;
+            continue;
         }
-        previous = Some(c);
+        out.push(c);
     }
     None
 }
 
-/// godotenv's escapes in double quotes: `\n` and `\r` become the control characters, any
-/// other backslash-escaped character but `$` stands for itself (`\$` is kept for the
-/// interpolation that follows).
+/// compose-go's escapes in double quotes: Go's `\a \b \f \n \r \t \v \" \\`, octal
+/// `\0NNN`, and `\$` for a literal dollar (made `$$` for the interpolation that follows).
+/// Any other backslash stays as written.
 fn expand_escapes(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('$') => out.push_str("\\$"),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
+    let mut rest = raw;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (text, used) = escape(after);
+        out.push_str(&text);
+        rest = &after[used..];
     }
+    out.push_str(rest);
     out
+}
+
+/// One escape after its backslash: the text it stands for and how many bytes it used.
+fn escape(after: &str) -> (String, usize) {
+    let Some(c) = after.chars().next() else {
+        return ("\\".to_string(), 0);
+    };
+    let simple = match c {
+        'a' => Some('\u{7}'),
+        'b' => Some('\u{8}'),
+        'f' => Some('\u{c}'),
+        'n' => Some('\n'),
+        'r' => Some('\r'),
+        't' => Some('\t'),
+        'v' => Some('\u{b}'),
+        '"' => Some('"'),
+        '\\' => Some('\\'),
+        _ => None,
+    };
+    if let Some(ch) = simple {
+        return (ch.to_string(), 1);
+    }
+    match c {
+        '$' => ("$$".to_string(), 1),
+        '0' => octal(&after[1..]),
+        _ => ("\\".to_string(), 0),
+    }
+}
+
+/// `\0` then up to three digits: Go's unquoting wants exactly three octal digits (at most
+/// 0377); anything else is left as a backslash followed by the digits.
+fn octal(digits: &str) -> (String, usize) {
+    let len = digits
+        .bytes()
+        .take(3)
+        .take_while(u8::is_ascii_digit)
+        .count();
+    let text = &digits[..len];
+    match u8::from_str_radix(text, 8) {
+        Ok(byte) if len == 3 => (char::from(byte).to_string(), 1 + len),
+        _ => (format!("\\{text}"), 1 + len),
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,11 @@ fn parses_single_values_like_compose_go() {
         ("A='multi\nline'", "multi\nline"),
         ("A.B-C[0]=dotted", "dotted"),
         ("A=$$literal", "$literal"),
+        ("A='it\\'s'", "it's"),
+        ("A=\"tab\\there\\\\back\"", "tab\there\\back"),
+        ("A=\"\\$HOME costs \\$5\"", "$HOME costs $5"),
+        ("A=\"\\0101\\q\"", "A\\q"),
+        ("A=\"bell\\a\\v\"", "bell\u{7}\u{b}"),
     ];
     for (text, want) in cases {
         assert_eq!(one(text), *want, "text {text:?}");
@@ -77,6 +82,18 @@ USE=$SHADOWED
 }
 
 #[test]
+fn export_is_a_prefix_only_with_space_after_it() {
+    assert_eq!(
+        pairs("exportA=1"),
+        vec![("exportA".to_string(), "1".to_string())]
+    );
+    assert_eq!(
+        pairs("export\tA=1"),
+        vec![("A".to_string(), "1".to_string())]
+    );
+}
+
+#[test]
 fn bare_keys_inherit_from_the_lookup() {
     assert_eq!(
         pairs("HOME\nNOT_SET\nB=1\nSHADOWED"),
@@ -105,6 +122,7 @@ fn reports_bad_lines() {
             r#"line 2: unexpected character "\"" in variable name "B\"=2""#,
         ),
         ("=value", "line 1: zero length string"),
+        ("A=1\nMY KEY=2", "line 2: key cannot contain a space"),
         ("\n\nA=\"open", "line 3: unterminated quoted value \"open"),
         ("A='open\nB=1", "line 1: unterminated quoted value 'open"),
         ("A=${", r#"line 1: Invalid template: "${""#),
