@@ -62,6 +62,10 @@ fn substitutes_like_compose_go() {
         ("${UNI}/$UNI", "é€/é€"),
         ("ü${FOO}ü", "üfirstü"),
         ("host:${NUM:-80}:80", "host:8080:80"),
+        ("${UNSET-err?msg}", "err?msg"),
+        ("${UNSET:-${BAR-d}}", ""),
+        ("${FOO:+${FOO},}x", "first,x"),
+        ("${UNSET:+${UNSET},}x", "x"),
     ];
     for (template, want) in cases {
         assert_eq!(sub(template).as_deref(), Ok(*want), "template {template:?}");
@@ -75,6 +79,8 @@ fn reports_errors_like_compose_go() {
         ("${FOO", r#"Invalid template: "${FOO""#),
         ("a ${ FOO}", r#"Invalid template: "a ${ FOO}""#),
         ("${}", r#"Invalid template: "${}""#),
+        ("${ }", r#"Invalid template: "${ }""#),
+        ("${FOO!}", r#"Invalid template: "${FOO!}""#),
         ("${FOO }", r#"Invalid template: "${FOO }""#),
         ("${FOO:}", r#"Invalid template: "${FOO:}""#),
         ("${FOO:x}", r#"Invalid template: "${FOO:x}""#),
