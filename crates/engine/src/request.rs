@@ -12,11 +12,3 @@ pub struct RunRequest {
     /// container's.
     pub pull: PullPolicy,
 }
-
-/// The host's name (a container sharing the host's network or UTS namespace keeps it).
-pub(crate) fn host_nodename() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}

@@ -26,6 +26,8 @@ pub(crate) struct ConfigSources<'a> {
     pub image: &'a ImageConfig,
     /// The resolved command: entrypoint and cmd joined.
     pub args: &'a [String],
+    /// The resolved hostname.
+    pub hostname: &'a str,
     pub runtime: Option<&'a str>,
     pub health: Option<&'a HealthConfig>,
     /// Resolved: `--volumes-from` mounts sit between the requested mounts and the
@@ -58,7 +60,7 @@ pub(crate) fn build(src: &ConfigSources) -> StoredConfig {
         }
     }
     let config = Config {
-        hostname: coracle_model::hostname(opts, src.id, &crate::request::host_nodename()),
+        hostname: src.hostname.to_string(),
         domainname: opts.domainname.clone().unwrap_or_default(),
         user: opts
             .user
@@ -603,12 +605,16 @@ mod tests {
         img: &'a ImageConfig,
         args: &'a [String],
     ) -> ConfigSources<'a> {
+        let id = "0123456789abcdef0123";
+        // As `create` resolves it; leaked: a test's few bytes outlive the sources.
+        let hostname = coracle_model::hostname(&req.spec, id, "host");
         ConfigSources {
-            id: "0123456789abcdef0123",
+            id,
             created: chrono::DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
             request: req,
             image: img,
             args,
+            hostname: Box::leak(hostname.into_boxed_str()),
             runtime: None,
             health: None,
             mounts: None,

@@ -196,13 +196,9 @@ impl Containers<'_> {
         let shared = self.volumes_from(opts)?;
         let config = ImageConfig::parse(&image.config)?;
         let id = new_container_id().map_err(EngineError::io("read", "/dev/urandom"))?;
-        let resolved = coracle_model::resolve(
-            opts,
-            &id,
-            &image_defaults(&config),
-            &shared.requests,
-            &host_facts(),
-        )?;
+        let host = host_facts();
+        let resolved =
+            coracle_model::resolve(opts, &id, &image_defaults(&config), &shared.requests, &host)?;
         let new = NewContainer {
             req,
             id: &id,
@@ -210,6 +206,7 @@ impl Containers<'_> {
             image: &image,
             config: &config,
             resolved: &resolved,
+            host: &host,
             shared: &shared,
         };
         let dir = self.containers_dir().join(&id);
@@ -271,6 +268,7 @@ struct NewContainer<'a> {
     image: &'a coracle_state::ImageRecord,
     config: &'a ImageConfig,
     resolved: &'a ResolvedContainer,
+    host: &'a HostFacts,
     shared: &'a crate::containers::volumes_from::SharedMounts,
 }
 
@@ -286,6 +284,7 @@ impl NewContainer<'_> {
             request: self.req,
             image: self.config,
             args: &self.resolved.args,
+            hostname: &self.resolved.hostname,
             runtime: self.req.spec.runtime.as_deref(),
             health,
             mounts,
@@ -505,7 +504,7 @@ impl Engine {
                 r
             },
             ulimits: opts.ulimits.clone(),
-            host_hard_limits: host_hard_limits(),
+            host_hard_limits: new.host.hard_limits.clone(),
             shm_size: opts.shm_size,
             devices: crate::containers::devices::resolve(&opts.devices, opts.privileged)?,
             sysctls: opts.sysctls.clone(),
@@ -748,7 +747,10 @@ fn host_facts() -> HostFacts {
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
     }
     HostFacts {
-        nodename: crate::request::host_nodename(),
+        nodename: rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
         bounding_capabilities: mask("CapBnd:"),
         effective_capabilities: mask("CapEff:"),
         last_cap: number("/proc/sys/kernel/cap_last_cap").unwrap_or(40),

@@ -252,6 +252,23 @@ pub(crate) fn unpack_limits(l: &coracle_image::LayerLimits) -> UnpackLimits {
     }
 }
 
+/// The job's layer when the store already has it unpacked (reported as such).
+fn unpacked_layer(
+    ctx: &FetchContext,
+    job: &LayerJob,
+    progress: &dyn PullProgress,
+) -> Result<Option<ImageLayer>, EngineError> {
+    if !ctx.layers.contains(&job.chain_id) {
+        return Ok(None);
+    }
+    progress.layer(&job.desc.digest, LayerEvent::AlreadyExists);
+    let size = match job.known_size {
+        Some(s) => s,
+        None => crate::images::unpack::tree_size(&ctx.layers.path(&job.chain_id))?,
+    };
+    Ok(Some(image_layer(job, size)))
+}
+
 async fn fetch_layers(
     ctx: Arc<FetchContext>,
     jobs: Vec<LayerJob>,
@@ -263,26 +280,16 @@ async fn fetch_layers(
         let ctx = ctx.clone();
         let semaphore = semaphore.clone();
         async move {
-            if ctx.layers.contains(&job.chain_id) {
-                progress.layer(&job.desc.digest, LayerEvent::AlreadyExists);
-                let size = match job.known_size {
-                    Some(s) => s,
-                    None => crate::images::unpack::tree_size(&ctx.layers.path(&job.chain_id))?,
-                };
-                return Ok(image_layer(&job, size));
+            if let Some(layer) = unpacked_layer(&ctx, &job, progress)? {
+                return Ok(layer);
             }
             progress.layer(&job.desc.digest, LayerEvent::Waiting);
             // Locks in one order only: layer, then (inside the fetch) its blob; a blob's
             // holder waits for no lock, so concurrent pulls cannot deadlock.
             let _layer_lock = wait_for_layer_lock(&ctx.layers, &job.chain_id).await?;
-            if ctx.layers.contains(&job.chain_id) {
-                // Another process unpacked it while we waited.
-                progress.layer(&job.desc.digest, LayerEvent::AlreadyExists);
-                let size = match job.known_size {
-                    Some(s) => s,
-                    None => crate::images::unpack::tree_size(&ctx.layers.path(&job.chain_id))?,
-                };
-                return Ok(image_layer(&job, size));
+            // Another process may have unpacked it while we waited.
+            if let Some(layer) = unpacked_layer(&ctx, &job, progress)? {
+                return Ok(layer);
             }
             let _permit = semaphore
                 .acquire()

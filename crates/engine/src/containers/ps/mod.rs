@@ -594,10 +594,11 @@ fn port_filters(f: &Filters, key: &str) -> Result<Vec<PortFilter>, EngineError> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn record(state: ContainerState) -> ContainerRecord {
+    /// A created-then-`state` record named `web` (shared with `select`'s tests).
+    pub(crate) fn record(state: ContainerState) -> ContainerRecord {
         let mut r = ContainerRecord::new_created(
             "c".repeat(64),
             "web".into(),

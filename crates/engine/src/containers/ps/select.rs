@@ -120,22 +120,10 @@ pub(super) fn unique_prefix(candidates: &[Candidate], prefix: &str) -> Option<St
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::record;
     use super::*;
     use crate::filters::Filters;
-    use coracle_state::{ContainerRecord, ContainerState};
-
-    fn record(state: ContainerState) -> ContainerRecord {
-        let mut r = ContainerRecord::new_created(
-            "c".repeat(64),
-            "web".into(),
-            coracle_core::Digest::sha256_of(b"img"),
-            "box".into(),
-            0,
-            "{}".into(),
-        );
-        r.state = state;
-        r
-    }
+    use coracle_state::ContainerState;
 
     fn candidate(
         id: &str,
